@@ -1,0 +1,65 @@
+# ferropg: developer entry points. `make help` lists them.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CARGO ?= cargo
+# Extension builds: debug for tests (fast to build), release for benchmarks and demos.
+MATURIN_FLAGS ?=
+
+.PHONY: help setup venv build build-release demo test test-rust test-python lint fmt fuzz-check fuzz-smoke bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+setup:  ## install what is missing: PostgreSQL server, Python tools (idempotent)
+	bash scripts/setup.sh
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+venv: $(PY)  ## the project's virtualenv with maturin, pytest, uvloop, hypothesis, ruff
+	@$(PY) -c 'import maturin, pytest, uvloop, hypothesis, distro, asyncpg' 2>/dev/null || \
+		$(PY) -m pip install --quiet --disable-pip-version-check \
+			'maturin>=1.9,<2' pytest uvloop hypothesis ruff distro asyncpg==0.32.0
+
+build: venv  ## build the extension into the virtualenv (debug)
+	$(VENV)/bin/maturin develop --quiet $(MATURIN_FLAGS)
+
+build-release: venv  ## build the extension into the virtualenv (release)
+	$(VENV)/bin/maturin develop --quiet --release $(MATURIN_FLAGS)
+
+demo: setup build-release  ## run examples/python/tour.py (temporary cluster unless PGDSN/PGHOST is set)
+	$(PY) examples/python/tour.py
+
+test: setup build  ## every test: lints, cargo test, the fuzz target build, pytest
+	$(MAKE) lint
+	$(MAKE) test-rust
+	$(MAKE) fuzz-check
+	$(MAKE) test-python
+
+test-rust:  ## cargo tests (integration tests start their own PostgreSQL)
+	$(CARGO) test --workspace --quiet
+
+test-python:  ## pytest against a temporary cluster, on asyncio and uvloop
+	$(PY) -m pytest -q tests
+
+lint:  ## rustfmt, clippy with warnings as errors, ruff
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
+	$(VENV)/bin/ruff check python tests tools examples
+	$(VENV)/bin/ruff format --check python tests tools examples
+
+fmt:  ## format Rust and Python sources
+	$(CARGO) fmt --all
+	$(VENV)/bin/ruff format python tests tools examples
+
+fuzz-check:  ## type-check the fuzz targets; with cargo-fuzz present, run each for 10 s
+	bash scripts/fuzz.sh smoke
+
+bench: build-release  ## side-by-side benchmarks (see benches/)
+	$(PY) benches/run.py
+
+clean:  ## remove build output
+	$(CARGO) clean
+	rm -rf $(VENV)

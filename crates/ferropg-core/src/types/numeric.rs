@@ -1,0 +1,270 @@
+//! `numeric` in PostgreSQL's binary form: base-10000 digit groups with a weight,
+//! a sign word and a display scale, converted to and from decimal text.
+
+use bytes::{BufMut, BytesMut};
+
+use super::{DecodeError, EncodeError};
+
+const POS: u16 = 0x0000;
+const NEG: u16 = 0x4000;
+const NAN: u16 = 0xC000;
+const PINF: u16 = 0xD000;
+const NINF: u16 = 0xF000;
+/// PostgreSQL's largest display scale (`NUMERIC_DSCALE_MASK`).
+const MAX_DSCALE: usize = 0x3FFF;
+
+/// Decodes a binary numeric into decimal text that Python's `Decimal` and Rust parsers
+/// accept: `-12.3400`, `0`, `NaN`, `Infinity`, `-Infinity`.
+pub fn decode_to_string(buf: &[u8]) -> Result<String, DecodeError> {
+    let header = buf
+        .get(..8)
+        .ok_or(DecodeError("truncated numeric header"))?;
+    let ndigits = i16::from_be_bytes([header[0], header[1]]);
+    let weight = i16::from_be_bytes([header[2], header[3]]);
+    let sign = u16::from_be_bytes([header[4], header[5]]);
+    let dscale = u16::from_be_bytes([header[6], header[7]]);
+    if ndigits < 0 || buf.len() != 8 + ndigits as usize * 2 {
+        return Err(DecodeError("invalid numeric length"));
+    }
+    match sign {
+        NAN => return Ok("NaN".into()),
+        PINF => return Ok("Infinity".into()),
+        NINF => return Ok("-Infinity".into()),
+        POS | NEG => {}
+        _ => return Err(DecodeError("invalid numeric sign")),
+    }
+    let digits: Vec<u16> = buf[8..]
+        .chunks_exact(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+        .collect();
+    if digits.iter().any(|d| *d > 9999) {
+        return Err(DecodeError("invalid numeric digit"));
+    }
+    let weight = i32::from(weight);
+    let dscale = usize::from(dscale);
+    let mut out = String::with_capacity(digits.len() * 4 + dscale + 3);
+    if sign == NEG {
+        out.push('-');
+    }
+    // Integer part: the groups with a non-negative power of 10000.
+    if weight < 0 {
+        out.push('0');
+    } else {
+        for i in 0..=weight {
+            let d = digits.get(i as usize).copied().unwrap_or(0);
+            if i == 0 {
+                out.push_str(&d.to_string());
+            } else {
+                push4(&mut out, d);
+            }
+        }
+    }
+    if dscale > 0 {
+        out.push('.');
+        let mut frac = String::with_capacity(dscale + 4);
+        let mut group = weight + 1;
+        while frac.len() < dscale {
+            let d = if group >= 0 {
+                digits.get(group as usize).copied().unwrap_or(0)
+            } else {
+                0
+            };
+            push4(&mut frac, d);
+            group += 1;
+        }
+        frac.truncate(dscale);
+        out.push_str(&frac);
+    }
+    Ok(out)
+}
+
+fn push4(out: &mut String, d: u16) {
+    let bytes = [
+        b'0' + (d / 1000) as u8,
+        b'0' + (d / 100 % 10) as u8,
+        b'0' + (d / 10 % 10) as u8,
+        b'0' + (d % 10) as u8,
+    ];
+    out.extend(bytes.iter().map(|b| char::from(*b)));
+}
+
+/// Encodes decimal text (`-1.5`, `12E+3`, `NaN`, `Infinity`, `-inf`) as a binary numeric.
+///
+/// Values whose weight does not fit PostgreSQL's int16 field are rejected rather than
+/// sent wrong.
+pub fn encode_from_str(text: &str, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    let t = text.trim();
+    let special = match t.to_ascii_lowercase().as_str() {
+        "nan" | "+nan" | "-nan" => Some(NAN),
+        "infinity" | "+infinity" | "inf" | "+inf" => Some(PINF),
+        "-infinity" | "-inf" => Some(NINF),
+        _ => None,
+    };
+    if let Some(sign) = special {
+        buf.put_i16(0);
+        buf.put_i16(0);
+        buf.put_u16(sign);
+        buf.put_u16(0);
+        return Ok(());
+    }
+    let bad = || EncodeError(format!("invalid numeric value {text:?}"));
+    let (negative, rest) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let (mantissa, exp) = match rest.find(['e', 'E']) {
+        Some(i) => (&rest[..i], rest[i + 1..].parse::<i64>().map_err(|_| bad())?),
+        None => (rest, 0),
+    };
+    let (int_part, frac_part) = match mantissa.find('.') {
+        Some(i) => (&mantissa[..i], &mantissa[i + 1..]),
+        None => (mantissa, ""),
+    };
+    if (int_part.is_empty() && frac_part.is_empty())
+        || !int_part
+            .bytes()
+            .chain(frac_part.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    // value = digits * 10^point, with `digits` the mantissa without its decimal point.
+    let digits: String = format!("{int_part}{frac_part}");
+    let point = exp - frac_part.len() as i64;
+    let digits = digits.trim_start_matches('0');
+    // Integer part and fractional part as digit strings.
+    const LIMIT: i64 = 4 * i16::MAX as i64;
+    if point > LIMIT || digits.len() as i64 + point > LIMIT {
+        return Err(EncodeError(format!(
+            "numeric value {text:?} is too large for PostgreSQL's numeric type"
+        )));
+    }
+    if -point > MAX_DSCALE as i64 + 4 * i16::MAX as i64 {
+        return Err(EncodeError(format!(
+            "numeric value {text:?} has too many fractional digits"
+        )));
+    }
+    let (ip, fp): (String, String) = if point >= 0 {
+        let mut ip = digits.to_owned();
+        ip.extend(std::iter::repeat_n('0', point as usize));
+        (ip, String::new())
+    } else {
+        let scale = (-point) as usize;
+        if digits.len() > scale {
+            let split = digits.len() - scale;
+            (digits[..split].to_owned(), digits[split..].to_owned())
+        } else {
+            let mut fp: String = std::iter::repeat_n('0', scale - digits.len()).collect();
+            fp.push_str(digits);
+            (String::new(), fp)
+        }
+    };
+    let dscale = fp.len();
+    if dscale > MAX_DSCALE {
+        return Err(EncodeError(format!(
+            "numeric value {text:?} has more than {MAX_DSCALE} fractional digits"
+        )));
+    }
+    let int_pad = (4 - ip.len() % 4) % 4;
+    let mut groups: Vec<u16> = Vec::with_capacity((ip.len() + fp.len()) / 4 + 2);
+    let padded_ip: String = std::iter::repeat_n('0', int_pad)
+        .chain(ip.chars())
+        .collect();
+    for c in padded_ip.as_bytes().chunks(4) {
+        groups.push(group_value(c));
+    }
+    let mut weight = groups.len() as i64 - 1;
+    let frac_pad = (4 - fp.len() % 4) % 4;
+    let padded_fp: String = fp
+        .chars()
+        .chain(std::iter::repeat_n('0', frac_pad))
+        .collect();
+    for c in padded_fp.as_bytes().chunks(4) {
+        groups.push(group_value(c));
+    }
+    let leading = groups.iter().take_while(|g| **g == 0).count();
+    groups.drain(..leading);
+    weight -= leading as i64;
+    while groups.last() == Some(&0) {
+        groups.pop();
+    }
+    if groups.is_empty() {
+        weight = 0;
+    }
+    let weight = i16::try_from(weight).map_err(|_| {
+        EncodeError(format!(
+            "numeric value {text:?} is out of range for PostgreSQL's numeric type"
+        ))
+    })?;
+    let ndigits = i16::try_from(groups.len())
+        .map_err(|_| EncodeError(format!("numeric value {text:?} has too many digits")))?;
+    buf.reserve(8 + groups.len() * 2);
+    buf.put_i16(ndigits);
+    buf.put_i16(weight);
+    buf.put_u16(if negative && !groups.is_empty() {
+        NEG
+    } else {
+        POS
+    });
+    buf.put_u16(dscale as u16);
+    for g in groups {
+        buf.put_u16(g);
+    }
+    Ok(())
+}
+
+fn group_value(c: &[u8]) -> u16 {
+    c.iter().fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round(text: &str) -> String {
+        let mut buf = BytesMut::new();
+        encode_from_str(text, &mut buf).unwrap();
+        decode_to_string(&buf).unwrap()
+    }
+
+    #[test]
+    fn round_trips() {
+        for (input, output) in [
+            ("0", "0"),
+            ("1", "1"),
+            ("-1.5", "-1.5"),
+            ("12345.6789", "12345.6789"),
+            ("0.0001", "0.0001"),
+            ("0.00000001", "0.00000001"),
+            ("100000000", "100000000"),
+            ("1.2300", "1.2300"),
+            ("1E+3", "1000"),
+            ("1.5E-3", "0.0015"),
+            ("-0.0", "0.0"),
+            ("NaN", "NaN"),
+            ("Infinity", "Infinity"),
+            ("-Infinity", "-Infinity"),
+        ] {
+            assert_eq!(round(input), output, "{input}");
+        }
+        let big = "9".repeat(1000);
+        assert_eq!(round(&big), big);
+    }
+
+    #[test]
+    fn rejects_garbage_and_overflow() {
+        let mut buf = BytesMut::new();
+        assert!(encode_from_str("abc", &mut buf).is_err());
+        assert!(encode_from_str("1e200000", &mut buf).is_err());
+        assert!(encode_from_str("", &mut buf).is_err());
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn malformed_binary_is_an_error() {
+        assert!(decode_to_string(&[0, 1, 0, 0, 0, 0, 0, 0]).is_err());
+        assert!(decode_to_string(&[0, 1, 0, 0, 0, 0, 0, 0, 0x27, 0x10]).is_err());
+        assert!(decode_to_string(&[0, 0, 0, 0, 0x12, 0, 0, 0]).is_err());
+    }
+}

@@ -1,0 +1,249 @@
+//! Binary (and text-fallback) wire values to Python objects.
+
+use ferropg_core::types::{binary, datetime as dt, numeric, oid, DecodeError};
+use pyo3::exceptions::{PyOverflowError, PyValueError};
+use pyo3::ffi;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyDate, PyDateTime, PyDelta, PyString, PyTime, PyTzInfo};
+
+use super::Cache;
+
+/// How to turn one column's bytes into a Python object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoder {
+    /// `bool`.
+    Bool,
+    /// `int2`.
+    Int2,
+    /// `int4`.
+    Int4,
+    /// `int8`.
+    Int8,
+    /// `oid`.
+    Oid,
+    /// `float4`.
+    Float4,
+    /// `float8`.
+    Float8,
+    /// `numeric` to `decimal.Decimal`.
+    Numeric,
+    /// UTF-8 text: text, varchar, bpchar, name, json, xml, and any type sent as text.
+    Text,
+    /// `jsonb` (version byte, then text).
+    Jsonb,
+    /// `bytea`.
+    Bytea,
+    /// `"char"`: one byte, as bytes.
+    Char,
+    /// `date`.
+    Date,
+    /// `time`.
+    Time,
+    /// `timetz`.
+    TimeTz,
+    /// `timestamp` (naive).
+    Timestamp,
+    /// `timestamptz` (aware, UTC).
+    TimestampTz,
+    /// `interval` to `timedelta`.
+    Interval,
+    /// `uuid`.
+    Uuid,
+    /// `void`: always None.
+    Void,
+}
+
+impl Decoder {
+    /// The binary decoder for a type, or `None` when the column should come as text.
+    pub fn binary_for(type_oid: u32) -> Option<Decoder> {
+        Some(match type_oid {
+            oid::BOOL => Decoder::Bool,
+            oid::INT2 => Decoder::Int2,
+            oid::INT4 => Decoder::Int4,
+            oid::INT8 => Decoder::Int8,
+            oid::OID => Decoder::Oid,
+            oid::FLOAT4 => Decoder::Float4,
+            oid::FLOAT8 => Decoder::Float8,
+            oid::NUMERIC => Decoder::Numeric,
+            oid::TEXT
+            | oid::VARCHAR
+            | oid::BPCHAR
+            | oid::NAME
+            | oid::JSON
+            | oid::XML
+            | oid::UNKNOWN => Decoder::Text,
+            oid::JSONB => Decoder::Jsonb,
+            oid::BYTEA => Decoder::Bytea,
+            oid::CHAR => Decoder::Char,
+            oid::DATE => Decoder::Date,
+            oid::TIME => Decoder::Time,
+            oid::TIMETZ => Decoder::TimeTz,
+            oid::TIMESTAMP => Decoder::Timestamp,
+            oid::TIMESTAMPTZ => Decoder::TimestampTz,
+            oid::INTERVAL => Decoder::Interval,
+            oid::UUID => Decoder::Uuid,
+            oid::VOID => Decoder::Void,
+            _ => return None,
+        })
+    }
+}
+
+fn wire(e: DecodeError) -> PyErr {
+    PyValueError::new_err(format!("malformed value from the server: {e}"))
+}
+
+/// Decodes one non-NULL value.
+#[inline]
+pub fn decode_value<'py>(
+    py: Python<'py>,
+    cache: &Cache,
+    decoder: Decoder,
+    buf: &[u8],
+) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match decoder {
+        Decoder::Bool => PyBool::new(py, binary::decode_bool(buf).map_err(wire)?)
+            .to_owned()
+            .into_any(),
+        Decoder::Int2 => binary::decode_i16(buf)
+            .map_err(wire)?
+            .into_pyobject(py)?
+            .into_any(),
+        Decoder::Int4 => binary::decode_i32(buf)
+            .map_err(wire)?
+            .into_pyobject(py)?
+            .into_any(),
+        Decoder::Int8 => binary::decode_i64(buf)
+            .map_err(wire)?
+            .into_pyobject(py)?
+            .into_any(),
+        Decoder::Oid => binary::decode_u32(buf)
+            .map_err(wire)?
+            .into_pyobject(py)?
+            .into_any(),
+        Decoder::Float4 => f64::from(binary::decode_f32(buf).map_err(wire)?)
+            .into_pyobject(py)?
+            .into_any(),
+        Decoder::Float8 => binary::decode_f64(buf)
+            .map_err(wire)?
+            .into_pyobject(py)?
+            .into_any(),
+        Decoder::Numeric => {
+            let text = numeric::decode_to_string(buf).map_err(wire)?;
+            cache.decimal.bind(py).call1((text,))?
+        }
+        Decoder::Text => PyString::new(py, binary::decode_text(buf).map_err(wire)?).into_any(),
+        Decoder::Jsonb => PyString::new(py, binary::decode_jsonb(buf).map_err(wire)?).into_any(),
+        Decoder::Bytea | Decoder::Char => PyBytes::new(py, buf).into_any(),
+        Decoder::Date => decode_date(py, cache, binary::decode_i32(buf).map_err(wire)?)?,
+        Decoder::Time => {
+            let t = dt::split_time(binary::decode_i64(buf).map_err(wire)?);
+            PyTime::new(py, t.hour, t.minute, t.second, t.microsecond, None)?.into_any()
+        }
+        Decoder::TimeTz => {
+            let (usecs, west) = dt::decode_timetz(buf).map_err(wire)?;
+            let t = dt::split_time(usecs);
+            let offset = PyDelta::new(py, 0, -west, 0, true)?;
+            let tz = PyTzInfo::fixed_offset(py, offset)?;
+            PyTime::new(py, t.hour, t.minute, t.second, t.microsecond, Some(&tz))?.into_any()
+        }
+        Decoder::Timestamp => {
+            decode_timestamp(py, cache, binary::decode_i64(buf).map_err(wire)?, false)?
+        }
+        Decoder::TimestampTz => {
+            decode_timestamp(py, cache, binary::decode_i64(buf).map_err(wire)?, true)?
+        }
+        Decoder::Interval => {
+            let iv = dt::decode_interval(buf).map_err(wire)?;
+            // Months count as 30 days and years as 365, as asyncpg does.
+            let years = iv.months / 12;
+            let months = iv.months % 12;
+            let days = i64::from(iv.days) + i64::from(months) * 30 + i64::from(years) * 365;
+            let secs = iv.microseconds.div_euclid(1_000_000);
+            let micros = iv.microseconds.rem_euclid(1_000_000);
+            let days = days + secs.div_euclid(86_400);
+            let secs = secs.rem_euclid(86_400);
+            let days = i32::try_from(days)
+                .map_err(|_| PyOverflowError::new_err("interval value out of range"))?;
+            PyDelta::new(py, days, secs as i32, micros as i32, false)?.into_any()
+        }
+        Decoder::Uuid => make_uuid(py, cache, &binary::decode_uuid(buf).map_err(wire)?)?,
+        Decoder::Void => py.None().into_bound(py),
+    })
+}
+
+fn decode_date<'py>(py: Python<'py>, cache: &Cache, days: i32) -> PyResult<Bound<'py, PyAny>> {
+    match days {
+        dt::DATE_INFINITY => return Ok(cache.date_max.bind(py).clone().into_any()),
+        dt::DATE_NEG_INFINITY => return Ok(cache.date_min.bind(py).clone().into_any()),
+        _ => {}
+    }
+    let c = dt::pg_days_to_civil(i64::from(days));
+    if c.year < 1 {
+        return Err(PyValueError::new_err("ordinal must be >= 1"));
+    }
+    if c.year > 9999 {
+        return Err(PyValueError::new_err(format!(
+            "year {} is out of range",
+            c.year
+        )));
+    }
+    Ok(PyDate::new(py, c.year as i32, c.month, c.day)?.into_any())
+}
+
+fn decode_timestamp<'py>(
+    py: Python<'py>,
+    cache: &Cache,
+    usecs: i64,
+    utc: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    // Infinities come back naive even for timestamptz, as asyncpg returns them.
+    match usecs {
+        dt::TIMESTAMP_INFINITY => return Ok(cache.datetime_max.bind(py).clone().into_any()),
+        dt::TIMESTAMP_NEG_INFINITY => return Ok(cache.datetime_min.bind(py).clone().into_any()),
+        _ => {}
+    }
+    let (days, in_day) = dt::split_timestamp(usecs);
+    let c = dt::pg_days_to_civil(days);
+    if !(1..=9999).contains(&c.year) {
+        return Err(PyOverflowError::new_err("date value out of range"));
+    }
+    let t = dt::split_time(in_day);
+    let tz = if utc { Some(cache.utc.bind(py)) } else { None };
+    Ok(PyDateTime::new(
+        py,
+        c.year as i32,
+        c.month,
+        c.day,
+        t.hour,
+        t.minute,
+        t.second,
+        t.microsecond,
+        tz,
+    )?
+    .into_any())
+}
+
+/// Builds an instance of the fast UUID subclass by filling its `int` slot.
+pub fn make_uuid<'py>(
+    py: Python<'py>,
+    cache: &Cache,
+    bytes: &[u8; 16],
+) -> PyResult<Bound<'py, PyAny>> {
+    let ty = cache.uuid.bind(py);
+    // SAFETY: the type is a heap type built from uuid.UUID with no extra slots, so
+    // PyType_GenericAlloc gives a valid zeroed instance; the `int` member is set through
+    // the generic setattr, which goes to the slot descriptor as object.__setattr__ would.
+    unsafe {
+        let obj = ffi::PyType_GenericAlloc(ty.as_ptr().cast(), 0);
+        let obj = Bound::from_owned_ptr_or_err(py, obj)?;
+        let int = ffi::_PyLong_FromByteArray(bytes.as_ptr(), 16, 0, 0);
+        let int = Bound::from_owned_ptr_or_err(py, int)?;
+        if ffi::PyObject_GenericSetAttr(obj.as_ptr(), intern!(py, "int").as_ptr(), int.as_ptr())
+            != 0
+        {
+            return Err(PyErr::fetch(py));
+        }
+        Ok(obj)
+    }
+}

@@ -1,0 +1,13 @@
+//! Conversions between PostgreSQL's binary values and Python objects.
+//!
+//! Decoding goes straight from the wire bytes to Python objects through the C API;
+//! the byte-level rules (numeric digits, day counts, infinities) live in
+//! `ferropg_core::types` and are shared with the Rust face.
+
+mod cache;
+mod decode;
+mod encode;
+
+pub use cache::{uuid_type, Cache};
+pub use decode::{decode_value, Decoder};
+pub use encode::{encode_value, Encoder};

@@ -1,0 +1,58 @@
+//! `ferropg._native`: the asyncio protocol, codecs and Record type behind the
+//! `ferropg` Python package.
+
+mod codecs;
+mod errors;
+mod protocol;
+mod record;
+mod statement;
+
+use pyo3::prelude::*;
+
+/// Parses a DSN with libpq's rules; returns a dict of what it set.
+#[pyfunction]
+fn parse_dsn<'py>(py: Python<'py>, dsn: &str) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+    use ferropg_core::config::{Config, Host};
+    let cfg = Config::parse(dsn)
+        .map_err(|e| errors::client_error(py, "ClientConfigurationError", e.0))?;
+    let d = pyo3::types::PyDict::new(py);
+    let hosts: Vec<String> = cfg
+        .hosts
+        .iter()
+        .map(|h| match h {
+            Host::Tcp(s) | Host::Unix(s) => s.clone(),
+        })
+        .collect();
+    if !hosts.is_empty() {
+        d.set_item("host", hosts)?;
+    }
+    if !cfg.ports.is_empty() {
+        d.set_item("port", cfg.ports.clone())?;
+    }
+    d.set_item("user", cfg.user)?;
+    d.set_item("password", cfg.password)?;
+    d.set_item("database", cfg.database)?;
+    d.set_item("connect_timeout", cfg.connect_timeout)?;
+    d.set_item("sslmode", cfg.sslmode)?;
+    d.set_item("application_name", cfg.application_name)?;
+    d.set_item("server_settings", cfg.server_settings)?;
+    Ok(d)
+}
+
+/// The fast `uuid.UUID` subclass the codecs return.
+#[pyfunction]
+fn uuid_type(py: Python<'_>) -> PyResult<Py<pyo3::types::PyType>> {
+    codecs::uuid_type(py)
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<protocol::CoreProtocol>()?;
+    m.add_class::<record::Record>()?;
+    m.add_class::<record::RecordDesc>()?;
+    m.add_class::<statement::Statement>()?;
+    m.add_function(wrap_pyfunction!(record::_create_record, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_dsn, m)?)?;
+    m.add_function(wrap_pyfunction!(uuid_type, m)?)?;
+    Ok(())
+}

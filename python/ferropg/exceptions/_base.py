@@ -1,0 +1,375 @@
+"""Base classes of ferropg's exceptions, and the constructors the native layer calls.
+
+The per-SQLSTATE classes live in the generated ``ferropg.exceptions`` package module; this
+module holds the classes they derive from and the client-side errors, with the names, bases
+and behaviour of asyncpg 0.32's ``asyncpg.exceptions._base``.
+
+The native layer turns a server ErrorResponse into an exception with :func:`error_from_fields`
+and a NoticeResponse into a log message with :func:`message_from_fields`. Both take the message's
+fields keyed by their one-character wire codes (``'C'`` for the SQLSTATE, ``'M'`` for the
+message, and so on).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = (
+    "ClientConfigurationError",
+    "FatalPostgresError",
+    "InterfaceError",
+    "InterfaceWarning",
+    "InternalClientError",
+    "OutdatedSchemaCacheError",
+    "PostgresError",
+    "PostgresLogMessage",
+    "ProtocolError",
+    "TargetServerAttributeNotMatched",
+    "UnknownPostgresError",
+    "UnsupportedClientFeatureError",
+    "UnsupportedServerFeatureError",
+)
+
+# ErrorResponse/NoticeResponse field code -> attribute name.
+# https://www.postgresql.org/docs/current/protocol-error-fields.html
+_FIELD_NAMES: dict[str, str] = {
+    "S": "severity",
+    "V": "severity_en",
+    "C": "sqlstate",
+    "M": "message",
+    "D": "detail",
+    "H": "hint",
+    "P": "position",
+    "p": "internal_position",
+    "q": "internal_query",
+    "W": "context",
+    "s": "schema_name",
+    "t": "table_name",
+    "c": "column_name",
+    "d": "data_type_name",
+    "n": "constraint_name",
+    "F": "server_source_filename",
+    "L": "server_source_line",
+    "R": "server_source_function",
+}
+
+# SQLSTATEs that get special treatment when an error is built (see _resolve).
+_FEATURE_NOT_SUPPORTED = "0A000"
+_REVALIDATE_ROUTINE = "RevalidateCachedQuery"
+_INVALID_CACHED_STATEMENT_MESSAGE = (
+    "cached statement plan is invalid due to a database schema or configuration change"
+)
+_PREPARED_STATEMENT_CODES = frozenset({"42P05", "26000"})
+
+_PGBOUNCER_NOTE = """\
+NOTE: pgbouncer with pool_mode set to "transaction" or "statement" does not
+support prepared statements properly. Either:
+
+* use ferropg's own connection pool instead of pgbouncer, if pgbouncer only
+  pools connections to a single server; or
+
+* set statement_cache_size=0 when creating the connection, if pgbouncer
+  cannot be avoided (pgbouncer 1.21 and later can also track prepared
+  statements itself when max_prepared_statements is set)."""
+
+
+class PostgresMessageMeta(type):
+    """Metaclass of server messages: keeps the SQLSTATE -> class registry.
+
+    Every class whose body sets ``sqlstate`` is registered under that code; registering a
+    code twice raises :exc:`TypeError`.
+    """
+
+    _message_map: ClassVar[dict[str, type]] = {}
+
+    def __new__(
+        mcls, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any
+    ) -> PostgresMessageMeta:
+        cls = super().__new__(mcls, name, bases, namespace, **kwargs)
+        code = namespace.get("sqlstate")
+        if code is not None:
+            existing = mcls._message_map.get(code)
+            if existing is not None:
+                raise TypeError(
+                    f"{name} has duplicate SQLSTATE code {code}, "
+                    f"which is already defined by {existing.__name__}"
+                )
+            mcls._message_map[code] = cls
+        return cls
+
+    @classmethod
+    def get_message_class_for_sqlstate(cls, code: str | None) -> type:
+        """The class registered for ``code``, or :class:`UnknownPostgresError`."""
+        if code is None:
+            return UnknownPostgresError
+        return cls._message_map.get(code, UnknownPostgresError)
+
+
+class PostgresMessage(metaclass=PostgresMessageMeta):
+    """Base of everything the server reports: errors and log messages.
+
+    Each field of the server message is an attribute holding the field's text, or ``None``
+    when the server did not send it.
+    """
+
+    severity: str | None = None
+    severity_en: str | None = None
+    sqlstate: str | None = None
+    message: str | None = None
+    detail: str | None = None
+    hint: str | None = None
+    position: str | None = None
+    internal_position: str | None = None
+    internal_query: str | None = None
+    context: str | None = None
+    schema_name: str | None = None
+    table_name: str | None = None
+    column_name: str | None = None
+    data_type_name: str | None = None
+    constraint_name: str | None = None
+    server_source_filename: str | None = None
+    server_source_line: str | None = None
+    server_source_function: str | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        """The message's fields that are set, by attribute name."""
+        fields = {}
+        for name in _FIELD_NAMES.values():
+            value = getattr(self, name)
+            if value is not None:
+                fields[name] = value
+        return fields
+
+
+def _with_detail_and_hint(text: str, detail: str | None, hint: str | None) -> str:
+    if detail:
+        text += f"\nDETAIL:  {detail}"
+    if hint:
+        text += f"\nHINT:  {hint}"
+    return text
+
+
+class PostgresError(PostgresMessage, Exception):
+    """Base class for all Postgres errors."""
+
+    def __str__(self) -> str:
+        text = str(self.args[0]) if self.args else ""
+        return _with_detail_and_hint(text, self.detail, self.hint)
+
+    @classmethod
+    def new(cls, fields: dict[str, str], query: str | None = None) -> PostgresMessage:
+        """asyncpg's spelling of :func:`error_from_fields`; the class is chosen by SQLSTATE."""
+        return error_from_fields(fields, query)
+
+
+class FatalPostgresError(PostgresError):
+    """A fatal error that should result in server disconnection."""
+
+
+class UnknownPostgresError(FatalPostgresError):
+    """An error with an unknown SQLSTATE code."""
+
+
+class InterfaceMessage:
+    """Mixin for client-side errors and warnings: optional ``detail`` and ``hint``."""
+
+    args: tuple[Any, ...]
+
+    def __init__(self, *, detail: str | None = None, hint: str | None = None) -> None:
+        self.detail = detail
+        self.hint = hint
+
+    def __str__(self) -> str:
+        text = str(self.args[0]) if self.args else ""
+        return _with_detail_and_hint(text, self.detail, self.hint)
+
+
+class InterfaceError(InterfaceMessage, Exception):
+    """An error caused by improper use of ferropg's API."""
+
+    def __init__(self, msg: str, *, detail: str | None = None, hint: str | None = None) -> None:
+        InterfaceMessage.__init__(self, detail=detail, hint=hint)
+        Exception.__init__(self, msg)
+
+    def with_msg(self, msg: str) -> InterfaceError:
+        """A copy of this error with another message, keeping detail, hint and traceback."""
+        return type(self)(msg, detail=self.detail, hint=self.hint).with_traceback(
+            self.__traceback__
+        )
+
+
+class ClientConfigurationError(InterfaceError, ValueError):
+    """An error caused by improper client configuration."""
+
+
+class DataError(InterfaceError, ValueError):
+    """An error caused by invalid query input.
+
+    Not exported: ``ferropg.exceptions.DataError`` is the SQLSTATE 22000 class, which is
+    what the client raises for query arguments it cannot encode.
+    """
+
+
+class UnsupportedClientFeatureError(InterfaceError):
+    """Requested feature is unsupported by ferropg."""
+
+
+class UnsupportedServerFeatureError(InterfaceError):
+    """Requested feature is unsupported by the PostgreSQL server."""
+
+
+class InterfaceWarning(InterfaceMessage, UserWarning):
+    """A warning caused by an improper use of ferropg's API."""
+
+    def __init__(self, msg: str, *, detail: str | None = None, hint: str | None = None) -> None:
+        InterfaceMessage.__init__(self, detail=detail, hint=hint)
+        UserWarning.__init__(self, msg)
+
+
+class InternalClientError(Exception):
+    """All unexpected errors not classified otherwise."""
+
+
+class ProtocolError(InternalClientError):
+    """Unexpected condition in the handling of PostgreSQL protocol input."""
+
+
+class TargetServerAttributeNotMatched(InternalClientError):
+    """Could not find a host that satisfies the target attribute requirement."""
+
+
+class OutdatedSchemaCacheError(InternalClientError):
+    """A value decoding error caused by a schema change before row fetching."""
+
+    def __init__(
+        self,
+        msg: str,
+        *,
+        schema: str | None = None,
+        data_type: str | None = None,
+        position: str | None = None,
+    ) -> None:
+        super().__init__(msg)
+        self.schema_name = schema
+        self.data_type_name = data_type
+        self.position = position
+
+
+class PostgresLogMessage(PostgresMessage):
+    """A base class for non-error server messages (NOTICE, WARNING, ...).
+
+    Instances are immutable.
+    """
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__}: {self.message}"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise TypeError(f"instances of {type(self).__name__} are immutable")
+
+    @classmethod
+    def new(cls, fields: dict[str, str], query: str | None = None) -> PostgresMessage:
+        """asyncpg's spelling of :func:`message_from_fields`."""
+        return message_from_fields(fields, query)
+
+
+def _pgbouncer_hint(hint: str | None) -> str:
+    """``hint`` with the note about pgbouncer and prepared statements appended.
+
+    asyncpg adds this note to every 42P05 (duplicate_prepared_statement) and 26000
+    (invalid_sql_statement_name) error, whatever the statement cache setting, and its test
+    suite checks for it (test_prepare_31_pgbouncer_note), so :func:`_resolve` always applies it
+    for those two codes.
+    """
+    if hint:
+        return f"{hint}\n\n{_PGBOUNCER_NOTE}"
+    return _PGBOUNCER_NOTE
+
+
+def _resolve(
+    fields: dict[str, str], query: str | None, *, class_fallback: bool
+) -> tuple[type, str, dict[str, Any]]:
+    """The class, the message text and the instance attributes for a server message.
+
+    With ``class_fallback``, an unregistered SQLSTATE maps to the class of its first two
+    characters (``'22P99'`` -> ``DataError``) before falling back to ``UnknownPostgresError``.
+    """
+    attrs: dict[str, Any] = {"query": query}
+    for key, value in fields.items():
+        name = _FIELD_NAMES.get(key)
+        if name is not None:
+            attrs[name] = value
+
+    code = attrs.get("sqlstate")
+    registry = PostgresMessageMeta._message_map
+    cls = registry.get(code) if code is not None else None
+    if cls is None and class_fallback and code is not None and len(code) == 5:
+        cls = registry.get(code[:2] + "000")
+    if cls is None:
+        cls = UnknownPostgresError
+
+    message = attrs.get("message", "")
+
+    # The server reports "cached plan must not change result type" (0A000, raised by
+    # RevalidateCachedQuery) when a prepared statement's result row type changed after it was
+    # prepared. Give it a class of its own that callers can catch (the connection retries
+    # once on it). Identify it by SQLSTATE and routine name, never by the localizable message.
+    routine = attrs.get("server_source_function")
+    if code == _FEATURE_NOT_SUPPORTED and routine == _REVALIDATE_ROUTINE:
+        from . import InvalidCachedStatementError
+
+        cls = InvalidCachedStatementError
+        message = _INVALID_CACHED_STATEMENT_MESSAGE
+
+    if code in _PREPARED_STATEMENT_CODES:
+        attrs["hint"] = _pgbouncer_hint(attrs.get("hint"))
+
+    return cls, message, attrs
+
+
+def error_from_fields(fields: dict[str, str], query: str | None = None) -> PostgresMessage:
+    """Build the exception for a server ErrorResponse.
+
+    ``fields`` maps the response's one-character field codes to their text (``'C'`` the
+    SQLSTATE, ``'M'`` the message, ``'D'`` detail, ...); unknown codes are ignored. ``query`` is
+    the text of the query that failed; it becomes the ``query`` attribute.
+
+    The class is the one registered for the SQLSTATE; an unregistered code gets the class of
+    its first two characters if there is one, else :class:`UnknownPostgresError`. SQLSTATE
+    0A000 raised by the server routine ``RevalidateCachedQuery`` becomes
+    ``InvalidCachedStatementError``. Errors 42P05 and 26000 get a note about pgbouncer
+    appended to ``hint``.
+
+    The result is a :class:`PostgresError`, except for warning-class SQLSTATEs (01xxx, 02xxx),
+    which give a ``PostgresWarning`` as in asyncpg (an ``Exception``, but immutable).
+    """
+    cls, message, attrs = _resolve(fields, query, class_fallback=True)
+    exc = cls(message)
+    # Bypass __setattr__: PostgresLogMessage subclasses (warnings) are immutable.
+    exc.__dict__.update(attrs)
+    return exc
+
+
+def message_from_fields(fields: dict[str, str], query: str | None = None) -> PostgresMessage:
+    """Build the log message for a server NoticeResponse (NOTICE, WARNING, ...).
+
+    ``fields`` is keyed as for :func:`error_from_fields`; ``query`` is the text of the last
+    query sent, if any. The class is the one registered for the exact SQLSTATE, so a notice
+    can be an instance of a PostgresError subclass (``CREATE TABLE IF NOT EXISTS`` on an
+    existing table sends 42P07, giving ``DuplicateTableError``). An unregistered SQLSTATE gives
+    :class:`PostgresLogMessage`, or ``PostgresWarning`` when the severity is WARNING.
+    """
+    cls, message, attrs = _resolve(fields, query, class_fallback=False)
+
+    if cls is UnknownPostgresError:
+        cls = PostgresLogMessage
+    if cls is PostgresLogMessage:
+        severity = attrs.get("severity_en") or attrs.get("severity")
+        if severity and severity.upper() == "WARNING":
+            from . import PostgresWarning
+
+            cls = PostgresWarning
+
+    msg = cls(message) if issubclass(cls, BaseException) else cls()
+    msg.__dict__.update(attrs)
+    return msg

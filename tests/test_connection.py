@@ -1,0 +1,244 @@
+"""connect(), execute/fetch/fetchrow/fetchval/close, errors and recovery, on both loops."""
+
+import asyncio
+
+import ferropg
+import pytest
+from ferropg import exceptions
+
+
+def test_execute_script_returns_last_status(run, dsn):
+    async def body():
+        con = await ferropg.connect(dsn)
+        try:
+            status = await con.execute(
+                "CREATE TEMP TABLE t(a int); INSERT INTO t VALUES (1), (2); DELETE FROM t WHERE a = 1"
+            )
+            assert status == "DELETE 1"
+            assert await con.execute("INSERT INTO t VALUES ($1)", 5) == "INSERT 0 1"
+            assert await con.execute("") == ""
+            assert [tuple(r) for r in await con.fetch("SELECT a FROM t ORDER BY a")] == [(2,), (5,)]
+        finally:
+            await con.close()
+
+    run(body())
+
+
+def test_fetch_variants(run, dsn):
+    async def body():
+        con = await ferropg.connect(dsn)
+        try:
+            rows = await con.fetch("SELECT g, g * 2 AS dbl FROM generate_series(1, $1::int) g", 3)
+            assert [r["dbl"] for r in rows] == [2, 4, 6]
+            assert await con.fetch("SELECT 1 WHERE false") == []
+            row = await con.fetchrow("SELECT 1 AS a, 'two' AS b")
+            assert row["b"] == "two" and row[0] == 1
+            assert await con.fetchrow("SELECT 1 WHERE false") is None
+            assert await con.fetchval("SELECT 1, 2", column=1) == 2
+            assert await con.fetchval("SELECT 1 AS x", column="x") == 1
+            assert await con.fetchval("SELECT 1 WHERE false") is None
+            # fetchrow takes the first row of many.
+            assert (await con.fetchrow("SELECT * FROM generate_series(7, 100)"))[0] == 7
+            # The same statement again comes from the statement cache.
+            for i in range(3):
+                assert await con.fetchval("SELECT $1::int + 1", i) == i + 1
+        finally:
+            await con.close()
+
+    run(body())
+
+
+def test_server_error_fields(run, dsn):
+    async def body():
+        con = await ferropg.connect(dsn)
+        try:
+            await con.execute("CREATE TEMP TABLE u(id int CONSTRAINT u_pk PRIMARY KEY)")
+            await con.execute("INSERT INTO u VALUES (1)")
+            with pytest.raises(exceptions.UniqueViolationError) as info:
+                await con.execute("INSERT INTO u VALUES ($1)", 1)
+            e = info.value
+            assert isinstance(e, exceptions.IntegrityConstraintViolationError)
+            assert isinstance(e, exceptions.PostgresError)
+            assert e.sqlstate == "23505"
+            assert e.constraint_name == "u_pk"
+            assert e.table_name == "u"
+            assert e.schema_name.startswith("pg_temp")
+            assert e.detail == "Key (id)=(1) already exists."
+            assert e.severity == "ERROR"
+            assert e.server_source_function
+            assert "DETAIL:  Key (id)=(1)" in str(e)
+
+            with pytest.raises(exceptions.PostgresSyntaxError) as info:
+                await con.execute("SELEC 1")
+            assert info.value.position == "1"
+
+            with pytest.raises(exceptions.RaiseError) as info:
+                await con.execute(
+                    "DO $$ BEGIN RAISE EXCEPTION 'boom' USING DETAIL = 'd', HINT = 'h'; END $$"
+                )
+            assert info.value.message == "boom"
+            assert info.value.hint == "h"
+            assert str(info.value) == "boom\nDETAIL:  d\nHINT:  h"
+        finally:
+            await con.close()
+
+    run(body())
+
+
+def test_recovery_after_errors(run, dsn):
+    async def body():
+        con = await ferropg.connect(dsn)
+        try:
+            for query in ("SELECT 1/0", "SELECT * FROM no_such_table", "SELECT $1::int + 'x'"):
+                with pytest.raises(exceptions.PostgresError):
+                    await con.fetch(query, *(() if "$1" not in query else (1,)))
+                assert await con.fetchval("SELECT 'ok'") == "ok"
+            # An error inside a transaction leaves it failed until ROLLBACK.
+            await con.execute("BEGIN")
+            with pytest.raises(exceptions.DivisionByZeroError):
+                await con.execute("SELECT 1/0")
+            assert con.is_in_transaction()
+            with pytest.raises(exceptions.InFailedSQLTransactionError):
+                await con.fetchval("SELECT 1")
+            await con.execute("ROLLBACK")
+            assert not con.is_in_transaction()
+            # An error in the middle of a script stops the script.
+            with pytest.raises(exceptions.DivisionByZeroError):
+                await con.execute(
+                    "CREATE TEMP TABLE s(a int); SELECT 1/0; INSERT INTO s VALUES (1)"
+                )
+            assert await con.fetchval("SELECT 3") == 3
+            # A COPY FROM STDIN outside the copy API is refused without wedging the connection.
+            await con.execute("CREATE TEMP TABLE c(a int)")
+            with pytest.raises(exceptions.PostgresError):
+                await con.execute("COPY c FROM STDIN")
+            with pytest.raises(exceptions.PostgresError):
+                await con.fetch("COPY c FROM STDIN", *())
+            assert await con.fetchval("SELECT 4") == 4
+        finally:
+            await con.close()
+
+    run(body())
+
+
+def test_pipelined_concurrent_queries(run, dsn):
+    async def body():
+        con = await ferropg.connect(dsn)
+        try:
+            results = await asyncio.gather(
+                *(con.fetchval("SELECT $1::int * 10", i) for i in range(50))
+            )
+            assert results == [i * 10 for i in range(50)]
+        finally:
+            await con.close()
+
+    run(body())
+
+
+def test_argument_count_mismatch(run, dsn):
+    async def body():
+        con = await ferropg.connect(dsn)
+        try:
+            with pytest.raises(exceptions.InterfaceError) as info:
+                await con.fetchval("SELECT $1::int, $2::int", 1)
+            assert str(info.value) == (
+                "the server expects 2 arguments for this query, 1 was passed"
+            )
+            with pytest.raises(exceptions.InterfaceError) as info:
+                await con.fetchval("SELECT 1", 1, 2)
+            assert "expects 0 arguments for this query, 2 were passed" in str(info.value)
+            assert await con.fetchval("SELECT 5") == 5
+        finally:
+            await con.close()
+
+    run(body())
+
+
+def test_closed_connection(run, dsn):
+    async def body():
+        con = await ferropg.connect(dsn)
+        await con.close()
+        assert con.is_closed()
+        for call in (con.fetch("SELECT 1"), con.execute("SELECT 1"), con.fetchval("SELECT $1", 1)):
+            with pytest.raises(exceptions.InterfaceError, match="connection is closed"):
+                await call
+        await con.close()  # closing twice is fine
+
+        con = await ferropg.connect(dsn)
+        con.terminate()
+        await asyncio.sleep(0.05)
+        assert con.is_closed()
+        with pytest.raises(exceptions.InterfaceError):
+            await con.fetch("SELECT 1")
+
+    run(body())
+
+
+def test_connection_lost_mid_operation(run, dsn):
+    async def body():
+        con = await ferropg.connect(dsn)
+        killer = await ferropg.connect(dsn)
+        try:
+            pid = con.get_server_pid()
+            sleeping = asyncio.ensure_future(con.fetchval("SELECT pg_sleep(30)"))
+            await asyncio.sleep(0.2)
+            assert await killer.fetchval("SELECT pg_terminate_backend($1)", pid) is True
+            with pytest.raises(exceptions.ConnectionDoesNotExistError):
+                await asyncio.wait_for(sleeping, 10)
+            assert con.is_closed()
+            with pytest.raises(exceptions.InterfaceError):
+                await con.fetchval("SELECT 1")
+        finally:
+            await killer.close()
+
+    run(body())
+
+
+def test_settings_and_version(run, dsn):
+    async def body():
+        con = await ferropg.connect(dsn, server_settings={"application_name": "ferropg-test"})
+        try:
+            assert con.get_settings().client_encoding == "UTF8"
+            assert con.get_settings().application_name == "ferropg-test"
+            ver = con.get_server_version()
+            num = int(await con.fetchval("SHOW server_version_num"))
+            assert ver.major == num // 10000
+            assert ver.micro == num % 100
+            assert con.get_server_pid() == await con.fetchval("SELECT pg_backend_pid()")
+        finally:
+            await con.close()
+
+    run(body())
+
+
+def test_connect_keywords_and_unix_socket(run, cluster, dsn):
+    if cluster is None:
+        pytest.skip("needs the temporary cluster (PGDSN points elsewhere)")
+
+    async def body():
+        kw = cluster.connection_kwargs()
+        con = await ferropg.connect(**kw)
+        assert await con.fetchval("SELECT current_user") == kw["user"]
+        await con.close()
+        con = await ferropg.connect(host=cluster.socket_dir, port=cluster.port, user=kw["user"])
+        assert await con.fetchval("SELECT inet_server_addr()") is None  # a Unix socket
+        await con.close()
+        con = await ferropg.connect(
+            f"host={cluster.socket_dir} port={cluster.port} user={kw['user']} dbname=postgres"
+        )
+        assert await con.fetchval("SELECT current_database()") == "postgres"
+        await con.close()
+
+    run(body())
+
+
+def test_connect_failures(run, dsn):
+    async def body():
+        with pytest.raises(OSError):
+            await ferropg.connect(host="127.0.0.1", port=1, user="postgres")
+        with pytest.raises(exceptions.InvalidCatalogNameError):
+            await ferropg.connect(dsn, database="no_such_database")
+        with pytest.raises(asyncio.TimeoutError):
+            await ferropg.connect(dsn, timeout=0)
+
+    run(body())
