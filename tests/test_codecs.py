@@ -4,8 +4,9 @@ import datetime
 import decimal
 import uuid
 
-import ferropg
 import pytest
+
+import ferropg
 from ferropg import exceptions
 
 D = decimal.Decimal

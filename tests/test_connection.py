@@ -2,8 +2,9 @@
 
 import asyncio
 
-import ferropg
 import pytest
+
+import ferropg
 from ferropg import exceptions
 
 

@@ -12,6 +12,7 @@ import traceback
 from pathlib import Path
 
 import pytest
+
 from ferropg import exceptions
 from ferropg.exceptions import _base
 

@@ -2,8 +2,9 @@
 
 import pickle
 
-import ferropg
 import pytest
+
+import ferropg
 from ferropg.protocol.protocol import _create_record
 
 

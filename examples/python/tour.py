@@ -19,7 +19,9 @@ from ferropg import cluster as pg_cluster
 async def tour(dsn: str | None) -> None:
     con = await ferropg.connect(dsn)
     version = con.get_server_version()
-    print(f"connected to PostgreSQL {version.major}.{version.micro} (backend pid {con.get_server_pid()})")
+    print(
+        f"connected to PostgreSQL {version.major}.{version.micro} (backend pid {con.get_server_pid()})"
+    )
 
     status = await con.execute(
         """
@@ -48,7 +50,9 @@ async def tour(dsn: str | None) -> None:
         await con.execute("INSERT INTO fruit (name) VALUES ('apple')")
     except ferropg.UniqueViolationError as e:
         print(f"duplicate refused: {type(e).__name__} sqlstate={e.sqlstate} detail={e.detail!r}")
-    print(f"the connection is still usable: {await con.fetchval('SELECT count(*) FROM fruit')} rows")
+    print(
+        f"the connection is still usable: {await con.fetchval('SELECT count(*) FROM fruit')} rows"
+    )
 
     await con.close()
     print("closed:", con.is_closed())

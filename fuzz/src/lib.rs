@@ -132,7 +132,11 @@ pub fn walk(msg: &Message<'_>) {
                 }
             }
             assert_eq!(n, row.len(), "DataRow yielded a different number of values");
-            assert_eq!(bytes, row.raw().len(), "DataRow values do not cover the body");
+            assert_eq!(
+                bytes,
+                row.raw().len(),
+                "DataRow values do not cover the body"
+            );
             assert_eq!(row.is_empty(), row.len() == 0);
         }
         Message::ErrorResponse(fields) | Message::NoticeResponse(fields) => {
@@ -147,7 +151,12 @@ pub fn walk(msg: &Message<'_>) {
             assert_eq!(err.fields().count(), n);
             let _ = err.to_string();
             let _ = err.sqlstate();
-            let _ = (err.severity(), err.severity_en(), err.message(), err.detail());
+            let _ = (
+                err.severity(),
+                err.severity_en(),
+                err.message(),
+                err.detail(),
+            );
             let _ = (err.hint(), err.position(), err.context(), err.schema_name());
             let _ = (err.table_name(), err.column_name(), err.data_type_name());
             let _ = (err.constraint_name(), err.routine(), err.is_fatal());
@@ -179,7 +188,11 @@ pub fn walk(msg: &Message<'_>) {
                 assert!(!f.name.contains('\0'));
                 n += 1;
             }
-            assert_eq!(n, desc.len(), "RowDescription yielded a different number of fields");
+            assert_eq!(
+                n,
+                desc.len(),
+                "RowDescription yielded a different number of fields"
+            );
             assert_eq!(desc.is_empty(), desc.len() == 0);
         }
         Message::ReadyForQuery(_)

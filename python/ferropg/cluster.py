@@ -62,7 +62,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
-from typing import Any, NamedTuple, Self
+from typing import Any, NamedTuple, TypeVar
 
 __all__ = [
     "Cluster",
@@ -357,6 +357,8 @@ def _cleanup_at_exit() -> None:
 
 
 # ------------------------------------------------------------------------- Cluster ----
+
+_C = TypeVar("_C", bound="Cluster")
 
 
 class Cluster:
@@ -986,7 +988,7 @@ class Cluster:
             shutil.rmtree(self._data_dir, ignore_errors=True)
         self._remove_owned_dirs()
 
-    def __enter__(self) -> Self:
+    def __enter__(self: _C) -> _C:
         if self.get_status() == "not-initialized":
             self.init()
         self.start()
@@ -1177,6 +1179,13 @@ class Cluster:
             raise ClusterError("psql is not installed (it is needed by Cluster.sql())")
         if self.get_status() != "running":
             raise ClusterError("cluster is not running")
+        port = self._port
+        if port is None or (host is None and self._socket_dir is None):
+            # a server started elsewhere: take its address from postmaster.pid
+            addr = self._connection_addr_from_pidfile() or {}
+            port = port if port is not None else addr.get("port")
+            if host is None and self._socket_dir is None:
+                host = addr.get("host")
         if host is None:
             host = self._socket_dir or self.host
         if password is None and (user or self._user) == self._user:
@@ -1202,7 +1211,7 @@ class Cluster:
             "-h",
             host,
             "-p",
-            str(self._port),
+            str(port),
             "-U",
             user or self._user,
             "-d",

@@ -76,7 +76,10 @@ pub struct CoreProtocol {
     transport: Option<Py<PyAny>>,
     inbuf: Vec<u8>,
     out: BytesMut,
-    ready_waiter: Option<Py<PyAny>>,
+    /// Resolved once, when startup ends either way; kept so late callers see the outcome.
+    ready_waiter: Py<PyAny>,
+    /// Startup and authentication finished successfully.
+    started: bool,
     statements: HashMap<String, Py<Statement>>,
     statement_order: VecDeque<String>,
     to_close: Vec<String>,
@@ -85,6 +88,7 @@ pub struct CoreProtocol {
     writing_paused: bool,
     notice_callback: Option<Py<PyAny>>,
     notification_callback: Option<Py<PyAny>>,
+    queries_count: u64,
 }
 
 fn status_char(s: TransactionStatus) -> &'static str {
@@ -244,6 +248,7 @@ impl CoreProtocol {
         }
         frontend::execute("", exec.limit, &mut self.out).map_err(enc_err)?;
         frontend::sync(&mut self.out);
+        self.queries_count += 1;
         let query = st.query.clone();
         self.conn.push(Op {
             waiter: Some(waiter),
@@ -289,12 +294,9 @@ impl CoreProtocol {
     }
 
     fn fail_all(&mut self, py: Python<'_>, err: &ferropg_core::Error, done: &mut Vec<Completion>) {
-        let startup = self.conn.phase() == Phase::Startup
-            || (self.ready_waiter.is_some() && matches!(err, ferropg_core::Error::Db(_)));
-        if startup || self.ready_waiter.is_some() {
-            if let Some(w) = self.ready_waiter.take() {
-                done.push(Completion::Err(w, errors::core_error(py, err, None)));
-            }
+        if !self.started {
+            let w = self.ready_waiter.clone_ref(py);
+            done.push(Completion::Err(w, errors::core_error(py, err, None)));
         }
         for op in self.conn.take_pending() {
             if let Some(w) = op.waiter {
@@ -321,9 +323,8 @@ impl CoreProtocol {
         match routed {
             Routed::Handled | Routed::ParameterChanged { .. } => {}
             Routed::StartupDone => {
-                if let Some(w) = self.ready_waiter.take() {
-                    done.push(Completion::Ok(w, py.None()));
-                }
+                self.started = true;
+                done.push(Completion::Ok(self.ready_waiter.clone_ref(py), py.None()));
             }
             Routed::Op(msg) => {
                 if let Some(op) = self.conn.head_mut() {
@@ -563,8 +564,10 @@ fn settle(
 impl CoreProtocol {
     /// `CoreProtocol(loop, user, database=None, password=None, options=())`.
     #[new]
+    #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (r#loop, user, database=None, password=None, options=None, *_args, **_kwargs))]
     fn py_new(
+        py: Python<'_>,
         r#loop: Py<PyAny>,
         user: String,
         database: Option<String>,
@@ -572,20 +575,22 @@ impl CoreProtocol {
         options: Option<Vec<(String, String)>>,
         _args: &Bound<'_, PyTuple>,
         _kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> Self {
+    ) -> PyResult<Self> {
+        let ready_waiter = r#loop.bind(py).call_method0(intern!(py, "create_future"))?.unbind();
         let params = StartupParams {
             user,
             database,
             password,
             options: options.unwrap_or_default(),
         };
-        CoreProtocol {
+        Ok(CoreProtocol {
             conn: Connection::new(params),
             loop_: r#loop,
             transport: None,
             inbuf: Vec::new(),
             out: BytesMut::with_capacity(8192),
-            ready_waiter: None,
+            ready_waiter,
+            started: false,
             statements: HashMap::new(),
             statement_order: VecDeque::new(),
             to_close: Vec::new(),
@@ -594,7 +599,8 @@ impl CoreProtocol {
             writing_paused: false,
             notice_callback: None,
             notification_callback: None,
-        }
+            queries_count: 0,
+        })
     }
 
     /// asyncio: the transport is connected; send the StartupMessage.
@@ -608,9 +614,6 @@ impl CoreProtocol {
             this.out = out;
             if let Err(e) = r {
                 return Err(errors::core_error(py, &e, None));
-            }
-            if this.ready_waiter.is_none() {
-                this.ready_waiter = Some(this.new_future(py)?);
             }
             this.take_output(py)
         };
@@ -641,11 +644,12 @@ impl CoreProtocol {
         let mut done = Vec::new();
         {
             let mut this = slf.borrow_mut();
+            let in_startup = !this.started;
             this.lost = true;
-            let was_closing = this.closed;
             this.closed = true;
             this.conn.mark_closed();
-            if let Some(w) = this.ready_waiter.take() {
+            if in_startup {
+                let w = this.ready_waiter.clone_ref(py);
                 let err = match &exc {
                     Some(e) => PyErr::from_value(e.clone()),
                     None => errors::client_error(
@@ -658,19 +662,25 @@ impl CoreProtocol {
             }
             for op in this.conn.take_pending() {
                 if let Some(w) = op.waiter {
-                    let err = errors::client_error(
-                        py,
-                        "ConnectionDoesNotExistError",
-                        "connection was closed in the middle of operation",
-                    );
-                    if let Some(e) = &exc {
-                        err.set_cause(py, Some(PyErr::from_value(e.clone())));
-                    }
+                    // A server error that came before the hang-up (a FATAL termination
+                    // notice, say) explains it: keep it as the cause and in the message.
+                    let mut msg = String::from("connection was closed in the middle of operation");
+                    let cause = match op.error {
+                        Some(server) => {
+                            if let Ok(text) = server.value(py).str() {
+                                msg.push_str(": ");
+                                msg.push_str(&text.to_string_lossy());
+                            }
+                            Some(server)
+                        }
+                        None => exc.as_ref().map(|e| PyErr::from_value(e.clone())),
+                    };
+                    let err = errors::client_error(py, "ConnectionDoesNotExistError", msg);
+                    err.set_cause(py, cause);
                     done.push(Completion::Err(w, err));
                 }
             }
             this.transport = None;
-            let _ = was_closing;
         }
         settle(py, None, done)
     }
@@ -686,20 +696,8 @@ impl CoreProtocol {
     }
 
     /// A future resolved when startup and authentication finish.
-    fn wait_ready(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        match &self.ready_waiter {
-            Some(w) => Ok(w.clone_ref(py)),
-            None => {
-                let fut = self.new_future(py)?;
-                if self.conn.phase() == Phase::Ready {
-                    fut.bind(py)
-                        .call_method1(intern!(py, "set_result"), (py.None(),))?;
-                } else {
-                    self.ready_waiter = Some(fut.clone_ref(py));
-                }
-                Ok(fut)
-            }
-        }
+    fn wait_ready(&self, py: Python<'_>) -> Py<PyAny> {
+        self.ready_waiter.clone_ref(py)
     }
 
     /// Runs `sql` with the simple protocol; resolves to the last command's status.
@@ -711,6 +709,7 @@ impl CoreProtocol {
             let fut = this.new_future(py)?;
             this.queue_closes()?;
             frontend::query(sql, &mut this.out).map_err(enc_err)?;
+            this.queries_count += 1;
             this.conn.push(Op {
                 waiter: Some(fut.clone_ref(py)),
                 error: None,
@@ -902,6 +901,12 @@ impl CoreProtocol {
             d.set_item(k, v)?;
         }
         Ok(d)
+    }
+
+    /// How many queries this connection has sent.
+    #[getter]
+    fn queries_count(&self) -> u64 {
+        self.queries_count
     }
 
     /// How many operations are waiting for the server.

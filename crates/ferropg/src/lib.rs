@@ -1,1 +1,64 @@
-//! placeholder
+//! `ferropg`: a PostgreSQL client for tokio, on ferropg's sans-IO core.
+//!
+//! A [`Connection`] is one session, owned by one task: its `&mut self` methods
+//! write the request and read the response inline, with no background task and no
+//! channel in between. Values travel in binary format through `postgres-types`'
+//! [`ToSql`] and [`FromSql`], with parameter types taken from the server.
+//!
+//! ```no_run
+//! use ferropg::{Config, Error};
+//!
+//! # async fn tour() -> Result<(), Error> {
+//! let config: Config = "postgresql://postgres@localhost/postgres".parse()?;
+//! let mut conn = ferropg::connect(&config).await?;
+//!
+//! conn.batch_execute("create temp table item (id int4 primary key, name text)").await?;
+//! let insert = conn.prepare("insert into item values ($1, $2)").await?;
+//! for (id, name) in [(1, "apple"), (2, "pear")] {
+//!     conn.execute(&insert, &[&id, &name]).await?;
+//! }
+//!
+//! let row = conn.query_one("select name from item where id = $1", &[&2i32]).await?;
+//! let name: &str = row.get("name");
+//! assert_eq!(name, "pear");
+//!
+//! let mut tx = conn.transaction().await?;
+//! tx.execute("delete from item", &[]).await?;
+//! tx.rollback().await?;
+//!
+//! match conn.execute(&insert, &[&1i32, &"again"]).await {
+//!     Err(e) if e.code() == Some(&ferropg::sqlstate::UNIQUE_VIOLATION) => {}
+//!     other => panic!("{other:?}"),
+//! }
+//! conn.close().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Not implemented yet: TLS, COPY, pipelining several requests, a shared `Client`,
+//! pools, and introspection of non-built-in types (enums, domains, composites).
+
+mod cancel;
+pub mod config;
+mod connect;
+mod connection;
+mod error;
+mod exchange;
+mod notification;
+mod row;
+mod socket;
+mod statement;
+mod transaction;
+pub mod types;
+
+pub use cancel::CancelToken;
+pub use config::Config;
+pub use connect::connect;
+pub use connection::Connection;
+pub use error::{Error, ErrorKind};
+pub use ferropg_core::message::TransactionStatus;
+pub use ferropg_core::{sqlstate, DbError};
+pub use notification::Notification;
+pub use postgres_types::{FromSql, ToSql, Type};
+pub use row::{Row, RowIndex};
+pub use statement::{Column, Statement, ToStatement};
+pub use transaction::Transaction;

@@ -59,14 +59,10 @@ impl Startup {
         Ok(())
     }
 
-    fn password(&self) -> Result<&[u8], Error> {
-        self.params
-            .password
-            .as_deref()
-            .map(str::as_bytes)
-            .ok_or_else(|| {
-                Error::Auth("password authentication failed: the server asked for a password but none was given".into())
-            })
+    /// The password to answer with; none given means an empty one, so that the server
+    /// (not the client) reports the failure with its own SQLSTATE, as libpq-less drivers do.
+    fn password(&self) -> &[u8] {
+        self.params.password.as_deref().unwrap_or("").as_bytes()
     }
 
     pub(super) fn handle(
@@ -94,16 +90,16 @@ impl Startup {
                 self.state = AuthState::Authenticated;
             }
             Authentication::CleartextPassword => {
-                let pw = self.password()?.to_vec();
+                let pw = self.password().to_vec();
                 frontend::password(&pw, out)?;
             }
             Authentication::Md5Password { salt } => {
-                let hash = auth::md5_password(&self.params.user, self.password()?, salt);
+                let hash = auth::md5_password(&self.params.user, self.password(), salt);
                 frontend::password(hash.as_bytes(), out)?;
             }
             Authentication::Sasl(mechanisms) => {
                 let scram =
-                    Scram::start(mechanisms.iter(), self.password()?, None).map_err(Error::Auth)?;
+                    Scram::start(mechanisms.iter(), self.password(), None).map_err(Error::Auth)?;
                 frontend::sasl_initial(scram.mechanism(), scram.message(), out)?;
                 self.state = AuthState::Scram(Box::new(scram));
             }

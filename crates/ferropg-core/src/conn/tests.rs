@@ -55,10 +55,22 @@ fn startup_records_key_and_parameters() {
 }
 
 #[test]
-fn password_request_without_password_fails() {
+fn password_request_without_password_sends_an_empty_one() {
     let mut conn: Connection<u32> = Connection::new(StartupParams::default());
     let mut out = BytesMut::new();
     let req = frame(b'R', &3i32.to_be_bytes());
+    assert!(matches!(
+        feed(&mut conn, &req, &mut out),
+        Ok(Routed::Handled)
+    ));
+    assert_eq!(&out[..], b"p\0\0\0\x05\0");
+}
+
+#[test]
+fn gss_is_refused() {
+    let mut conn: Connection<u32> = Connection::new(StartupParams::default());
+    let mut out = BytesMut::new();
+    let req = frame(b'R', &7i32.to_be_bytes());
     assert!(matches!(
         feed(&mut conn, &req, &mut out),
         Err(Error::Auth(_))

@@ -1,0 +1,318 @@
+//! Connection settings: parsed from a libpq URI or keyword/value string, or built
+//! with setters, with libpq's `PG*` environment fallback.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use ferropg_core::config as core;
+use ferropg_core::conn::StartupParams;
+
+pub use ferropg_core::config::Host;
+
+use crate::Error;
+
+/// Connection settings.
+///
+/// ```
+/// use ferropg::Config;
+///
+/// let from_uri: Config = "postgresql://app:secret@db.example:5433/shop".parse()?;
+/// let from_keywords = Config::parse("host=db.example port=5433 user=app password=secret dbname=shop")?;
+/// let mut built = Config::new();
+/// built.host("db.example").port(5433).user("app").password("secret").dbname("shop");
+/// assert_eq!(from_uri, from_keywords);
+/// assert_eq!(from_uri, built);
+/// # Ok::<(), ferropg::Error>(())
+/// ```
+///
+/// [`connect`](crate::connect) fills every setting still unset from the `PG*`
+/// environment variables (as libpq does), then uses the defaults: the user is
+/// `$USER`, the database the user's name, the host the usual Unix socket
+/// directories and then `localhost`, the port 5432.
+///
+/// TLS is not implemented yet: `sslmode` values `require`, `verify-ca` and
+/// `verify-full` are rejected; `disable`, `allow` and `prefer` connect without TLS.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Config {
+    inner: core::Config,
+}
+
+impl Config {
+    /// Empty settings: everything comes from the environment and the defaults.
+    pub fn new() -> Config {
+        Config::default()
+    }
+
+    /// Parses a `postgresql://` (or `postgres://`) URI or a libpq `key=value` string.
+    /// Keys ferropg does not know are sent to the server as run-time settings.
+    pub fn parse(dsn: &str) -> Result<Config, Error> {
+        core::Config::parse(dsn)
+            .map(Config::from)
+            .map_err(|e| Error::config(e.0))
+    }
+
+    /// Adds a host, tried in order. A value starting with `/` is the directory of a
+    /// Unix socket.
+    pub fn host(&mut self, host: &str) -> &mut Config {
+        self.inner.hosts.push(Host::from_libpq(host));
+        self
+    }
+
+    /// Adds a Unix socket directory, tried in order with the other hosts.
+    pub fn host_path(&mut self, dir: impl AsRef<Path>) -> &mut Config {
+        let dir = dir.as_ref().to_string_lossy().into_owned();
+        self.inner.hosts.push(Host::Unix(dir));
+        self
+    }
+
+    /// Adds a port: one port for every host, or one port per host in order.
+    pub fn port(&mut self, port: u16) -> &mut Config {
+        self.inner.ports.push(port);
+        self
+    }
+
+    /// Sets the role to log in as.
+    pub fn user(&mut self, user: &str) -> &mut Config {
+        self.inner.user = Some(user.to_owned());
+        self
+    }
+
+    /// Sets the password, for the methods that need one.
+    pub fn password(&mut self, password: &str) -> &mut Config {
+        self.inner.password = Some(password.to_owned());
+        self
+    }
+
+    /// Sets the database; the server defaults it to the user's name.
+    pub fn dbname(&mut self, dbname: &str) -> &mut Config {
+        self.inner.database = Some(dbname.to_owned());
+        self
+    }
+
+    /// Sets `application_name`.
+    pub fn application_name(&mut self, name: &str) -> &mut Config {
+        self.inner.application_name = Some(name.to_owned());
+        self
+    }
+
+    /// Sets the time allowed to connect to each host, authentication included.
+    /// A zero duration means no limit.
+    pub fn connect_timeout(&mut self, timeout: Duration) -> &mut Config {
+        self.inner.connect_timeout = Some(timeout.as_secs_f64());
+        self
+    }
+
+    /// Sets the `sslmode` (see the type's documentation for what is supported).
+    pub fn sslmode(&mut self, mode: &str) -> &mut Config {
+        self.inner.sslmode = Some(mode.to_owned());
+        self
+    }
+
+    /// Sends a run-time setting in the startup message (`search_path`, `TimeZone`,
+    /// `options`, ...).
+    pub fn server_setting(&mut self, name: &str, value: &str) -> &mut Config {
+        let settings = &mut self.inner.server_settings;
+        match settings.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => value.clone_into(&mut slot.1),
+            None => settings.push((name.to_owned(), value.to_owned())),
+        }
+        self
+    }
+
+    /// Fills the settings still unset from `PGHOST`, `PGPORT`, `PGUSER`,
+    /// `PGPASSWORD`, `PGDATABASE`, `PGCONNECT_TIMEOUT`, `PGSSLMODE` and `PGAPPNAME`.
+    /// [`connect`](crate::connect) does this on its own copy of the settings.
+    pub fn apply_env(&mut self) -> Result<&mut Config, Error> {
+        self.inner
+            .apply_env(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+            .map_err(|e| Error::config(e.0))?;
+        Ok(self)
+    }
+
+    /// The hosts, in order.
+    pub fn get_hosts(&self) -> &[Host] {
+        &self.inner.hosts
+    }
+
+    /// The ports, in order.
+    pub fn get_ports(&self) -> &[u16] {
+        &self.inner.ports
+    }
+
+    /// The user, if set.
+    pub fn get_user(&self) -> Option<&str> {
+        self.inner.user.as_deref()
+    }
+
+    /// The password, if set.
+    pub fn get_password(&self) -> Option<&str> {
+        self.inner.password.as_deref()
+    }
+
+    /// The database, if set.
+    pub fn get_dbname(&self) -> Option<&str> {
+        self.inner.database.as_deref()
+    }
+
+    /// The connect timeout; `None` when unset or not positive (no limit).
+    pub fn get_connect_timeout(&self) -> Option<Duration> {
+        self.inner
+            .connect_timeout
+            .filter(|t| t.is_finite() && *t > 0.0)
+            .and_then(|t| Duration::try_from_secs_f64(t).ok())
+    }
+
+    /// The parsed settings as the sans-IO core holds them.
+    pub fn as_core(&self) -> &core::Config {
+        &self.inner
+    }
+
+    /// Connects with these settings; the same as [`crate::connect`].
+    pub async fn connect(&self) -> Result<crate::Connection, Error> {
+        crate::connect(self).await
+    }
+
+    /// The `(host, port)` pairs to try, in order.
+    pub(crate) fn addresses(&self) -> Result<Vec<(Host, u16)>, Error> {
+        self.inner.addresses().map_err(|e| Error::config(e.0))
+    }
+
+    /// Rejects what this client cannot honour.
+    pub(crate) fn check_supported(&self) -> Result<(), Error> {
+        match self.inner.sslmode.as_deref() {
+            None | Some("disable" | "allow" | "prefer") => Ok(()),
+            Some(mode @ ("require" | "verify-ca" | "verify-full")) => Err(Error::config(format!(
+                "sslmode={mode} needs TLS, which this client does not support yet"
+            ))),
+            Some(other) => Err(Error::config(format!("invalid sslmode {other:?}"))),
+        }
+    }
+
+    /// The startup message's contents: the user (falling back to `$USER`), the
+    /// database, the password and the run-time settings, with `client_encoding`
+    /// forced to UTF8 (text values are decoded as UTF-8).
+    pub(crate) fn startup_params(&self) -> Result<StartupParams, Error> {
+        let c = &self.inner;
+        let user = match &c.user {
+            Some(u) => u.clone(),
+            None => ["USER", "LOGNAME"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+                .ok_or_else(|| {
+                    Error::config("no user name given and neither $PGUSER nor $USER is set")
+                })?,
+        };
+        let mut options: Vec<(String, String)> = Vec::new();
+        if let Some(app) = &c.application_name {
+            options.push(("application_name".into(), app.clone()));
+        }
+        for (name, value) in &c.server_settings {
+            if name.eq_ignore_ascii_case("client_encoding") {
+                continue;
+            }
+            options.push((name.clone(), value.clone()));
+        }
+        options.push(("client_encoding".into(), "UTF8".into()));
+        Ok(StartupParams {
+            user,
+            database: c.database.clone(),
+            password: c.password.clone(),
+            options,
+        })
+    }
+}
+
+impl From<core::Config> for Config {
+    fn from(inner: core::Config) -> Config {
+        Config { inner }
+    }
+}
+
+impl FromStr for Config {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Config, Error> {
+        Config::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    #[test]
+    fn uri_keywords_and_builder_agree() {
+        let a: Config = "postgres://u:p@h:6000/d?application_name=x"
+            .parse()
+            .unwrap();
+        let b = Config::parse("host=h port=6000 user=u password=p dbname=d application_name=x")
+            .unwrap();
+        let mut c = Config::new();
+        c.host("h")
+            .port(6000)
+            .user("u")
+            .password("p")
+            .dbname("d")
+            .application_name("x");
+        assert_eq!(a, b);
+        assert_eq!(a, c);
+        assert_eq!(a.get_hosts(), &[Host::Tcp("h".into())]);
+        assert_eq!(a.get_ports(), &[6000]);
+        assert_eq!(a.get_user(), Some("u"));
+        assert_eq!(a.get_password(), Some("p"));
+        assert_eq!(a.get_dbname(), Some("d"));
+    }
+
+    #[test]
+    fn socket_dirs_and_timeouts() {
+        let mut c = Config::new();
+        c.host("/tmp/x")
+            .host_path("/run/y")
+            .connect_timeout(Duration::ZERO);
+        assert_eq!(
+            c.get_hosts(),
+            &[Host::Unix("/tmp/x".into()), Host::Unix("/run/y".into())]
+        );
+        assert_eq!(c.get_connect_timeout(), None);
+        c.connect_timeout(Duration::from_millis(1500));
+        assert_eq!(c.get_connect_timeout(), Some(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn bad_dsn_is_a_config_error() {
+        let err = Config::parse("host").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert_eq!(
+            Config::parse("port=x").unwrap_err().kind(),
+            ErrorKind::Config
+        );
+    }
+
+    #[test]
+    fn startup_params_force_utf8() {
+        let c = Config::parse("user=u dbname=d client_encoding=LATIN1 search_path=s").unwrap();
+        let p = c.startup_params().unwrap();
+        assert_eq!(p.user, "u");
+        assert_eq!(p.database.as_deref(), Some("d"));
+        assert!(p.options.contains(&("search_path".into(), "s".into())));
+        assert!(p
+            .options
+            .contains(&("client_encoding".into(), "UTF8".into())));
+        assert!(!p.options.iter().any(|(_, v)| v == "LATIN1"));
+    }
+
+    #[test]
+    fn tls_modes_are_rejected() {
+        assert!(Config::parse("sslmode=prefer")
+            .unwrap()
+            .check_supported()
+            .is_ok());
+        let err = Config::parse("sslmode=require")
+            .unwrap()
+            .check_supported()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+    }
+}

@@ -1,0 +1,166 @@
+//! Result rows: the DataRow bytes as received, decoded on access through
+//! `FromSql`, with columns looked up by position or by name ([`RowIndex`]).
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ferropg_core::message::DataRow;
+use postgres_types::{FromSql, WrongType};
+
+use crate::statement::Column;
+use crate::Error;
+
+/// One result row.
+///
+/// It holds the row's bytes as they came off the socket (a shared slice of the read
+/// buffer, not a copy) and the columns of its result; values are decoded when asked
+/// for, in binary format.
+#[derive(Clone)]
+pub struct Row {
+    columns: Arc<[Column]>,
+    body: Bytes,
+    /// Where each value's 4-byte length prefix starts in `body`.
+    offsets: Vec<u32>,
+}
+
+impl Row {
+    /// Builds a row over `frame`, the whole DataRow message that `row` was parsed from.
+    pub(crate) fn new(columns: Arc<[Column]>, frame: &Bytes, row: &DataRow<'_>) -> Row {
+        let body = frame.slice_ref(row.raw());
+        let mut offsets = Vec::with_capacity(row.len());
+        let mut pos = 0usize;
+        for value in row.values() {
+            offsets.push(pos as u32);
+            pos += 4 + value.map_or(0, <[u8]>::len);
+        }
+        Row {
+            columns,
+            body,
+            offsets,
+        }
+    }
+
+    /// The columns of the row.
+    pub fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    /// The number of columns.
+    pub fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    /// True when the row has no columns.
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+
+    /// Decodes a column, by position (`0`, `1`, ...) or by name (`"id"`).
+    ///
+    /// # Panics
+    ///
+    /// When the column does not exist or the value cannot be decoded as `T` (a type
+    /// mismatch, or NULL into a non-`Option`); [`Row::try_get`] returns those as errors.
+    ///
+    /// ```no_run
+    /// # async fn f(conn: &mut ferropg::Connection) -> Result<(), ferropg::Error> {
+    /// let row = conn.query_one("select 1::int4 as n, 'x'::text as s", &[]).await?;
+    /// let n: i32 = row.get(0);
+    /// let s: &str = row.get("s");
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn get<'a, I, T>(&'a self, idx: I) -> T
+    where
+        I: RowIndex + fmt::Display,
+        T: FromSql<'a>,
+    {
+        match self.try_get(&idx) {
+            Ok(v) => v,
+            Err(e) => panic!("error retrieving column {idx}: {e}"),
+        }
+    }
+
+    /// Decodes a column, by position or by name, returning an error of kind
+    /// [`ColumnNotFound`](crate::ErrorKind::ColumnNotFound) or
+    /// [`FromSql`](crate::ErrorKind::FromSql) instead of panicking.
+    pub fn try_get<'a, I, T>(&'a self, idx: I) -> Result<T, Error>
+    where
+        I: RowIndex + fmt::Display,
+        T: FromSql<'a>,
+    {
+        let i = idx
+            .__index(&self.columns)
+            .filter(|i| *i < self.offsets.len())
+            .ok_or_else(|| Error::column_not_found(&idx))?;
+        let column = &self.columns[i];
+        let ty = column.type_();
+        if !T::accepts(ty) {
+            return Err(Error::from_sql(
+                i,
+                column.name(),
+                Box::new(WrongType::new::<T>(ty.clone())),
+            ));
+        }
+        T::from_sql_nullable(ty, self.raw(i)).map_err(|e| Error::from_sql(i, column.name(), e))
+    }
+
+    /// The raw bytes of column `i` (`None` for NULL).
+    fn raw(&self, i: usize) -> Option<&[u8]> {
+        // The DataRow was validated when parsed: every offset and length is in bounds.
+        let pos = *self.offsets.get(i)? as usize;
+        let len = self.body.get(pos..pos + 4)?;
+        let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
+        let len = usize::try_from(len).ok()?;
+        self.body.get(pos + 4..pos + 4 + len)
+    }
+}
+
+impl fmt::Debug for Row {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_map();
+        for (i, c) in self.columns.iter().enumerate().take(self.len()) {
+            d.entry(&c.name(), &self.raw(i));
+        }
+        d.finish()
+    }
+}
+
+mod private {
+    pub trait Sealed {}
+    impl Sealed for usize {}
+    impl Sealed for str {}
+    impl<T: ?Sized + Sealed> Sealed for &T {}
+}
+
+/// A way to name a column of a [`Row`]: its position (`usize`) or its name (`&str`;
+/// an exact match first, then one ignoring ASCII case).
+///
+/// This trait is sealed.
+pub trait RowIndex: private::Sealed {
+    #[doc(hidden)]
+    fn __index(&self, columns: &[Column]) -> Option<usize>;
+}
+
+impl RowIndex for usize {
+    fn __index(&self, columns: &[Column]) -> Option<usize> {
+        (*self < columns.len()).then_some(*self)
+    }
+}
+
+impl RowIndex for str {
+    fn __index(&self, columns: &[Column]) -> Option<usize> {
+        columns.iter().position(|c| c.name() == self).or_else(|| {
+            columns
+                .iter()
+                .position(|c| c.name().eq_ignore_ascii_case(self))
+        })
+    }
+}
+
+impl<T: ?Sized + RowIndex> RowIndex for &T {
+    fn __index(&self, columns: &[Column]) -> Option<usize> {
+        T::__index(*self, columns)
+    }
+}

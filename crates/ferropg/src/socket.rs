@@ -1,0 +1,118 @@
+//! The transport: a TCP or Unix-domain stream, and how to reach one again (for
+//! cancel requests).
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
+
+use crate::config::Host;
+use crate::Error;
+
+/// A connected stream to the server.
+#[derive(Debug)]
+pub(crate) enum Socket {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+/// The address a socket was connected to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl Socket {
+    /// Reads what is available into `buf` (0 at end of stream). Cancel-safe.
+    pub(crate) async fn read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        match self {
+            Socket::Tcp(s) => s.read_buf(buf).await,
+            Socket::Unix(s) => s.read_buf(buf).await,
+        }
+    }
+
+    /// Writes part of `buf`, advancing it past what was written. Cancel-safe.
+    pub(crate) async fn write_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        match self {
+            Socket::Tcp(s) => s.write_buf(buf).await,
+            Socket::Unix(s) => s.write_buf(buf).await,
+        }
+    }
+
+    /// Writes what the kernel takes right now, without waiting.
+    pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Socket::Tcp(s) => s.try_write(buf),
+            Socket::Unix(s) => s.try_write(buf),
+        }
+    }
+
+    /// Shuts down the write half.
+    pub(crate) async fn shutdown(&mut self) -> io::Result<()> {
+        match self {
+            Socket::Tcp(s) => s.shutdown().await,
+            Socket::Unix(s) => s.shutdown().await,
+        }
+    }
+}
+
+impl Endpoint {
+    /// Connects to this exact address.
+    pub(crate) async fn connect(&self) -> Result<Socket, Error> {
+        match self {
+            Endpoint::Tcp(addr) => {
+                let s = TcpStream::connect(addr)
+                    .await
+                    .map_err(|e| Error::io(format!("could not connect to {addr}"), e))?;
+                // Requests are written whole; Nagle would only delay them.
+                let _ = s.set_nodelay(true);
+                Ok(Socket::Tcp(s))
+            }
+            Endpoint::Unix(path) => UnixStream::connect(path)
+                .await
+                .map(Socket::Unix)
+                .map_err(|e| Error::io(format!("could not connect to {}", path.display()), e)),
+        }
+    }
+}
+
+/// The path of the server's socket in directory `dir`.
+fn socket_path(dir: &str, port: u16) -> PathBuf {
+    PathBuf::from(dir).join(format!(".s.PGSQL.{port}"))
+}
+
+/// Connects to `host:port`, trying each address a host name resolves to.
+pub(crate) async fn connect(host: &Host, port: u16) -> Result<(Socket, Endpoint), Error> {
+    match host {
+        Host::Unix(dir) if dir.starts_with('@') => Err(Error::config(format!(
+            "abstract Unix sockets ({dir}) are not supported"
+        ))),
+        Host::Unix(dir) => {
+            let endpoint = Endpoint::Unix(socket_path(dir, port));
+            Ok((endpoint.connect().await?, endpoint))
+        }
+        Host::Tcp(name) => {
+            let addrs = tokio::net::lookup_host((name.as_str(), port))
+                .await
+                .map_err(|e| Error::io(format!("could not resolve {name:?}"), e))?;
+            let mut last = None;
+            for addr in addrs {
+                let endpoint = Endpoint::Tcp(addr);
+                match endpoint.connect().await {
+                    Ok(socket) => return Ok((socket, endpoint)),
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(last.unwrap_or_else(|| {
+                Error::io(
+                    format!("could not resolve {name:?}"),
+                    io::Error::new(io::ErrorKind::NotFound, "no addresses"),
+                )
+            }))
+        }
+    }
+}

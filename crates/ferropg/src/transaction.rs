@@ -1,0 +1,200 @@
+//! Transactions and savepoints, rolled back when dropped.
+
+use std::fmt;
+
+use postgres_types::{ToSql, Type};
+
+use crate::cancel::CancelToken;
+use crate::exchange::Response;
+use crate::row::Row;
+use crate::statement::{Statement, ToStatement};
+use crate::{Connection, Error};
+
+/// A transaction (`BEGIN` ... `COMMIT`), or a savepoint within one when made with
+/// [`Transaction::transaction`]. It borrows the connection mutably: run statements
+/// through it.
+///
+/// End it with [`commit`](Transaction::commit) or
+/// [`rollback`](Transaction::rollback). **Dropped without either, it is rolled
+/// back lazily**: `Drop` cannot wait on the socket, so the `ROLLBACK` (or
+/// `ROLLBACK TO SAVEPOINT`) is queued on the connection and sent together with the
+/// connection's next request, in the same write and before it. Until then the
+/// server still holds the transaction's locks; [`Connection::close`] or dropping the
+/// connection ends the session, which also rolls it back.
+///
+/// ```no_run
+/// # async fn f(conn: &mut ferropg::Connection) -> Result<(), ferropg::Error> {
+/// let mut tx = conn.transaction().await?;
+/// tx.execute("insert into log(msg) values ($1)", &[&"hello"]).await?;
+/// tx.commit().await?;
+/// # Ok(()) }
+/// ```
+pub struct Transaction<'c> {
+    conn: &'c mut Connection,
+    /// The savepoint's name, for a nested transaction.
+    savepoint: Option<String>,
+    depth: u32,
+    done: bool,
+}
+
+impl<'c> Transaction<'c> {
+    /// Runs `BEGIN` and returns the guard.
+    pub(crate) async fn begin(conn: &'c mut Connection) -> Result<Transaction<'c>, Error> {
+        Transaction::start(conn, None, 0, "BEGIN").await
+    }
+
+    /// Sends `sql` with the guard already armed: if this future is dropped after
+    /// `sql` was queued, the guard's `Drop` rolls back.
+    async fn start(
+        conn: &'c mut Connection,
+        savepoint: Option<String>,
+        depth: u32,
+        sql: &str,
+    ) -> Result<Transaction<'c>, Error> {
+        let op = conn.begin_op().await?;
+        conn.send_simple(op, sql)?;
+        let mut tx = Transaction {
+            conn,
+            savepoint,
+            depth,
+            done: false,
+        };
+        if let Err(e) = tx.conn.finish(op, &mut Response::default()).await {
+            // It never started: nothing to roll back.
+            tx.done = true;
+            return Err(e);
+        }
+        Ok(tx)
+    }
+
+    /// Commits (or releases the savepoint).
+    pub async fn commit(mut self) -> Result<(), Error> {
+        let sql = match &self.savepoint {
+            Some(name) => format!("RELEASE SAVEPOINT {name}"),
+            None => "COMMIT".to_owned(),
+        };
+        self.end(&sql).await
+    }
+
+    /// Rolls back (to the savepoint, for a nested transaction).
+    pub async fn rollback(mut self) -> Result<(), Error> {
+        let sql = self.rollback_sql();
+        self.end(&sql).await
+    }
+
+    /// Sends the statement that ends the transaction. From the moment it is queued
+    /// the guard no longer rolls back on drop.
+    async fn end(&mut self, sql: &str) -> Result<(), Error> {
+        let op = self.conn.begin_op().await?;
+        self.conn.send_simple(op, sql)?;
+        self.done = true;
+        self.conn.finish(op, &mut Response::default()).await
+    }
+
+    fn rollback_sql(&self) -> String {
+        match &self.savepoint {
+            Some(name) => format!("ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}"),
+            None => "ROLLBACK".to_owned(),
+        }
+    }
+
+    /// Starts a nested transaction: a savepoint, released by its `commit` and rolled
+    /// back to by its `rollback` or drop.
+    pub async fn transaction(&mut self) -> Result<Transaction<'_>, Error> {
+        let depth = self.depth + 1;
+        let name = format!("ferropg_sp_{depth}");
+        let sql = format!("SAVEPOINT {name}");
+        Transaction::start(self.conn, Some(name), depth, &sql).await
+    }
+
+    /// [`Connection::query`] within the transaction.
+    pub async fn query<T>(
+        &mut self,
+        statement: &T,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, Error>
+    where
+        T: ?Sized + ToStatement,
+    {
+        self.conn.query(statement, params).await
+    }
+
+    /// [`Connection::query_one`] within the transaction.
+    pub async fn query_one<T>(
+        &mut self,
+        statement: &T,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, Error>
+    where
+        T: ?Sized + ToStatement,
+    {
+        self.conn.query_one(statement, params).await
+    }
+
+    /// [`Connection::query_opt`] within the transaction.
+    pub async fn query_opt<T>(
+        &mut self,
+        statement: &T,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, Error>
+    where
+        T: ?Sized + ToStatement,
+    {
+        self.conn.query_opt(statement, params).await
+    }
+
+    /// [`Connection::execute`] within the transaction.
+    pub async fn execute<T>(
+        &mut self,
+        statement: &T,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, Error>
+    where
+        T: ?Sized + ToStatement,
+    {
+        self.conn.execute(statement, params).await
+    }
+
+    /// [`Connection::batch_execute`] within the transaction.
+    pub async fn batch_execute(&mut self, sql: &str) -> Result<(), Error> {
+        self.conn.batch_execute(sql).await
+    }
+
+    /// [`Connection::prepare`] within the transaction (the statement outlives it).
+    pub async fn prepare(&mut self, sql: &str) -> Result<Statement, Error> {
+        self.conn.prepare(sql).await
+    }
+
+    /// [`Connection::prepare_typed`] within the transaction.
+    pub async fn prepare_typed(&mut self, sql: &str, types: &[Type]) -> Result<Statement, Error> {
+        self.conn.prepare_typed(sql, types).await
+    }
+
+    /// [`Connection::cancel_token`] of the underlying connection.
+    pub fn cancel_token(&self) -> CancelToken {
+        self.conn.cancel_token()
+    }
+
+    /// The underlying connection, for its accessors.
+    pub fn connection(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl fmt::Debug for Transaction<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transaction")
+            .field("savepoint", &self.savepoint)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let sql = self.rollback_sql();
+            self.conn.cleanup_sql.push(sql);
+        }
+    }
+}

@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# Install what `make test` needs (Debian 12; idempotent, quick when all is present).
+#
+#   * PostgreSQL server binaries, found with the same rule as ferropg.cluster:
+#     $PGINSTALLATION, $PGBIN, `pg_config --bindir` (if it has postgres and initdb),
+#     else the newest /usr/lib/postgresql/*/bin.  If none: apt-get install postgresql
+#     postgresql-contrib; the cluster Debian creates and starts on port 5432 is then
+#     stopped and set to start manually (it is not deleted).
+#   * contrib extensions (hstore, citext, isn): postgresql-contrib.
+#   * the `postgres` OS user (ferropg.cluster runs the server as that user when root).
+#   * Python packages for the current python3 (only the missing ones):
+#     maturin>=1.9,<2, pytest, uvloop, hypothesis, ruff, distro.
+#
+# As root it uses apt-get and useradd directly (no sudo).  As another user it only
+# reports what is missing for those, and still pip-installs Python packages.
+# Environment: PYTHON (default python3), PIP_ARGS (extra `pip install` arguments).
+# Exit status 0 when everything is in place afterwards, 1 otherwise.
+set -euo pipefail
+
+PYTHON="${PYTHON:-python3}"
+IS_ROOT=0
+[[ "$(id -u)" == 0 ]] && IS_ROOT=1
+MISSING=()
+
+say() { printf 'setup: %s\n' "$*"; }
+
+has_server() {  # has_server DIR [need_initdb]
+    [[ -x "$1/postgres" && -x "$1/pg_ctl" ]] && { [[ "${2:-1}" == 0 ]] || [[ -x "$1/initdb" ]]; }
+}
+
+# Prints the PostgreSQL bin directory (ferropg.cluster.find_bindir's rule); status 1 if
+# none, 2 if $PGINSTALLATION/$PGBIN is set but unusable.
+find_bindir() {
+    local var value dir
+    for var in PGINSTALLATION PGBIN; do
+        value="${!var:-}"
+        [[ -n "$value" ]] || continue
+        for dir in "$value" "$value/bin"; do
+            if has_server "$dir" 0; then (cd "$dir" && pwd); return 0; fi
+        done
+        echo "\$$var=$value has no postgres and pg_ctl executables" >&2
+        return 2
+    done
+    if command -v pg_config >/dev/null 2>&1; then
+        dir="$(pg_config --bindir 2>/dev/null || true)"
+        if [[ -n "$dir" ]] && has_server "$dir"; then echo "$dir"; return 0; fi
+    fi
+    dir="$(for d in /usr/lib/postgresql/*/bin; do has_server "$d" && echo "$d"; done \
+           | sort -V | tail -n 1)"
+    [[ -n "$dir" ]] && { echo "$dir"; return 0; }
+    return 1
+}
+
+apt_install() {
+    if (( ! IS_ROOT )); then
+        MISSING+=("$*")
+        say "not root: skipping apt-get install $*"
+        return 1
+    fi
+    if [[ -z "${APT_UPDATED:-}" ]]; then
+        say "apt-get update"
+        apt-get update -qq
+        APT_UPDATED=1
+    fi
+    say "apt-get install $*"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# Debian's postgresql package creates a cluster and starts it on port 5432.  Stop it and
+# make it manual so it neither takes the port nor comes back; its data is left alone.
+quiet_debian_clusters() {
+    command -v pg_lsclusters >/dev/null 2>&1 || return 0
+    local ver name rest
+    while read -r ver name rest; do
+        [[ -n "$ver" && -n "$name" ]] || continue
+        say "stopping Debian's auto-created cluster $ver/$name (start.conf -> manual)"
+        pg_ctlcluster "$ver" "$name" stop >/dev/null 2>&1 || true
+        if [[ -f "/etc/postgresql/$ver/$name/start.conf" ]]; then
+            sed -i -E 's/^[[:space:]]*auto([[:space:]]|$)/manual\1/' \
+                "/etc/postgresql/$ver/$name/start.conf"
+        fi
+    done < <(pg_lsclusters -h 2>/dev/null || true)
+}
+
+# ---------------------------------------------------------------- PostgreSQL ----
+rc=0
+BINDIR="$(find_bindir)" || rc=$?
+if (( rc == 2 )); then
+    MISSING+=("usable \$PGINSTALLATION/\$PGBIN")
+elif (( rc != 0 )); then
+    say "no PostgreSQL server binaries found"
+    if apt_install postgresql postgresql-contrib; then
+        quiet_debian_clusters
+        BINDIR="$(find_bindir)" || BINDIR=""
+    fi
+    [[ -n "$BINDIR" ]] || MISSING+=("PostgreSQL server")
+fi
+
+if [[ -n "$BINDIR" ]]; then
+    say "PostgreSQL: $BINDIR ($("$BINDIR/postgres" --version 2>/dev/null | sed 's/^postgres (PostgreSQL) //'))"
+    if [[ -x "$BINDIR/pg_config" ]]; then
+        SHAREDIR="$("$BINDIR/pg_config" --sharedir)"
+    else
+        SHAREDIR="/usr/share/postgresql/$(basename "$(dirname "$BINDIR")")"
+    fi
+    if [[ -f "$SHAREDIR/extension/hstore.control" ]]; then
+        say "contrib extensions: present"
+    elif apt_install postgresql-contrib && [[ -f "$SHAREDIR/extension/hstore.control" ]]; then
+        say "contrib extensions: installed"
+    else
+        MISSING+=("postgresql-contrib (hstore in $SHAREDIR)")
+    fi
+    if [[ ! -x "$BINDIR/psql" ]] && ! command -v psql >/dev/null 2>&1; then
+        apt_install postgresql-client || MISSING+=("psql")
+    fi
+fi
+
+# ------------------------------------------------------------- postgres user ----
+if id postgres >/dev/null 2>&1; then
+    say "OS user postgres: present"
+elif (( IS_ROOT )); then
+    say "creating OS user postgres"
+    useradd --system --user-group --home-dir /var/lib/postgresql --no-create-home \
+        --shell /bin/bash postgres
+else
+    say "OS user postgres: missing (only needed when the tests run as root)"
+fi
+if (( IS_ROOT )) && ! command -v setpriv >/dev/null 2>&1 && ! command -v runuser >/dev/null 2>&1; then
+    apt_install util-linux || MISSING+=("setpriv/runuser")
+fi
+
+# ---------------------------------------------------------------- Python --------
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+    apt_install python3 python3-pip python3-venv || true
+fi
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+    MISSING+=("$PYTHON")
+else
+    PIP_WANT=()
+    maturin_ok() {
+        local v
+        v="$(maturin --version 2>/dev/null || "$PYTHON" -m maturin --version 2>/dev/null)" || return 1
+        v="${v##* }"
+        [[ "$v" =~ ^1\.([0-9]+) ]] && (( BASH_REMATCH[1] >= 9 ))
+    }
+    maturin_ok || PIP_WANT+=("maturin>=1.9,<2")
+    # One interpreter start for all import checks (pyenv shims make each one slow).
+    read -r -a absent <<< "$("$PYTHON" -c '
+import importlib.util
+print(" ".join(m for m in ("pytest", "uvloop", "hypothesis", "distro")
+               if importlib.util.find_spec(m) is None))')"
+    PIP_WANT+=("${absent[@]}")
+    command -v ruff >/dev/null 2>&1 || "$PYTHON" -m ruff --version >/dev/null 2>&1 \
+        || PIP_WANT+=("ruff")
+
+    if (( ${#PIP_WANT[@]} == 0 )); then
+        say "Python packages ($("$PYTHON" --version 2>&1)): all present"
+    else
+        if ! "$PYTHON" -m pip --version >/dev/null 2>&1; then
+            apt_install python3-pip || true
+        fi
+        extra=()
+        # Debian's own python3 refuses pip installs (PEP 668) outside a virtualenv.
+        marker="$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')/EXTERNALLY-MANAGED"
+        in_venv="$("$PYTHON" -c 'import sys; print(int(sys.prefix != sys.base_prefix))')"
+        if [[ -f "$marker" && "$in_venv" == 0 ]]; then
+            extra+=(--break-system-packages)
+        fi
+        say "pip install ${PIP_WANT[*]}"
+        # shellcheck disable=SC2086
+        if ! "$PYTHON" -m pip install -q "${extra[@]}" ${PIP_ARGS:-} "${PIP_WANT[@]}"; then
+            MISSING+=("Python packages: ${PIP_WANT[*]}")
+        fi
+    fi
+fi
+
+command -v cargo >/dev/null 2>&1 || say "note: cargo not found (maturin needs a Rust toolchain: https://rustup.rs)"
+
+if (( ${#MISSING[@]} )); then
+    say "MISSING: $(IFS=';'; echo "${MISSING[*]}")"
+    exit 1
+fi
+say "ok"

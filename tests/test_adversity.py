@@ -1,0 +1,106 @@
+"""Bad bytes and broken links: a real server behind a proxy that corrupts or cuts its replies.
+
+Whatever arrives, the caller gets a clear exception at once, never a hang, and the
+connection reports itself closed afterwards.
+"""
+
+import asyncio
+
+import pytest
+
+import ferropg
+from ferropg import exceptions
+
+
+class Proxy:
+    """Forwards TCP to the server; ``mode`` decides what happens to the server's replies."""
+
+    def __init__(self, host, port):
+        self.target = (host, port)
+        self.mode = "pass"
+        self.server = None
+        self.writers = []
+
+    async def start(self):
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def _handle(self, client_reader, client_writer):
+        server_reader, server_writer = await asyncio.open_connection(*self.target)
+        self.writers += [client_writer, server_writer]
+
+        async def upstream():
+            while data := await client_reader.read(65536):
+                server_writer.write(data)
+            server_writer.close()
+
+        async def downstream():
+            while data := await server_reader.read(65536):
+                if self.mode == "garbage":
+                    data = b"\xfe\x00\x00\x00\x08garbage!"
+                elif self.mode == "bad-length":
+                    data = b"Z\x00\x00\x00\x01"
+                elif self.mode == "cut":
+                    client_writer.write(data[: max(1, len(data) // 2)])
+                    await client_writer.drain()
+                    client_writer.close()
+                    return
+                client_writer.write(data)
+                await client_writer.drain()
+            client_writer.close()
+
+        await asyncio.gather(upstream(), downstream(), return_exceptions=True)
+
+    async def close(self):
+        for w in self.writers:
+            w.close()
+        self.server.close()
+        await self.server.wait_closed()
+
+
+@pytest.mark.parametrize(
+    ("mode", "error"),
+    [
+        ("garbage", exceptions.ProtocolError),
+        ("bad-length", exceptions.ProtocolError),
+        ("cut", exceptions.ConnectionDoesNotExistError),
+    ],
+)
+def test_broken_replies_fail_fast(run, cluster, mode, error):
+    kw = cluster.connection_kwargs()
+
+    async def body():
+        proxy = Proxy(kw["host"], kw["port"])
+        port = await proxy.start()
+        try:
+            con = await ferropg.connect(host="127.0.0.1", port=port, user=kw["user"])
+            assert await con.fetchval("SELECT 1") == 1
+            proxy.mode = mode
+            with pytest.raises(error):
+                await asyncio.wait_for(con.fetch("SELECT generate_series(1, 1000)"), 10)
+            await asyncio.sleep(0.05)
+            assert con.is_closed()
+            with pytest.raises(exceptions.InterfaceError, match="connection is closed"):
+                await con.fetchval("SELECT 1")
+        finally:
+            await proxy.close()
+
+    run(body())
+
+
+def test_cut_during_startup(run, cluster):
+    kw = cluster.connection_kwargs()
+
+    async def body():
+        proxy = Proxy(kw["host"], kw["port"])
+        port = await proxy.start()
+        proxy.mode = "cut"
+        try:
+            with pytest.raises((exceptions.ConnectionDoesNotExistError, ConnectionError)):
+                await asyncio.wait_for(
+                    ferropg.connect(host="127.0.0.1", port=port, user=kw["user"]), 10
+                )
+        finally:
+            await proxy.close()
+
+    run(body())
