@@ -576,7 +576,10 @@ impl CoreProtocol {
         _args: &Bound<'_, PyTuple>,
         _kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        let ready_waiter = r#loop.bind(py).call_method0(intern!(py, "create_future"))?.unbind();
+        let ready_waiter = r#loop
+            .bind(py)
+            .call_method0(intern!(py, "create_future"))?
+            .unbind();
         let params = StartupParams {
             user,
             database,
