@@ -47,12 +47,12 @@ test-python:  ## pytest against a temporary cluster, on asyncio and uvloop
 lint:  ## rustfmt, clippy with warnings as errors, ruff
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
-	$(VENV)/bin/ruff check python tests tools examples
-	$(VENV)/bin/ruff format --check python tests tools examples
+	$(VENV)/bin/ruff check python tests tools examples benches
+	$(VENV)/bin/ruff format --check python tests tools examples benches
 
 fmt:  ## format Rust and Python sources
 	$(CARGO) fmt --all
-	$(VENV)/bin/ruff format python tests tools examples
+	$(VENV)/bin/ruff format python tests tools examples benches
 
 fuzz-check:  ## type-check the fuzz targets; with cargo-fuzz present, run each for 10 s
 	bash scripts/fuzz.sh smoke

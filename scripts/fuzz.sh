@@ -26,6 +26,8 @@
 #                          seeds of fuzz/seeds/TARGET are copied into a temporary one, so
 #                          the repository is never written to (crash inputs excepted:
 #                          they land in fuzz/artifacts/TARGET/, which git ignores)
+#
+# Seeds come from fuzz/seeds/TARGET/, a libFuzzer dictionary from fuzz/dicts/TARGET.dict.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -33,6 +35,12 @@ cd "$(dirname "$0")/.."
 FUZZ_DIR=fuzz
 TARGET_DIR=fuzz/target
 SANITIZER=${FUZZ_SANITIZER:-none}
+# Instrumented builds; a sanitizer build gets its own directory so that switching back
+# and forth does not rebuild everything each time.
+BUILD_DIR=$TARGET_DIR
+if [[ $SANITIZER != none ]]; then
+    BUILD_DIR=$TARGET_DIR/sanitizer-$SANITIZER
+fi
 SMOKE_SECONDS=${FUZZ_SMOKE_SECONDS:-10}
 CARGO_FUZZ_VERSION=${CARGO_FUZZ_VERSION:-0.13.2}
 # Per-input limits: a slow or memory-hungry input is a finding too.
@@ -57,8 +65,8 @@ all_targets() {
 }
 
 build_flags() {
-    # Release build with debug assertions and overflow checks; one target dir for all.
-    printf '%s\n' -O -a -s "$SANITIZER" --target-dir "$TARGET_DIR"
+    # Release build with debug assertions (so integer overflow panics), all targets in one dir.
+    printf '%s\n' -O -a -s "$SANITIZER" --target-dir "$BUILD_DIR"
 }
 
 with_sanitizer_env() {
@@ -147,10 +155,14 @@ run_target() {
     TMP_DIRS+=("$stamp")
     mkdir -p "$FUZZ_DIR/artifacts/$target"
     mapfile -t flags < <(build_flags)
+    local dict=()
+    if [[ -f $FUZZ_DIR/dicts/$target.dict ]]; then
+        dict=(-dict="$FUZZ_DIR/dicts/$target.dict")
+    fi
     say "running $target for $seconds s (corpus $corpus)"
     local t0=$SECONDS rc=0
     with_sanitizer_env cargo fuzz run "${flags[@]}" "$target" "$corpus" -- \
-        -max_total_time="$seconds" "${LIBFUZZER_LIMITS[@]}" "$@" || rc=$?
+        -max_total_time="$seconds" "${LIBFUZZER_LIMITS[@]}" "${dict[@]+"${dict[@]}"}" "$@" || rc=$?
     if ((rc != 0)); then
         say "$target FAILED (exit $rc) after $((SECONDS - t0)) s"
         print_artifacts "$target" "$stamp"

@@ -122,14 +122,19 @@ def test_recovery_after_errors(run, dsn):
     run(body())
 
 
-def test_pipelined_concurrent_queries(run, dsn):
+def test_concurrent_operations_are_refused(run, dsn):
     async def body():
         con = await ferropg.connect(dsn)
         try:
-            results = await asyncio.gather(
-                *(con.fetchval("SELECT $1::int * 10", i) for i in range(50))
-            )
-            assert results == [i * 10 for i in range(50)]
+            first = asyncio.ensure_future(con.fetchval("SELECT pg_sleep(0.2), 1"))
+            await asyncio.sleep(0.05)
+            with pytest.raises(exceptions.InterfaceError, match="another operation is in progress"):
+                await con.fetchval("SELECT 2")
+            assert await first is None  # pg_sleep returns void
+            assert await con.fetchval("SELECT 3") == 3
+            # Sequential queries reuse the cached statement.
+            results = [await con.fetchval("SELECT $1::int * 10", i) for i in range(20)]
+            assert results == [i * 10 for i in range(20)]
         finally:
             await con.close()
 

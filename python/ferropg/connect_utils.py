@@ -12,6 +12,8 @@ from . import _native, exceptions, protocol
 
 __all__ = ("ConnectParams", "resolve_params", "connect_to")
 
+_CANCEL_REQUEST_CODE = 80877102
+
 _SOCKET_DIRS = ("/run/postgresql", "/var/run/postgresql", "/tmp", "/private/tmp")
 
 
@@ -109,14 +111,29 @@ async def connect_to(
     addr: str | tuple[str, int],
     params: ConnectParams,
     loop: asyncio.AbstractEventLoop,
-    protocol_class: type = protocol.Protocol,
+    *,
+    record_class: type | None = None,
+    config: Any = None,
 ) -> tuple[asyncio.Transport, protocol.Protocol]:
     """Opens one connection and completes startup and authentication on it."""
     options = [("client_encoding", "UTF8"), *params.server_settings.items()]
     password = await _password(params.password)
+    cache_size = 100 if config is None else config.statement_cache_size
+    lifetime = 300.0 if config is None else float(config.max_cached_statement_lifetime)
+    # Looked up at call time: tests substitute their own protocol class.
+    protocol_class = protocol.Protocol
 
     def factory() -> protocol.Protocol:
-        return protocol_class(loop, params.user, params.database, password, options)
+        return protocol_class(
+            loop,
+            params.user,
+            params.database,
+            password,
+            options,
+            record_class,
+            cache_size,
+            lifetime,
+        )
 
     if isinstance(addr, str):
         transport, proto = await loop.create_unix_connection(factory, addr)
@@ -128,3 +145,33 @@ async def connect_to(
         transport.abort()
         raise
     return transport, proto
+
+
+async def _cancel(
+    *,
+    loop: asyncio.AbstractEventLoop,
+    addr: str | tuple[str, int],
+    params: ConnectParams,
+    backend_pid: int,
+    backend_secret: bytes,
+) -> None:
+    """Sends a CancelRequest for ``backend_pid`` on a connection of its own.
+
+    The server answers by closing the connection; we wait for that, so the caller knows
+    the request was read.
+    """
+    if isinstance(addr, str):
+        reader, writer = await asyncio.open_unix_connection(addr)
+    else:
+        reader, writer = await asyncio.open_connection(addr[0], addr[1])
+    try:
+        body = (
+            _CANCEL_REQUEST_CODE.to_bytes(4, "big")
+            + backend_pid.to_bytes(4, "big", signed=True)
+            + bytes(backend_secret)
+        )
+        writer.write((len(body) + 4).to_bytes(4, "big") + body)
+        await writer.drain()
+        await reader.read()
+    finally:
+        writer.close()

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from dataclasses import dataclass
 from typing import Any
 
-from . import connect_utils, exceptions, serverversion
+from . import connect_utils, cursor, exceptions, prepared_stmt, serverversion
+from ._callbacks import CallbacksMixin
 from .protocol import Protocol, Record
+from .transaction import Transaction
 
 __all__ = ("Connection", "connect")
+
+#: Counter behind unique statement and portal names (asyncpg's tests read it).
+_uid = 0
 
 
 class ConnectionSettings:
@@ -29,7 +36,77 @@ class ConnectionSettings:
         return f"<ferropg.ConnectionSettings {self._settings!r}>"
 
 
-class Connection:
+@dataclass(frozen=True)
+class ConnectionOptions:
+    """The per-connection options of ``connect()``."""
+
+    statement_cache_size: int = 100
+    max_cached_statement_lifetime: float = 300
+    max_cacheable_statement_size: int = 1024 * 15
+    command_timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class ServerCapabilities:
+    """What the server supports (asyncpg detects PostgreSQL forks; vanilla has it all)."""
+
+    advisory_locks: bool = True
+    notifications: bool = True
+    plpgsql: bool = True
+    sql_reset: bool = True
+    sql_close_all: bool = True
+    sql_copy_from_where: bool = True
+    jit: bool = True
+
+
+class StatementCacheView:
+    """The connection's statement cache (it lives in the protocol), asyncpg's LRU API."""
+
+    __slots__ = ("_protocol",)
+
+    def __init__(self, protocol: Protocol) -> None:
+        self._protocol = protocol
+
+    def get_max_size(self) -> int:
+        """The size limit (0 = no caching)."""
+        return self._protocol.cache_max_size()
+
+    def set_max_size(self, size: int) -> None:
+        """Changes the size limit; statements that no longer fit are closed."""
+        self._protocol.cache_set_max_size(size)
+
+    def get_max_lifetime(self) -> float:
+        """Seconds a statement stays cached after it was prepared (0 = forever)."""
+        return self._protocol.cache_max_lifetime()
+
+    def set_max_lifetime(self, seconds: float) -> None:
+        """Changes the lifetime limit."""
+        self._protocol.cache_set_max_lifetime(seconds)
+
+    def iter_statements(self):
+        """The cached statements' states, least recently used first."""
+        return iter(self._protocol.cache_statements())
+
+    def clear(self) -> None:
+        """Drops every cached statement."""
+        self._protocol.cache_clear()
+
+    def __len__(self) -> int:
+        return self._protocol.cache_len()
+
+
+def _check_record_class(record_class: Any) -> None:
+    if record_class is Record:
+        return
+    if not (isinstance(record_class, type) and issubclass(record_class, Record)):
+        raise exceptions.InterfaceError(
+            f"record_class is expected to be a subclass of ferropg.Record, got {record_class!r}"
+        )
+    if record_class.__new__ is not Record.__new__ or record_class.__init__ is not Record.__init__:
+        raise exceptions.InterfaceError("record_class must not redefine __new__ or __init__")
+
+
+class Connection(CallbacksMixin):
     """A connection to a PostgreSQL server. Use :func:`connect` to make one."""
 
     def __init__(
@@ -39,20 +116,25 @@ class Connection:
         loop: asyncio.AbstractEventLoop,
         addr: Any,
         params: connect_utils.ConnectParams,
-        *,
-        command_timeout: float | None = None,
-        record_class: type = Record,
+        config: ConnectionOptions,
     ) -> None:
         self._protocol = protocol
         self._transport = transport
         self._loop = loop
         self._addr = addr
         self._params = params
-        self._command_timeout = command_timeout
-        self._record_class = record_class
+        self._config = config
         self._server_version = serverversion.split_server_version_string(
             protocol.get_settings().get("server_version", "0")
         )
+        self._server_caps = ServerCapabilities()
+        self._stmt_cache = StatementCacheView(protocol)
+        self._stmt_cache_enabled = config.statement_cache_size > 0
+        self._cancellations: set[asyncio.Task] = set()
+        self._top_xact: Transaction | None = None
+        self._aborted = False
+        self._reset_query: str | None = None
+        self._init_callbacks()
 
     # ------------------------------------------------------------------ state
 
@@ -76,76 +158,354 @@ class Connection:
         """The server's run-time parameters as last reported."""
         return ConnectionSettings(self._protocol.get_settings())
 
+    def get_reset_query(self) -> str:
+        """The SQL that :meth:`reset` runs to return the session to a clean state."""
+        if self._reset_query is None:
+            caps = self._server_caps
+            parts = []
+            if caps.advisory_locks:
+                parts.append("SELECT pg_advisory_unlock_all();")
+            if caps.sql_close_all:
+                parts.append("CLOSE ALL;")
+            if caps.notifications and caps.plpgsql:
+                parts.append("UNLISTEN *;")
+            if caps.sql_reset:
+                parts.append("RESET ALL;")
+            self._reset_query = "\n".join(parts)
+        return self._reset_query
+
+    @property
+    def _stmts_to_close(self) -> set:
+        return set(self._protocol.pending_closes())
+
+    def _get_unique_id(self, prefix: str) -> str:
+        global _uid
+        _uid += 1
+        return f"__ferropg_{prefix}_{_uid:x}__"
+
     def _check_open(self) -> None:
         if self._protocol.is_closed():
             raise exceptions.InterfaceError("connection is closed")
 
+    async def _ready_for_operation(self) -> None:
+        """Refuses a second concurrent operation; waits out an abandoned one."""
+        self._check_open()
+        if self._protocol.is_busy():
+            raise exceptions.InterfaceError(
+                "cannot perform operation: another operation is in progress"
+            )
+        if self._cancellations or self._protocol.has_pending():
+            await self._wait_for_cancellation()
+            self._check_open()
+
+    # -------------------------------------------------------------- timeouts
+
+    def _timeout(self, timeout: float | None) -> float | None:
+        if timeout is None:
+            timeout = self._config.command_timeout
+        return timeout
+
     async def _wait(self, fut: asyncio.Future, timeout: float | None) -> Any:
-        if timeout is None:
-            timeout = self._command_timeout
-        if timeout is None:
-            return await fut
-        if timeout <= 0:
-            fut.cancel()
-            raise asyncio.TimeoutError
-        return await asyncio.wait_for(fut, timeout)
+        """Awaits a protocol future; on timeout or cancellation, cancels the query."""
+        try:
+            if timeout is None:
+                return await fut
+            if timeout <= 0:
+                fut.cancel()
+                raise asyncio.TimeoutError
+            return await asyncio.wait_for(fut, timeout)
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            if not fut.done():
+                fut.cancel()
+            self._cancel_current_command()
+            raise
+
+    def _cancel_current_command(self) -> None:
+        """Asks the server, over a side connection, to cancel what this one is running."""
+        if self._protocol.is_closed() or not self._protocol.has_pending():
+            return
+        task = self._loop.create_task(self._send_cancel())
+        self._cancellations.add(task)
+        task.add_done_callback(self._cancellations.discard)
+
+    async def _send_cancel(self) -> None:
+        pid, secret = self._protocol.get_cancel_key()
+        try:
+            await connect_utils._cancel(
+                loop=self._loop,
+                addr=self._addr,
+                params=self._params,
+                backend_pid=pid,
+                backend_secret=secret,
+            )
+        except (OSError, asyncio.TimeoutError):
+            # The server may be gone; the next operation will find out.
+            pass
+
+    async def _wait_for_cancellation(self) -> None:
+        if self._cancellations:
+            await asyncio.gather(*list(self._cancellations), return_exceptions=True)
+        await self._protocol.wait_idle()
 
     # ---------------------------------------------------------------- queries
 
+    async def _get_statement(
+        self,
+        query: str,
+        timeout: float | None,
+        *,
+        named: str | bool = False,
+        use_cache: bool = True,
+        ignore_custom_codec: bool = False,
+        record_class: Any = None,
+    ):
+        """A prepared statement for ``query``: from the cache, or prepared now."""
+        if record_class is None:
+            record_class = self._protocol.get_record_class()
+        else:
+            _check_record_class(record_class)
+        if use_cache:
+            stmt = self._protocol.cache_get(query, record_class, ignore_custom_codec)
+            if stmt is not None:
+                return stmt
+            limit = self._config.max_cacheable_statement_size
+            use_cache = self._stmt_cache_enabled and (not limit or len(query) <= limit)
+        if isinstance(named, str):
+            name = named
+        elif use_cache or named:
+            name = None  # a generated unique name
+        else:
+            name = ""
+        stmt = await self._wait(self._protocol.prepare(query, name, record_class), timeout)
+        if use_cache:
+            self._protocol.cache_put(stmt, record_class, ignore_custom_codec)
+        return stmt
+
+    async def _execute(
+        self,
+        query: str,
+        args: tuple,
+        limit: int,
+        timeout: float | None,
+        *,
+        want_rows: bool,
+        record_class: Any = None,
+    ) -> Any:
+        """Runs one query through the statement cache; every query method ends up here."""
+        await self._ready_for_operation()
+        timeout = self._timeout(timeout)
+        with self._log_query(query, args, timeout):
+            if not args and not want_rows:
+                return await self._wait(self._protocol.query_script(query), timeout)
+            for attempt in (0, 1):
+                try:
+                    return await self._run(query, args, limit, timeout, want_rows, record_class)
+                except exceptions.InvalidCachedStatementError:
+                    # The schema changed under a cached plan: outside a transaction it is
+                    # safe to prepare again, once.
+                    if attempt or self.is_in_transaction():
+                        raise
+                    self._protocol.cache_clear()
+
+    async def _run(self, query, args, limit, timeout, want_rows, record_class) -> Any:
+        if record_class is not None:
+            _check_record_class(record_class)
+        fut = self._protocol.execute(query, args, limit, want_rows, record_class)
+        if fut is None:
+            started = time.monotonic()
+            stmt = await self._get_statement(query, timeout, record_class=record_class)
+            if timeout is not None:
+                timeout = max(timeout - (time.monotonic() - started), 0.001)
+            fut = self._protocol.execute_statement(stmt, args, limit, want_rows)
+        return await self._wait(fut, timeout)
+
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
         """Runs a command, or with no arguments a whole script; returns the last status."""
-        self._check_open()
-        if not args:
-            return await self._wait(self._protocol.query_script(query), timeout)
-        return await self._wait(self._protocol.execute(query, args, 0, False), timeout)
+        return await self._execute(query, args, 0, timeout, want_rows=False)
 
     async def fetch(
         self, query: str, *args: Any, timeout: float | None = None, record_class: Any = None
     ) -> list:
         """Runs a query and returns every row as a list of Records."""
-        self._check_open()
-        return await self._wait(self._protocol.execute(query, args, 0, True), timeout)
+        return await self._execute(
+            query, args, 0, timeout, want_rows=True, record_class=record_class
+        )
 
     async def fetchrow(
         self, query: str, *args: Any, timeout: float | None = None, record_class: Any = None
     ):
         """Runs a query and returns its first row, or None."""
-        self._check_open()
-        rows = await self._wait(self._protocol.execute(query, args, 1, True), timeout)
+        rows = await self._execute(
+            query, args, 1, timeout, want_rows=True, record_class=record_class
+        )
         return rows[0] if rows else None
 
     async def fetchval(
         self, query: str, *args: Any, column: int | str = 0, timeout: float | None = None
     ) -> Any:
         """Runs a query and returns one value of its first row, or None."""
-        self._check_open()
-        rows = await self._wait(self._protocol.execute(query, args, 1, True), timeout)
+        rows = await self._execute(query, args, 1, timeout, want_rows=True)
         return rows[0][column] if rows else None
+
+    async def _executemany(
+        self,
+        query: str,
+        args: Any,
+        timeout: float | None,
+        *,
+        want_rows: bool,
+        record_class: Any = None,
+    ) -> Any:
+        await self._ready_for_operation()
+        timeout = self._timeout(timeout)
+        with self._log_query(query, args, timeout):
+            deadline = None if timeout is None else time.monotonic() + timeout
+            stmt = await self._get_statement(query, timeout, record_class=record_class)
+            return await self._wait(
+                self._loop.create_task(self._stream_many(stmt, args, want_rows)),
+                None if deadline is None else max(deadline - time.monotonic(), 0.001),
+            )
+
+    async def _stream_many(self, stmt, args: Any, want_rows: bool) -> Any:
+        protocol = self._protocol
+        fut = protocol.executemany_begin(stmt, want_rows)
+        seqno = 0
+        try:
+            iterator = iter(args)
+            while True:
+                more, seqno = protocol.executemany_feed(stmt, iterator, 64 * 1024, seqno)
+                if not more:
+                    break
+                await protocol.writing_allowed()
+        except BaseException:
+            # Finish the exchange without waiting for it: the next operation waits for
+            # its ReadyForQuery, and a timeout's cancel request must not wait either.
+            protocol.executemany_end(seqno > 0)
+            fut.add_done_callback(_retrieve)
+            raise
+        protocol.executemany_end(False)
+        result = await fut
+        return result if want_rows else None
+
+    async def executemany(self, command: str, args: Any, *, timeout: float | None = None) -> None:
+        """Runs ``command`` once per argument sequence in ``args``, atomically, pipelined."""
+        return await self._executemany(command, args, timeout, want_rows=False)
+
+    async def fetchmany(
+        self, query: str, args: Any, *, timeout: float | None = None, record_class: Any = None
+    ) -> list:
+        """Like :meth:`executemany`, returning the rows every execution produced."""
+        return await self._executemany(
+            query, args, timeout, want_rows=True, record_class=record_class
+        )
+
+    async def _prepare(
+        self,
+        query: str,
+        *,
+        name: str | None = None,
+        timeout: float | None = None,
+        use_cache: bool = False,
+        record_class: Any = None,
+    ) -> prepared_stmt.PreparedStatement:
+        await self._ready_for_operation()
+        stmt = await self._get_statement(
+            query,
+            self._timeout(timeout),
+            named=True if name is None else name,
+            use_cache=use_cache,
+            record_class=record_class,
+        )
+        return prepared_stmt.PreparedStatement(self, query, stmt)
+
+    async def prepare(
+        self,
+        query: str,
+        *,
+        name: str | None = None,
+        timeout: float | None = None,
+        record_class: Any = None,
+    ) -> prepared_stmt.PreparedStatement:
+        """Prepares a statement for repeated use."""
+        return await self._prepare(
+            query, name=name, timeout=timeout, use_cache=False, record_class=record_class
+        )
+
+    def cursor(
+        self,
+        query: str,
+        *args: Any,
+        prefetch: int | None = None,
+        timeout: float | None = None,
+        record_class: Any = None,
+    ) -> cursor.CursorFactory:
+        """A cursor over ``query``'s rows: ``async for`` it, or ``await`` it for a Cursor."""
+        self._check_open()
+        return cursor.CursorFactory(self, query, None, args, prefetch, timeout, record_class)
+
+    def transaction(
+        self, *, isolation: str | None = None, readonly: bool = False, deferrable: bool = False
+    ) -> Transaction:
+        """A transaction block (a savepoint when nested), for ``async with``."""
+        return Transaction(self, isolation, readonly, deferrable)
+
+    async def reset(self, *, timeout: float | None = None) -> None:
+        """Rolls back any transaction and resets session state (locks, cursors, settings)."""
+        self._check_open()
+        query = self.get_reset_query()
+        if self.is_in_transaction():
+            query = "ROLLBACK;\n" + query
+        self._top_xact = None
+        if query:
+            await self.execute(query, timeout=timeout)
 
     # ---------------------------------------------------------------- closing
 
+    def _cleanup(self) -> None:
+        self._protocol.cache_clear()
+        self._protocol.discard_pending_closes()
+        self._call_termination_listeners()
+
     async def close(self, *, timeout: float | None = None) -> None:
-        """Closes the connection gracefully (Terminate, then wait for the server to hang up)."""
-        if self._protocol.is_closed() and self._transport.is_closing():
-            return
-        lost = self._protocol._closed_waiter()
-        self._protocol.terminate()
+        """Closes the connection gracefully: a running query is cancelled first."""
         try:
-            if timeout is None:
-                await lost
-            else:
-                await asyncio.wait_for(lost, timeout)
-        except asyncio.TimeoutError:
+            if not self._protocol.is_lost():
+                deadline = None if timeout is None else time.monotonic() + timeout
+                if self._protocol.has_pending():
+                    self._cancel_current_command()
+                    wait = self._wait_for_cancellation()
+                    if deadline is None:
+                        await wait
+                    else:
+                        await asyncio.wait_for(wait, max(deadline - time.monotonic(), 0))
+                lost = self._protocol._closed_waiter()
+                self._protocol.terminate()
+                if deadline is None:
+                    await lost
+                else:
+                    await asyncio.wait_for(lost, max(deadline - time.monotonic(), 0))
+        except BaseException:
             self._protocol.abort()
             raise
+        finally:
+            self._cleanup()
 
     def terminate(self) -> None:
         """Closes the connection at once."""
+        for task in list(self._cancellations):
+            task.cancel()
         self._protocol.abort()
+        self._cleanup()
 
     def __repr__(self) -> str:
         state = "closed" if self.is_closed() else "open"
         return f"<ferropg.Connection {state} at 0x{id(self):x}>"
+
+
+def _retrieve(fut: asyncio.Future) -> None:
+    """Marks an abandoned future's outcome as seen."""
+    if not fut.cancelled():
+        fut.exception()
 
 
 async def connect(
@@ -160,7 +520,7 @@ async def connect(
     loop: asyncio.AbstractEventLoop | None = None,
     timeout: float = 60,
     statement_cache_size: int = 100,
-    max_cached_statement_lifetime: int = 300,
+    max_cached_statement_lifetime: float = 300,
     max_cacheable_statement_size: int = 1024 * 15,
     command_timeout: float | None = None,
     ssl: Any = None,
@@ -184,6 +544,25 @@ async def connect(
             f"connection_class is expected to be a subclass of ferropg.Connection, "
             f"got {connection_class!r}"
         )
+    _check_record_class(record_class)
+    if command_timeout is not None:
+        try:
+            if isinstance(command_timeout, bool):
+                raise ValueError
+            command_timeout = float(command_timeout)
+            if command_timeout <= 0:
+                raise ValueError
+        except ValueError:
+            raise ValueError(
+                f"invalid command_timeout value: expected greater than 0 float "
+                f"(got {command_timeout!r})"
+            ) from None
+    config = ConnectionOptions(
+        statement_cache_size=statement_cache_size,
+        max_cached_statement_lifetime=max_cached_statement_lifetime,
+        max_cacheable_statement_size=max_cacheable_statement_size,
+        command_timeout=command_timeout,
+    )
     params = connect_utils.resolve_params(
         dsn,
         host=host,
@@ -198,19 +577,13 @@ async def connect(
         last_error: BaseException | None = None
         for addr in params.addrs:
             try:
-                transport, proto = await connect_utils.connect_to(addr, params, loop)
+                transport, proto = await connect_utils.connect_to(
+                    addr, params, loop, record_class=record_class, config=config
+                )
             except OSError as e:
                 last_error = e
                 continue
-            return connection_class(
-                proto,
-                transport,
-                loop,
-                addr,
-                params,
-                command_timeout=command_timeout,
-                record_class=record_class,
-            )
+            return connection_class(proto, transport, loop, addr, params, config)
         assert last_error is not None
         raise last_error
 

@@ -264,3 +264,25 @@ pub fn _create_record(
         desc: RecordDesc::from_mapping(py, mapping.as_ref())?,
     })
 }
+
+/// Builds a Record of class `cls` (Record or a subclass) over `values`.
+///
+/// The decode path calls this for every row; the record type's representation can
+/// change behind it.
+pub fn new_record<'py>(
+    py: Python<'py>,
+    _cls: &Bound<'py, pyo3::types::PyType>,
+    desc: &Py<RecordDesc>,
+    values: Vec<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let record = Record {
+        values: PyTuple::new(py, values)?.unbind(),
+        desc: desc.clone_ref(py),
+    };
+    Ok(Bound::new(py, record)?.into_any())
+}
+
+/// The base Record type.
+pub fn record_type(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyType>> {
+    Ok(py.get_type::<Record>())
+}

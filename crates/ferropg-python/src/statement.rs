@@ -1,8 +1,10 @@
 //! A statement prepared on the server: its parameter encoders and row decoders.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
 use ferropg_core::message::RowDescription;
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyTuple, PyType};
 
 use crate::codecs::{Decoder, Encoder};
 use crate::record::RecordDesc;
@@ -53,6 +55,14 @@ pub struct Statement {
     pub result_formats: Vec<i16>,
     pub returns_rows: bool,
     pub desc: Py<RecordDesc>,
+    /// The class of the Records this statement's rows become.
+    pub record_class: Py<PyType>,
+    /// Closed on the server, or about to be: it can no longer run.
+    pub closed: AtomicBool,
+    /// How many `PreparedStatement` objects hold this statement.
+    pub refs: AtomicUsize,
+    /// Whether the connection's statement cache holds it.
+    pub cached: AtomicBool,
 }
 
 impl Statement {
@@ -61,6 +71,7 @@ impl Statement {
         name: String,
         query: String,
         described: Described,
+        record_class: Py<PyType>,
     ) -> PyResult<Statement> {
         let returns_rows = described.columns.is_some();
         let columns = described.columns.unwrap_or_default();
@@ -87,12 +98,70 @@ impl Statement {
             result_formats,
             returns_rows,
             desc: RecordDesc::from_names(py, &names)?,
+            record_class,
+            closed: AtomicBool::new(false),
+            refs: AtomicUsize::new(0),
+            cached: AtomicBool::new(false),
         })
+    }
+}
+
+impl Statement {
+    /// True once closed (or scheduled to be).
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// True when nothing refers to it but (maybe) the cache.
+    pub fn unreferenced(&self) -> bool {
+        self.refs.load(Ordering::Relaxed) == 0
     }
 }
 
 #[pymethods]
 impl Statement {
+    /// True once the statement was closed or scheduled for closing.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.is_closed()
+    }
+
+    /// Marks the statement closed: it will not run again (asyncpg's `mark_closed`).
+    fn mark_closed(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
+
+    /// How many PreparedStatement objects hold it.
+    #[getter]
+    fn refs(&self) -> usize {
+        self.refs.load(Ordering::Relaxed)
+    }
+
+    /// A PreparedStatement took hold of the statement.
+    fn attach(&self) {
+        self.refs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A PreparedStatement let go; returns how many holders remain.
+    fn detach(&self) -> usize {
+        let before = self.refs.load(Ordering::Relaxed);
+        let after = before.saturating_sub(1);
+        self.refs.store(after, Ordering::Relaxed);
+        after
+    }
+
+    /// The class rows of this statement decode to.
+    #[getter]
+    fn record_class(&self, py: Python<'_>) -> Py<PyType> {
+        self.record_class.clone_ref(py)
+    }
+
+    /// True when the statement returns rows (it has a RowDescription).
+    #[getter]
+    fn returns_rows(&self) -> bool {
+        self.returns_rows
+    }
+
     /// The server-side name ("" for the unnamed statement).
     #[getter]
     fn name(&self) -> &str {

@@ -2,13 +2,11 @@
 
 use std::time::Duration;
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
+use ferropg_core::message::frontend;
 
 use crate::socket::Endpoint;
 use crate::Error;
-
-/// The protocol code of a CancelRequest (1234 in the high 16 bits, 5678 in the low).
-const CANCEL_REQUEST_CODE: i32 = 80_877_102;
 
 /// What is needed to cancel the query a connection is running, from anywhere: the
 /// server's address, the backend's process ID and its secret key.
@@ -46,10 +44,7 @@ impl CancelToken {
     async fn send(&self) -> Result<(), Error> {
         let mut socket = self.endpoint.connect().await?;
         let mut buf = BytesMut::with_capacity(12 + self.secret_key.len());
-        buf.put_i32(12 + self.secret_key.len() as i32);
-        buf.put_i32(CANCEL_REQUEST_CODE);
-        buf.put_i32(self.process_id);
-        buf.put_slice(&self.secret_key);
+        frontend::cancel_request_with_key(self.process_id, &self.secret_key, &mut buf);
         while !buf.is_empty() {
             let n = socket
                 .write_buf(&mut buf)

@@ -13,9 +13,9 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use ferropg_core::conn::{message_name, Routed};
-use ferropg_core::message::backend::MAX_MESSAGE_LEN;
+use ferropg_core::message::backend::frame_len;
 use ferropg_core::message::frontend::{self, EncodeError};
-use ferropg_core::message::{parse_message, Message, ParseError};
+use ferropg_core::message::{parse_message, Message};
 use ferropg_core::DbError;
 
 use crate::notification::Notification;
@@ -198,24 +198,20 @@ impl Connection {
     /// Reads one whole message, as a shared slice of the read buffer. Cancel-safe.
     pub(crate) async fn read_frame(&mut self) -> Result<Bytes, Error> {
         loop {
-            if let Some(header) = self.read_buf.get(..5) {
-                let tag = header[0];
-                let len = i32::from_be_bytes([header[1], header[2], header[3], header[4]]);
-                if len < 4 || len as usize > MAX_MESSAGE_LEN {
-                    let e = ParseError::BadLength {
-                        tag,
-                        len: i64::from(len),
-                    };
-                    return Err(self.fail(Error::protocol(e.to_string())));
+            match frame_len(&self.read_buf) {
+                Ok(Some(total)) => {
+                    if self.read_buf.len() >= total {
+                        return Ok(self.read_buf.split_to(total).freeze());
+                    }
+                    self.read_buf
+                        .reserve((total - self.read_buf.len()).max(READ_CHUNK / 4));
                 }
-                let total = len as usize + 1;
-                if self.read_buf.len() >= total {
-                    return Ok(self.read_buf.split_to(total).freeze());
+                Ok(None) => {
+                    if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
+                        self.read_buf.reserve(READ_CHUNK);
+                    }
                 }
-                self.read_buf
-                    .reserve((total - self.read_buf.len()).max(READ_CHUNK / 4));
-            } else if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
-                self.read_buf.reserve(READ_CHUNK);
+                Err(e) => return Err(self.fail(Error::protocol(e.to_string()))),
             }
             match self.socket.read_buf(&mut self.read_buf).await {
                 Ok(0) => {
@@ -250,7 +246,7 @@ impl Connection {
                 // Refuse COPY FROM STDIN, whoever's it is: the server answers with an
                 // error, then ReadyForQuery (in the extended protocol after one more
                 // Sync, since it ignores those sent during COPY).
-                let extended = self.core.head_mut().is_some_and(|h| h.extended);
+                let extended = self.core.head().is_some_and(|h| h.extended);
                 self.encode(|buf| {
                     frontend::copy_fail_message("COPY FROM STDIN is not supported", buf)?;
                     if extended {
@@ -261,7 +257,7 @@ impl Connection {
                 Step::Skip
             }
             Routed::Op(msg) => {
-                if self.core.head_mut().map(|h| h.id) == Some(op) {
+                if self.core.head().map(|h| h.id) == Some(op) {
                     Step::Msg(msg)
                 } else {
                     if let Message::ErrorResponse(fields) = &msg {

@@ -135,6 +135,24 @@ impl<T> Connection<T> {
         self.pending.push_back(op);
     }
 
+    /// The operation the next routed messages belong to, for reading.
+    ///
+    /// ```
+    /// use ferropg_core::conn::{Connection, StartupParams};
+    ///
+    /// let mut conn: Connection<u32> = Connection::new(StartupParams::default());
+    /// assert_eq!(conn.head(), None);
+    /// conn.push(1);
+    /// conn.push(2);
+    /// assert_eq!(conn.head(), Some(&1));
+    /// *conn.head_mut().unwrap() = 10;
+    /// assert_eq!(conn.head(), Some(&10));
+    /// assert_eq!(conn.pending_len(), 2);
+    /// ```
+    pub fn head(&self) -> Option<&T> {
+        self.pending.front()
+    }
+
     /// The operation the next routed messages belong to.
     pub fn head_mut(&mut self) -> Option<&mut T> {
         self.pending.front_mut()

@@ -384,32 +384,54 @@ impl<'a> ErrorFields<'a> {
 /// Parses one message from the front of `buf`.
 ///
 /// Returns `Ok(None)` when `buf` does not yet hold a whole message, and otherwise the
-/// message and the number of bytes it took.
+/// message and the number of bytes it took. The framing is [`frame_len`]'s.
 pub fn parse_message(buf: &[u8]) -> Result<Option<(Message<'_>, usize)>, ParseError> {
-    let Some(header) = buf.get(..5) else {
+    let Some(total) = frame_len(buf)? else {
         return Ok(None);
     };
-    let tag = header[0];
-    let len = i32::from_be_bytes([header[1], header[2], header[3], header[4]]);
-    if len < 4 || len as usize > MAX_MESSAGE_LEN {
-        return Err(ParseError::BadLength {
-            tag,
-            len: i64::from(len),
-        });
-    }
-    let total = len as usize + 1;
     let Some(body) = buf.get(5..total) else {
         return Ok(None);
     };
-    let msg = parse_body(tag, body)?;
+    let msg = parse_body(buf[0], body)?;
     Ok(Some((msg, total)))
 }
 
-/// How many bytes the message at the front of `buf` needs, once its header is there.
-pub fn message_len(buf: &[u8]) -> Option<usize> {
-    let header = buf.get(..5)?;
+/// The size of the message at the front of `buf`, read from its header: the tag
+/// byte plus the length field's value, so the number of bytes to take off `buf`
+/// once that many are there.
+///
+/// Returns `Ok(None)` while `buf` holds less than the 5-byte header (tag and
+/// Int32 length), and [`ParseError::BadLength`] when the length field is below 4
+/// (it counts itself) or above [`MAX_MESSAGE_LEN`]. A bad length means the stream
+/// has lost its framing: nothing after it can be read. Only the header is looked
+/// at; the body may still be on its way.
+///
+/// ```
+/// use ferropg_core::message::backend::frame_len;
+///
+/// assert_eq!(frame_len(b"Z\0\0"), Ok(None));
+/// assert_eq!(frame_len(b"Z\0\0\0\x05"), Ok(Some(6)));
+/// assert!(frame_len(b"Z\0\0\0\x02").is_err());
+/// ```
+pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, ParseError> {
+    let Some(header) = buf.get(..5) else {
+        return Ok(None);
+    };
     let len = i32::from_be_bytes([header[1], header[2], header[3], header[4]]);
-    usize::try_from(len).ok().map(|l| l + 1)
+    match usize::try_from(len) {
+        Ok(l) if (4..=MAX_MESSAGE_LEN).contains(&l) => Ok(Some(l + 1)),
+        _ => Err(ParseError::BadLength {
+            tag: header[0],
+            len: i64::from(len),
+        }),
+    }
+}
+
+/// [`frame_len`] without the error: `None` until the header is there, and also for
+/// an impossible length. Kept for the fuzz targets; new code should call
+/// [`frame_len`], which tells the two apart.
+pub fn message_len(buf: &[u8]) -> Option<usize> {
+    frame_len(buf).ok().flatten()
 }
 
 fn parse_body(tag: u8, body: &[u8]) -> Result<Message<'_>, ParseError> {
@@ -491,9 +513,11 @@ fn parse_body(tag: u8, body: &[u8]) -> Result<Message<'_>, ParseError> {
             }
         }
         b't' => {
+            // The count is sent as an unsigned 16-bit number: a statement may have up
+            // to 65535 parameters.
             let (count, rest) =
                 split_i16(body).ok_or(ParseError::Truncated("ParameterDescription"))?;
-            if count < 0 || rest.len() != count as usize * 4 {
+            if rest.len() != usize::from(count as u16) * 4 {
                 return Err(ParseError::Invalid("ParameterDescription length"));
             }
             Message::ParameterDescription(ParameterDescription { body: rest })
@@ -697,6 +721,44 @@ mod tests {
             parse_message(&msg),
             Ok(Some((Message::ReadyForQuery(TransactionStatus::Idle), 6)))
         );
+    }
+
+    #[test]
+    fn frame_len_reads_the_header() {
+        let msg = frame(b'Z', b"I");
+        for cut in 0..5 {
+            assert_eq!(frame_len(&msg[..cut]), Ok(None), "{cut} bytes");
+        }
+        // The header is enough; the body may be missing.
+        assert_eq!(frame_len(&msg[..5]), Ok(Some(6)));
+        assert_eq!(frame_len(&msg), Ok(Some(6)));
+        // What follows the message does not matter.
+        let two = [msg.clone(), frame(b'C', b"SELECT 1\0")].concat();
+        assert_eq!(frame_len(&two), Ok(Some(6)));
+        assert_eq!(frame_len(&two[6..]), Ok(Some(two.len() - 6)));
+        assert_eq!(frame_len(&[b'1', 0, 0, 0, 4]), Ok(Some(5)));
+        let max = (MAX_MESSAGE_LEN as i32).to_be_bytes();
+        assert_eq!(
+            frame_len(&[b'D', max[0], max[1], max[2], max[3]]),
+            Ok(Some(MAX_MESSAGE_LEN + 1))
+        );
+    }
+
+    #[test]
+    fn frame_len_rejects_impossible_lengths() {
+        for len in [i32::MIN, -1, 0, 3, MAX_MESSAGE_LEN as i32 + 1, 0x7fff_ffff] {
+            let mut header = vec![b'D'];
+            header.extend_from_slice(&len.to_be_bytes());
+            let want = ParseError::BadLength {
+                tag: b'D',
+                len: i64::from(len),
+            };
+            assert_eq!(frame_len(&header), Err(want.clone()), "length {len}");
+            assert_eq!(parse_message(&header), Err(want), "length {len}");
+            assert_eq!(message_len(&header), None, "length {len}");
+        }
+        assert_eq!(message_len(b"Z\0\0\0\x05I"), Some(6));
+        assert_eq!(message_len(b"Z\0"), None);
     }
 
     #[test]

@@ -4,11 +4,42 @@
 //! (protocol 3.0 startup, all-binary or per-column formats) and turn encoding
 //! failures into [`EncodeError`].
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use postgres_protocol::message::frontend;
 use postgres_protocol::IsNull;
 
 pub use frontend::{cancel_request, copy_done, flush, ssl_request, sync, terminate};
+
+/// The request code of a CancelRequest (1234 in the high 16 bits, 5678 in the low).
+pub const CANCEL_REQUEST_CODE: i32 = 80_877_102;
+
+/// A CancelRequest for backend `process_id`, carrying `secret_key` exactly as the
+/// server sent it in BackendKeyData.
+///
+/// [`cancel_request`] takes the key as an `i32`, which only fits protocol 3.0's
+/// 4-byte keys; from protocol 3.2 on a key is up to 256 bytes. The message is an
+/// Int32 length (12 plus the key's size), the Int32 code [`CANCEL_REQUEST_CODE`],
+/// the Int32 process ID and the key bytes. It has no tag byte and goes alone on a
+/// new connection. The key is written as given (the parser accepts 4 to 256 bytes
+/// in BackendKeyData).
+///
+/// ```
+/// use bytes::BytesMut;
+/// use ferropg_core::message::frontend::cancel_request_with_key;
+///
+/// let mut buf = BytesMut::new();
+/// cancel_request_with_key(4242, &[0xde, 0xad, 0xbe, 0xef], &mut buf);
+/// assert_eq!(buf.len(), 16);
+/// assert_eq!(&buf[..4], &16i32.to_be_bytes());
+/// ```
+pub fn cancel_request_with_key(process_id: i32, secret_key: &[u8], buf: &mut BytesMut) {
+    let len = 12 + secret_key.len();
+    buf.reserve(len);
+    buf.put_i32(i32::try_from(len).unwrap_or(i32::MAX));
+    buf.put_i32(CANCEL_REQUEST_CODE);
+    buf.put_i32(process_id);
+    buf.put_slice(secret_key);
+}
 
 /// A message could not be encoded (a string holding a NUL byte, or too many parameters).
 #[derive(Debug)]
@@ -139,4 +170,42 @@ pub enum BindFailure<E> {
 /// CopyFail with this message.
 pub fn copy_fail_message(message: &str, buf: &mut BytesMut) -> Result<(), EncodeError> {
     Ok(frontend::copy_fail(message, buf)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cancel_request_with_a_4_byte_key_matches_protocol_3_0() {
+        let key = 0x0102_0304i32;
+        let mut ours = BytesMut::new();
+        cancel_request_with_key(-7, &key.to_be_bytes(), &mut ours);
+        let mut theirs = BytesMut::new();
+        cancel_request(-7, key, &mut theirs);
+        assert_eq!(ours, theirs);
+    }
+
+    #[test]
+    fn cancel_request_with_a_long_key() {
+        let key: Vec<u8> = (0..=255u8).collect();
+        let mut buf = BytesMut::from(&b"before"[..]);
+        cancel_request_with_key(4242, &key, &mut buf);
+        // Appended to what was there.
+        assert_eq!(&buf[..6], b"before");
+        let msg = &buf[6..];
+        assert_eq!(msg.len(), 12 + 256);
+        assert_eq!(msg[..4], (12 + 256i32).to_be_bytes());
+        assert_eq!(msg[4..8], 80_877_102i32.to_be_bytes());
+        assert_eq!(msg[8..12], 4242i32.to_be_bytes());
+        assert_eq!(&msg[12..], &key[..]);
+    }
+
+    #[test]
+    fn cancel_request_with_an_empty_key() {
+        let mut buf = BytesMut::new();
+        cancel_request_with_key(1, &[], &mut buf);
+        assert_eq!(buf.len(), 12);
+        assert_eq!(buf[..4], 12i32.to_be_bytes());
+    }
 }

@@ -107,7 +107,8 @@ pub fn encode_from_str(text: &str, buf: &mut BytesMut) -> Result<(), EncodeError
         buf.put_u16(0);
         return Ok(());
     }
-    let bad = || EncodeError(format!("invalid numeric value {text:?}"));
+    let shown = preview(text);
+    let bad = || EncodeError(format!("invalid numeric value {shown}"));
     let (negative, rest) = match t.as_bytes().first() {
         Some(b'-') => (true, &t[1..]),
         Some(b'+') => (false, &t[1..]),
@@ -131,18 +132,31 @@ pub fn encode_from_str(text: &str, buf: &mut BytesMut) -> Result<(), EncodeError
     }
     // value = digits * 10^point, with `digits` the mantissa without its decimal point.
     let digits: String = format!("{int_part}{frac_part}");
-    let point = exp - frac_part.len() as i64;
     let digits = digits.trim_start_matches('0');
-    // Integer part and fractional part as digit strings.
-    const LIMIT: i64 = 4 * i16::MAX as i64;
-    if point > LIMIT || digits.len() as i64 + point > LIMIT {
-        return Err(EncodeError(format!(
-            "numeric value {text:?} is too large for PostgreSQL's numeric type"
-        )));
+    // PostgreSQL holds up to 131072 digits before the point (weight 32767) and 16383
+    // after; anything far outside is rejected before any arithmetic can overflow.
+    const INT_DIGITS: i64 = 4 * (i16::MAX as i64 + 1);
+    let too_large = || {
+        EncodeError(format!(
+            "numeric value {shown} is too large for PostgreSQL's numeric type"
+        ))
+    };
+    let point = i64::try_from(frac_part.len())
+        .ok()
+        .and_then(|f| exp.checked_sub(f))
+        .ok_or_else(too_large)?;
+    // Zero with a huge exponent is still zero.
+    let point = if digits.is_empty() {
+        point.max(-(MAX_DSCALE as i64)).min(0)
+    } else {
+        point
+    };
+    if !digits.is_empty() && (point > INT_DIGITS || digits.len() as i64 + point > INT_DIGITS) {
+        return Err(too_large());
     }
-    if -point > MAX_DSCALE as i64 + 4 * i16::MAX as i64 {
+    if point < -(MAX_DSCALE as i64) - INT_DIGITS {
         return Err(EncodeError(format!(
-            "numeric value {text:?} has too many fractional digits"
+            "numeric value {shown} has too many fractional digits"
         )));
     }
     let (ip, fp): (String, String) = if point >= 0 {
@@ -163,7 +177,7 @@ pub fn encode_from_str(text: &str, buf: &mut BytesMut) -> Result<(), EncodeError
     let dscale = fp.len();
     if dscale > MAX_DSCALE {
         return Err(EncodeError(format!(
-            "numeric value {text:?} has more than {MAX_DSCALE} fractional digits"
+            "numeric value {shown} has more than {MAX_DSCALE} fractional digits"
         )));
     }
     let int_pad = (4 - ip.len() % 4) % 4;
@@ -194,11 +208,11 @@ pub fn encode_from_str(text: &str, buf: &mut BytesMut) -> Result<(), EncodeError
     }
     let weight = i16::try_from(weight).map_err(|_| {
         EncodeError(format!(
-            "numeric value {text:?} is out of range for PostgreSQL's numeric type"
+            "numeric value {shown} is out of range for PostgreSQL's numeric type"
         ))
     })?;
     let ndigits = i16::try_from(groups.len())
-        .map_err(|_| EncodeError(format!("numeric value {text:?} has too many digits")))?;
+        .map_err(|_| EncodeError(format!("numeric value {shown} has too many digits")))?;
     buf.reserve(8 + groups.len() * 2);
     buf.put_i16(ndigits);
     buf.put_i16(weight);
@@ -212,6 +226,15 @@ pub fn encode_from_str(text: &str, buf: &mut BytesMut) -> Result<(), EncodeError
         buf.put_u16(g);
     }
     Ok(())
+}
+
+/// The start of a value, for error texts (a numeric can be 130k characters long).
+fn preview(text: &str) -> String {
+    let mut shown: String = text.chars().take(40).collect();
+    if shown.len() < text.len() {
+        shown.push_str("...");
+    }
+    format!("{shown:?}")
 }
 
 fn group_value(c: &[u8]) -> u16 {
@@ -259,6 +282,34 @@ mod tests {
         assert!(encode_from_str("1e200000", &mut buf).is_err());
         assert!(encode_from_str("", &mut buf).is_err());
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn extreme_exponents_do_not_overflow() {
+        let mut buf = BytesMut::new();
+        for text in [
+            "1e-9223372036854775808",
+            "1.5e-9223372036854775808",
+            "1e9223372036854775807",
+            "1.5e9223372036854775807",
+        ] {
+            assert!(encode_from_str(text, &mut buf).is_err(), "{text}");
+        }
+        assert_eq!(
+            round("0e-9223372036854775808"),
+            format!("0.{}", "0".repeat(MAX_DSCALE))
+        );
+        assert_eq!(round("0e99999"), "0");
+    }
+
+    #[test]
+    fn largest_weight_round_trips() {
+        // weight 32767: one group of 2048 followed by 32767 zero groups.
+        let big = format!("2048{}", "0".repeat(4 * 32767));
+        assert_eq!(round(&big), big);
+        let err = encode_from_str(&format!("1{}", "0".repeat(4 * 32768)), &mut BytesMut::new());
+        let msg = err.unwrap_err().0;
+        assert!(msg.len() < 200, "{msg}");
     }
 
     #[test]

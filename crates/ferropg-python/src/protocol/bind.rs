@@ -1,0 +1,91 @@
+//! Writing Bind (and, for the unnamed statement, its Parse) from Python arguments.
+
+use bytes::BytesMut;
+use ferropg_core::message::frontend;
+use pyo3::prelude::*;
+
+use crate::codecs::{encode_value, Cache};
+use crate::errors;
+use crate::statement::Statement;
+
+/// Checks the argument count, encodes every argument and writes the messages that bind
+/// `args` to `portal`. On any error nothing is written.
+///
+/// `seqno` is the element's position in an `executemany()` sequence, for error texts.
+pub(super) fn write_bind(
+    py: Python<'_>,
+    cache: &Cache,
+    st: &Statement,
+    args: &Bound<'_, PyAny>,
+    portal: &str,
+    seqno: Option<usize>,
+    out: &mut BytesMut,
+) -> PyResult<()> {
+    let given = args.len()?;
+    let expected = st.param_types.len();
+    if given != expected {
+        return Err(errors::client_error(
+            py,
+            "InterfaceError",
+            format!(
+                "the server expects {expected} argument{} for this query, {given} {} passed",
+                if expected == 1 { "" } else { "s" },
+                if given == 1 { "was" } else { "were" }
+            ),
+        ));
+    }
+    let start = out.len();
+    if st.name.is_empty() {
+        // The unnamed statement may have been replaced since it was prepared (another
+        // query, or a pooler handing us a different server session): parse it again.
+        frontend::parse("", &st.query, st.param_types.iter().copied(), out)
+            .map_err(|e| errors::client_error(py, "InterfaceError", e.0))?;
+    }
+    let mut failed_at = 0usize;
+    let result = frontend::bind(
+        portal,
+        &st.name,
+        st.param_formats.iter().copied(),
+        expected,
+        |i, buf| -> PyResult<bool> {
+            failed_at = i;
+            let value = args.get_item(i)?;
+            if value.is_none() {
+                return Ok(true);
+            }
+            encode_value(py, cache, st.encoders[i], &value, buf)?;
+            Ok(false)
+        },
+        st.result_formats.iter().copied(),
+        out,
+    );
+    let failure = match result {
+        Ok(()) => return Ok(()),
+        Err(f) => f,
+    };
+    out.truncate(start);
+    match failure {
+        frontend::BindFailure::Param(cause) => {
+            let value = args.get_item(failed_at)?;
+            let mut repr = value.repr()?.to_string();
+            if repr.chars().count() > 40 {
+                repr = repr.chars().take(40).collect::<String>() + "...";
+            }
+            let position = match seqno {
+                Some(n) => format!(
+                    "${} in element #{n} of executemany() sequence",
+                    failed_at + 1
+                ),
+                None => format!("${}", failed_at + 1),
+            };
+            let msg = format!(
+                "invalid input for query argument {position}: {repr} ({})",
+                cause.value(py).str()?
+            );
+            let err = errors::client_error(py, "DataError", msg);
+            err.set_cause(py, Some(cause));
+            Err(err)
+        }
+        frontend::BindFailure::Encode(e) => Err(errors::client_error(py, "InterfaceError", e.0)),
+    }
+}

@@ -1,0 +1,1154 @@
+//! `CoreProtocol`: the asyncio protocol, written in Rust, that drives the sans-IO core
+//! on the event-loop thread.
+//!
+//! Every request writes its messages, queues an operation in the core and returns a
+//! loop future. `data_received` parses the server's messages, decodes rows straight into
+//! Python objects and, once it has let go of its borrow of `self`, writes any replies and
+//! resolves the finished futures. Letting go first matters: `transport.write` may call
+//! `pause_writing`, and resolving a future may run Python code.
+
+mod bind;
+mod ops;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use bytes::BytesMut;
+use ferropg_core::conn::{Connection, Phase, Routed, StartupParams};
+use ferropg_core::message::{frontend, parse_message, TransactionStatus};
+use ferropg_core::statement_cache::{Lookup, StatementCache};
+use ferropg_core::DbError;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple, PyType};
+
+use crate::codecs::Cache;
+use crate::errors;
+use crate::statement::Statement;
+use ops::{Op, OpKind};
+
+static STATEMENT_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// A new server-side statement name, unique in this process.
+fn statement_name() -> String {
+    format!(
+        "__ferropg_stmt_{}__",
+        STATEMENT_IDS.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The statement cache key: query text, record class identity, `ignore_custom_codec`.
+type CacheKey = (String, usize, bool);
+
+/// A future to resolve once the borrow of the protocol is released.
+enum Completion {
+    Ok(Py<PyAny>, Py<PyAny>),
+    Err(Py<PyAny>, PyErr),
+}
+
+/// The asyncio protocol of one PostgreSQL connection.
+#[pyclass(subclass, module = "ferropg._native")]
+pub struct CoreProtocol {
+    conn: Connection<Op>,
+    loop_: Py<PyAny>,
+    transport: Option<Py<PyAny>>,
+    inbuf: Vec<u8>,
+    out: BytesMut,
+    /// Resolved once, when startup ends either way; kept so late callers see the outcome.
+    ready_waiter: Py<PyAny>,
+    /// Startup and authentication finished successfully.
+    started: bool,
+    cache: StatementCache<CacheKey, Py<Statement>>,
+    /// Statements to close on the server with the next request.
+    to_close: Vec<Py<Statement>>,
+    record_class: Py<PyType>,
+    clock: Instant,
+    closed: bool,
+    lost: bool,
+    writing_paused: bool,
+    drain_waiters: Vec<Py<PyAny>>,
+    idle_waiters: Vec<Py<PyAny>>,
+    notice_callback: Option<Py<PyAny>>,
+    notification_callback: Option<Py<PyAny>>,
+    queries_count: u64,
+}
+
+fn status_char(s: TransactionStatus) -> &'static str {
+    match s {
+        TransactionStatus::Idle => "I",
+        TransactionStatus::InTransaction => "T",
+        TransactionStatus::Failed => "E",
+    }
+}
+
+fn enc_err(py: Python<'_>, e: frontend::EncodeError) -> PyErr {
+    errors::client_error(py, "InterfaceError", e.0)
+}
+
+impl CoreProtocol {
+    fn new_future(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(self
+            .loop_
+            .bind(py)
+            .call_method0(intern!(py, "create_future"))?
+            .unbind())
+    }
+
+    fn now(&self) -> f64 {
+        self.clock.elapsed().as_secs_f64()
+    }
+
+    fn ensure_open(&self, py: Python<'_>) -> PyResult<()> {
+        if self.closed || self.lost || self.conn.phase() != Phase::Ready {
+            return Err(errors::client_error(
+                py,
+                "InterfaceError",
+                "connection is closed",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes Close for every statement waiting to be closed.
+    fn queue_closes(&mut self, py: Python<'_>) -> PyResult<()> {
+        for stmt in self.to_close.drain(..) {
+            let name = &stmt.get().name;
+            if !name.is_empty() {
+                frontend::close(b'S', name, &mut self.out).map_err(|e| enc_err(py, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a statement out of service: closed on the server with the next request,
+    /// unless a PreparedStatement still holds it (it then goes when released).
+    fn retire(&mut self, stmt: Py<Statement>) {
+        let st = stmt.get();
+        st.cached.store(false, Ordering::Relaxed);
+        if st.unreferenced() && !st.is_closed() {
+            st.closed.store(true, Ordering::Relaxed);
+            self.to_close.push(stmt);
+        }
+    }
+
+    fn cache_key(
+        &self,
+        py: Python<'_>,
+        sql: &str,
+        record_class: Option<&Bound<'_, PyType>>,
+        icc: bool,
+    ) -> CacheKey {
+        let cls = match record_class {
+            Some(c) => c.as_ptr() as usize,
+            None => self.record_class.bind(py).as_ptr() as usize,
+        };
+        (sql.to_owned(), cls, icc)
+    }
+
+    /// Writes Bind + Execute + Sync for a prepared statement and queues the execution.
+    /// Encoding errors come back before anything is written.
+    #[allow(clippy::too_many_arguments)]
+    fn start_execute(
+        &mut self,
+        py: Python<'_>,
+        waiter: Py<PyAny>,
+        stmt: Py<Statement>,
+        args: &Bound<'_, PyAny>,
+        portal: &str,
+        limit: i32,
+        want_rows: bool,
+        portal_result: bool,
+    ) -> PyResult<()> {
+        let st = stmt.get();
+        if st.is_closed() {
+            return Err(errors::client_error(
+                py,
+                "InterfaceError",
+                "cannot perform operation: the prepared statement is closed",
+            ));
+        }
+        let cache = Cache::get(py)?;
+        self.queue_closes(py)?;
+        bind::write_bind(py, cache, st, args, portal, None, &mut self.out)?;
+        frontend::execute(portal, limit, &mut self.out).map_err(|e| enc_err(py, e))?;
+        frontend::sync(&mut self.out);
+        self.queries_count += 1;
+        let query = Some(st.query.clone());
+        self.conn.push(Op::new(
+            waiter,
+            query,
+            OpKind::Execute {
+                stmt,
+                rows: Vec::new(),
+                status: String::new(),
+                want_rows,
+                portal_result,
+                suspended: false,
+            },
+        ));
+        Ok(())
+    }
+
+    /// Handles the messages in the input buffer, collecting the futures to resolve.
+    fn process_input(&mut self, py: Python<'_>, done: &mut Vec<Completion>) -> PyResult<()> {
+        let cache = Cache::get(py)?;
+        let mut consumed = 0;
+        let inbuf = std::mem::take(&mut self.inbuf);
+        let result = loop {
+            let (msg, len) = match parse_message(&inbuf[consumed..]) {
+                Ok(Some(p)) => p,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(ferropg_core::Error::Parse(e)),
+            };
+            consumed += len;
+            match self.conn.process(msg, &mut self.out) {
+                Ok(routed) => self.route(py, cache, routed, done),
+                Err(e) => break Err(e),
+            }
+        };
+        self.inbuf = inbuf;
+        self.inbuf.drain(..consumed);
+        if let Err(err) = result {
+            self.fail_all(py, &err, done);
+        }
+        Ok(())
+    }
+
+    /// The link cannot go on (garbage from the server, a failed startup): fail everything.
+    fn fail_all(&mut self, py: Python<'_>, err: &ferropg_core::Error, done: &mut Vec<Completion>) {
+        if !self.started {
+            let w = self.ready_waiter.clone_ref(py);
+            done.push(Completion::Err(w, errors::core_error(py, err, None)));
+        }
+        for op in self.conn.take_pending() {
+            if let Some(w) = op.waiter {
+                done.push(Completion::Err(
+                    w,
+                    errors::core_error(py, err, op.query.as_deref()),
+                ));
+            }
+        }
+        self.conn.mark_closed();
+        self.closed = true;
+        if let Some(t) = &self.transport {
+            let _ = t.bind(py).call_method0(intern!(py, "abort"));
+        }
+    }
+
+    fn route(
+        &mut self,
+        py: Python<'_>,
+        cache: &Cache,
+        routed: Routed<'_, Op>,
+        done: &mut Vec<Completion>,
+    ) {
+        match routed {
+            Routed::Handled | Routed::ParameterChanged { .. } => {}
+            Routed::StartupDone => {
+                self.started = true;
+                done.push(Completion::Ok(self.ready_waiter.clone_ref(py), py.None()));
+            }
+            Routed::Op(msg) => {
+                if let Some(op) = self.conn.head_mut() {
+                    ops::on_message(py, cache, op, msg, &mut self.out);
+                }
+            }
+            Routed::OpDone(op) => {
+                self.finish(py, op, done);
+                if self.conn.pending_len() == 0 {
+                    for w in self.idle_waiters.drain(..) {
+                        done.push(Completion::Ok(w, py.None()));
+                    }
+                }
+            }
+            Routed::Notice(fields) => {
+                if let Some(cb) = &self.notice_callback {
+                    let err = DbError::from_fields(&fields);
+                    let cb = cb.clone_ref(py);
+                    match errors::log_message(py, &err) {
+                        Ok(msg) => {
+                            let _ = self
+                                .loop_
+                                .bind(py)
+                                .call_method1(intern!(py, "call_soon"), (cb, msg));
+                        }
+                        Err(e) => e.write_unraisable(py, None),
+                    }
+                }
+            }
+            Routed::Notification {
+                process_id,
+                channel,
+                payload,
+            } => {
+                if let Some(cb) = &self.notification_callback {
+                    let cb = cb.clone_ref(py);
+                    let _ = self
+                        .loop_
+                        .bind(py)
+                        .call_method1(intern!(py, "call_soon"), (cb, process_id, channel, payload));
+                }
+            }
+            Routed::UnsolicitedError(fields) => {
+                // A FATAL notice before the server hangs up (shutdown, termination).
+                if DbError::from_fields(&fields).is_fatal() {
+                    self.closed = true;
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, py: Python<'_>, op: Op, done: &mut Vec<Completion>) {
+        let Op {
+            waiter,
+            error,
+            kind,
+            ..
+        } = op;
+        let Some(waiter) = waiter else { return };
+        if let Some(err) = error {
+            done.push(Completion::Err(waiter, err));
+            return;
+        }
+        let outcome: PyResult<Py<PyAny>> = (|| match kind {
+            OpKind::Script { status } => Ok(status.into_pyobject(py)?.into_any().unbind()),
+            OpKind::Prepare {
+                name,
+                query,
+                described,
+                record_class,
+            } => {
+                let stmt = Statement::new(py, name, query, described, record_class)?;
+                Ok(Py::new(py, stmt)?.into_any())
+            }
+            OpKind::Execute {
+                rows,
+                status,
+                want_rows,
+                portal_result,
+                suspended,
+                ..
+            } => {
+                if portal_result {
+                    let rows = PyList::new(py, rows)?;
+                    Ok((rows, suspended, status)
+                        .into_pyobject(py)?
+                        .into_any()
+                        .unbind())
+                } else if want_rows {
+                    Ok(PyList::new(py, rows)?.into_any().unbind())
+                } else {
+                    Ok(status.into_pyobject(py)?.into_any().unbind())
+                }
+            }
+            OpKind::Plain => Ok(py.None()),
+        })();
+        match outcome {
+            Ok(value) => done.push(Completion::Ok(waiter, value)),
+            Err(e) => done.push(Completion::Err(waiter, e)),
+        }
+    }
+
+    fn take_output(&mut self, py: Python<'_>) -> Option<(Py<PyAny>, Py<PyBytes>)> {
+        if self.out.is_empty() {
+            return None;
+        }
+        let transport = self.transport.as_ref()?.clone_ref(py);
+        let data = PyBytes::new(py, &self.out).unbind();
+        self.out.clear();
+        Some((transport, data))
+    }
+}
+
+/// Writes, then resolves futures, with no borrow of the protocol held.
+fn settle(
+    py: Python<'_>,
+    output: Option<(Py<PyAny>, Py<PyBytes>)>,
+    done: Vec<Completion>,
+) -> PyResult<()> {
+    if let Some((transport, data)) = output {
+        transport
+            .bind(py)
+            .call_method1(intern!(py, "write"), (data,))?;
+    }
+    for c in done {
+        let (fut, result) = match c {
+            Completion::Ok(f, v) => (f, Ok(v)),
+            Completion::Err(f, e) => (f, Err(e)),
+        };
+        let fut = fut.bind(py);
+        // A caller that timed out or was cancelled no longer waits for this result.
+        if fut.call_method0(intern!(py, "done"))?.is_truthy()? {
+            continue;
+        }
+        match result {
+            Ok(v) => fut.call_method1(intern!(py, "set_result"), (v,))?,
+            Err(e) => fut.call_method1(intern!(py, "set_exception"), (e.into_value(py),))?,
+        };
+    }
+    Ok(())
+}
+
+/// Runs `f` on the borrowed protocol, then writes what it queued, outside the borrow.
+fn with_output<R>(
+    slf: &Bound<'_, CoreProtocol>,
+    f: impl FnOnce(&mut CoreProtocol, Python<'_>) -> PyResult<R>,
+) -> PyResult<R> {
+    let py = slf.py();
+    let (value, output) = {
+        let mut this = slf.borrow_mut();
+        let value = f(&mut this, py)?;
+        (value, this.take_output(py))
+    };
+    settle(py, output, Vec::new())?;
+    Ok(value)
+}
+
+#[pymethods]
+impl CoreProtocol {
+    /// `CoreProtocol(loop, user, database=None, password=None, options=(), record_class=None)`.
+    #[new]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (r#loop, user, database=None, password=None, options=None, record_class=None, statement_cache_size=100, max_cached_statement_lifetime=300.0, *_args, **_kwargs))]
+    fn py_new(
+        py: Python<'_>,
+        r#loop: Py<PyAny>,
+        user: String,
+        database: Option<String>,
+        password: Option<String>,
+        options: Option<Vec<(String, String)>>,
+        record_class: Option<Py<PyType>>,
+        statement_cache_size: usize,
+        max_cached_statement_lifetime: f64,
+        _args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let ready_waiter = r#loop
+            .bind(py)
+            .call_method0(intern!(py, "create_future"))?
+            .unbind();
+        let record_class = match record_class {
+            Some(c) => c,
+            None => crate::record::record_type(py)?.unbind(),
+        };
+        let params = StartupParams {
+            user,
+            database,
+            password,
+            options: options.unwrap_or_default(),
+        };
+        Ok(CoreProtocol {
+            conn: Connection::new(params),
+            loop_: r#loop,
+            transport: None,
+            inbuf: Vec::new(),
+            out: BytesMut::with_capacity(8192),
+            ready_waiter,
+            started: false,
+            cache: StatementCache::new(statement_cache_size, max_cached_statement_lifetime),
+            to_close: Vec::new(),
+            record_class,
+            clock: Instant::now(),
+            closed: false,
+            lost: false,
+            writing_paused: false,
+            drain_waiters: Vec::new(),
+            idle_waiters: Vec::new(),
+            notice_callback: None,
+            notification_callback: None,
+            queries_count: 0,
+        })
+    }
+
+    // ------------------------------------------------------------ asyncio protocol
+
+    /// asyncio: the transport is connected; send the StartupMessage.
+    fn connection_made(slf: &Bound<'_, Self>, transport: Py<PyAny>) -> PyResult<()> {
+        with_output(slf, |this, py| {
+            this.transport = Some(transport);
+            let mut out = std::mem::take(&mut this.out);
+            let r = this.conn.start(&mut out);
+            this.out = out;
+            r.map_err(|e| errors::core_error(py, &e, None))
+        })
+    }
+
+    /// asyncio: bytes arrived.
+    fn data_received(slf: &Bound<'_, Self>, data: &Bound<'_, PyBytes>) -> PyResult<()> {
+        let py = slf.py();
+        let mut done = Vec::new();
+        let output = {
+            let mut this = slf.borrow_mut();
+            this.inbuf.extend_from_slice(data.as_bytes());
+            this.process_input(py, &mut done)?;
+            this.take_output(py)
+        };
+        settle(py, output, done)
+    }
+
+    /// asyncio: the peer closed its side; let the transport close.
+    fn eof_received(&self) -> bool {
+        false
+    }
+
+    /// asyncio: the connection is gone. Fails every pending operation.
+    fn connection_lost(slf: &Bound<'_, Self>, exc: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        let py = slf.py();
+        let mut done = Vec::new();
+        {
+            let mut this = slf.borrow_mut();
+            let in_startup = !this.started;
+            this.lost = true;
+            this.closed = true;
+            this.conn.mark_closed();
+            if in_startup {
+                let w = this.ready_waiter.clone_ref(py);
+                let err = match &exc {
+                    Some(e) => PyErr::from_value(e.clone()),
+                    None => errors::client_error(
+                        py,
+                        "ConnectionDoesNotExistError",
+                        "connection was closed in the middle of operation",
+                    ),
+                };
+                done.push(Completion::Err(w, err));
+            }
+            for op in this.conn.take_pending() {
+                let Some(w) = op.waiter else { continue };
+                // A server error that came before the hang-up (a FATAL termination
+                // notice, say) explains it: keep it as the cause and in the message.
+                let mut msg = String::from("connection was closed in the middle of operation");
+                let cause = match op.error {
+                    Some(server) => {
+                        if let Ok(text) = server.value(py).str() {
+                            msg.push_str(": ");
+                            msg.push_str(&text.to_string_lossy());
+                        }
+                        Some(server)
+                    }
+                    None => exc.as_ref().map(|e| PyErr::from_value(e.clone())),
+                };
+                let err = errors::client_error(py, "ConnectionDoesNotExistError", msg);
+                err.set_cause(py, cause);
+                done.push(Completion::Err(w, err));
+            }
+            let this = &mut *this;
+            for w in this
+                .drain_waiters
+                .drain(..)
+                .chain(this.idle_waiters.drain(..))
+            {
+                done.push(Completion::Ok(w, py.None()));
+            }
+            this.transport = None;
+        }
+        settle(py, None, done)
+    }
+
+    /// asyncio flow control: the transport's buffer is full.
+    fn pause_writing(&mut self) {
+        self.writing_paused = true;
+    }
+
+    /// asyncio flow control: the transport's buffer drained.
+    fn resume_writing(&mut self, py: Python<'_>) -> PyResult<()> {
+        self.writing_paused = false;
+        for w in self.drain_waiters.drain(..) {
+            let w = w.bind(py);
+            if !w.call_method0(intern!(py, "done"))?.is_truthy()? {
+                w.call_method1(intern!(py, "set_result"), (py.None(),))?;
+            }
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ waiting
+
+    /// A future resolved when startup and authentication finish.
+    fn wait_ready(&self, py: Python<'_>) -> Py<PyAny> {
+        self.ready_waiter.clone_ref(py)
+    }
+
+    /// A future resolved when the transport accepts more data (at once if it does now).
+    fn writing_allowed(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let fut = self.new_future(py)?;
+        if self.writing_paused && !self.lost {
+            self.drain_waiters.push(fut.clone_ref(py));
+        } else {
+            fut.bind(py)
+                .call_method1(intern!(py, "set_result"), (py.None(),))?;
+        }
+        Ok(fut)
+    }
+
+    /// A future resolved once no operation awaits the server (at once if none does).
+    fn wait_idle(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let fut = self.new_future(py)?;
+        if self.conn.pending_len() == 0 || self.lost {
+            fut.bind(py)
+                .call_method1(intern!(py, "set_result"), (py.None(),))?;
+        } else {
+            self.idle_waiters.push(fut.clone_ref(py));
+        }
+        Ok(fut)
+    }
+
+    /// True while a request's caller still waits for its result.
+    fn is_busy(&self, py: Python<'_>) -> PyResult<bool> {
+        for op in self.conn.pending() {
+            if let Some(w) = &op.waiter {
+                if !w.bind(py).call_method0(intern!(py, "done"))?.is_truthy()? {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// True while some operation, awaited or abandoned, has not seen its ReadyForQuery.
+    fn has_pending(&self) -> bool {
+        self.conn.pending_len() > 0
+    }
+
+    // ------------------------------------------------------------ requests
+
+    /// Runs `sql` with the simple protocol; resolves to the last command's status.
+    fn query_script(slf: &Bound<'_, Self>, sql: &str) -> PyResult<Py<PyAny>> {
+        with_output(slf, |this, py| {
+            this.ensure_open(py)?;
+            let fut = this.new_future(py)?;
+            this.queue_closes(py)?;
+            frontend::query(sql, &mut this.out).map_err(|e| enc_err(py, e))?;
+            this.queries_count += 1;
+            this.conn.push(Op::new(
+                fut.clone_ref(py),
+                Some(sql.to_owned()),
+                OpKind::Script {
+                    status: String::new(),
+                },
+            ));
+            Ok(fut)
+        })
+    }
+
+    /// Prepares `sql` as statement `name` (a generated name when None; "" is the unnamed
+    /// statement); resolves to a StatementState.
+    #[pyo3(signature = (sql, name=None, record_class=None))]
+    fn prepare(
+        slf: &Bound<'_, Self>,
+        sql: &str,
+        name: Option<String>,
+        record_class: Option<Py<PyType>>,
+    ) -> PyResult<Py<PyAny>> {
+        with_output(slf, |this, py| {
+            this.ensure_open(py)?;
+            let fut = this.new_future(py)?;
+            let name = name.unwrap_or_else(statement_name);
+            this.queue_closes(py)?;
+            let start = this.out.len();
+            let written = frontend::parse(&name, sql, std::iter::empty(), &mut this.out)
+                .and_then(|()| frontend::describe(b'S', &name, &mut this.out));
+            if let Err(e) = written {
+                this.out.truncate(start);
+                return Err(enc_err(py, e));
+            }
+            frontend::sync(&mut this.out);
+            let record_class = record_class.unwrap_or_else(|| this.record_class.clone_ref(py));
+            this.conn.push(Op::new(
+                fut.clone_ref(py),
+                Some(sql.to_owned()),
+                OpKind::Prepare {
+                    name,
+                    query: sql.to_owned(),
+                    described: Default::default(),
+                    record_class,
+                },
+            ));
+            Ok(fut)
+        })
+    }
+
+    /// The fast path: runs `sql` if its statement is cached, resolving to a list of
+    /// Records (`want_rows`) or the command status. Returns None on a cache miss: the
+    /// caller then prepares the statement and calls `execute_statement`.
+    #[pyo3(signature = (sql, args, limit=0, want_rows=true, record_class=None, ignore_custom_codec=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn execute(
+        slf: &Bound<'_, Self>,
+        sql: &str,
+        args: &Bound<'_, PyTuple>,
+        limit: i32,
+        want_rows: bool,
+        record_class: Option<&Bound<'_, PyType>>,
+        ignore_custom_codec: bool,
+    ) -> PyResult<Option<Py<PyAny>>> {
+        with_output(slf, |this, py| {
+            this.ensure_open(py)?;
+            let key = this.cache_key(py, sql, record_class, ignore_custom_codec);
+            let now = this.now();
+            let stmt = match this.cache.get(&key, now) {
+                Lookup::Hit(s) => s.clone_ref(py),
+                Lookup::Miss => return Ok(None),
+                Lookup::Expired(old) => {
+                    this.retire(old);
+                    return Ok(None);
+                }
+            };
+            let fut = this.new_future(py)?;
+            this.start_execute(
+                py,
+                fut.clone_ref(py),
+                stmt,
+                args.as_any(),
+                "",
+                limit,
+                want_rows,
+                false,
+            )?;
+            Ok(Some(fut))
+        })
+    }
+
+    /// Executes a prepared statement, binding `args` to `portal` ("" = unnamed). With
+    /// `portal_result` it resolves to `(rows, suspended, status)`.
+    #[pyo3(signature = (stmt, args, limit=0, want_rows=true, portal="", portal_result=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn execute_statement(
+        slf: &Bound<'_, Self>,
+        stmt: Py<Statement>,
+        args: &Bound<'_, PyAny>,
+        limit: i32,
+        want_rows: bool,
+        portal: &str,
+        portal_result: bool,
+    ) -> PyResult<Py<PyAny>> {
+        with_output(slf, |this, py| {
+            this.ensure_open(py)?;
+            let fut = this.new_future(py)?;
+            this.start_execute(
+                py,
+                fut.clone_ref(py),
+                stmt,
+                args,
+                portal,
+                limit,
+                want_rows,
+                portal_result,
+            )?;
+            Ok(fut)
+        })
+    }
+
+    /// Binds `args` to the named `portal` (for a cursor); resolves to None.
+    fn bind_portal(
+        slf: &Bound<'_, Self>,
+        stmt: Py<Statement>,
+        args: &Bound<'_, PyAny>,
+        portal: &str,
+    ) -> PyResult<Py<PyAny>> {
+        with_output(slf, |this, py| {
+            this.ensure_open(py)?;
+            let st = stmt.get();
+            if st.is_closed() {
+                return Err(errors::client_error(
+                    py,
+                    "InterfaceError",
+                    "cannot perform operation: the prepared statement is closed",
+                ));
+            }
+            let fut = this.new_future(py)?;
+            let cache = Cache::get(py)?;
+            this.queue_closes(py)?;
+            bind::write_bind(py, cache, st, args, portal, None, &mut this.out)?;
+            frontend::sync(&mut this.out);
+            this.conn.push(Op::new(
+                fut.clone_ref(py),
+                Some(st.query.clone()),
+                OpKind::Plain,
+            ));
+            Ok(fut)
+        })
+    }
+
+    /// Fetches up to `limit` rows (0 = all) from a bound portal; resolves to
+    /// `(rows, suspended, status)`.
+    fn execute_portal(
+        slf: &Bound<'_, Self>,
+        stmt: Py<Statement>,
+        portal: &str,
+        limit: i32,
+    ) -> PyResult<Py<PyAny>> {
+        with_output(slf, |this, py| {
+            this.ensure_open(py)?;
+            let fut = this.new_future(py)?;
+            frontend::execute(portal, limit, &mut this.out).map_err(|e| enc_err(py, e))?;
+            frontend::sync(&mut this.out);
+            this.queries_count += 1;
+            let query = Some(stmt.get().query.clone());
+            this.conn.push(Op::new(
+                fut.clone_ref(py),
+                query,
+                OpKind::Execute {
+                    stmt,
+                    rows: Vec::new(),
+                    status: String::new(),
+                    want_rows: true,
+                    portal_result: true,
+                    suspended: false,
+                },
+            ));
+            Ok(fut)
+        })
+    }
+
+    /// Closes a portal; resolves to None.
+    fn close_portal(slf: &Bound<'_, Self>, portal: &str) -> PyResult<Py<PyAny>> {
+        with_output(slf, |this, py| {
+            this.ensure_open(py)?;
+            let fut = this.new_future(py)?;
+            frontend::close(b'P', portal, &mut this.out).map_err(|e| enc_err(py, e))?;
+            frontend::sync(&mut this.out);
+            this.conn
+                .push(Op::new(fut.clone_ref(py), None, OpKind::Plain));
+            Ok(fut)
+        })
+    }
+
+    /// Starts an `executemany()`: the returned future resolves after
+    /// [`executemany_end`](Self::executemany_end) once the server has run everything,
+    /// to the rows of every execution (`want_rows`) or None.
+    fn executemany_begin(
+        slf: &Bound<'_, Self>,
+        stmt: Py<Statement>,
+        want_rows: bool,
+    ) -> PyResult<Py<PyAny>> {
+        with_output(slf, |this, py| {
+            this.ensure_open(py)?;
+            if stmt.get().is_closed() {
+                return Err(errors::client_error(
+                    py,
+                    "InterfaceError",
+                    "cannot perform operation: the prepared statement is closed",
+                ));
+            }
+            let fut = this.new_future(py)?;
+            this.queue_closes(py)?;
+            this.queries_count += 1;
+            let query = Some(stmt.get().query.clone());
+            let kind = if want_rows {
+                OpKind::Execute {
+                    stmt,
+                    rows: Vec::new(),
+                    status: String::new(),
+                    want_rows: true,
+                    portal_result: false,
+                    suspended: false,
+                }
+            } else {
+                OpKind::Plain
+            };
+            this.conn.push(Op::new(fut.clone_ref(py), query, kind));
+            Ok(fut)
+        })
+    }
+
+    /// Encodes argument sets from `iterator` into Bind + Execute messages until about
+    /// `max_bytes` are buffered, and writes them. Returns True when more input remains
+    /// and no server error has arrived yet. `seqno` counts elements across calls.
+    fn executemany_feed(
+        slf: &Bound<'_, Self>,
+        stmt: Py<Statement>,
+        iterator: &Bound<'_, PyAny>,
+        max_bytes: usize,
+        seqno: usize,
+    ) -> PyResult<(bool, usize)> {
+        with_output(slf, |this, py| {
+            if this.lost {
+                return Ok((false, seqno));
+            }
+            let failed = this.conn.head().is_some_and(|op| op.error.is_some());
+            if failed {
+                return Ok((false, seqno));
+            }
+            let cache = Cache::get(py)?;
+            let st = stmt.get();
+            let mut n = seqno;
+            let start = this.out.len();
+            let result = (|| -> PyResult<bool> {
+                while this.out.len() - start < max_bytes {
+                    let Some(item) = iterator
+                        .call_method0(intern!(py, "__next__"))
+                        .map(Some)
+                        .or_else(|e| {
+                            if e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) {
+                                Ok(None)
+                            } else {
+                                Err(e)
+                            }
+                        })?
+                    else {
+                        return Ok(false);
+                    };
+                    bind::write_bind(py, cache, st, &item, "", Some(n), &mut this.out)?;
+                    frontend::execute("", 0, &mut this.out).map_err(|e| enc_err(py, e))?;
+                    n += 1;
+                }
+                Ok(true)
+            })();
+            // Flush makes the server report an error now rather than at the Sync, so that
+            // we stop reading the caller's input early.
+            frontend::flush(&mut this.out);
+            result.map(|more| (more, n))
+        })
+    }
+
+    /// Ends an `executemany()`. After a client-side failure, the rows already sent are
+    /// undone: outside a transaction block by a ROLLBACK before the Sync.
+    fn executemany_end(slf: &Bound<'_, Self>, client_failed: bool) -> PyResult<()> {
+        with_output(slf, |this, py| {
+            if this.lost {
+                return Ok(());
+            }
+            if client_failed && this.conn.transaction_status() == TransactionStatus::Idle {
+                frontend::parse("", "ROLLBACK", std::iter::empty(), &mut this.out)
+                    .map_err(|e| enc_err(py, e))?;
+                frontend::bind::<PyErr>(
+                    "",
+                    "",
+                    std::iter::empty(),
+                    0,
+                    |_, _| Ok(false),
+                    std::iter::empty(),
+                    &mut this.out,
+                )
+                .map_err(|_| {
+                    errors::client_error(py, "InterfaceError", "cannot encode ROLLBACK")
+                })?;
+                frontend::execute("", 0, &mut this.out).map_err(|e| enc_err(py, e))?;
+            }
+            frontend::sync(&mut this.out);
+            Ok(())
+        })
+    }
+
+    // ------------------------------------------------------------ statement cache
+
+    /// The cached statement for a query, if any (without touching its recency).
+    #[pyo3(signature = (sql, record_class=None, ignore_custom_codec=false))]
+    fn cache_get(
+        &mut self,
+        py: Python<'_>,
+        sql: &str,
+        record_class: Option<&Bound<'_, PyType>>,
+        ignore_custom_codec: bool,
+    ) -> Option<Py<Statement>> {
+        let key = self.cache_key(py, sql, record_class, ignore_custom_codec);
+        let now = self.now();
+        match self.cache.get(&key, now) {
+            Lookup::Hit(s) => Some(s.clone_ref(py)),
+            Lookup::Miss => None,
+            Lookup::Expired(old) => {
+                self.retire(old);
+                None
+            }
+        }
+    }
+
+    /// Caches a prepared statement under its query.
+    #[pyo3(signature = (stmt, record_class=None, ignore_custom_codec=false))]
+    fn cache_put(
+        &mut self,
+        py: Python<'_>,
+        stmt: Py<Statement>,
+        record_class: Option<&Bound<'_, PyType>>,
+        ignore_custom_codec: bool,
+    ) {
+        let key = self.cache_key(py, &stmt.get().query, record_class, ignore_custom_codec);
+        let now = self.now();
+        stmt.get().cached.store(true, Ordering::Relaxed);
+        let keep = stmt.clone_ref(py);
+        for old in self.cache.put(key, stmt, now) {
+            if !old.is(&keep) {
+                self.retire(old);
+            } else {
+                old.get().cached.store(false, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// How many statements the cache holds.
+    fn cache_len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// The cache's size limit.
+    fn cache_max_size(&self) -> usize {
+        self.cache.max_size()
+    }
+
+    /// Changes the cache's size limit, retiring what no longer fits.
+    fn cache_set_max_size(&mut self, size: usize) {
+        for old in self.cache.set_max_size(size) {
+            self.retire(old);
+        }
+    }
+
+    /// The cache's lifetime limit in seconds (0 = none).
+    fn cache_max_lifetime(&self) -> f64 {
+        self.cache.max_lifetime()
+    }
+
+    /// Changes the lifetime limit.
+    fn cache_set_max_lifetime(&mut self, seconds: f64) {
+        self.cache.set_max_lifetime(seconds);
+    }
+
+    /// The cached statements, least recently used first.
+    fn cache_statements(&self, py: Python<'_>) -> Vec<Py<Statement>> {
+        self.cache.values().map(|s| s.clone_ref(py)).collect()
+    }
+
+    /// Empties the cache, retiring its statements.
+    fn cache_clear(&mut self) {
+        for old in self.cache.clear() {
+            self.retire(old);
+        }
+    }
+
+    /// The statements waiting to be closed on the server.
+    fn pending_closes(&self, py: Python<'_>) -> Vec<Py<Statement>> {
+        self.to_close.iter().map(|s| s.clone_ref(py)).collect()
+    }
+
+    /// Forgets the statements waiting to be closed (the session is gone, or reset).
+    fn discard_pending_closes(&mut self) {
+        self.to_close.clear();
+    }
+
+    /// A PreparedStatement let go of `stmt`: close it unless the cache keeps it.
+    fn release_statement(&mut self, stmt: Py<Statement>) {
+        let st = stmt.get();
+        if st.unreferenced() && !st.cached.load(Ordering::Relaxed) && !st.is_closed() {
+            st.closed.store(true, Ordering::Relaxed);
+            self.to_close.push(stmt);
+        }
+    }
+
+    /// Closes `stmt` on the server with the next request.
+    fn close_statement(&mut self, py: Python<'_>, stmt: Py<Statement>) {
+        let st = stmt.get();
+        if st.cached.load(Ordering::Relaxed) {
+            let key: CacheKey = (
+                st.query.clone(),
+                st.record_class.bind(py).as_ptr() as usize,
+                false,
+            );
+            if self.cache.peek(&key).is_some_and(|s| s.is(&stmt)) {
+                self.cache.remove(&key);
+            }
+            st.cached.store(false, Ordering::Relaxed);
+        }
+        if !st.is_closed() {
+            st.closed.store(true, Ordering::Relaxed);
+            self.to_close.push(stmt);
+        }
+    }
+
+    // ------------------------------------------------------------ closing
+
+    /// Sends Terminate and closes the transport.
+    fn terminate(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let transport = with_output(slf, |this, py| {
+            if !this.lost && !this.closed {
+                let mut out = std::mem::take(&mut this.out);
+                this.conn.terminate(&mut out);
+                this.out = out;
+            }
+            this.closed = true;
+            Ok(this.transport.as_ref().map(|t| t.clone_ref(py)))
+        })?;
+        if let Some(t) = transport {
+            t.bind(py).call_method0(intern!(py, "close"))?;
+        }
+        Ok(())
+    }
+
+    /// Closes the transport at once, without Terminate.
+    fn abort(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let t = {
+            let mut this = slf.borrow_mut();
+            this.closed = true;
+            this.transport.as_ref().map(|t| t.clone_ref(py))
+        };
+        if let Some(t) = t {
+            t.bind(py).call_method0(intern!(py, "abort"))?;
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ state
+
+    /// True once the connection was closed, terminated or lost.
+    fn is_closed(&self) -> bool {
+        self.closed || self.lost
+    }
+
+    /// True once the transport is gone.
+    fn is_lost(&self) -> bool {
+        self.lost
+    }
+
+    /// True while the server reports an open (or failed) transaction block.
+    fn is_in_transaction(&self) -> bool {
+        self.conn.transaction_status() != TransactionStatus::Idle
+    }
+
+    /// The last ReadyForQuery status: 'I', 'T' or 'E'.
+    #[getter]
+    fn transaction_status(&self) -> &'static str {
+        status_char(self.conn.transaction_status())
+    }
+
+    /// The backend process ID.
+    fn get_server_pid(&self) -> i32 {
+        self.conn.process_id()
+    }
+
+    /// The cancellation key as `(process_id, secret_key bytes)`.
+    fn get_cancel_key<'py>(&self, py: Python<'py>) -> (i32, Bound<'py, PyBytes>) {
+        (
+            self.conn.process_id(),
+            PyBytes::new(py, self.conn.secret_key()),
+        )
+    }
+
+    /// The run-time parameters the server reported, as a dict.
+    fn get_settings<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (k, v) in self.conn.parameters() {
+            d.set_item(k, v)?;
+        }
+        Ok(d)
+    }
+
+    /// The default record class.
+    fn get_record_class(&self, py: Python<'_>) -> Py<PyType> {
+        self.record_class.clone_ref(py)
+    }
+
+    /// How many queries this connection has sent.
+    #[getter]
+    fn queries_count(&self) -> u64 {
+        self.queries_count
+    }
+
+    /// Sets the callables that receive notices (`PostgresLogMessage`) and
+    /// notifications `(pid, channel, payload)`; they run via `loop.call_soon`.
+    #[pyo3(signature = (notice=None, notification=None))]
+    fn set_callbacks(&mut self, notice: Option<Py<PyAny>>, notification: Option<Py<PyAny>>) {
+        self.notice_callback = notice;
+        self.notification_callback = notification;
+    }
+}

@@ -1,0 +1,151 @@
+//! The operations a connection has in flight, and what each server message does to
+//! the one it belongs to.
+
+use bytes::BytesMut;
+use ferropg_core::message::{frontend, DataRow, Message};
+use ferropg_core::DbError;
+use pyo3::prelude::*;
+use pyo3::types::PyType;
+
+use crate::codecs::{decode_value, Cache, Decoder};
+use crate::errors;
+use crate::record::new_record;
+use crate::statement::{Described, Statement};
+
+/// What a request is waiting for.
+pub(super) enum OpKind {
+    /// A simple-protocol script: the status of its last command.
+    Script { status: String },
+    /// Parse + Describe: resolves to the statement.
+    Prepare {
+        name: String,
+        query: String,
+        described: Described,
+        record_class: Py<PyType>,
+    },
+    /// Bind + Execute of a prepared statement.
+    Execute {
+        stmt: Py<Statement>,
+        rows: Vec<Py<PyAny>>,
+        status: String,
+        want_rows: bool,
+        /// Resolve to `(rows, suspended)`, for cursors reading a portal in steps.
+        portal_result: bool,
+        suspended: bool,
+    },
+    /// Commands whose outcome is just success (Bind of a portal, Close, executemany).
+    Plain,
+}
+
+/// One request awaiting its ReadyForQuery.
+pub(super) struct Op {
+    pub waiter: Option<Py<PyAny>>,
+    pub error: Option<PyErr>,
+    pub query: Option<String>,
+    pub kind: OpKind,
+}
+
+impl Op {
+    pub fn new(waiter: Py<PyAny>, query: Option<String>, kind: OpKind) -> Op {
+        Op {
+            waiter: Some(waiter),
+            error: None,
+            query,
+            kind,
+        }
+    }
+}
+
+/// Applies one message to the operation it belongs to.
+pub(super) fn on_message(
+    py: Python<'_>,
+    cache: &Cache,
+    op: &mut Op,
+    msg: Message<'_>,
+    out: &mut BytesMut,
+) {
+    match msg {
+        Message::ErrorResponse(fields) => {
+            if op.error.is_none() {
+                let err = DbError::from_fields(&fields);
+                op.error = Some(errors::server_error(py, &err, op.query.as_deref()));
+            }
+            return;
+        }
+        Message::CopyInResponse(_) => {
+            // COPY FROM STDIN outside the copy API: refuse, so the server ends the command.
+            let _ = frontend::copy_fail_message(
+                "COPY FROM STDIN is not supported here; use copy_to_table() or copy_records_to_table()",
+                out,
+            );
+            // The server ignores a Sync sent during COPY IN (ours went out with Execute),
+            // so the extended protocol needs another; a simple Query needs none.
+            if !matches!(op.kind, OpKind::Script { .. }) {
+                frontend::sync(out);
+            }
+            return;
+        }
+        _ => {}
+    }
+    match &mut op.kind {
+        OpKind::Script { status } => {
+            if let Message::CommandComplete { tag } = msg {
+                tag.clone_into(status);
+            }
+        }
+        OpKind::Prepare { described, .. } => match msg {
+            Message::ParameterDescription(p) => described.param_types = p.types().collect(),
+            Message::RowDescription(desc) => described.set_columns(&desc),
+            Message::NoData => described.columns = None,
+            _ => {}
+        },
+        OpKind::Execute {
+            stmt,
+            rows,
+            status,
+            want_rows,
+            suspended,
+            ..
+        } => match msg {
+            Message::DataRow(row) if *want_rows && op.error.is_none() => {
+                match decode_row(py, cache, stmt.get(), &row) {
+                    Ok(record) => rows.push(record),
+                    Err(e) => op.error = Some(e),
+                }
+            }
+            Message::CommandComplete { tag } => tag.clone_into(status),
+            Message::PortalSuspended => *suspended = true,
+            _ => {}
+        },
+        OpKind::Plain => {}
+    }
+}
+
+/// Decodes one row into a Record of the statement's record class.
+fn decode_row(
+    py: Python<'_>,
+    cache: &Cache,
+    st: &Statement,
+    row: &DataRow<'_>,
+) -> PyResult<Py<PyAny>> {
+    if row.len() != st.decoders.len() {
+        return Err(errors::client_error(
+            py,
+            "ProtocolError",
+            format!(
+                "row has {} columns, expected {}",
+                row.len(),
+                st.decoders.len()
+            ),
+        ));
+    }
+    let mut values = Vec::with_capacity(row.len());
+    for (value, decoder) in row.values().zip(&st.decoders) {
+        let obj = match value {
+            None => py.None().into_bound(py),
+            Some(bytes) => decode_value(py, cache, decoder.unwrap_or(Decoder::Text), bytes)?,
+        };
+        values.push(obj);
+    }
+    Ok(new_record(py, st.record_class.bind(py), &st.desc, values)?.unbind())
+}

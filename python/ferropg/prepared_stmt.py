@@ -1,0 +1,140 @@
+"""``PreparedStatement``: a statement prepared once and run many times."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from . import cursor, exceptions
+from .types import Attribute, builtin_type
+
+__all__ = ("PreparedStatement",)
+
+
+class PreparedStatement:
+    """A prepared statement, from :meth:`Connection.prepare`."""
+
+    __slots__ = ("_connection", "_query", "_state", "_last_status", "__weakref__")
+
+    def __init__(self, connection, query: str, state) -> None:
+        self._connection = connection
+        self._query = query
+        self._state = state
+        self._last_status: str | None = None
+        state.attach()
+
+    def __del__(self) -> None:
+        state = getattr(self, "_state", None)
+        if state is not None and state.detach() == 0:
+            con = self._connection
+            if not con.is_closed():
+                con._protocol.release_statement(state)
+
+    def _check_open(self, what: str) -> None:
+        if self._state.closed:
+            raise exceptions.InterfaceError(
+                f"cannot call PreparedStatement.{what}(): the prepared statement is closed"
+            )
+        self._connection._check_open()
+
+    def get_name(self) -> str:
+        """The statement's server-side name ('' for the unnamed statement)."""
+        return self._state.name
+
+    def get_query(self) -> str:
+        """The query text."""
+        return self._query
+
+    def get_statusmsg(self) -> str | None:
+        """The command status of the last execution (``'SELECT 3'``...)."""
+        return self._last_status
+
+    def get_parameters(self) -> tuple:
+        """The parameter types, as :class:`ferropg.types.Type` tuples."""
+        return tuple(builtin_type(oid) for oid in self._state.param_types)
+
+    def get_attributes(self) -> tuple:
+        """The result columns, as :class:`ferropg.types.Attribute` tuples."""
+        return tuple(Attribute(name, builtin_type(oid)) for name, oid, *_ in self._state.columns)
+
+    async def _run(self, args: tuple, limit: int, timeout: float | None, want_rows: bool):
+        con = self._connection
+        await con._ready_for_operation()
+        timeout = con._timeout(timeout)
+        with con._log_query(self._query, args, timeout):
+            if want_rows and not self._state.returns_rows:
+                want_rows = False
+            fut = con._protocol.execute_statement(self._state, args, limit, want_rows, "", True)
+            rows, _suspended, status = await con._wait(fut, timeout)
+            self._last_status = status
+            return rows
+
+    async def fetch(self, *args: Any, timeout: float | None = None) -> list:
+        """Runs the statement and returns every row."""
+        self._check_open("fetch")
+        return await self._run(args, 0, timeout, True)
+
+    async def fetchrow(self, *args: Any, timeout: float | None = None):
+        """Runs the statement and returns its first row, or None."""
+        self._check_open("fetchrow")
+        rows = await self._run(args, 1, timeout, True)
+        return rows[0] if rows else None
+
+    async def fetchval(self, *args: Any, column: int = 0, timeout: float | None = None) -> Any:
+        """Runs the statement and returns one value of its first row, or None."""
+        self._check_open("fetchval")
+        rows = await self._run(args, 1, timeout, True)
+        return rows[0][column] if rows else None
+
+    async def fetchmany(self, args: Any, *, timeout: float | None = None) -> list:
+        """Runs the statement once per argument sequence; returns all their rows."""
+        self._check_open("fetchmany")
+        con = self._connection
+        await con._ready_for_operation()
+        return await con._wait(
+            con._loop.create_task(con._stream_many(self._state, args, True)),
+            con._timeout(timeout),
+        )
+
+    async def executemany(self, args: Any, *, timeout: float | None = None) -> None:
+        """Runs the statement once per argument sequence, atomically."""
+        self._check_open("executemany")
+        con = self._connection
+        await con._ready_for_operation()
+        await con._wait(
+            con._loop.create_task(con._stream_many(self._state, args, False)),
+            con._timeout(timeout),
+        )
+
+    async def explain(self, *args: Any, analyze: bool = False) -> Any:
+        """The plan of the statement as parsed JSON (``analyze=True`` runs it, rolled back)."""
+        self._check_open("explain")
+        query = "EXPLAIN (FORMAT JSON, VERBOSE"
+        if analyze:
+            query += ", ANALYZE) "
+        else:
+            query += ") "
+        query += self._query
+        con = self._connection
+        if analyze:
+            tr = con.transaction()
+            await tr.start()
+            try:
+                data = await con.fetchval(query, *args)
+            finally:
+                await tr.rollback()
+        else:
+            data = await con.fetchval(query, *args)
+        return json.loads(data)
+
+    def cursor(
+        self, *args: Any, prefetch: int | None = None, timeout: float | None = None
+    ) -> cursor.CursorFactory:
+        """A cursor over this statement's rows."""
+        self._check_open("cursor")
+        return cursor.CursorFactory(
+            self._connection, self._query, self._state, args, prefetch, timeout, None
+        )
+
+    def __repr__(self) -> str:
+        return f"<ferropg.PreparedStatement name={self._state.name!r} query={self._query!r}>"
