@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import connect_utils, cursor, exceptions, prepared_stmt, serverversion
-from ._callbacks import CallbacksMixin
+from ._callbacks import CallbacksMixin, LoggedQuery  # noqa: F401 - asyncpg exports it here
 from .protocol import Protocol, Record
 from .transaction import Transaction
 
@@ -187,22 +187,37 @@ class Connection(CallbacksMixin):
         if self._protocol.is_closed():
             raise exceptions.InterfaceError("connection is closed")
 
-    async def _ready_for_operation(self) -> None:
-        """Refuses a second concurrent operation; waits out an abandoned one."""
+    async def _ready_for_operation(self, timeout: float | None = None) -> None:
+        """Refuses a second concurrent operation; waits out an abandoned one.
+
+        Waiting counts against the caller's timeout; if that runs out first the
+        connection's state is unknown and it is closed.
+        """
         self._check_open()
         if self._protocol.is_busy():
             raise exceptions.InterfaceError(
                 "cannot perform operation: another operation is in progress"
             )
         if self._cancellations or self._protocol.has_pending():
-            await self._wait_for_cancellation()
+            try:
+                if timeout is None:
+                    await self._wait_for_cancellation()
+                else:
+                    await asyncio.wait_for(self._wait_for_cancellation(), max(timeout, 0))
+            except asyncio.TimeoutError:
+                self._abort()
+                raise
             self._check_open()
 
     # -------------------------------------------------------------- timeouts
 
     def _timeout(self, timeout: float | None) -> float | None:
         if timeout is None:
-            timeout = self._config.command_timeout
+            return self._config.command_timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise ValueError(
+                f"invalid timeout value: expected non-negative float (got {timeout!r})"
+            )
         return timeout
 
     async def _wait(self, fut: asyncio.Future, timeout: float | None) -> Any:
@@ -217,20 +232,28 @@ class Connection(CallbacksMixin):
         except (asyncio.TimeoutError, asyncio.CancelledError):
             if not fut.done():
                 fut.cancel()
-            self._cancel_current_command()
+            if self._protocol.is_busy() or self._protocol._is_cancelling():
+                self._cancel_current_command()
             raise
 
-    def _cancel_current_command(self) -> None:
-        """Asks the server, over a side connection, to cancel what this one is running."""
-        if self._protocol.is_closed() or not self._protocol.has_pending():
+    def _cancel_current_command(self, waiter: asyncio.Future | None = None) -> None:
+        """Asks the server, over a side connection, to cancel what this one is running;
+        ``waiter`` (if given) is resolved when the attempt is over."""
+        if self._protocol.is_closed() or (self._cancellations and waiter is None):
+            # One attempt at a time: the one under way covers this query too.
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
             return
-        task = self._loop.create_task(self._send_cancel())
+        task = self._loop.create_task(self._cancel_attempt(waiter))
         self._cancellations.add(task)
         task.add_done_callback(self._cancellations.discard)
 
-    async def _send_cancel(self) -> None:
+    async def _cancel_attempt(self, waiter: asyncio.Future | None) -> None:
+        """Sends CancelRequest and waits for the cancelled query's end, within the
+        command timeout. If that fails, the session's state is unknown: close it."""
         pid, secret = self._protocol.get_cancel_key()
-        try:
+
+        async def attempt() -> None:
             await connect_utils._cancel(
                 loop=self._loop,
                 addr=self._addr,
@@ -238,14 +261,30 @@ class Connection(CallbacksMixin):
                 backend_pid=pid,
                 backend_secret=secret,
             )
-        except (OSError, asyncio.TimeoutError):
-            # The server may be gone; the next operation will find out.
-            pass
+            await self._protocol.wait_idle()
+
+        try:
+            timeout = self._config.command_timeout
+            if timeout is None:
+                await attempt()
+            else:
+                await asyncio.wait_for(attempt(), timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self._abort()
+        finally:
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
 
     async def _wait_for_cancellation(self) -> None:
         if self._cancellations:
             await asyncio.gather(*list(self._cancellations), return_exceptions=True)
-        await self._protocol.wait_idle()
+        await self._protocol._drain_cancels()
+
+    def _abort(self) -> None:
+        """Drops the transport at once, without Terminate."""
+        self._protocol.abort()
 
     # ---------------------------------------------------------------- queries
 
@@ -292,32 +331,42 @@ class Connection(CallbacksMixin):
         record_class: Any = None,
     ) -> Any:
         """Runs one query through the statement cache; every query method ends up here."""
-        await self._ready_for_operation()
         timeout = self._timeout(timeout)
-        with self._log_query(query, args, timeout):
-            if not args and not want_rows:
-                return await self._wait(self._protocol.query_script(query), timeout)
-            for attempt in (0, 1):
-                try:
-                    return await self._run(query, args, limit, timeout, want_rows, record_class)
-                except exceptions.InvalidCachedStatementError:
-                    # The schema changed under a cached plan: outside a transaction it is
-                    # safe to prepare again, once.
-                    if attempt or self.is_in_transaction():
-                        raise
-                    self._protocol.cache_clear()
+        await self._ready_for_operation(timeout)
+        if self._query_loggers:
+            with self._log_query(query, args, timeout):
+                return await self._execute_retrying(
+                    query, args, limit, timeout, want_rows, record_class
+                )
+        return await self._execute_retrying(query, args, limit, timeout, want_rows, record_class)
 
-    async def _run(self, query, args, limit, timeout, want_rows, record_class) -> Any:
+    async def _execute_retrying(self, query, args, limit, timeout, want_rows, record_class):
+        if not args and not want_rows:
+            return await self._wait(self._protocol.query_script(query), timeout)
         if record_class is not None:
             _check_record_class(record_class)
-        fut = self._protocol.execute(query, args, limit, want_rows, record_class)
-        if fut is None:
-            started = time.monotonic()
-            stmt = await self._get_statement(query, timeout, record_class=record_class)
-            if timeout is not None:
-                timeout = max(timeout - (time.monotonic() - started), 0.001)
-            fut = self._protocol.execute_statement(stmt, args, limit, want_rows)
-        return await self._wait(fut, timeout)
+        for attempt in (0, 1):
+            try:
+                fut = self._protocol.execute(query, args, limit, want_rows, record_class)
+                if fut is not None:
+                    return await self._wait(fut, timeout)
+                # A cache miss: preparing counts against the same timeout.
+                coro = self._prepare_and_run(query, args, limit, want_rows, record_class)
+                if timeout is None:
+                    return await coro
+                return await self._wait(self._loop.create_task(coro), timeout)
+            except exceptions.InvalidCachedStatementError:
+                # The schema changed under a cached plan: outside a transaction it is
+                # safe to prepare again, once.
+                if attempt or self.is_in_transaction():
+                    raise
+                self._protocol.cache_clear()
+
+    async def _prepare_and_run(self, query, args, limit, want_rows, record_class) -> Any:
+        stmt = await self._get_statement(query, None, record_class=record_class)
+        return await self._wait(
+            self._protocol.execute_statement(stmt, args, limit, want_rows), None
+        )
 
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
         """Runs a command, or with no arguments a whole script; returns the last status."""
@@ -356,8 +405,8 @@ class Connection(CallbacksMixin):
         want_rows: bool,
         record_class: Any = None,
     ) -> Any:
-        await self._ready_for_operation()
         timeout = self._timeout(timeout)
+        await self._ready_for_operation(timeout)
         with self._log_query(query, args, timeout):
             deadline = None if timeout is None else time.monotonic() + timeout
             stmt = await self._get_statement(query, timeout, record_class=record_class)
@@ -381,7 +430,7 @@ class Connection(CallbacksMixin):
             # Finish the exchange without waiting for it: the next operation waits for
             # its ReadyForQuery, and a timeout's cancel request must not wait either.
             protocol.executemany_end(seqno > 0)
-            fut.add_done_callback(_retrieve)
+            fut.cancel()
             raise
         protocol.executemany_end(False)
         result = await fut
@@ -408,11 +457,12 @@ class Connection(CallbacksMixin):
         use_cache: bool = False,
         record_class: Any = None,
     ) -> prepared_stmt.PreparedStatement:
-        await self._ready_for_operation()
+        timeout = self._timeout(timeout)
+        await self._ready_for_operation(timeout)
         stmt = await self._get_statement(
             query,
-            self._timeout(timeout),
-            named=True if name is None else name,
+            timeout,
+            named=self._stmt_cache_enabled if name is None else name,
             use_cache=use_cache,
             record_class=record_class,
         )
@@ -450,62 +500,64 @@ class Connection(CallbacksMixin):
         return Transaction(self, isolation, readonly, deferrable)
 
     async def reset(self, *, timeout: float | None = None) -> None:
-        """Rolls back any transaction and resets session state (locks, cursors, settings)."""
+        """Rolls back any transaction and resets session state (locks, cursors, settings,
+        listeners), as a pool does before handing the connection out again."""
         self._check_open()
+        self._clear_listeners()
         query = self.get_reset_query()
-        if self.is_in_transaction():
+        if self._protocol.is_in_transaction() or self._top_xact is not None:
+            if self._top_xact is None or not self._top_xact._managed:
+                self._loop.call_exception_handler(
+                    {"message": f"Resetting connection with an active transaction {self!r}"}
+                )
+            self._top_xact = None
             query = "ROLLBACK;\n" + query
-        self._top_xact = None
         if query:
             await self.execute(query, timeout=timeout)
 
     # ---------------------------------------------------------------- closing
 
     def _cleanup(self) -> None:
+        for task in list(self._cancellations):
+            task.cancel()
         self._protocol.cache_clear()
         self._protocol.discard_pending_closes()
         self._call_termination_listeners()
 
+    async def _within(self, aw: Any, deadline: float | None) -> None:
+        if deadline is None:
+            await aw
+        else:
+            await asyncio.wait_for(aw, max(deadline - self._loop.time(), 0))
+
     async def close(self, *, timeout: float | None = None) -> None:
-        """Closes the connection gracefully: a running query is cancelled first."""
+        """Closes the connection gracefully: a running query is cancelled first, and the
+        whole close fits in ``timeout`` (default: the command timeout)."""
+        timeout = self._timeout(timeout)
+        deadline = None if timeout is None else self._loop.time() + timeout
         try:
-            if not self._protocol.is_lost():
-                deadline = None if timeout is None else time.monotonic() + timeout
-                if self._protocol.has_pending():
+            if not self._protocol.is_closed():
+                if self._protocol.is_busy() and not self._cancellations:
                     self._cancel_current_command()
-                    wait = self._wait_for_cancellation()
-                    if deadline is None:
-                        await wait
-                    else:
-                        await asyncio.wait_for(wait, max(deadline - time.monotonic(), 0))
+                if self._protocol.has_pending():
+                    await self._within(self._protocol._drain_cancels(), deadline)
                 lost = self._protocol._closed_waiter()
                 self._protocol.terminate()
-                if deadline is None:
-                    await lost
-                else:
-                    await asyncio.wait_for(lost, max(deadline - time.monotonic(), 0))
+                await self._within(lost, deadline)
         except BaseException:
-            self._protocol.abort()
+            self._abort()
             raise
         finally:
             self._cleanup()
 
     def terminate(self) -> None:
         """Closes the connection at once."""
-        for task in list(self._cancellations):
-            task.cancel()
-        self._protocol.abort()
+        self._abort()
         self._cleanup()
 
     def __repr__(self) -> str:
         state = "closed" if self.is_closed() else "open"
         return f"<ferropg.Connection {state} at 0x{id(self):x}>"
-
-
-def _retrieve(fut: asyncio.Future) -> None:
-    """Marks an abandoned future's outcome as seen."""
-    if not fut.cancelled():
-        fut.exception()
 
 
 async def connect(

@@ -102,6 +102,8 @@ class _BaseCursor:
 
     async def _bind(self, timeout: float | None) -> None:
         con = self._connection
+        if self._state is not None and self._state.closed:
+            raise exceptions.InterfaceError("cannot use a cursor: the prepared statement is closed")
         self._check_in_transaction()
         await con._ready_for_operation()
         if self._state is None:
@@ -126,12 +128,16 @@ class _BaseCursor:
         fut = con._protocol.execute_portal(self._state, self._portal, n)
         rows, suspended, _status = await con._wait(fut, con._timeout(timeout))
         if not suspended:
+            # A finished portal still holds its locks until closed.
             self._exhausted = True
+            await con._wait(con._protocol.close_portal(self._portal), con._timeout(timeout))
         return rows
 
     def __repr__(self) -> str:
-        state = "exhausted" if self._exhausted else "active"
-        return f"<ferropg.{type(self).__name__} {state} query={self._query!r}>"
+        attrs = [f'"{self._query[:30]}"']
+        if self._exhausted:
+            attrs.append("exhausted")
+        return f"<ferropg.{type(self).__name__} {' '.join(attrs)} at 0x{id(self):x}>"
 
 
 class CursorIterator(_BaseCursor):

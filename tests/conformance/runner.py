@@ -122,6 +122,7 @@ class Options:
     expected: Path = EXPECTED_FILE
     pg_bindir: Path | None = None
     log_only: bool = False
+    retries: int = 1
     pytest_args: list[str] = dataclasses.field(default_factory=list)
 
 
@@ -186,6 +187,13 @@ def _arg_parser() -> argparse.ArgumentParser:
         type=Path,
         help="PostgreSQL bin dir (default: $PGINSTALLATION, $PGBIN, pg_config --bindir, "
         "newest /usr/lib/postgresql/*/bin)",
+    )
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=int(env("FERROPG_CONFORMANCE_RETRIES") or 1),
+        help="run listed tests that did not pass again, up to this many times; one that then "
+        "passes is reported as flaky, not as a regression (default %(default)s)",
     )
     p.add_argument(
         "--log-only", action="store_true", help="write pytest's output only to pytest.log"
@@ -660,6 +668,9 @@ class Ratchet:
 
     #: Listed tests that did not pass: (nodeid, outcome or ``missing``, message).
     regressions: list[tuple[str, str, str]]
+    #: Listed tests that failed at first but passed when run again: (nodeid, first outcome,
+    #: message).
+    flaky: list[tuple[str, str, str]]
     #: Passing tests that are not listed.
     newly_passing: list[str]
     #: Listed tests outside a narrowed-down run.
@@ -668,16 +679,23 @@ class Ratchet:
     updated: list[str]
 
 
-def compare(expected: Sequence[str], results: dict[str, Result], partial: bool) -> Ratchet:
+def compare(
+    expected: Sequence[str],
+    results: dict[str, Result],
+    partial: bool,
+    passed_on_retry: Iterable[str] = (),
+) -> Ratchet:
     """Compare *results* with the *expected* passing tests.
 
     In a full run every listed test must pass (a test without a result, e.g. because its
     module failed to import, counts as ``missing``).  In a *partial* run (pytest arguments
     given) only listed tests that ran, and those in modules that failed to import, count.
+    Listed tests in *passed_on_retry* are reported as flaky, not as regressions.
     """
-    broken_files = {_file_of(n) for n, r in results.items() if n.endswith("::<COLLECTION>")}
+    broken_files = {_file_of(n) for n in results if n.endswith("::<COLLECTION>")}
     passing = {n for n, r in results.items() if r.outcome == "passed"}
-    regressions = []
+    retried = set(passed_on_retry)
+    regressions, flaky = [], []
     not_run = 0
     for nodeid in expected:
         res = results.get(nodeid)
@@ -690,17 +708,16 @@ def compare(expected: Sequence[str], results: dict[str, Result], partial: bool) 
             not_run += 1
         elif res is None:
             regressions.append((nodeid, "missing", "no result"))
+        elif nodeid in retried:
+            flaky.append((nodeid, res.outcome, res.message))
         else:
             regressions.append((nodeid, res.outcome, res.message))
     listed = set(expected)
     newly = sorted(passing - listed)
+    updated = passing | (retried & listed)
     if partial:
-        updated = {
-            n for n in listed if n not in results and _file_of(n) not in broken_files
-        } | passing
-    else:
-        updated = passing
-    return Ratchet(regressions, newly, not_run, sorted(updated))
+        updated |= {n for n in listed if n not in results and _file_of(n) not in broken_files}
+    return Ratchet(regressions, flaky, newly, not_run, sorted(updated))
 
 
 def ratchet_report(r: Ratchet, expected_file: Path, n_expected: int) -> list[str]:
@@ -716,6 +733,12 @@ def ratchet_report(r: Ratchet, expected_file: Path, n_expected: int) -> list[str
             "(outcome, nodeid, message):"
         )
         lines += [f"  {o:8s} {n}  {m[:160]}" for n, o, m in r.regressions]
+    if r.flaky:
+        lines.append(
+            f"== {len(r.flaky)} listed test(s) did not pass at first but passed when run "
+            "again (flaky; first outcome, nodeid, message):"
+        )
+        lines += [f"  {o:8s} {n}  {m[:160]}" for n, o, m in r.flaky]
     if r.newly_passing:
         lines.append(
             f"== {len(r.newly_passing)} test(s) pass but are not listed in {shown} "
@@ -727,7 +750,7 @@ def ratchet_report(r: Ratchet, expected_file: Path, n_expected: int) -> list[str
     ok = "FAILED" if r.regressions else "ok"
     lines.append(
         f"RATCHET {ok}: expected={n_expected} regressions={len(r.regressions)} "
-        f"newly_passing={len(r.newly_passing)}"
+        f"flaky={len(r.flaky)} newly_passing={len(r.newly_passing)}"
     )
     return lines
 
@@ -739,15 +762,31 @@ def _describe_env(items: dict[str, object]) -> str:
     return "".join(f"{k}: {v}\n" for k, v in items.items())
 
 
+def _pytest_cmd(run_dir: Path, args: Sequence[str], junit: Path | None, netns: bool) -> list[str]:
+    cmd = [sys.executable, "-m", "pytest", "-c", str(run_dir / "pytest.ini")]
+    cmd += ["--rootdir", str(run_dir), "-p", "alias_plugin"]
+    if junit is not None:
+        cmd += ["--junitxml", str(junit), "-o", "junit_family=xunit2"]
+    cmd += args
+    return [*NETNS_WRAPPER, *cmd] if netns else cmd
+
+
+def _retry_candidates(expected: Sequence[str], results: dict[str, Result]) -> list[str]:
+    """Listed tests that ran and did not pass (not those whose module failed to import)."""
+    return [n for n in expected if n in results and results[n].outcome != "passed"]
+
+
 def run(opts: Options) -> int:
     """Fetch, run, summarise and apply the ratchet; return the exit status."""
     t_start = time.monotonic()
     cache_dir = (opts.cache_dir or default_cache_dir()).expanduser().resolve()
     out = (opts.out_dir or REPO_ROOT / "build" / "conformance").expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("results.tsv", "pytest.log", "junit.xml", "summary.txt", "ratchet.txt"):
-        (out / name).unlink(missing_ok=True)
-    (out / "info.json").unlink(missing_ok=True)
+    for old in out.iterdir():
+        if old.is_file():
+            old.unlink()
+    ratchet = opts.target == "ferropg" or opts.expected != EXPECTED_FILE
+    expected = load_expected(opts.expected) if ratchet else []
 
     sdist, how = fetch_sdist(cache_dir, opts.sdist)
     src = unpack_sdist(sdist, cache_dir)
@@ -759,27 +798,11 @@ def run(opts: Options) -> int:
     major = pg_major(version)
     use_netns = netns_usable(opts.netns)
     run_dir = prepare_run_dir(src, opts.work_dir)
+    retried: set[str] = set()
+    t_retry = 0.0
     try:
         env = suite_env(run_dir, opts, bindir, major, out)
         info = check_imports(env, opts.target)
-        cmd = [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-c",
-            str(run_dir / "pytest.ini"),
-            "--rootdir",
-            str(run_dir),
-            "-p",
-            "alias_plugin",
-            "--junitxml",
-            str(out / "junit.xml"),
-            "-o",
-            "junit_family=xunit2",
-            *opts.pytest_args,
-        ]
-        if use_netns:
-            cmd = [*NETNS_WRAPPER, *cmd]
         described = _describe_env(
             {
                 "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -793,16 +816,39 @@ def run(opts: Options) -> int:
                 "nproc": os.cpu_count(),
                 "test_timeout": f"{opts.test_timeout:g} s",
                 "suite_timeout": f"{opts.suite_timeout:g} s",
+                "retries": opts.retries,
                 "pytest_args": " ".join(opts.pytest_args),
             }
         )
         (out / "env.txt").write_text(described)
         sys.stderr.write(described)
         t_setup = time.monotonic()
+        cmd = _pytest_cmd(run_dir, opts.pytest_args, out / "junit.xml", use_netns)
         rc, timed_out = run_pytest(
             cmd, env, run_dir, out / "pytest.log", opts.suite_timeout, not opts.log_only
         )
         t_pytest = time.monotonic()
+        stop_leftover_servers(run_dir)
+        results = load_results(out / "results.tsv")
+
+        # Listed tests that failed get another chance, each retry in a fresh pytest process
+        # (and a fresh cluster), within what is left of --suite-timeout.
+        again = _retry_candidates(expected, results) if rc in PYTEST_RAN else []
+        for attempt in range(1, opts.retries + 1):
+            left = opts.suite_timeout - (time.monotonic() - t_setup)
+            if not again or (opts.suite_timeout > 0 and left < 30):
+                break
+            log(f"retry {attempt}: {len(again)} listed test(s) that did not pass")
+            retry_env = dict(env, FERROPG_CONFORMANCE_RESULTS=str(out / f"retry-{attempt}.tsv"))
+            cmd = _pytest_cmd(run_dir, again, None, use_netns)
+            run_pytest(
+                cmd, retry_env, run_dir, out / f"retry-{attempt}.log", left, not opts.log_only
+            )
+            stop_leftover_servers(run_dir)
+            second = load_results(out / f"retry-{attempt}.tsv")
+            retried |= {n for n in again if n in second and second[n].outcome == "passed"}
+            again = [n for n in again if n not in retried]
+        t_retry = time.monotonic() - t_pytest
     finally:
         stop_leftover_servers(run_dir)
         if opts.keep_work:
@@ -810,7 +856,6 @@ def run(opts: Options) -> int:
         else:
             shutil.rmtree(run_dir, ignore_errors=True)
 
-    results = load_results(out / "results.tsv")
     summary = summary_line(opts.target, results, t_pytest - t_setup, rc)
     (out / "summary.txt").write_text(summary + "\n")
     try:
@@ -823,7 +868,8 @@ def run(opts: Options) -> int:
         pass
     log(
         f"timings: sdist {t_sdist - t_start:.1f} s ({how}), setup {t_setup - t_sdist:.1f} s, "
-        f"pytest {t_pytest - t_setup:.1f} s, total {time.monotonic() - t_start:.1f} s"
+        f"pytest {t_pytest - t_setup:.1f} s, retries {t_retry:.1f} s, "
+        f"total {time.monotonic() - t_start:.1f} s"
     )
     log(f"results: {out}")
     print(summary, flush=True)
@@ -834,13 +880,12 @@ def run(opts: Options) -> int:
     elif rc not in PYTEST_RAN:
         problem = f"pytest exited with status {rc}; see {out / 'pytest.log'}"
 
-    if opts.target != "ferropg" and opts.expected == EXPECTED_FILE:
+    if not ratchet:
         log(f"target {opts.target}: no ratchet (expected-pass.txt is ferropg's)")
         if problem:
             raise RunnerError(problem)
         return 0
-    expected = load_expected(opts.expected)
-    r = compare(expected, results, partial=bool(opts.pytest_args))
+    r = compare(expected, results, partial=bool(opts.pytest_args), passed_on_retry=retried)
     if opts.update:
         if problem:
             raise RunnerError(problem + f"; not updating {opts.expected}")

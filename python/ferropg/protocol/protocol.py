@@ -17,19 +17,31 @@ class Protocol(_native.CoreProtocol, asyncio.Protocol):
     def __init__(self, loop, *args, **kwargs):
         self._loop = loop
         self._lost_waiter = None
+        self._gone = False
+        self._connection_lost_hook = None
 
     def _closed_waiter(self) -> asyncio.Future:
         """A future resolved when the transport has gone away."""
         if self._lost_waiter is None:
             self._lost_waiter = self._loop.create_future()
-            if self.is_closed() and self._transport_gone():
+            if self._gone:
                 self._lost_waiter.set_result(None)
         return self._lost_waiter
 
-    def _transport_gone(self) -> bool:
-        return getattr(self, "_gone", False)
+    def _is_cancelling(self) -> bool:
+        """True while an abandoned (timed out or cancelled) query awaits its end."""
+        return not self.is_closed() and self.has_pending() and not self.is_busy()
+
+    async def _drain_cancels(self) -> None:
+        """Waits until every abandoned query has reached its ReadyForQuery."""
+        await self.wait_idle()
 
     def connection_lost(self, exc):
+        # The connection's clean-up (termination listeners) comes before the failed
+        # operations' callers resume, as in asyncpg.
+        hook = self._connection_lost_hook
+        if hook is not None:
+            hook()
         super().connection_lost(exc)
         self._gone = True
         waiter = self._lost_waiter

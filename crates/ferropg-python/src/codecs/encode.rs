@@ -115,13 +115,27 @@ fn expected(what: &str, obj: &Bound<'_, PyAny>) -> PyErr {
 }
 
 fn int_in_range(obj: &Bound<'_, PyAny>, min: i64, max: i64, name: &str) -> PyResult<i64> {
-    if !obj.is_instance_of::<PyInt>() {
+    let py = obj.py();
+    let int = if obj.is_instance_of::<PyInt>() {
+        obj.clone()
+    } else if !obj.is_instance_of::<PyString>() && obj.hasattr(intern!(py, "__int__"))? {
+        // Floats and Decimals are taken when they hold a whole number (asyncpg takes any
+        // __int__, truncating); a fractional part would be lost silently, so it is refused.
+        let int = obj.call_method0(intern!(py, "__int__"))?;
+        if !int.eq(obj)? {
+            return Err(PyValueError::new_err(format!(
+                "an integer is required (got {} with a fractional part)",
+                type_name(obj)
+            )));
+        }
+        int
+    } else {
         return Err(PyTypeError::new_err(format!(
             "an integer is required (got type {})",
             type_name(obj)
         )));
-    }
-    let v: i64 = obj
+    };
+    let v: i64 = int
         .extract()
         .map_err(|_| PyOverflowError::new_err(format!("value out of {name} range")))?;
     if v < min || v > max {

@@ -8,6 +8,9 @@ use crate::codecs::{encode_value, Cache};
 use crate::errors;
 use crate::statement::Statement;
 
+/// The most parameters a Bind may carry here, as in asyncpg (the count is an int16).
+const MAX_ARGS: usize = 32767;
+
 /// Checks the argument count, encodes every argument and writes the messages that bind
 /// `args` to `portal`. On any error nothing is written.
 ///
@@ -21,7 +24,26 @@ pub(super) fn write_bind(
     seqno: Option<usize>,
     out: &mut BytesMut,
 ) -> PyResult<()> {
+    if let Some(n) = seqno {
+        if args.cast::<pyo3::types::PySequence>().is_err()
+            || args.is_instance_of::<pyo3::types::PyString>()
+        {
+            let kind = args.get_type().name()?;
+            return Err(errors::client_error(
+                py,
+                "DataError",
+                format!("invalid input in executemany() argument sequence element #{n}: expected a sequence, got {kind}"),
+            ));
+        }
+    }
     let given = args.len()?;
+    if given > MAX_ARGS {
+        return Err(errors::client_error(
+            py,
+            "InterfaceError",
+            format!("the number of query arguments cannot exceed {MAX_ARGS}"),
+        ));
+    }
     let expected = st.param_types.len();
     if given != expected {
         return Err(errors::client_error(

@@ -331,6 +331,8 @@ impl CoreProtocol {
             } => {
                 if portal_result {
                     let rows = PyList::new(py, rows)?;
+                    // A suspended portal has no command status yet.
+                    let status = (!status.is_empty()).then_some(status);
                     Ok((rows, suspended, status)
                         .into_pyobject(py)?
                         .into_any()
@@ -1056,22 +1058,17 @@ impl CoreProtocol {
 
     // ------------------------------------------------------------ closing
 
-    /// Sends Terminate and closes the transport.
+    /// Sends Terminate; the server then closes the connection (watch `connection_lost`).
     fn terminate(slf: &Bound<'_, Self>) -> PyResult<()> {
-        let py = slf.py();
-        let transport = with_output(slf, |this, py| {
+        with_output(slf, |this, _py| {
             if !this.lost && !this.closed {
                 let mut out = std::mem::take(&mut this.out);
                 this.conn.terminate(&mut out);
                 this.out = out;
             }
             this.closed = true;
-            Ok(this.transport.as_ref().map(|t| t.clone_ref(py)))
-        })?;
-        if let Some(t) = transport {
-            t.bind(py).call_method0(intern!(py, "close"))?;
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Closes the transport at once, without Terminate.
