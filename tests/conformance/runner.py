@@ -18,9 +18,12 @@ Steps:
    ``unshare --net`` works, the run gets a private network namespace (``--netns``), so the
    suite's servers and proxies never share ports with the host.  ``ferropg.cluster`` runs
    the servers as the ``postgres`` OS user by itself when we are root.
-3. Print ``SUMMARY target=ferropg total=N passed=.. failed=.. ...`` and compare the passing
-   tests with ``expected-pass.txt``: every test listed there must pass (in a run narrowed
-   down with pytest arguments: every listed test that ran).
+3. Print ``SUMMARY target=ferropg total=N passed=.. failed=.. ...`` (the format of the
+   the project's earlier asyncpg-suite runner; it counts the first run) and compare the passing tests
+   with ``expected-pass.txt``: every test listed there must pass (in a run narrowed down
+   with pytest arguments: every listed test that ran).  Listed tests that did not pass are
+   run once more in a fresh pytest process (``--retries``); one that passes then is
+   reported as flaky instead of failing the ratchet.
 
 Exit status: 0 when no listed test failed (most of the suite may still fail: the suite's own
 pytest status is not the verdict), 1 when a listed test did not pass, 2 when the suite could
@@ -29,7 +32,7 @@ not be run (download, hash, PostgreSQL, import or pytest usage problems, whole-r
 
 Results go to ``--out-dir`` (default ``build/conformance/`` of the repository):
 ``results.tsv`` (nodeid, outcome, seconds, message), ``pytest.log``, ``junit.xml``,
-``summary.txt``, ``ratchet.txt``, ``env.txt``, ``info.json``.
+``summary.txt``, ``ratchet.txt``, ``env.txt``, ``info.json``, ``retry-N.tsv``/``.log``.
 """
 
 from __future__ import annotations
@@ -76,6 +79,18 @@ PYTEST_ADDOPTS = (
     " -p no:cacheprovider --continue-on-collection-errors"
 )
 
+#: What a run writes into the results directory (removed first).
+OUTPUT_FILES = (
+    "results.tsv",
+    "pytest.log",
+    "junit.xml",
+    "summary.txt",
+    "ratchet.txt",
+    "env.txt",
+    "info.json",
+    "retry-*.tsv",
+    "retry-*.log",
+)
 #: Seconds allowed per test unless ``--test-timeout`` says otherwise.
 DEFAULT_TEST_TIMEOUT = 60.0
 #: Seconds allowed for the whole pytest run unless ``--suite-timeout`` says otherwise.
@@ -635,7 +650,8 @@ def load_results(path: Path) -> dict[str, Result]:
 
 
 def summary_line(target: str, results: dict[str, Result], wall: float, rc: int) -> str:
-    """The ``SUMMARY`` line, in the format of the shared ``run_asyncpg_suite.sh``."""
+    """The ``SUMMARY target=.. total=N passed=.. failed=.. skipped=.. errors=.. xfailed=..
+    xpassed=.. wall=..s pytest_rc=..`` line (*wall*: seconds of the pytest run)."""
     n = Counter(r.outcome for r in results.values())
     return (
         f"SUMMARY target={target} total={len(results)} passed={n['passed']} "
@@ -782,8 +798,8 @@ def run(opts: Options) -> int:
     cache_dir = (opts.cache_dir or default_cache_dir()).expanduser().resolve()
     out = (opts.out_dir or REPO_ROOT / "build" / "conformance").expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
-    for old in out.iterdir():
-        if old.is_file():
+    for pattern in OUTPUT_FILES:
+        for old in out.glob(pattern):
             old.unlink()
     ratchet = opts.target == "ferropg" or opts.expected != EXPECTED_FILE
     expected = load_expected(opts.expected) if ratchet else []

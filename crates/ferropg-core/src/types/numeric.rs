@@ -26,6 +26,9 @@ pub fn decode_to_string(buf: &[u8]) -> Result<String, DecodeError> {
     if ndigits < 0 || buf.len() != 8 + ndigits as usize * 2 {
         return Err(DecodeError("invalid numeric length"));
     }
+    if usize::from(dscale) > MAX_DSCALE {
+        return Err(DecodeError("invalid numeric display scale"));
+    }
     match sign {
         NAN => return Ok("NaN".into()),
         PINF => return Ok("Infinity".into()),
@@ -317,5 +320,6 @@ mod tests {
         assert!(decode_to_string(&[0, 1, 0, 0, 0, 0, 0, 0]).is_err());
         assert!(decode_to_string(&[0, 1, 0, 0, 0, 0, 0, 0, 0x27, 0x10]).is_err());
         assert!(decode_to_string(&[0, 0, 0, 0, 0x12, 0, 0, 0]).is_err());
+        assert!(decode_to_string(&[0, 0, 0, 43, 0, 0, 0x65, 0]).is_err());
     }
 }
