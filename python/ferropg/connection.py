@@ -17,6 +17,10 @@ __all__ = ("Connection", "connect")
 #: Counter behind unique statement and portal names (asyncpg's tests read it).
 _uid = 0
 
+#: How much encoded executemany() input goes out per write, as asyncpg's four 32 KiB
+#: buffers: large enough to keep the server busy, small enough to stop early on errors.
+_MANY_BATCH_BYTES = 4 * 32 * 1024
+
 
 class ConnectionSettings:
     """The server's run-time parameters, readable as attributes (``client_encoding``...)."""
@@ -422,15 +426,27 @@ class Connection(CallbacksMixin):
         try:
             iterator = iter(args)
             while True:
-                more, seqno = protocol.executemany_feed(stmt, iterator, 64 * 1024, seqno)
+                more, seqno = protocol.executemany_feed(stmt, iterator, _MANY_BATCH_BYTES, seqno)
                 if not more:
                     break
+                # Let the loop read what the server said: an error stops the input early.
+                await asyncio.sleep(0)
                 await protocol.writing_allowed()
-        except BaseException:
-            # Finish the exchange without waiting for it: the next operation waits for
-            # its ReadyForQuery, and a timeout's cancel request must not wait either.
+        except asyncio.CancelledError:
+            # A timeout or a cancelled caller: end the exchange without waiting for it;
+            # the next operation waits for its ReadyForQuery.
             protocol.executemany_end(seqno > 0)
             fut.cancel()
+            raise
+        except BaseException as client_error:
+            protocol.executemany_end(seqno > 0)
+            # A server error that came first explains the failure better.
+            try:
+                await asyncio.shield(fut)
+            except exceptions.PostgresError as server_error:
+                raise server_error from client_error
+            except BaseException:
+                pass
             raise
         protocol.executemany_end(False)
         result = await fut

@@ -5,9 +5,10 @@ on ``PYTHONPATH`` and loads it with ``-p alias_plugin``, so it is imported befor
 collects any of asyncpg's test modules.  It is configured through environment variables:
 
 ``FERROPG_CONFORMANCE_TARGET``
-    The module under test (default ``ferropg``).  For any other value than ``asyncpg`` a
-    :data:`sys.meta_path` finder makes ``import asyncpg`` and ``import asyncpg.<sub>`` return
-    the module objects ``<target>`` and ``<target>.<sub>`` themselves, so
+    The module under test (``ferropg``; unset: no aliasing).  For any other value than
+    ``asyncpg`` a :data:`sys.meta_path` finder makes ``import asyncpg`` and
+    ``import asyncpg.<sub>`` return the module objects ``<target>`` and ``<target>.<sub>``
+    themselves, so
     ``asyncpg.connection is ferropg.connection`` and a test that patches ``asyncpg.x.y``
     patches the code under test.  Nothing of asyncpg is used, except:
 
@@ -53,8 +54,8 @@ from typing import Any
 
 import pytest
 
-#: The module that ``asyncpg`` stands for in this run.
-TARGET = os.environ.get("FERROPG_CONFORMANCE_TARGET") or "ferropg"
+#: The module that ``asyncpg`` stands for in this run (empty: no aliasing).
+TARGET = os.environ.get("FERROPG_CONFORMANCE_TARGET", "")
 #: Directory with asyncpg's ``asyncpg/_testbase`` (from the 0.32.0 sdist).
 FALLBACK_DIR = os.environ.get("FERROPG_CONFORMANCE_FALLBACK_DIR", "")
 #: Submodules of asyncpg that may be taken from :data:`FALLBACK_DIR`.
@@ -170,7 +171,7 @@ class AsyncpgAliasFinder(importlib.abc.MetaPathFinder):
         return spec
 
 
-def install_alias(target: str = TARGET, fallback_dir: str = FALLBACK_DIR) -> None:
+def install_alias(target: str, fallback_dir: str) -> None:
     """Install the alias finder (a no-op when the target is asyncpg itself)."""
     if target == "asyncpg":
         return
@@ -179,7 +180,8 @@ def install_alias(target: str = TARGET, fallback_dir: str = FALLBACK_DIR) -> Non
     sys.meta_path.insert(0, AsyncpgAliasFinder(target, fallback_dir))
 
 
-install_alias()
+if TARGET:
+    install_alias(TARGET, FALLBACK_DIR)
 
 
 # ------------------------------------------------------------------- per-test timeout ---

@@ -93,7 +93,8 @@ OUTPUT_FILES = (
 )
 #: Seconds allowed per test unless ``--test-timeout`` says otherwise.
 DEFAULT_TEST_TIMEOUT = 60.0
-#: Seconds allowed for the whole pytest run unless ``--suite-timeout`` says otherwise.
+#: Seconds allowed for the pytest runs (the suite and the retries) unless ``--suite-timeout``
+#: says otherwise.
 DEFAULT_SUITE_TIMEOUT = 900.0
 #: Prefix running a command in a new network namespace with its loopback interface up.
 NETNS_WRAPPER = ("unshare", "--net", "--", "/bin/sh", "-c", 'ip link set lo up && exec "$@"', "-")
@@ -186,7 +187,7 @@ def _arg_parser() -> argparse.ArgumentParser:
         "--suite-timeout",
         type=float,
         default=float(env("FERROPG_CONFORMANCE_SUITE_TIMEOUT") or DEFAULT_SUITE_TIMEOUT),
-        help="seconds for the whole pytest run (default %(default)s)",
+        help="seconds for all pytest runs together, retries included (default %(default)s)",
     )
     p.add_argument(
         "--netns",
@@ -424,8 +425,12 @@ def pg_major(version_line: str) -> str:
 # ------------------------------------------------------------------------ the run ---
 
 
-def prepare_run_dir(src: Path, work_parent: Path | None) -> Path:
+def prepare_run_dir(src: Path, work_parent: Path | None, test_timeout: float = 0) -> Path:
     """A fresh scratch directory with the tests, the harness fallback and the plugin.
+
+    pytest's ``faulthandler_timeout`` (a stack dump of a test that hangs without giving
+    the event loop a chance to time it out) is twice *test_timeout*, at least 120 s (900 s
+    without a per-test timeout).
 
     Everything in it is readable by all users and ``tmp/`` (the run's ``TMPDIR``, where the
     clusters' data directories and sockets go) is world-writable, because as root the
@@ -451,7 +456,7 @@ def prepare_run_dir(src: Path, work_parent: Path | None) -> Path:
         f"addopts = {PYTEST_ADDOPTS}\n"
         "testpaths = tests\n"
         "filterwarnings = default\n"
-        "faulthandler_timeout = 900\n"
+        f"faulthandler_timeout = {max(2 * test_timeout, 120) if test_timeout > 0 else 900:g}\n"
     )
     if len(str(run)) > 70:
         log(f"warning: long run directory {run}; unix socket paths may get too long")
@@ -547,8 +552,11 @@ def _pump(fd: int, log_file: Path, echo: bool) -> None:
             f.write(chunk)
             f.flush()
             if echo:
-                sys.stdout.buffer.write(chunk)
-                sys.stdout.buffer.flush()
+                try:
+                    sys.stdout.buffer.write(chunk)
+                    sys.stdout.buffer.flush()
+                except (OSError, ValueError):  # e.g. a closed pipe: keep draining pytest
+                    echo = False
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
@@ -576,7 +584,7 @@ def run_pytest(
         start_new_session=True,
     )
     assert proc.stdout is not None
-    pump = threading.Thread(target=_pump, args=(proc.stdout.fileno(), log_file, echo))
+    pump = threading.Thread(target=_pump, args=(proc.stdout.fileno(), log_file, echo), daemon=True)
     pump.start()
     timed_out = False
     try:
@@ -596,8 +604,10 @@ def run_pytest(
                 _signal_group(proc, signal.SIGKILL)
                 proc.wait()
     finally:
-        pump.join()
-        proc.stdout.close()
+        # A process started by the suite may still hold the pipe; do not wait for it long.
+        pump.join(timeout=30)
+        if not pump.is_alive():
+            proc.stdout.close()
     return proc.returncode, timed_out
 
 
@@ -813,7 +823,7 @@ def run(opts: Options) -> int:
     version = pg_version(bindir)
     major = pg_major(version)
     use_netns = netns_usable(opts.netns)
-    run_dir = prepare_run_dir(src, opts.work_dir)
+    run_dir = prepare_run_dir(src, opts.work_dir, opts.test_timeout)
     retried: set[str] = set()
     t_retry = 0.0
     try:

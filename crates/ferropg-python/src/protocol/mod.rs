@@ -897,10 +897,20 @@ impl CoreProtocol {
                 }
                 Ok(true)
             })();
-            // Flush makes the server report an error now rather than at the Sync, so that
-            // we stop reading the caller's input early.
-            frontend::flush(&mut this.out);
-            result.map(|more| (more, n))
+            match result {
+                Ok(more) => {
+                    // Flush makes the server report an error now rather than at the Sync,
+                    // so that we stop reading the caller's input early.
+                    frontend::flush(&mut this.out);
+                    Ok((more, n))
+                }
+                Err(e) => {
+                    // The batch that failed to encode is not sent: what the server has
+                    // already run is what earlier batches held.
+                    this.out.truncate(start);
+                    Err(e)
+                }
+            }
         })
     }
 
