@@ -9,6 +9,7 @@ from typing import Any
 
 from . import connect_utils, cursor, exceptions, prepared_stmt, serverversion
 from ._callbacks import CallbacksMixin, LoggedQuery  # noqa: F401 - asyncpg exports it here
+from ._copy import CopyMixin
 from .protocol import Protocol, Record
 from .transaction import Transaction
 
@@ -87,6 +88,11 @@ class StatementCacheView:
         """Changes the lifetime limit."""
         self._protocol.cache_set_max_lifetime(seconds)
 
+    def get(self, key: tuple, *, promote: bool = True) -> Any:
+        """The statement cached under ``(query, record_class, ignore_custom_codec)``."""
+        query, record_class, ignore_custom_codec = key
+        return self._protocol.cache_get(query, record_class, ignore_custom_codec)
+
     def iter_statements(self):
         """The cached statements' states, least recently used first."""
         return iter(self._protocol.cache_statements())
@@ -110,7 +116,7 @@ def _check_record_class(record_class: Any) -> None:
         raise exceptions.InterfaceError("record_class must not redefine __new__ or __init__")
 
 
-class Connection(CallbacksMixin):
+class Connection(CallbacksMixin, CopyMixin):
     """A connection to a PostgreSQL server. Use :func:`connect` to make one."""
 
     def __init__(

@@ -8,6 +8,7 @@
 //! `pause_writing`, and resolving a future may run Python code.
 
 mod bind;
+mod copy;
 mod ops;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -208,6 +209,9 @@ impl CoreProtocol {
         };
         self.inbuf = inbuf;
         self.inbuf.drain(..consumed);
+        if let Some(op) = self.conn.head_mut() {
+            ops::flush_copy_out(py, op);
+        }
         if let Err(err) = result {
             self.fail_all(py, &err, done);
         }
@@ -250,6 +254,16 @@ impl CoreProtocol {
             }
             Routed::Op(msg) => {
                 if let Some(op) = self.conn.head_mut() {
+                    if let (
+                        ferropg_core::message::Message::CopyInResponse(_),
+                        OpKind::CopyIn { ready, .. },
+                    ) = (&msg, &mut op.kind)
+                    {
+                        if let Some(r) = ready.take() {
+                            done.push(Completion::Ok(r, py.None()));
+                        }
+                        return;
+                    }
                     ops::on_message(py, cache, op, msg, &mut self.out);
                 }
             }
@@ -344,6 +358,9 @@ impl CoreProtocol {
                 }
             }
             OpKind::Plain => Ok(py.None()),
+            OpKind::CopyOut { status, .. } | OpKind::CopyIn { status, .. } => {
+                Ok(status.into_pyobject(py)?.into_any().unbind())
+            }
         })();
         match outcome {
             Ok(value) => done.push(Completion::Ok(waiter, value)),
@@ -360,6 +377,15 @@ impl CoreProtocol {
         self.out.clear();
         Some((transport, data))
     }
+}
+
+/// Appends one CopyData message.
+fn write_copy_data(out: &mut BytesMut, data: &[u8]) {
+    use bytes::BufMut;
+    out.reserve(data.len() + 5);
+    out.put_u8(b'd');
+    out.put_i32((data.len() + 4) as i32);
+    out.put_slice(data);
 }
 
 /// Writes, then resolves futures, with no borrow of the protocol held.
@@ -940,6 +966,113 @@ impl CoreProtocol {
             }
             frontend::sync(&mut this.out);
             Ok(())
+        })
+    }
+
+    // ------------------------------------------------------------ COPY
+
+    /// Runs a `COPY ... TO STDOUT`, calling `sink(bytes)` for each chunk during
+    /// `data_received` (it must not call back into the protocol); resolves to the status.
+    fn copy_out(slf: &Bound<'_, Self>, sql: &str, sink: Py<PyAny>) -> PyResult<Py<PyAny>> {
+        with_output(slf, |this, py| {
+            this.ensure_open(py)?;
+            let fut = this.new_future(py)?;
+            this.queue_closes(py)?;
+            frontend::query(sql, &mut this.out).map_err(|e| enc_err(py, e))?;
+            this.queries_count += 1;
+            this.conn.push(Op::new(
+                fut.clone_ref(py),
+                Some(sql.to_owned()),
+                OpKind::CopyOut {
+                    sink,
+                    pending: Vec::new(),
+                    status: String::new(),
+                },
+            ));
+            Ok(fut)
+        })
+    }
+
+    /// Starts a `COPY ... FROM STDIN`; returns `(ready, done)`: send data with
+    /// `copy_data` once `ready` resolves, then `copy_done` (or `copy_fail`).
+    fn copy_in(slf: &Bound<'_, Self>, sql: &str) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
+        with_output(slf, |this, py| {
+            this.ensure_open(py)?;
+            let ready = this.new_future(py)?;
+            let fut = this.new_future(py)?;
+            this.queue_closes(py)?;
+            frontend::query(sql, &mut this.out).map_err(|e| enc_err(py, e))?;
+            this.queries_count += 1;
+            this.conn.push(Op::new(
+                fut.clone_ref(py),
+                Some(sql.to_owned()),
+                OpKind::CopyIn {
+                    ready: Some(ready.clone_ref(py)),
+                    status: String::new(),
+                },
+            ));
+            Ok((ready, fut))
+        })
+    }
+
+    /// Sends one chunk of COPY data.
+    fn copy_data(slf: &Bound<'_, Self>, data: &[u8]) -> PyResult<()> {
+        with_output(slf, |this, _py| {
+            if !this.lost {
+                write_copy_data(&mut this.out, data);
+            }
+            Ok(())
+        })
+    }
+
+    /// Ends the COPY data.
+    fn copy_done(slf: &Bound<'_, Self>) -> PyResult<()> {
+        with_output(slf, |this, _py| {
+            if !this.lost {
+                frontend::copy_done(&mut this.out);
+            }
+            Ok(())
+        })
+    }
+
+    /// Aborts a COPY FROM STDIN: the server answers with an error carrying `message`.
+    fn copy_fail(slf: &Bound<'_, Self>, message: &str) -> PyResult<()> {
+        with_output(slf, |this, py| {
+            if !this.lost {
+                frontend::copy_fail_message(message, &mut this.out).map_err(|e| enc_err(py, e))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Encodes records from `iterator` as binary COPY tuples for the columns of `stmt`
+    /// (a `SELECT cols FROM table` statement), about `max_bytes` per CopyData message,
+    /// with the file header first when `first` and the trailer once the iterator ends if
+    /// `last`. Returns True while input remains.
+    fn copy_records(
+        slf: &Bound<'_, Self>,
+        stmt: Py<Statement>,
+        iterator: &Bound<'_, PyAny>,
+        max_bytes: usize,
+        first: bool,
+        last: bool,
+    ) -> PyResult<bool> {
+        with_output(slf, |this, py| {
+            if this.lost {
+                return Ok(false);
+            }
+            let cache = Cache::get(py)?;
+            let st = stmt.get();
+            let encoders = copy::binary_encoders(py, st)?;
+            let start = this.out.len();
+            let out = &mut this.out;
+            match copy::write_records(py, cache, &encoders, iterator, max_bytes, first, last, out) {
+                Ok(more) => Ok(more),
+                Err(e) => {
+                    this.out.truncate(start);
+                    Err(e)
+                }
+            }
         })
     }
 

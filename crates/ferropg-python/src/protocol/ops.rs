@@ -35,6 +35,19 @@ pub(super) enum OpKind {
     },
     /// Commands whose outcome is just success (Bind of a portal, Close, executemany).
     Plain,
+    /// COPY ... TO STDOUT: each chunk goes to `sink`; resolves to the command status.
+    CopyOut {
+        sink: Py<PyAny>,
+        /// Data received but not yet handed to the sink: one call per read, not per row.
+        pending: Vec<u8>,
+        status: String,
+    },
+    /// COPY ... FROM STDIN: `ready` resolves when the server awaits data; the op itself
+    /// resolves to the command status once the client has sent CopyDone.
+    CopyIn {
+        ready: Option<Py<PyAny>>,
+        status: String,
+    },
 }
 
 /// One request awaiting its ReadyForQuery.
@@ -72,7 +85,7 @@ pub(super) fn on_message(
             }
             return;
         }
-        Message::CopyInResponse(_) => {
+        Message::CopyInResponse(_) if !matches!(op.kind, OpKind::CopyIn { .. }) => {
             // COPY FROM STDIN outside the copy API: refuse, so the server ends the command.
             let _ = frontend::copy_fail_message(
                 "COPY FROM STDIN is not supported here; use copy_to_table() or copy_records_to_table()",
@@ -118,6 +131,21 @@ pub(super) fn on_message(
             _ => {}
         },
         OpKind::Plain => {}
+        OpKind::CopyOut {
+            pending, status, ..
+        } => match msg {
+            Message::CopyData(data) if op.error.is_none() => pending.extend_from_slice(data),
+            Message::CommandComplete { tag } => {
+                tag.clone_into(status);
+                flush_copy_out(py, op);
+            }
+            _ => {}
+        },
+        OpKind::CopyIn { status, .. } => {
+            if let Message::CommandComplete { tag } = msg {
+                tag.clone_into(status);
+            }
+        }
     }
 }
 
@@ -148,4 +176,19 @@ fn decode_row(
         values.push(obj);
     }
     Ok(new_record(py, st.record_class.bind(py), &st.desc, values)?.unbind())
+}
+
+/// Hands the COPY data gathered so far to the operation's sink.
+pub(super) fn flush_copy_out(py: Python<'_>, op: &mut Op) {
+    if let OpKind::CopyOut { sink, pending, .. } = &mut op.kind {
+        if pending.is_empty() || op.error.is_some() {
+            pending.clear();
+            return;
+        }
+        let chunk = pyo3::types::PyBytes::new(py, pending);
+        pending.clear();
+        if let Err(e) = sink.bind(py).call1((chunk,)) {
+            op.error = Some(e);
+        }
+    }
 }

@@ -1,0 +1,106 @@
+//! Binary COPY: records from Python encoded as `PGCOPY` tuples.
+
+use bytes::{BufMut, BytesMut};
+use pyo3::intern;
+use pyo3::prelude::*;
+
+use crate::codecs::{encode_value, Cache, Encoder};
+use crate::errors;
+use crate::statement::Statement;
+
+/// The signature, flags and header-extension length that open a binary COPY stream.
+const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+/// The binary encoder of every column, or an error naming one that has none.
+pub(super) fn binary_encoders(py: Python<'_>, st: &Statement) -> PyResult<Vec<Encoder>> {
+    st.columns
+        .iter()
+        .map(|c| {
+            let enc = Encoder::for_type(c.type_oid);
+            if enc == Encoder::TextFallback {
+                Err(errors::client_error(
+                    py,
+                    "InternalClientError",
+                    format!(
+                        "no binary format encoder for type {} (OID {})",
+                        c.name, c.type_oid
+                    ),
+                ))
+            } else {
+                Ok(enc)
+            }
+        })
+        .collect()
+}
+
+/// Writes one CopyData message of tuples; returns True while the iterator has more.
+/// The trailer follows the last tuple when `last` says no other batch comes.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn write_records(
+    py: Python<'_>,
+    cache: &Cache,
+    encoders: &[Encoder],
+    iterator: &Bound<'_, PyAny>,
+    max_bytes: usize,
+    first: bool,
+    last: bool,
+    out: &mut BytesMut,
+) -> PyResult<bool> {
+    out.put_u8(b'd');
+    let len_at = out.len();
+    out.put_i32(0);
+    if first {
+        out.put_slice(HEADER);
+    }
+    let mut more = true;
+    while out.len() - len_at < max_bytes {
+        let item = match iterator.call_method0(intern!(py, "__next__")) {
+            Ok(item) => item,
+            Err(e) if e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) => {
+                more = false;
+                break;
+            }
+            Err(e) => return Err(e),
+        };
+        let count = item.len()?;
+        if count != encoders.len() {
+            return Err(errors::client_error(
+                py,
+                "InterfaceError",
+                format!(
+                    "the record has {count} values, the table's columns are {}",
+                    encoders.len()
+                ),
+            ));
+        }
+        out.put_i16(count as i16);
+        for (i, enc) in encoders.iter().enumerate() {
+            let value = item.get_item(i)?;
+            if value.is_none() {
+                out.put_i32(-1);
+                continue;
+            }
+            let at = out.len();
+            out.put_i32(0);
+            encode_value(py, cache, *enc, &value, out).map_err(|e| {
+                let msg = format!(
+                    "invalid input for copy of column {}: {}",
+                    i + 1,
+                    e.value(py)
+                );
+                let err = errors::client_error(py, "DataError", msg);
+                err.set_cause(py, Some(e));
+                err
+            })?;
+            let n = (out.len() - at - 4) as i32;
+            out[at..at + 4].copy_from_slice(&n.to_be_bytes());
+        }
+    }
+    if !more && last {
+        // The trailer: a field count of -1.
+        out.put_i16(-1);
+    }
+    let n = (out.len() - len_at) as i32;
+    out[len_at..len_at + 4].copy_from_slice(&n.to_be_bytes());
+    Ok(more)
+}
