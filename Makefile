@@ -7,7 +7,7 @@ CARGO ?= cargo
 # Extension builds: debug for tests (fast to build), release for benchmarks and demos.
 MATURIN_FLAGS ?=
 
-.PHONY: help setup venv build build-release demo test test-rust test-python lint fmt fuzz-check fuzz-smoke bench clean
+.PHONY: help setup venv build build-release demo test test-rust test-python conformance lint fmt fuzz-check fuzz-smoke bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -32,17 +32,21 @@ build-release: venv  ## build the extension into the virtualenv (release)
 demo: setup build-release  ## run examples/python/tour.py (temporary cluster unless PGDSN/PGHOST is set)
 	$(PY) examples/python/tour.py
 
-test: setup build  ## every test: lints, cargo test, the fuzz target build, pytest
+test: setup build  ## every test: lints, cargo test, fuzz smoke, pytest, the asyncpg-suite ratchet
 	$(MAKE) lint
 	$(MAKE) test-rust
 	$(MAKE) fuzz-check
 	$(MAKE) test-python
+	$(MAKE) conformance
 
 test-rust:  ## cargo tests (integration tests start their own PostgreSQL)
 	$(CARGO) test --workspace --quiet
 
 test-python:  ## pytest against a temporary cluster, on asyncio and uvloop
 	$(PY) -m pytest -q tests
+
+conformance:  ## asyncpg 0.32.0's own test suite; fails if a test in tests/conformance/expected-pass.txt stops passing
+	PYTHON=$(PY) bash scripts/conformance.sh --log-only $(CONFORMANCE_ARGS)
 
 lint:  ## rustfmt, clippy with warnings as errors, ruff
 	$(CARGO) fmt --all -- --check

@@ -477,3 +477,25 @@ def test_matches_installed_asyncpg() -> None:
         theirs, ours = getattr(asyncpg_exceptions, name), getattr(exceptions, name)
         assert [c.__name__ for c in ours.__mro__] == [c.__name__ for c in theirs.__mro__], name
         assert vars(ours).get("sqlstate") == vars(theirs).get("sqlstate"), name
+
+
+def test_in_parameter_gets_an_any_hint(run, dsn):
+    import ferropg
+
+    async def body():
+        con = await ferropg.connect(dsn)
+        try:
+            with pytest.raises(exceptions.PostgresSyntaxError) as info:
+                await con.fetch("SELECT 1 WHERE 1 IN $1", [1, 2])
+            assert "any($1::type[])" in info.value.hint
+            with pytest.raises(exceptions.PostgresSyntaxError) as info:
+                await con.fetch("SELECT 1 WHERE 1 = $1 IN", 1)
+            assert not info.value.hint or "any(" not in info.value.hint
+            # A syntax error elsewhere gets no such hint.
+            with pytest.raises(exceptions.PostgresSyntaxError) as info:
+                await con.fetch("SELEC $1", 1)
+            assert not info.value.hint
+        finally:
+            await con.close()
+
+    run(body())

@@ -110,7 +110,9 @@ def _check_record_class(record_class: Any) -> None:
         return
     if not (isinstance(record_class, type) and issubclass(record_class, Record)):
         raise exceptions.InterfaceError(
-            f"record_class is expected to be a subclass of ferropg.Record, got {record_class!r}"
+            # asyncpg's wording, which callers match on; ferropg.Record is asyncpg.Record here.
+            "record_class is expected to be a subclass of asyncpg.Record (ferropg.Record), "
+            f"got {record_class!r}"
         )
     if record_class.__new__ is not Record.__new__ or record_class.__init__ is not Record.__init__:
         raise exceptions.InterfaceError("record_class must not redefine __new__ or __init__")

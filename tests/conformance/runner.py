@@ -922,6 +922,8 @@ def run(opts: Options) -> int:
         )
         return 0
     report = ratchet_report(r, opts.expected, len(expected))
+    if r.regressions:
+        report.insert(-1, f"(pytest's output, with the tracebacks: {out / 'pytest.log'})")
     (out / "ratchet.txt").write_text("\n".join(report) + "\n")
     print("\n".join(report), flush=True)
     if problem:

@@ -12,6 +12,7 @@ message, and so on).
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 __all__ = (
@@ -344,10 +345,39 @@ def error_from_fields(fields: dict[str, str], query: str | None = None) -> Postg
     which give a ``PostgresWarning`` as in asyncpg (an ``Exception``, but immutable).
     """
     cls, message, attrs = _resolve(fields, query, class_fallback=True)
+    if attrs.get("sqlstate") == "42601" and query:
+        hint = _in_parameter_hint(query, attrs.get("position"))
+        if hint is not None:
+            attrs["hint"] = hint if not attrs.get("hint") else attrs["hint"] + "\n" + hint
     exc = cls(message)
     # Bypass __setattr__: PostgresLogMessage subclasses (warnings) are immutable.
     exc.__dict__.update(attrs)
     return exc
+
+
+_IN_PARAM = re.compile(r"\bIN\s*\(?\s*$", re.IGNORECASE)
+_PARAM_AT = re.compile(r"\$(\d+)")
+
+
+def _in_parameter_hint(query: str, position: str | None) -> str | None:
+    """A hint for ``expr IN $1``, which PostgreSQL cannot parse, pointing to ``= any()``.
+
+    Found from the error position and the query text, never from the (localised) message.
+    """
+    try:
+        at = int(position) - 1 if position else -1
+    except ValueError:
+        return None
+    if not 0 <= at < len(query):
+        return None
+    m = _PARAM_AT.match(query, at)
+    if m is None or not _IN_PARAM.search(query[:at]):
+        return None
+    n = m.group(1)
+    return (
+        f"IN does not take a parameter as its list: write `expr = any(${n}::type[])` "
+        f"and pass a list, e.g. `WHERE id = any(${n}::int[])`"
+    )
 
 
 def message_from_fields(fields: dict[str, str], query: str | None = None) -> PostgresMessage:
