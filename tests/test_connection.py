@@ -147,9 +147,10 @@ def test_argument_count_mismatch(run, dsn):
         try:
             with pytest.raises(exceptions.InterfaceError) as info:
                 await con.fetchval("SELECT $1::int, $2::int", 1)
-            assert str(info.value) == (
+            assert info.value.args[0] == (
                 "the server expects 2 arguments for this query, 1 was passed"
             )
+            assert info.value.hint == "Check the query against the passed list of arguments."
             with pytest.raises(exceptions.InterfaceError) as info:
                 await con.fetchval("SELECT 1", 1, 2)
             assert "expects 0 arguments for this query, 2 were passed" in str(info.value)

@@ -368,11 +368,11 @@ class Connection(CallbacksMixin, CopyMixin):
                     return await coro
                 return await self._wait(self._loop.create_task(coro), timeout)
             except exceptions.InvalidCachedStatementError:
-                # The schema changed under a cached plan: outside a transaction it is
-                # safe to prepare again, once.
+                # The schema changed under a cached plan: every cached plan may be stale.
+                # Outside a transaction it is safe to prepare again, once.
+                self._protocol.cache_clear()
                 if attempt or self.is_in_transaction():
                     raise
-                self._protocol.cache_clear()
 
     async def _prepare_and_run(self, query, args, limit, want_rows, record_class) -> Any:
         stmt = await self._get_statement(query, None, record_class=record_class)
@@ -421,11 +421,23 @@ class Connection(CallbacksMixin, CopyMixin):
         await self._ready_for_operation(timeout)
         with self._log_query(query, args, timeout):
             deadline = None if timeout is None else time.monotonic() + timeout
-            stmt = await self._get_statement(query, timeout, record_class=record_class)
-            return await self._wait(
-                self._loop.create_task(self._stream_many(stmt, args, want_rows)),
-                None if deadline is None else max(deadline - time.monotonic(), 0.001),
-            )
+            # A one-shot iterator cannot be replayed, so only re-iterable input is retried.
+            replayable = iter(args) is not args
+            for attempt in (0, 1):
+                try:
+                    stmt = await self._get_statement(query, timeout, record_class=record_class)
+                    remaining = None
+                    if deadline is not None:
+                        remaining = max(deadline - time.monotonic(), 0.001)
+                    return await self._wait(
+                        self._loop.create_task(self._stream_many(stmt, args, want_rows)),
+                        remaining,
+                    )
+                except exceptions.InvalidCachedStatementError:
+                    self._protocol.cache_clear()
+                    if attempt or not replayable or self.is_in_transaction():
+                        raise
+                    await self._ready_for_operation(timeout)
 
     async def _stream_many(self, stmt, args: Any, want_rows: bool) -> Any:
         protocol = self._protocol

@@ -81,11 +81,26 @@ class _BaseCursor:
     def __init__(self, connection, query, state, args, record_class):
         self._connection = connection
         self._query = query
-        self._state = state
+        self._state = None
         self._args = args
         self._record_class = record_class
         self._portal: str | None = None
         self._exhausted = False
+        if state is not None:
+            self._hold(state)
+
+    def _hold(self, state) -> None:
+        # Like a PreparedStatement, the cursor keeps its statement from being closed,
+        # and lets go of it when collected.
+        state.attach()
+        self._state = state
+
+    def __del__(self) -> None:
+        state = getattr(self, "_state", None)
+        if state is not None and state.detach() == 0:
+            con = self._connection
+            if not con.is_closed():
+                con._protocol.release_statement(state)
 
     def _check_ready(self) -> None:
         if self._state is None:
@@ -192,6 +207,9 @@ class Cursor(_BaseCursor):
         self._check_ready()
         if n <= 0:
             raise exceptions.InterfaceError("n must be greater than zero")
+        if self._exhausted:
+            # The portal was closed when its last row was read.
+            return 0
         status = await self._connection.execute(
             f'MOVE FORWARD {n:d} "{self._portal}"', timeout=timeout
         )

@@ -27,6 +27,19 @@ pub fn client_error(py: Python<'_>, class: &str, message: impl Into<String>) -> 
     }
 }
 
+/// Like [`client_error`], with asyncpg's `hint=` keyword.
+pub fn client_error_with_hint(py: Python<'_>, class: &str, message: String, hint: &str) -> PyErr {
+    let build = || -> PyResult<Bound<'_, PyAny>> {
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("hint", hint)?;
+        module(py)?.getattr(class)?.call((message.clone(),), Some(&kwargs))
+    };
+    match build() {
+        Ok(exc) => PyErr::from_value(exc),
+        Err(e) => e,
+    }
+}
+
 /// The server's error as the PostgresError subclass for its SQLSTATE.
 pub fn server_error(py: Python<'_>, err: &DbError, query: Option<&str>) -> PyErr {
     let build = || -> PyResult<Bound<'_, PyAny>> {

@@ -48,10 +48,11 @@ fn uuid_type(py: Python<'_>) -> PyResult<Py<pyo3::types::PyType>> {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<protocol::CoreProtocol>()?;
-    m.add_class::<record::Record>()?;
+    m.add("Record", record::record_type(m.py())?)?;
     m.add_class::<record::RecordDesc>()?;
     m.add_class::<statement::Statement>()?;
     m.add_function(wrap_pyfunction!(record::_create_record, m)?)?;
+    m.add_function(wrap_pyfunction!(record::_record_freelist_counts, m)?)?;
     m.add_function(wrap_pyfunction!(parse_dsn, m)?)?;
     m.add_function(wrap_pyfunction!(uuid_type, m)?)?;
     Ok(())

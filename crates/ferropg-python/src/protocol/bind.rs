@@ -46,7 +46,7 @@ pub(super) fn write_bind(
     }
     let expected = st.param_types.len();
     if given != expected {
-        return Err(errors::client_error(
+        return Err(errors::client_error_with_hint(
             py,
             "InterfaceError",
             format!(
@@ -54,6 +54,7 @@ pub(super) fn write_bind(
                 if expected == 1 { "" } else { "s" },
                 if given == 1 { "was" } else { "were" }
             ),
+            "Check the query against the passed list of arguments.",
         ));
     }
     let start = out.len();

@@ -9,7 +9,7 @@ use pyo3::types::PyType;
 
 use crate::codecs::{decode_value, Cache, Decoder};
 use crate::errors;
-use crate::record::new_record;
+use crate::record::RecordBuilder;
 use crate::statement::{Described, Statement};
 
 /// What a request is waiting for.
@@ -167,15 +167,15 @@ fn decode_row(
             ),
         ));
     }
-    let mut values = Vec::with_capacity(row.len());
+    let mut record = RecordBuilder::new(py, st.record_class.bind(py), &st.desc, row.len())?;
     for (value, decoder) in row.values().zip(&st.decoders) {
         let obj = match value {
             None => py.None().into_bound(py),
             Some(bytes) => decode_value(py, cache, decoder.unwrap_or(Decoder::Text), bytes)?,
         };
-        values.push(obj);
+        record.push(obj);
     }
-    Ok(new_record(py, st.record_class.bind(py), &st.desc, values)?.unbind())
+    Ok(record.finish().unbind())
 }
 
 /// Hands the COPY data gathered so far to the operation's sink.
