@@ -284,3 +284,17 @@ def test_exact_data_error_message(run, dsn):
             await con.close()
 
     run(body())
+
+
+def test_anonymous_records_decode_to_tuples(run, dsn):
+    async def body():
+        con = await ferropg.connect(dsn)
+        try:
+            assert await con.fetchval("SELECT ROW(1, 'a', NULL)") == (1, "a", None)
+            assert await con.fetchval("SELECT ROW(1, ROW(2.5::float8, true))") == (1, (2.5, True))
+            assert await con.fetchval("SELECT ROW()") == ()
+            assert await con.fetchval("SELECT ROW(pg_sleep(0), 7)") == (None, 7)
+        finally:
+            await con.close()
+
+    run(body())

@@ -32,7 +32,9 @@ pub fn client_error_with_hint(py: Python<'_>, class: &str, message: String, hint
     let build = || -> PyResult<Bound<'_, PyAny>> {
         let kwargs = PyDict::new(py);
         kwargs.set_item("hint", hint)?;
-        module(py)?.getattr(class)?.call((message.clone(),), Some(&kwargs))
+        module(py)?
+            .getattr(class)?
+            .call((message.clone(),), Some(&kwargs))
     };
     match build() {
         Ok(exc) => PyErr::from_value(exc),

@@ -28,3 +28,4 @@ pub const NUMERIC: u32 = 1700;
 pub const UUID: u32 = 2950;
 pub const JSONB: u32 = 3802;
 pub const VOID: u32 = 2278;
+pub const RECORD: u32 = 2249;

@@ -52,6 +52,8 @@ pub enum Decoder {
     Uuid,
     /// `void`: always None.
     Void,
+    /// An anonymous `record`: a tuple of its fields, each decoded by its own type.
+    Record,
 }
 
 impl Decoder {
@@ -84,6 +86,7 @@ impl Decoder {
             oid::INTERVAL => Decoder::Interval,
             oid::UUID => Decoder::Uuid,
             oid::VOID => Decoder::Void,
+            oid::RECORD => Decoder::Record,
             _ => return None,
         })
     }
@@ -169,7 +172,42 @@ pub fn decode_value<'py>(
         }
         Decoder::Uuid => make_uuid(py, cache, &binary::decode_uuid(buf).map_err(wire)?)?,
         Decoder::Void => py.None().into_bound(py),
+        Decoder::Record => decode_record(py, cache, buf)?,
     })
+}
+
+/// An anonymous record: Int32 field count, then per field its type OID and value.
+fn decode_record<'py>(py: Python<'py>, cache: &Cache, buf: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    let malformed = || PyValueError::new_err("malformed record value from the server");
+    let (count, mut rest) = buf.split_first_chunk::<4>().ok_or_else(malformed)?;
+    let count = i32::from_be_bytes(*count);
+    if count < 0 || count as usize > rest.len() / 8 {
+        return Err(malformed());
+    }
+    let mut items = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let (oid, tail) = rest.split_first_chunk::<4>().ok_or_else(malformed)?;
+        let (len, tail) = tail.split_first_chunk::<4>().ok_or_else(malformed)?;
+        let oid = u32::from_be_bytes(*oid);
+        let len = i32::from_be_bytes(*len);
+        if len < 0 {
+            items.push(py.None().into_bound(py));
+            rest = tail;
+            continue;
+        }
+        let value = tail.get(..len as usize).ok_or_else(malformed)?;
+        rest = &tail[len as usize..];
+        let decoder = Decoder::binary_for(oid).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "no binary decoder for a record field of type OID {oid}"
+            ))
+        })?;
+        items.push(decode_value(py, cache, decoder, value)?);
+    }
+    if !rest.is_empty() {
+        return Err(malformed());
+    }
+    Ok(pyo3::types::PyTuple::new(py, items)?.into_any())
 }
 
 fn decode_date<'py>(py: Python<'py>, cache: &Cache, days: i32) -> PyResult<Bound<'py, PyAny>> {
