@@ -109,6 +109,63 @@ async fn main() -> Result<(), Error> {
     let err = slow.expect_err("cancelled");
     println!("cancelled: {}", err.code().map_or("?", |c| c.code()));
 
+    // Or give every call a time limit: a call that takes longer is cancelled on
+    // the server, and the connection stays usable.
+    conn.set_timeout(Some(Duration::from_millis(100)));
+    let err = conn
+        .execute("select pg_sleep(30)", &[])
+        .await
+        .expect_err("timed out");
+    println!("timed out: {err}");
+    conn.set_timeout(None);
+
+    // SQL text is prepared once through the statement cache; repeats only bind
+    // and execute it.
+    for _ in 0..3 {
+        conn.query_one("select count(*) from fruit where id > $1", &[&1i32])
+            .await?;
+    }
+    println!("{} statement(s) cached", conn.statement_cache_len());
+
+    // COPY in and out.
+    let mut copy = conn
+        .copy_in("copy fruit (id, name) from stdin (format csv)")
+        .await?;
+    copy.send("10,fig\n11,date\n").await?;
+    println!("copied in {} rows", copy.finish().await?);
+    let mut copy = conn
+        .copy_out("copy (select id, name from fruit order by id) to stdout (format csv)")
+        .await?;
+    while let Some(line) = copy.next().await {
+        print!("csv: {}", String::from_utf8_lossy(&line?));
+    }
+
+    // Rows as they arrive, without collecting them.
+    let mut rows = conn
+        .query_stream("select g from generate_series(1, 100000) g", &[])
+        .await?;
+    let mut sum = 0i64;
+    while let Some(row) = rows.next().await {
+        sum += i64::from(row?.get::<_, i32>(0));
+    }
+    println!("streamed sum {sum}");
+
+    // A portal fetched in steps, inside a transaction.
+    let mut tx = conn.transaction().await?;
+    let mut portal = tx.bind("select name from fruit order by id", &[]).await?;
+    while !portal.is_done() {
+        let names: Vec<String> = portal.fetch(2).await?.iter().map(|r| r.get(0)).collect();
+        println!("batch {names:?}");
+    }
+    drop(portal);
+    tx.commit().await?;
+
+    // LISTEN/NOTIFY: notifications wait in the socket until asked for.
+    conn.batch_execute("listen tour; notify tour, 'hello'")
+        .await?;
+    let note = conn.notification().await?;
+    println!("notification on {}: {}", note.channel(), note.payload());
+
     conn.close().await?;
     Ok(())
 }

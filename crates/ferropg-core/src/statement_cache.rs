@@ -4,6 +4,7 @@
 //! The caller owns time: every call that can expire entries takes `now` in seconds
 //! from any monotonic origin.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
@@ -88,6 +89,45 @@ impl<K: Hash + Eq + Clone, V> StatementCache<K, V> {
 
     /// Looks `key` up and marks it most recently used.
     pub fn get(&mut self, key: &K, now: f64) -> Lookup<'_, V> {
+        let Some(entry) = self.entries.get(key) else {
+            return Lookup::Miss;
+        };
+        if self.expired(entry, now) {
+            let old = entry.tick;
+            self.order.remove(&old);
+            return match self.entries.remove(key) {
+                Some(e) => Lookup::Expired(e.value),
+                None => Lookup::Miss,
+            };
+        }
+        let tick = self.next_tick();
+        let Some(entry) = self.entries.get_mut(key) else {
+            return Lookup::Miss;
+        };
+        let key_again = self.order.remove(&entry.tick);
+        entry.tick = tick;
+        if let Some(k) = key_again {
+            self.order.insert(tick, k);
+        }
+        Lookup::Hit(&entry.value)
+    }
+
+    /// [`get`](StatementCache::get) with a borrowed form of the key (a `&str` for a
+    /// `String` key), so that a lookup needs no owned key.
+    ///
+    /// ```
+    /// use ferropg_core::statement_cache::{Lookup, StatementCache};
+    ///
+    /// let mut c: StatementCache<String, u32> = StatementCache::new(4, 0.0);
+    /// c.put("select 1".to_owned(), 7, 0.0);
+    /// assert_eq!(c.get_borrowed("select 1", 0.0), Lookup::Hit(&7));
+    /// assert_eq!(c.get_borrowed("select 2", 0.0), Lookup::Miss);
+    /// ```
+    pub fn get_borrowed<Q>(&mut self, key: &Q, now: f64) -> Lookup<'_, V>
+    where
+        K: Borrow<Q>,
+        Q: ?Sized + Hash + Eq,
+    {
         let Some(entry) = self.entries.get(key) else {
             return Lookup::Miss;
         };
@@ -219,6 +259,23 @@ mod tests {
         assert_eq!(c.get(&"b", 1e9), Lookup::Hit(&2));
         c.set_max_lifetime(1.0);
         assert_eq!(c.expire(200.0), vec![2]);
+    }
+
+    #[test]
+    fn borrowed_lookups_follow_the_same_rules() {
+        let mut c: StatementCache<String, i32> = StatementCache::new(2, 5.0);
+        c.put("a".to_owned(), 1, 100.0);
+        c.put("b".to_owned(), 2, 100.0);
+        // A borrowed hit refreshes recency: "b" is now the least recently used.
+        assert_eq!(c.get_borrowed("a", 101.0), Lookup::Hit(&1));
+        assert_eq!(c.put("c".to_owned(), 3, 102.0), vec![2]);
+        assert_eq!(c.get_borrowed("b", 102.0), Lookup::Miss);
+        // Lifetime counts from insertion, not from the last hit.
+        assert_eq!(c.get_borrowed("a", 104.9), Lookup::Hit(&1));
+        assert_eq!(c.get_borrowed("a", 105.0), Lookup::Expired(1));
+        assert_eq!(c.get_borrowed("a", 105.0), Lookup::Miss);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.values().copied().collect::<Vec<_>>(), vec![3]);
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! Query cancellation: a CancelRequest sent on a new side connection.
+//! Query cancellation: a CancelRequest sent on a new side connection, and the
+//! per-call timeout built on it.
 
+use std::future::Future;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -41,6 +43,15 @@ impl CancelToken {
         }
     }
 
+    /// [`cancel`](CancelToken::cancel), bounded by the connect timeout or, without
+    /// one, by `fallback`.
+    async fn cancel_within(&self, fallback: Duration) -> Result<(), Error> {
+        let limit = self.connect_timeout.unwrap_or(fallback);
+        tokio::time::timeout(limit, self.send())
+            .await
+            .map_err(|_| Error::timeout(format!("cancel request not done within {limit:?}")))?
+    }
+
     async fn send(&self) -> Result<(), Error> {
         let mut socket = self.endpoint.connect().await?;
         let mut buf = BytesMut::with_capacity(12 + self.secret_key.len());
@@ -65,6 +76,40 @@ impl CancelToken {
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(()),
                 Err(e) => return Err(Error::io("waiting for the cancel request", e)),
             }
+        }
+    }
+}
+
+/// How long a CancelRequest may take when the connection has no connect timeout.
+const CANCEL_LIMIT: Duration = Duration::from_secs(10);
+
+/// The time limit of one call, and how to cancel what it started.
+pub(crate) struct Deadline {
+    pub(crate) limit: Duration,
+    pub(crate) token: CancelToken,
+}
+
+/// Runs `fut` within `deadline`. When time runs out the future is dropped (its
+/// request, if sent, stays queued on the connection, whose next call reads the
+/// rest of its response), a CancelRequest is sent and awaited, and the call fails
+/// with [`Timeout`](crate::ErrorKind::Timeout).
+pub(crate) async fn timed<T>(
+    deadline: Option<Deadline>,
+    fut: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    let Some(Deadline { limit, token }) = deadline else {
+        return fut.await;
+    };
+    match tokio::time::timeout(limit, fut).await {
+        Ok(result) => result,
+        Err(_) => {
+            let cancel = match token.cancel_within(CANCEL_LIMIT).await {
+                Ok(()) => "the server was asked to cancel it".to_owned(),
+                Err(e) => format!("cancelling it failed: {e}"),
+            };
+            Err(Error::timeout(format!(
+                "the call did not finish within {limit:?}; {cancel}"
+            )))
         }
     }
 }

@@ -33,9 +33,43 @@ use crate::Error;
 ///
 /// TLS is not implemented yet: `sslmode` values `require`, `verify-ca` and
 /// `verify-full` are rejected; `disable`, `allow` and `prefer` connect without TLS.
+///
+/// Settings of the client itself, not sent to the server: the statement cache
+/// ([`statement_cache_size`](Config::statement_cache_size),
+/// [`max_cached_statement_lifetime`](Config::max_cached_statement_lifetime),
+/// [`max_cacheable_statement_size`](Config::max_cacheable_statement_size), with
+/// asyncpg's defaults) and the [`command_timeout`](Config::command_timeout).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
     inner: core::Config,
+    client: ClientSettings,
+}
+
+/// The settings a [`Connection`](crate::Connection) keeps for itself.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct ClientSettings {
+    pub(crate) statement_cache_size: usize,
+    pub(crate) max_cached_statement_lifetime: Duration,
+    pub(crate) max_cacheable_statement_size: usize,
+    pub(crate) command_timeout: Option<Duration>,
+}
+
+/// asyncpg's default statement cache size.
+const DEFAULT_STATEMENT_CACHE_SIZE: usize = 100;
+/// asyncpg's default statement lifetime in the cache.
+const DEFAULT_MAX_CACHED_STATEMENT_LIFETIME: Duration = Duration::from_secs(300);
+/// asyncpg's default for the longest query text that is cached.
+const DEFAULT_MAX_CACHEABLE_STATEMENT_SIZE: usize = 15 * 1024;
+
+impl Default for ClientSettings {
+    fn default() -> ClientSettings {
+        ClientSettings {
+            statement_cache_size: DEFAULT_STATEMENT_CACHE_SIZE,
+            max_cached_statement_lifetime: DEFAULT_MAX_CACHED_STATEMENT_LIFETIME,
+            max_cacheable_statement_size: DEFAULT_MAX_CACHEABLE_STATEMENT_SIZE,
+            command_timeout: None,
+        }
+    }
 }
 
 impl Config {
@@ -118,6 +152,65 @@ impl Config {
             None => settings.push((name.to_owned(), value.to_owned())),
         }
         self
+    }
+
+    /// Sets how many statements the per-connection statement cache keeps (default
+    /// 100). Query methods given SQL text then prepare it once as a named
+    /// statement and reuse it, least recently used first out. 0 turns the cache
+    /// off: SQL text is sent as the unnamed statement and parsed again every time,
+    /// which is what a pooler in transaction mode (pgbouncer) needs.
+    pub fn statement_cache_size(&mut self, size: usize) -> &mut Config {
+        self.client.statement_cache_size = size;
+        self
+    }
+
+    /// Sets how long a cached statement is kept, counted from when it was
+    /// prepared, not from its last use (default 300 s; zero: no limit).
+    pub fn max_cached_statement_lifetime(&mut self, lifetime: Duration) -> &mut Config {
+        self.client.max_cached_statement_lifetime = lifetime;
+        self
+    }
+
+    /// Sets the longest query text, in characters, that the statement cache takes
+    /// (default 15 KiB, as asyncpg; 0: no limit). Longer queries are sent as the
+    /// unnamed statement.
+    pub fn max_cacheable_statement_size(&mut self, chars: usize) -> &mut Config {
+        self.client.max_cacheable_statement_size = chars;
+        self
+    }
+
+    /// Sets the initial [`Connection::set_timeout`](crate::Connection::set_timeout)
+    /// of connections made with these settings: how long each call may wait for
+    /// the server before its query is cancelled. A zero duration means no limit
+    /// (the default).
+    pub fn command_timeout(&mut self, timeout: Duration) -> &mut Config {
+        self.client.command_timeout = (!timeout.is_zero()).then_some(timeout);
+        self
+    }
+
+    /// The statement cache size (0: no cache).
+    pub fn get_statement_cache_size(&self) -> usize {
+        self.client.statement_cache_size
+    }
+
+    /// The longest a statement stays cached (zero: no limit).
+    pub fn get_max_cached_statement_lifetime(&self) -> Duration {
+        self.client.max_cached_statement_lifetime
+    }
+
+    /// The longest query text the cache takes, in characters (0: no limit).
+    pub fn get_max_cacheable_statement_size(&self) -> usize {
+        self.client.max_cacheable_statement_size
+    }
+
+    /// The command timeout; `None` means no limit.
+    pub fn get_command_timeout(&self) -> Option<Duration> {
+        self.client.command_timeout
+    }
+
+    /// The client-side settings, for a new connection.
+    pub(crate) fn client_settings(&self) -> ClientSettings {
+        self.client
     }
 
     /// Fills the settings still unset from `PGHOST`, `PGPORT`, `PGUSER`,
@@ -224,8 +317,12 @@ impl Config {
 }
 
 impl From<core::Config> for Config {
+    /// Wraps parsed libpq settings, with the default client settings.
     fn from(inner: core::Config) -> Config {
-        Config { inner }
+        Config {
+            inner,
+            client: ClientSettings::default(),
+        }
     }
 }
 
@@ -278,6 +375,34 @@ mod tests {
         assert_eq!(c.get_connect_timeout(), None);
         c.connect_timeout(Duration::from_millis(1500));
         assert_eq!(c.get_connect_timeout(), Some(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn client_settings_default_to_asyncpg_values() {
+        let mut c = Config::new();
+        assert_eq!(c.get_statement_cache_size(), 100);
+        assert_eq!(
+            c.get_max_cached_statement_lifetime(),
+            Duration::from_secs(300)
+        );
+        assert_eq!(c.get_max_cacheable_statement_size(), 15 * 1024);
+        assert_eq!(c.get_command_timeout(), None);
+        c.statement_cache_size(0)
+            .max_cached_statement_lifetime(Duration::ZERO)
+            .max_cacheable_statement_size(10)
+            .command_timeout(Duration::from_millis(250));
+        assert_eq!(c.get_statement_cache_size(), 0);
+        assert_eq!(c.get_max_cached_statement_lifetime(), Duration::ZERO);
+        assert_eq!(c.get_max_cacheable_statement_size(), 10);
+        assert_eq!(c.get_command_timeout(), Some(Duration::from_millis(250)));
+        c.command_timeout(Duration::ZERO);
+        assert_eq!(c.get_command_timeout(), None);
+        // They are part of equality, and a parsed DSN starts from the defaults.
+        assert_ne!(c, Config::new());
+        assert_eq!(
+            Config::parse("host=h").unwrap().get_statement_cache_size(),
+            100
+        );
     }
 
     #[test]

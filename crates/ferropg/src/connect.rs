@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use ferropg_core::conn::StartupParams;
 
-use crate::config::{Config, Host};
+use crate::config::{ClientSettings, Config, Host};
 use crate::{socket, Connection, Error, ErrorKind};
 
 /// Connects with `config`, after filling its unset settings from the `PG*`
@@ -27,10 +27,11 @@ pub async fn connect(config: &Config) -> Result<Connection, Error> {
     config.apply_env()?;
     config.check_supported()?;
     let params = config.startup_params()?;
+    let settings = config.client_settings();
     let timeout = config.get_connect_timeout();
     let mut last = None;
     for (host, port) in config.addresses()? {
-        let attempt = establish(&host, port, params.clone(), timeout);
+        let attempt = establish(&host, port, params.clone(), settings, timeout);
         let result = match timeout {
             Some(limit) => tokio::time::timeout(limit, attempt)
                 .await
@@ -63,10 +64,11 @@ async fn establish(
     host: &Host,
     port: u16,
     params: StartupParams,
+    settings: ClientSettings,
     timeout: Option<Duration>,
 ) -> Result<Connection, Error> {
     let (socket, endpoint) = socket::connect(host, port).await?;
-    let mut conn = Connection::new(socket, endpoint, params, timeout);
+    let mut conn = Connection::new(socket, endpoint, params, settings, timeout);
     conn.startup().await?;
     Ok(conn)
 }

@@ -4,22 +4,28 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use ferropg_core::conn::{Connection as CoreConnection, Phase, Routed, StartupParams};
 use ferropg_core::message::frontend::{self, BindFailure, EncodeError};
 use ferropg_core::message::{parse_message, TransactionStatus};
-use ferropg_core::DbError;
+use ferropg_core::statement_cache::{Lookup, StatementCache};
+use ferropg_core::{sqlstate, DbError};
 use postgres_types::{IsNull, ToSql, Type};
 
-use crate::cancel::CancelToken;
+use crate::cancel::{timed, CancelToken, Deadline};
+use crate::config::ClientSettings;
+use crate::copy::{CopyIn, CopyOut};
 use crate::exchange::{Op, Response, NO_OP};
 use crate::notification::Notification;
 use crate::row::Row;
 use crate::socket::{Endpoint, Socket};
-use crate::statement::{type_from_oid, CloseQueue, Column, Source, Statement, ToStatement};
-use crate::transaction::Transaction;
+use crate::statement::{
+    type_from_oid, CloseQueue, Column, PendingName, Source, Statement, ToStatement,
+};
+use crate::stream::RowStream;
+use crate::transaction::{Transaction, TransactionBuilder};
 use crate::Error;
 
 /// Hands out a distinct id to every connection, so statements know their own.
@@ -38,10 +44,18 @@ type NoticeHandler = Box<dyn FnMut(&DbError) + Send>;
 /// [`ToSql`], with the types the server inferred for the statement, and columns
 /// through [`FromSql`](postgres_types::FromSql) with [`Row::get`].
 ///
+/// **SQL text is prepared through a statement cache** (asyncpg's rules, see
+/// [`Config::statement_cache_size`](crate::Config::statement_cache_size)): the
+/// first run of a query prepares it as a named statement, later runs only bind and
+/// execute it, in one round trip. With the cache off, SQL text is the unnamed
+/// statement, parsed anew each time.
+///
 /// **Dropping a future** (say, under `tokio::time::timeout`) is safe: the next call
 /// first reads the rest of the abandoned response, up to its ReadyForQuery, so the
 /// connection stays in step. A query that keeps running on the server is best
-/// stopped with a [`CancelToken`].
+/// stopped with a [`CancelToken`], or with [`set_timeout`](Connection::set_timeout),
+/// which does both: it cancels a call that takes too long and leaves the
+/// connection usable.
 ///
 /// After a server error the connection stays usable (within a transaction, the
 /// transaction is aborted until it is rolled back, as always in PostgreSQL). After
@@ -61,7 +75,54 @@ pub struct Connection {
     pub(crate) cleanup_sql: Vec<String>,
     pub(crate) notice_handler: Option<NoticeHandler>,
     pub(crate) notifications: VecDeque<Notification>,
+    /// Portals dropped while open, to close with the next request.
+    pub(crate) cleanup_portals: Vec<String>,
+    next_portal: u64,
+    /// Statements prepared from SQL text, by text.
+    cache: StatementCache<String, Statement>,
+    /// The longest SQL text the cache takes, in characters (0: no limit).
+    max_cacheable: usize,
+    /// The origin of the cache's clock.
+    clock: Instant,
+    /// The per-call time limit.
+    timeout: Option<Duration>,
     connect_timeout: Option<Duration>,
+}
+
+/// What a request runs: a statement to bind, or SQL text parsed in the same request.
+enum Target<'s> {
+    /// A prepared statement: the caller's, a cached one, or the unnamed statement
+    /// just described.
+    Bound { statement: Statement, cached: bool },
+    /// SQL text without parameters, parsed in the request itself: under a new name
+    /// (with a Describe, to be cached afterwards) or as the unnamed statement.
+    Parse {
+        sql: &'s str,
+        name: Option<PendingName>,
+    },
+}
+
+/// A request sent (or buffered), and what its response is collected into.
+pub(crate) struct Request {
+    pub(crate) op: u64,
+    pub(crate) resp: Response,
+    /// A statement this request parses under a new name, and the text to cache it by.
+    adopt: Option<(String, PendingName)>,
+    /// The statement came from the cache (a stale one clears the cache).
+    cached: bool,
+    /// The statement bound, kept alive with the request (and with a portal on it).
+    pub(crate) statement: Option<Statement>,
+}
+
+/// What to do with the portal a request binds.
+#[derive(Clone, Copy)]
+pub(crate) struct Exec<'p> {
+    /// The portal ("" for the unnamed one).
+    pub(crate) portal: &'p str,
+    /// Execute it with this row limit (0: all rows), or only bind it.
+    pub(crate) max_rows: Option<i32>,
+    /// The caller needs the result columns (rows are built, or the portal kept).
+    pub(crate) describe: bool,
 }
 
 impl Connection {
@@ -70,6 +131,7 @@ impl Connection {
         socket: Socket,
         endpoint: Endpoint,
         params: StartupParams,
+        settings: ClientSettings,
         connect_timeout: Option<Duration>,
     ) -> Connection {
         Connection {
@@ -86,6 +148,15 @@ impl Connection {
             cleanup_sql: Vec::new(),
             notice_handler: None,
             notifications: VecDeque::new(),
+            cleanup_portals: Vec::new(),
+            next_portal: 0,
+            cache: StatementCache::new(
+                settings.statement_cache_size,
+                settings.max_cached_statement_lifetime.as_secs_f64(),
+            ),
+            max_cacheable: settings.max_cacheable_statement_size,
+            clock: Instant::now(),
+            timeout: settings.command_timeout,
             connect_timeout,
         }
     }
@@ -114,9 +185,15 @@ impl Connection {
     /// Runs a statement and returns all its rows.
     ///
     /// `statement` is SQL text (one statement, with `$1`, `$2`, ... placeholders) or
-    /// a [`Statement`] from [`prepare`](Connection::prepare). SQL text is prepared
-    /// as the unnamed statement each time: without parameters in one round trip,
-    /// with parameters in two (their types come from the server).
+    /// a [`Statement`] from [`prepare`](Connection::prepare). SQL text goes through
+    /// the statement cache: a cached query takes one round trip (Bind, Execute,
+    /// Sync); the first run takes one without parameters and two with (their types
+    /// come from the server). With the cache off, SQL text is the unnamed statement,
+    /// parsed each time, in one or two round trips likewise.
+    ///
+    /// A cached statement the server no longer accepts (its result type changed
+    /// with the schema, or it was deallocated) clears the cache; outside a
+    /// transaction the query is then prepared and run again once, as asyncpg does.
     ///
     /// ```no_run
     /// # async fn f(conn: &mut ferropg::Connection) -> Result<(), ferropg::Error> {
@@ -135,8 +212,43 @@ impl Connection {
     where
         T: ?Sized + ToStatement,
     {
-        let resp = self.run(statement.__source(), params, true).await?;
+        let deadline = self.deadline();
+        let resp = timed(deadline, self.run(statement.__source(), params, true)).await?;
         Ok(resp.rows.unwrap_or_default())
+    }
+
+    /// Runs a statement and returns its rows one at a time, as they arrive, instead
+    /// of collecting them: memory stays bounded by one socket read, whatever the
+    /// size of the result.
+    ///
+    /// The stream borrows the connection until dropped. Dropping it early is safe:
+    /// the next call reads (and discards) the rest of the result first; to stop a
+    /// long query sooner, cancel it (see [`cancel_token`](Connection::cancel_token))
+    /// or fetch it in steps with a [`Portal`](crate::Portal).
+    ///
+    /// ```no_run
+    /// # async fn f(conn: &mut ferropg::Connection) -> Result<(), ferropg::Error> {
+    /// let mut rows = conn.query_stream("select g from generate_series(1, 1000000) g", &[]).await?;
+    /// let mut sum = 0i64;
+    /// while let Some(row) = rows.next().await {
+    ///     sum += i64::from(row?.get::<_, i32>(0));
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn query_stream<T>(
+        &mut self,
+        statement: &T,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<RowStream<'_>, Error>
+    where
+        T: ?Sized + ToStatement,
+    {
+        let deadline = self.deadline();
+        timed(
+            deadline,
+            RowStream::start(self, statement.__source(), params),
+        )
+        .await
     }
 
     /// Runs a statement that must return exactly one row; otherwise an error of kind
@@ -185,7 +297,8 @@ impl Connection {
     where
         T: ?Sized + ToStatement,
     {
-        let resp = self.run(statement.__source(), params, false).await?;
+        let deadline = self.deadline();
+        let resp = timed(deadline, self.run(statement.__source(), params, false)).await?;
         Ok(resp.rows_affected)
     }
 
@@ -194,12 +307,13 @@ impl Connection {
     /// the statements run in one implicit transaction: an error rolls back all of
     /// them.
     pub async fn batch_execute(&mut self, sql: &str) -> Result<(), Error> {
-        let op = self.begin_op().await?;
-        self.send_simple(op, sql)?;
-        self.finish(op, &mut Response::default()).await
+        let deadline = self.deadline();
+        timed(deadline, self.simple(sql)).await
     }
 
     /// Prepares a named statement, taking its parameter types from the server.
+    /// The statement is the caller's (not cached): it is closed once every clone of
+    /// it is dropped.
     pub async fn prepare(&mut self, sql: &str) -> Result<Statement, Error> {
         self.prepare_typed(sql, &[]).await
     }
@@ -207,22 +321,131 @@ impl Connection {
     /// Prepares a named statement, fixing the types of the first parameters
     /// (the server infers the others).
     pub async fn prepare_typed(&mut self, sql: &str, types: &[Type]) -> Result<Statement, Error> {
-        self.next_statement += 1;
-        let name = format!("ferropg_s{}", self.next_statement);
-        let (params, columns) = self.describe(&name, sql, types).await?;
-        Ok(Statement::new(
-            name,
-            self.id,
-            params,
-            columns,
-            &self.close_queue,
-        ))
+        let deadline = self.deadline();
+        timed(deadline, self.prepare_named(sql, types)).await
+    }
+
+    /// The statement the cache holds for `sql`, prepared (and cached) first if it
+    /// holds none: the statement that [`query`](Connection::query) and the other
+    /// methods run for that text. When the cache evicts it, it is closed on the
+    /// server only once the returned handle (and its clones) are dropped too.
+    ///
+    /// With the cache off, or for a text longer than
+    /// [`max_cacheable_statement_size`](crate::Config::max_cacheable_statement_size),
+    /// this is [`prepare`](Connection::prepare).
+    pub async fn prepare_cached(&mut self, sql: &str) -> Result<Statement, Error> {
+        let deadline = self.deadline();
+        timed(deadline, async {
+            if !self.cacheable(sql) {
+                return self.prepare_named(sql, &[]).await;
+            }
+            if let Some(statement) = self.cache_lookup(sql) {
+                return Ok(statement);
+            }
+            let statement = self.prepare_named(sql, &[]).await?;
+            self.cache_put(sql, statement.clone());
+            Ok(statement)
+        })
+        .await
+    }
+
+    /// Empties the statement cache. Its statements are closed on the server with
+    /// the next request (those still held by a [`Statement`] handle once it is
+    /// dropped).
+    pub fn clear_statement_cache(&mut self) {
+        drop(self.cache.clear());
+    }
+
+    /// How many statements the cache holds.
+    pub fn statement_cache_len(&self) -> usize {
+        self.cache.len()
     }
 
     /// Starts a transaction (`BEGIN`). See [`Transaction`] for what happens when it
     /// is dropped without [`commit`](Transaction::commit).
     pub async fn transaction(&mut self) -> Result<Transaction<'_>, Error> {
-        Transaction::begin(self).await
+        let deadline = self.deadline();
+        timed(deadline, Transaction::begin(self)).await
+    }
+
+    /// Options for a transaction to start: isolation level, read-only,
+    /// deferrable. See [`TransactionBuilder`].
+    pub fn build_transaction(&mut self) -> TransactionBuilder<'_> {
+        TransactionBuilder::new(self)
+    }
+
+    /// Starts `COPY ... FROM STDIN` (sent with the simple query protocol) and
+    /// returns the sink to feed it; see [`CopyIn`]. Fails, with the server's
+    /// error or one of kind [`Copy`](crate::ErrorKind::Copy), if `sql` does not
+    /// start a COPY FROM STDIN.
+    ///
+    /// ```no_run
+    /// # async fn f(conn: &mut ferropg::Connection) -> Result<(), ferropg::Error> {
+    /// let mut copy = conn.copy_in("copy item (id, name) from stdin (format csv)").await?;
+    /// copy.send("1,apple\n2,pear\n").await?;
+    /// let rows = copy.finish().await?;
+    /// assert_eq!(rows, 2);
+    /// # Ok(()) }
+    /// ```
+    pub async fn copy_in(&mut self, sql: &str) -> Result<CopyIn<'_>, Error> {
+        let deadline = self.deadline();
+        timed(deadline, CopyIn::start(self, sql)).await
+    }
+
+    /// Starts `COPY ... TO STDOUT` (sent with the simple query protocol) and
+    /// returns the stream of its data; see [`CopyOut`]. Fails, with the server's
+    /// error or one of kind [`Copy`](crate::ErrorKind::Copy), if `sql` does not
+    /// start a COPY TO STDOUT.
+    ///
+    /// ```no_run
+    /// # async fn f(conn: &mut ferropg::Connection) -> Result<(), ferropg::Error> {
+    /// let mut copy = conn.copy_out("copy item to stdout (format csv)").await?;
+    /// let mut csv = Vec::new();
+    /// while let Some(chunk) = copy.next().await {
+    ///     csv.extend_from_slice(&chunk?);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn copy_out(&mut self, sql: &str) -> Result<CopyOut<'_>, Error> {
+        let deadline = self.deadline();
+        timed(deadline, CopyOut::start(self, sql)).await
+    }
+
+    /// Sets the time limit of every later call that waits for the server (`None`,
+    /// or a zero duration: no limit, the default unless
+    /// [`Config::command_timeout`](crate::Config::command_timeout) set one).
+    ///
+    /// A call that takes longer fails with an error of kind
+    /// [`Timeout`](crate::ErrorKind::Timeout), after a CancelRequest for the
+    /// running query went out on a side connection (as with [`CancelToken`]). The
+    /// connection stays usable: the next call first waits for the cancelled query's
+    /// end (its ReadyForQuery). Inside a transaction, the cancelled statement
+    /// aborts the transaction, as any error does.
+    ///
+    /// The limit applies to each call on its own: the query methods, `prepare*`,
+    /// `batch_execute`, starting and ending transactions, `copy_in`/`copy_out`, and
+    /// each step of a stream ([`RowStream::next`], [`Portal::fetch`](crate::Portal::fetch),
+    /// [`CopyIn::send`], [`CopyIn::finish`], [`CopyOut::next`]). Waiting for a
+    /// [`notification`](Connection::notification) is not limited.
+    ///
+    /// ```no_run
+    /// # async fn f(conn: &mut ferropg::Connection) -> Result<(), ferropg::Error> {
+    /// use std::time::Duration;
+    ///
+    /// conn.set_timeout(Some(Duration::from_millis(100)));
+    /// let err = conn.execute("select pg_sleep(5)", &[]).await.unwrap_err();
+    /// assert_eq!(err.kind(), ferropg::ErrorKind::Timeout);
+    /// conn.set_timeout(None);
+    /// conn.execute("select 1", &[]).await?; // waits for the cancelled query first
+    /// # Ok(()) }
+    /// ```
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeout = timeout.filter(|t| !t.is_zero());
+    }
+
+    /// The time limit of each call, as set by [`set_timeout`](Connection::set_timeout).
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
     }
 
     /// Sends Terminate and closes the connection; later calls fail with
@@ -281,26 +504,136 @@ impl Connection {
         self.notice_handler = Some(Box::new(handler));
     }
 
-    /// Takes the notifications received so far (after `LISTEN channel`).
+    /// Takes the notifications received so far (after `LISTEN channel`): those that
+    /// arrived with the responses of earlier calls. It does not read the socket;
+    /// [`notification`](Connection::notification) does.
     pub fn take_notifications(&mut self) -> Vec<Notification> {
         self.notifications.drain(..).collect()
     }
 
-    /// Waits for the next notification (after `LISTEN channel`), reading from the
-    /// socket if none has arrived yet.
+    /// Waits for the next notification (after `LISTEN channel`). Notifications
+    /// sent while the connection is idle wait in the socket; this reads them, in
+    /// order. One that came in earlier with a query's response (and was not taken
+    /// with [`take_notifications`](Connection::take_notifications)) is returned at
+    /// once.
+    ///
+    /// Cancel-safe: under `tokio::select!` or a timeout, a notification is never
+    /// lost. Loops over it make a notification stream:
+    ///
+    /// ```no_run
+    /// # async fn f(conn: &mut ferropg::Connection) -> Result<(), ferropg::Error> {
+    /// conn.batch_execute("listen jobs").await?;
+    /// loop {
+    ///     let n = conn.notification().await?;
+    ///     println!("{}: {}", n.channel(), n.payload());
+    /// }
+    /// # }
+    /// ```
     pub async fn notification(&mut self) -> Result<Notification, Error> {
         loop {
             if let Some(n) = self.notifications.pop_front() {
                 return Ok(n);
             }
             self.check_open()?;
-            // A pending ROLLBACK would otherwise hold notifications back.
-            self.write_cleanup()?;
+            // A pending ROLLBACK would otherwise hold notifications back; it must
+            // not be pipelined behind an abandoned operation (see `settle`).
+            if self.core.pending_len() == 0 {
+                self.write_cleanup()?;
+            }
             self.flush().await?;
             let frame = self.read_frame().await?;
             self.route(&frame, NO_OP)?;
+            // Route what else came in the same read, so that a burst of
+            // notifications lands in the queue together.
+            while let Some(frame) = self.buffered_frame() {
+                self.route(&frame, NO_OP)?;
+            }
             if !self.write_buf.is_empty() {
                 self.flush().await?;
+            }
+        }
+    }
+
+    /// The limit of the next call, and how to cancel it.
+    pub(crate) fn deadline(&self) -> Option<Deadline> {
+        self.timeout.map(|limit| Deadline {
+            limit,
+            token: self.cancel_token(),
+        })
+    }
+
+    /// Runs `sql` with the simple query protocol, discarding rows.
+    async fn simple(&mut self, sql: &str) -> Result<(), Error> {
+        let op = self.begin_op().await?;
+        self.send_simple(op, sql)?;
+        self.finish(op, &mut Response::default()).await
+    }
+
+    /// The cache's clock, in seconds (0 when statements never expire).
+    fn now(&self) -> f64 {
+        if self.cache.max_lifetime() > 0.0 {
+            self.clock.elapsed().as_secs_f64()
+        } else {
+            0.0
+        }
+    }
+
+    /// Whether the statement cache takes `sql`.
+    fn cacheable(&self, sql: &str) -> bool {
+        self.cache.max_size() > 0
+            && (self.max_cacheable == 0
+                || sql.len() <= self.max_cacheable
+                || sql.chars().count() <= self.max_cacheable)
+    }
+
+    /// The live cached statement for `sql`; an expired one is dropped (and closed
+    /// unless a handle still holds it).
+    fn cache_lookup(&mut self, sql: &str) -> Option<Statement> {
+        let now = self.now();
+        match self.cache.get_borrowed(sql, now) {
+            Lookup::Hit(statement) => Some(statement.clone()),
+            Lookup::Miss => None,
+            Lookup::Expired(old) => {
+                drop(old);
+                None
+            }
+        }
+    }
+
+    /// Caches `statement` for `sql`; what that evicts is closed lazily.
+    fn cache_put(&mut self, sql: &str, statement: Statement) {
+        let now = self.now();
+        drop(self.cache.put(sql.to_owned(), statement, now));
+    }
+
+    /// A fresh statement name, closed if its preparation is abandoned.
+    fn new_statement_name(&mut self) -> PendingName {
+        self.next_statement += 1;
+        let name = format!("ferropg_s{}", self.next_statement);
+        PendingName::new(name, &self.close_queue)
+    }
+
+    /// A fresh portal name.
+    pub(crate) fn new_portal_name(&mut self) -> String {
+        self.next_portal += 1;
+        format!("ferropg_p{}", self.next_portal)
+    }
+
+    /// Prepares `sql` as a new named statement.
+    async fn prepare_named(&mut self, sql: &str, types: &[Type]) -> Result<Statement, Error> {
+        let name = self.new_statement_name();
+        match self.describe(name.name(), sql, types).await {
+            Ok((params, columns)) => Ok(Statement::new(
+                name.into_name(),
+                self.id,
+                params,
+                columns,
+                &self.close_queue,
+            )),
+            Err(e) => {
+                // The whole response was read: the Parse failed, nothing to close.
+                name.into_name();
+                Err(e)
             }
         }
     }
@@ -319,10 +652,7 @@ impl Connection {
             frontend::sync(buf);
             Ok::<(), EncodeError>(())
         })?;
-        self.core.push(Op {
-            id: op,
-            extended: true,
-        });
+        self.core.push(Op::extended(op));
         let mut resp = Response {
             describe: true,
             ..Response::default()
@@ -341,75 +671,187 @@ impl Connection {
         params: &[&(dyn ToSql + Sync)],
         collect: bool,
     ) -> Result<Response, Error> {
-        let mut resp = Response {
-            rows: collect.then(Vec::new),
-            ..Response::default()
+        let exec = Exec {
+            portal: "",
+            max_rows: Some(0),
+            describe: collect,
         };
-        let op = match source {
+        let mut retried = false;
+        loop {
+            let mut req = self.start(source, params, exec).await?;
+            if collect {
+                req.resp.rows = Some(Vec::new());
+            }
+            let result = self.finish(req.op, &mut req.resp).await;
+            if self.complete(&mut req, &result) && !retried {
+                retried = true;
+                continue;
+            }
+            return result.map(|()| req.resp);
+        }
+    }
+
+    /// What `source` runs as: a cache hit, a statement prepared now (SQL text with
+    /// parameters needs their types first), or SQL text to parse in the request.
+    async fn target<'s>(
+        &mut self,
+        source: Source<'s>,
+        nparams: usize,
+    ) -> Result<Target<'s>, Error> {
+        match source {
             Source::Prepared(statement) => {
                 if statement.connection_id() != self.id {
                     return Err(Error::wrong_connection());
                 }
-                check_count(statement.params().len(), params.len())?;
-                resp.columns = Some(statement.columns_arc().clone());
-                let op = self.begin_op().await?;
-                self.send_bind(op, statement.name(), statement.params(), params)?;
-                op
+                check_count(statement.params().len(), nparams)?;
+                Ok(Target::Bound {
+                    statement: statement.clone(),
+                    cached: false,
+                })
             }
-            Source::Sql(sql) if params.is_empty() => {
-                // Parse, bind and run in one round trip; Describe of the portal
-                // gives the columns in the formats asked for.
-                resp.describe = collect;
-                let op = self.begin_op().await?;
+            Source::Sql(sql) if self.cacheable(sql) => {
+                if let Some(statement) = self.cache_lookup(sql) {
+                    check_count(statement.params().len(), nparams)?;
+                    return Ok(Target::Bound {
+                        statement,
+                        cached: true,
+                    });
+                }
+                if nparams == 0 {
+                    let name = Some(self.new_statement_name());
+                    return Ok(Target::Parse { sql, name });
+                }
+                let statement = self.prepare_named(sql, &[]).await?;
+                self.cache_put(sql, statement.clone());
+                check_count(statement.params().len(), nparams)?;
+                Ok(Target::Bound {
+                    statement,
+                    cached: true,
+                })
+            }
+            Source::Sql(sql) if nparams == 0 => Ok(Target::Parse { sql, name: None }),
+            Source::Sql(sql) => {
+                let (types, columns) = self.describe("", sql, &[]).await?;
+                check_count(types.len(), nparams)?;
+                Ok(Target::Bound {
+                    statement: Statement::unnamed(self.id, types, columns),
+                    cached: false,
+                })
+            }
+        }
+    }
+
+    /// Encodes and queues the request that binds `source` to `exec.portal` and
+    /// (unless `exec.max_rows` is `None`) executes it. Nothing is flushed.
+    pub(crate) async fn start(
+        &mut self,
+        source: Source<'_>,
+        params: &[&(dyn ToSql + Sync)],
+        exec: Exec<'_>,
+    ) -> Result<Request, Error> {
+        let target = self.target(source, params.len()).await?;
+        let op = self.begin_op().await?;
+        let portal = exec.portal;
+        let mut req = Request {
+            op,
+            resp: Response::default(),
+            adopt: None,
+            cached: false,
+            statement: None,
+        };
+        match target {
+            Target::Bound { statement, cached } => {
                 self.encode(|buf| {
-                    frontend::parse("", sql, [], buf)?;
-                    bind(buf, "", &[], &[])?;
-                    if collect {
-                        frontend::describe(b'P', "", buf)?;
+                    bind(buf, portal, statement.name(), statement.params(), params)?;
+                    if let Some(max) = exec.max_rows {
+                        frontend::execute(portal, max, buf)?;
                     }
-                    frontend::execute("", 0, buf)?;
                     frontend::sync(buf);
                     Ok::<(), Error>(())
                 })?;
-                self.core.push(Op {
-                    id: op,
-                    extended: true,
+                req.resp.columns = Some(statement.columns_arc().clone());
+                req.cached = cached;
+                req.statement = Some(statement);
+            }
+            Target::Parse { sql, name } => {
+                // A new name is described as a statement (for the cache); the
+                // unnamed statement's portal, when its columns are needed.
+                let stmt = name.as_ref().map_or("", PendingName::name);
+                let describe_portal = name.is_none() && (exec.describe || exec.max_rows.is_none());
+                let encoded = self.encode(|buf| {
+                    frontend::parse(stmt, sql, [], buf)?;
+                    if !stmt.is_empty() {
+                        frontend::describe(b'S', stmt, buf)?;
+                    }
+                    bind(buf, portal, stmt, &[], &[])?;
+                    if describe_portal {
+                        frontend::describe(b'P', portal, buf)?;
+                    }
+                    if let Some(max) = exec.max_rows {
+                        frontend::execute(portal, max, buf)?;
+                    }
+                    frontend::sync(buf);
+                    Ok::<(), Error>(())
                 });
-                op
+                if let Err(e) = encoded {
+                    // Nothing was sent: nothing to close.
+                    if let Some(name) = name {
+                        name.into_name();
+                    }
+                    return Err(e);
+                }
+                req.resp.describe = true;
+                req.adopt = name.map(|name| (sql.to_owned(), name));
             }
-            Source::Sql(sql) => {
-                let (types, columns) = self.describe("", sql, &[]).await?;
-                check_count(types.len(), params.len())?;
-                resp.columns = Some(columns);
-                let op = self.begin_op().await?;
-                self.send_bind(op, "", &types, params)?;
-                op
-            }
-        };
-        self.finish(op, &mut resp).await?;
-        Ok(resp)
+        }
+        self.core.push(Op::extended(op));
+        Ok(req)
     }
 
-    /// Encodes Bind, Execute and Sync for `statement` and queues them as `op`.
-    fn send_bind(
-        &mut self,
-        op: u64,
-        statement: &str,
-        types: &[Type],
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<(), Error> {
-        self.encode(|buf| {
-            bind(buf, statement, types, params)?;
-            frontend::execute("", 0, buf)?;
-            frontend::sync(buf);
-            Ok::<(), Error>(())
-        })?;
-        self.core.push(Op {
-            id: op,
-            extended: true,
-        });
-        Ok(())
+    /// Finishes a request whose response was read to its ReadyForQuery: caches a
+    /// statement it parsed under a new name, and clears the cache when a cached
+    /// statement turned out stale. True when the request should run again (stale,
+    /// and not inside a transaction).
+    pub(crate) fn complete(&mut self, req: &mut Request, result: &Result<(), Error>) -> bool {
+        if let Some((sql, name)) = req.adopt.take() {
+            match (req.resp.params.take(), &req.resp.columns) {
+                (Some(params), Some(columns)) => {
+                    let params = params.into_iter().map(type_from_oid).collect();
+                    let statement = Statement::new(
+                        name.into_name(),
+                        self.id,
+                        params,
+                        columns.clone(),
+                        &self.close_queue,
+                    );
+                    req.statement = Some(statement.clone());
+                    let now = self.now();
+                    drop(self.cache.put(sql, statement, now));
+                }
+                // The Parse failed: there is nothing to close.
+                _ => drop(name.into_name()),
+            }
+        }
+        match result {
+            Err(e) if req.cached && is_stale(e) => {
+                self.clear_statement_cache();
+                self.transaction_status() == TransactionStatus::Idle
+            }
+            _ => false,
+        }
     }
+}
+
+/// True for the errors of a cached statement the server no longer runs: its plan
+/// would change its result type (asyncpg's test: SQLSTATE 0A000 raised by
+/// `RevalidateCachedQuery`), or it no longer exists (`DEALLOCATE`, `DISCARD ALL`).
+fn is_stale(err: &Error) -> bool {
+    let Some(db) = err.as_db_error() else {
+        return false;
+    };
+    let code = db.sqlstate();
+    (code == sqlstate::FEATURE_NOT_SUPPORTED && db.routine() == Some("RevalidateCachedQuery"))
+        || code == sqlstate::INVALID_SQL_STATEMENT_NAME
 }
 
 /// The error for a parameter count that does not match the statement's.
@@ -421,10 +863,11 @@ fn check_count(expected: usize, got: usize) -> Result<(), Error> {
     }
 }
 
-/// Encodes a Bind of the unnamed portal: every parameter in binary, converted with
-/// its statement type, and every result column asked for in binary.
+/// Encodes a Bind of `portal`: every parameter in binary, converted with its
+/// statement type, and every result column asked for in binary.
 fn bind(
     buf: &mut BytesMut,
+    portal: &str,
     statement: &str,
     types: &[Type],
     params: &[&(dyn ToSql + Sync)],
@@ -440,7 +883,7 @@ fn bind(
             Err(e) => Err(Error::to_sql(i, e)),
         }
     };
-    frontend::bind("", statement, formats, params.len(), write, [1], buf).map_err(|e| match e {
+    frontend::bind(portal, statement, formats, params.len(), write, [1], buf).map_err(|e| match e {
         BindFailure::Param(e) => e,
         BindFailure::Encode(e) => Error::encode(e.0),
     })

@@ -42,7 +42,9 @@ pub enum ErrorKind {
     /// a Rust type that does not match the column's PostgreSQL type, or NULL into a
     /// non-`Option` type).
     FromSql,
-    /// `connect_timeout` elapsed while connecting.
+    /// `connect_timeout` elapsed while connecting, or a call took longer than the
+    /// connection's [`timeout`](crate::Connection::set_timeout) (its query was then
+    /// cancelled; the connection stays usable).
     Timeout,
     /// `query_one` got no row or more than one; `query_opt` got more than one.
     RowCount,
@@ -57,6 +59,11 @@ pub enum ErrorKind {
     /// A message could not be encoded (a query string with a NUL byte, too many
     /// parameters). Nothing was sent.
     Encode,
+    /// A COPY call was given a statement that does not start a COPY in its
+    /// direction (`copy_in` needs `COPY ... FROM STDIN`, `copy_out` `COPY ... TO
+    /// STDOUT`; the statement ran), or a [`CopyIn`](crate::CopyIn) was used after
+    /// its COPY ended. The connection is unaffected.
+    Copy,
 }
 
 impl fmt::Display for ErrorKind {
@@ -76,6 +83,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::ParameterCount => "wrong number of parameters",
             ErrorKind::WrongConnection => "statement from another connection",
             ErrorKind::Encode => "error encoding a message",
+            ErrorKind::Copy => "COPY error",
         })
     }
 }
@@ -161,6 +169,10 @@ impl Error {
 
     pub(crate) fn encode(context: impl Into<String>) -> Error {
         Error::new(ErrorKind::Encode, Some(context.into()), None)
+    }
+
+    pub(crate) fn copy(context: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Copy, Some(context.into()), None)
     }
 
     pub(crate) fn timeout(context: impl Into<String>) -> Error {

@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 use ferropg_core::conn::{message_name, Routed};
 use ferropg_core::message::backend::frame_len;
 use ferropg_core::message::frontend::{self, EncodeError};
-use ferropg_core::message::{parse_message, Message};
+use ferropg_core::message::{parse_message, DataRow, Message};
 use ferropg_core::DbError;
 
 use crate::notification::Notification;
@@ -36,6 +36,29 @@ pub(crate) struct Op {
     pub(crate) id: u64,
     /// Sent with the extended protocol (ended by Sync) rather than as a simple Query.
     pub(crate) extended: bool,
+    /// A COPY FROM STDIN its caller will feed (`copy_in`); any other operation's
+    /// CopyInResponse is refused with CopyFail.
+    pub(crate) copy_in: bool,
+}
+
+impl Op {
+    /// A simple Query.
+    pub(crate) fn simple(id: u64) -> Op {
+        Op {
+            id,
+            extended: false,
+            copy_in: false,
+        }
+    }
+
+    /// Extended-protocol messages ended by one Sync.
+    pub(crate) fn extended(id: u64) -> Op {
+        Op {
+            id,
+            extended: true,
+            copy_in: false,
+        }
+    }
 }
 
 /// What one routed message means for the operation being waited for.
@@ -63,6 +86,10 @@ pub(crate) struct Response {
     pub(crate) rows_affected: u64,
     /// The first ErrorResponse.
     pub(crate) error: Option<DbError>,
+    /// An Execute stopped at its row limit (PortalSuspended): the portal has more.
+    pub(crate) suspended: bool,
+    /// A CommandComplete arrived (the statement, or the last one, ran to its end).
+    pub(crate) completed: bool,
 }
 
 /// The row count in a command tag (`INSERT 0 5`, `UPDATE 3`, `SELECT 2`); 0 for
@@ -110,22 +137,23 @@ impl Connection {
         for sql in std::mem::take(&mut self.cleanup_sql) {
             frontend::query(&sql, &mut self.write_buf)?;
             let id = self.next_op_id();
-            self.core.push(Op {
-                id,
-                extended: false,
-            });
+            self.core.push(Op::simple(id));
         }
         let names = {
             let mut queue = self.close_queue.lock().unwrap_or_else(|p| p.into_inner());
             std::mem::take(&mut *queue)
         };
-        if !names.is_empty() {
+        let portals = std::mem::take(&mut self.cleanup_portals);
+        if !names.is_empty() || !portals.is_empty() {
+            for name in &portals {
+                frontend::close(b'P', name, &mut self.write_buf)?;
+            }
             for name in &names {
                 frontend::close(b'S', name, &mut self.write_buf)?;
             }
             frontend::sync(&mut self.write_buf);
             let id = self.next_op_id();
-            self.core.push(Op { id, extended: true });
+            self.core.push(Op::extended(id));
         }
         Ok(())
     }
@@ -175,10 +203,7 @@ impl Connection {
     /// Encodes a simple Query and queues it as operation `op`.
     pub(crate) fn send_simple(&mut self, op: u64, sql: &str) -> Result<(), Error> {
         self.encode(|buf| frontend::query(sql, buf))?;
-        self.core.push(Op {
-            id: op,
-            extended: false,
-        });
+        self.core.push(Op::simple(op));
         Ok(())
     }
 
@@ -228,6 +253,16 @@ impl Connection {
         }
     }
 
+    /// A whole message already in the read buffer, without reading the socket.
+    pub(crate) fn buffered_frame(&mut self) -> Option<Bytes> {
+        match frame_len(&self.read_buf) {
+            Ok(Some(total)) if self.read_buf.len() >= total => {
+                Some(self.read_buf.split_to(total).freeze())
+            }
+            _ => None,
+        }
+    }
+
     /// Parses one frame and passes it through the core; says whether it belongs to
     /// operation `op`. Notices, notifications and other operations' messages are
     /// dealt with here.
@@ -242,13 +277,22 @@ impl Connection {
             Err(e) => return Err(self.fail(Error::from_core(e))),
         };
         Ok(match routed {
+            Routed::Op(msg @ Message::CopyInResponse(_))
+                if self.core.head().is_some_and(|h| h.id == op && h.copy_in) =>
+            {
+                Step::Msg(msg)
+            }
             Routed::Op(Message::CopyInResponse(_)) => {
-                // Refuse COPY FROM STDIN, whoever's it is: the server answers with an
-                // error, then ReadyForQuery (in the extended protocol after one more
-                // Sync, since it ignores those sent during COPY).
+                // Refuse any other COPY FROM STDIN (run through a query method, or
+                // abandoned): the server answers with an error, then ReadyForQuery
+                // (in the extended protocol after one more Sync, since it ignores
+                // those sent during COPY).
                 let extended = self.core.head().is_some_and(|h| h.extended);
                 self.encode(|buf| {
-                    frontend::copy_fail_message("COPY FROM STDIN is not supported", buf)?;
+                    frontend::copy_fail_message(
+                        "COPY FROM STDIN is only supported through copy_in",
+                        buf,
+                    )?;
                     if extended {
                         frontend::sync(buf);
                     }
@@ -327,7 +371,28 @@ impl Connection {
         }
     }
 
-    fn on_message(
+    /// A row of the response: the DataRow checked against the columns.
+    pub(crate) fn make_row(
+        &mut self,
+        columns: Option<&Arc<[Column]>>,
+        frame: &Bytes,
+        row: &DataRow<'_>,
+    ) -> Result<Row, Error> {
+        let Some(columns) = columns else {
+            return Err(self.fail(Error::protocol("DataRow without a RowDescription")));
+        };
+        if row.len() != columns.len() {
+            return Err(self.fail(Error::protocol(format!(
+                "DataRow has {} columns, the RowDescription {}",
+                row.len(),
+                columns.len()
+            ))));
+        }
+        Ok(Row::new(columns.clone(), frame, row))
+    }
+
+    /// Collects one message of the operation waited for into `resp`.
+    pub(crate) fn on_message(
         &mut self,
         msg: Message<'_>,
         frame: &Bytes,
@@ -335,21 +400,18 @@ impl Connection {
     ) -> Result<(), Error> {
         match msg {
             Message::DataRow(row) => {
-                if let Some(rows) = &mut resp.rows {
-                    let Some(columns) = &resp.columns else {
-                        return Err(self.fail(Error::protocol("DataRow without a RowDescription")));
-                    };
-                    if row.len() != columns.len() {
-                        return Err(self.fail(Error::protocol(format!(
-                            "DataRow has {} columns, the RowDescription {}",
-                            row.len(),
-                            columns.len()
-                        ))));
+                if resp.rows.is_some() {
+                    let row = self.make_row(resp.columns.as_ref(), frame, &row)?;
+                    if let Some(rows) = &mut resp.rows {
+                        rows.push(row);
                     }
-                    rows.push(Row::new(columns.clone(), frame, &row));
                 }
             }
-            Message::CommandComplete { tag } => resp.rows_affected = rows_affected(tag),
+            Message::CommandComplete { tag } => {
+                resp.rows_affected = rows_affected(tag);
+                resp.completed = true;
+            }
+            Message::PortalSuspended => resp.suspended = true,
             Message::RowDescription(desc) => {
                 if resp.describe {
                     resp.columns = Some(desc.fields().map(|f| Column::from_field(&f)).collect());
@@ -372,7 +434,7 @@ impl Connection {
             | Message::BindComplete
             | Message::CloseComplete
             | Message::EmptyQueryResponse
-            | Message::PortalSuspended
+            | Message::CopyInResponse(_)
             | Message::CopyOutResponse(_)
             | Message::CopyData(_)
             | Message::CopyDone => {}

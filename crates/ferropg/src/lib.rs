@@ -34,19 +34,35 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Not implemented yet: TLS, COPY, pipelining several requests, a shared `Client`,
+//! Beyond one-shot queries:
+//!
+//! - SQL text goes through a per-connection **statement cache** (asyncpg's rules:
+//!   [`Config::statement_cache_size`], [`Config::max_cached_statement_lifetime`]),
+//!   so a repeated query is one round trip of Bind/Execute/Sync;
+//!   [`Connection::prepare_cached`] hands out the cached statement.
+//! - [`Connection::query_stream`] yields rows as they arrive ([`RowStream`]);
+//!   [`Transaction::bind`] makes a [`Portal`] to fetch in steps.
+//! - [`Connection::copy_in`] ([`CopyIn`], [`BinaryCopyIn`]) and
+//!   [`Connection::copy_out`] ([`CopyOut`]) run COPY.
+//! - [`Connection::notification`] waits for LISTEN/NOTIFY notifications.
+//! - [`Connection::set_timeout`] bounds each call: one that takes too long is
+//!   cancelled on the server ([`CancelToken`]) and the connection stays usable.
+//!
+//! Not implemented yet: TLS, pipelining several requests, a shared `Client`,
 //! pools, and introspection of non-built-in types (enums, domains, composites).
 
 mod cancel;
 pub mod config;
 mod connect;
 mod connection;
+mod copy;
 mod error;
 mod exchange;
 mod notification;
 mod row;
 mod socket;
 mod statement;
+mod stream;
 mod transaction;
 pub mod types;
 
@@ -54,6 +70,7 @@ pub use cancel::CancelToken;
 pub use config::Config;
 pub use connect::connect;
 pub use connection::Connection;
+pub use copy::{BinaryCopyIn, CopyIn, CopyOut};
 pub use error::{Error, ErrorKind};
 pub use ferropg_core::message::TransactionStatus;
 pub use ferropg_core::{sqlstate, DbError};
@@ -61,4 +78,5 @@ pub use notification::Notification;
 pub use postgres_types::{FromSql, ToSql, Type};
 pub use row::{Row, RowIndex};
 pub use statement::{Column, Statement, ToStatement};
-pub use transaction::Transaction;
+pub use stream::{Portal, RowStream};
+pub use transaction::{IsolationLevel, Transaction, TransactionBuilder};

@@ -43,6 +43,15 @@ impl Socket {
         }
     }
 
+    /// Reads what has already arrived into `buf`, without waiting
+    /// (`WouldBlock` when nothing has).
+    pub(crate) fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        match self {
+            Socket::Tcp(s) => s.try_read_buf(buf),
+            Socket::Unix(s) => s.try_read_buf(buf),
+        }
+    }
+
     /// Writes what the kernel takes right now, without waiting.
     pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         match self {

@@ -64,7 +64,9 @@ pub(crate) type CloseQueue = Arc<Mutex<Vec<String>>>;
 /// server inferred them and its result columns.
 ///
 /// Cloning is cheap. When the last clone is dropped the server-side statement is
-/// closed on the connection's next exchange.
+/// closed on the connection's next exchange. The statement cache holds clones too:
+/// a statement it evicts is closed once no clone of yours remains (see
+/// [`Connection::prepare_cached`](crate::Connection::prepare_cached)).
 #[derive(Clone)]
 pub struct Statement(Arc<Inner>);
 
@@ -93,7 +95,23 @@ impl Statement {
         }))
     }
 
-    /// The statement's name on the server.
+    /// The unnamed statement, just described: never closed (the next Parse of an
+    /// unnamed statement replaces it).
+    pub(crate) fn unnamed(
+        connection_id: u64,
+        params: Vec<Type>,
+        columns: Arc<[Column]>,
+    ) -> Statement {
+        Statement(Arc::new(Inner {
+            name: String::new(),
+            connection_id,
+            params,
+            columns,
+            close_queue: Weak::new(),
+        }))
+    }
+
+    /// The statement's name on the server (empty for the unnamed statement).
     pub fn name(&self) -> &str {
         &self.0.name
     }
@@ -136,6 +154,44 @@ impl Drop for Inner {
     }
 }
 
+/// The name of a statement being prepared: if the preparation is abandoned (its
+/// future dropped) or fails after the server may have created the statement, the
+/// name is queued for closing. [`PendingName::into_name`] hands it over to the
+/// [`Statement`] made from it.
+pub(crate) struct PendingName {
+    name: String,
+    close_queue: Weak<Mutex<Vec<String>>>,
+}
+
+impl PendingName {
+    pub(crate) fn new(name: String, close_queue: &CloseQueue) -> PendingName {
+        PendingName {
+            name,
+            close_queue: Arc::downgrade(close_queue),
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Disarms the guard.
+    pub(crate) fn into_name(mut self) -> String {
+        self.close_queue = Weak::new();
+        std::mem::take(&mut self.name)
+    }
+}
+
+impl Drop for PendingName {
+    fn drop(&mut self) {
+        // Closing a statement that does not exist is not an error.
+        if let Some(queue) = self.close_queue.upgrade() {
+            let mut names = queue.lock().unwrap_or_else(|p| p.into_inner());
+            names.push(std::mem::take(&mut self.name));
+        }
+    }
+}
+
 mod private {
     pub trait Sealed {}
     impl Sealed for str {}
@@ -145,13 +201,15 @@ mod private {
 
 /// What a query runs: SQL text or a prepared statement.
 #[doc(hidden)]
+#[derive(Clone, Copy)]
 pub enum Source<'a> {
     Sql(&'a str),
     Prepared(&'a Statement),
 }
 
-/// Something the query methods can run: `str`, `String` (prepared as the unnamed
-/// statement each time) or a [`Statement`] (prepared once with
+/// Something the query methods can run: `str` or `String` (SQL text, prepared
+/// through the connection's statement cache, or as the unnamed statement each time
+/// when the cache is off) or a [`Statement`] (prepared once with
 /// [`Connection::prepare`](crate::Connection::prepare)).
 ///
 /// This trait is sealed.

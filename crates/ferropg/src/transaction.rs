@@ -4,7 +4,8 @@ use std::fmt;
 
 use postgres_types::{ToSql, Type};
 
-use crate::cancel::CancelToken;
+use crate::cancel::{timed, CancelToken};
+use crate::copy::{CopyIn, CopyOut};
 use crate::exchange::Response;
 use crate::row::Row;
 use crate::statement::{Statement, ToStatement};
@@ -43,6 +44,11 @@ impl<'c> Transaction<'c> {
         Transaction::start(conn, None, 0, "BEGIN").await
     }
 
+    /// The connection, for the methods defined elsewhere.
+    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
+        self.conn
+    }
+
     /// Sends `sql` with the guard already armed: if this future is dropped after
     /// `sql` was queued, the guard's `Drop` rolls back.
     async fn start(
@@ -73,13 +79,15 @@ impl<'c> Transaction<'c> {
             Some(name) => format!("RELEASE SAVEPOINT {name}"),
             None => "COMMIT".to_owned(),
         };
-        self.end(&sql).await
+        let deadline = self.conn.deadline();
+        timed(deadline, self.end(&sql)).await
     }
 
     /// Rolls back (to the savepoint, for a nested transaction).
     pub async fn rollback(mut self) -> Result<(), Error> {
         let sql = self.rollback_sql();
-        self.end(&sql).await
+        let deadline = self.conn.deadline();
+        timed(deadline, self.end(&sql)).await
     }
 
     /// Sends the statement that ends the transaction. From the moment it is queued
@@ -104,7 +112,12 @@ impl<'c> Transaction<'c> {
         let depth = self.depth + 1;
         let name = format!("ferropg_sp_{depth}");
         let sql = format!("SAVEPOINT {name}");
-        Transaction::start(self.conn, Some(name), depth, &sql).await
+        let deadline = self.conn.deadline();
+        timed(
+            deadline,
+            Transaction::start(self.conn, Some(name), depth, &sql),
+        )
+        .await
     }
 
     /// [`Connection::query`] within the transaction.
@@ -170,6 +183,21 @@ impl<'c> Transaction<'c> {
         self.conn.prepare_typed(sql, types).await
     }
 
+    /// [`Connection::prepare_cached`] within the transaction.
+    pub async fn prepare_cached(&mut self, sql: &str) -> Result<Statement, Error> {
+        self.conn.prepare_cached(sql).await
+    }
+
+    /// [`Connection::copy_in`] within the transaction.
+    pub async fn copy_in(&mut self, sql: &str) -> Result<CopyIn<'_>, Error> {
+        self.conn.copy_in(sql).await
+    }
+
+    /// [`Connection::copy_out`] within the transaction.
+    pub async fn copy_out(&mut self, sql: &str) -> Result<CopyOut<'_>, Error> {
+        self.conn.copy_out(sql).await
+    }
+
     /// [`Connection::cancel_token`] of the underlying connection.
     pub fn cancel_token(&self) -> CancelToken {
         self.conn.cancel_token()
@@ -178,6 +206,117 @@ impl<'c> Transaction<'c> {
     /// The underlying connection, for its accessors.
     pub fn connection(&self) -> &Connection {
         self.conn
+    }
+}
+
+/// A transaction's isolation level (`BEGIN ISOLATION LEVEL ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum IsolationLevel {
+    /// `READ UNCOMMITTED` (PostgreSQL runs it as `READ COMMITTED`).
+    ReadUncommitted,
+    /// `READ COMMITTED`, PostgreSQL's default.
+    ReadCommitted,
+    /// `REPEATABLE READ`.
+    RepeatableRead,
+    /// `SERIALIZABLE`.
+    Serializable,
+}
+
+impl IsolationLevel {
+    fn sql(self) -> &'static str {
+        match self {
+            IsolationLevel::ReadUncommitted => "ISOLATION LEVEL READ UNCOMMITTED",
+            IsolationLevel::ReadCommitted => "ISOLATION LEVEL READ COMMITTED",
+            IsolationLevel::RepeatableRead => "ISOLATION LEVEL REPEATABLE READ",
+            IsolationLevel::Serializable => "ISOLATION LEVEL SERIALIZABLE",
+        }
+    }
+}
+
+/// Options of a transaction to start, from
+/// [`Connection::build_transaction`]; unset options take the session's defaults.
+///
+/// ```no_run
+/// # async fn f(conn: &mut ferropg::Connection) -> Result<(), ferropg::Error> {
+/// use ferropg::IsolationLevel;
+///
+/// let mut tx = conn
+///     .build_transaction()
+///     .isolation_level(IsolationLevel::Serializable)
+///     .read_only(true)
+///     .deferrable(true)
+///     .start()
+///     .await?;
+/// let n: i64 = tx.query_one("select count(*) from pg_class", &[]).await?.get(0);
+/// tx.commit().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct TransactionBuilder<'c> {
+    conn: &'c mut Connection,
+    isolation_level: Option<IsolationLevel>,
+    read_only: Option<bool>,
+    deferrable: Option<bool>,
+}
+
+impl<'c> TransactionBuilder<'c> {
+    pub(crate) fn new(conn: &'c mut Connection) -> TransactionBuilder<'c> {
+        TransactionBuilder {
+            conn,
+            isolation_level: None,
+            read_only: None,
+            deferrable: None,
+        }
+    }
+
+    /// Sets the isolation level.
+    pub fn isolation_level(mut self, level: IsolationLevel) -> Self {
+        self.isolation_level = Some(level);
+        self
+    }
+
+    /// Makes the transaction `READ ONLY` (`true`) or `READ WRITE` (`false`).
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = Some(read_only);
+        self
+    }
+
+    /// Makes the transaction `DEFERRABLE` or `NOT DEFERRABLE` (which matters only
+    /// for a serializable read-only one).
+    pub fn deferrable(mut self, deferrable: bool) -> Self {
+        self.deferrable = Some(deferrable);
+        self
+    }
+
+    /// The `BEGIN` statement for these options.
+    fn sql(&self) -> String {
+        let mut modes = Vec::new();
+        if let Some(level) = self.isolation_level {
+            modes.push(level.sql());
+        }
+        match self.read_only {
+            Some(true) => modes.push("READ ONLY"),
+            Some(false) => modes.push("READ WRITE"),
+            None => {}
+        }
+        match self.deferrable {
+            Some(true) => modes.push("DEFERRABLE"),
+            Some(false) => modes.push("NOT DEFERRABLE"),
+            None => {}
+        }
+        if modes.is_empty() {
+            "BEGIN".to_owned()
+        } else {
+            format!("BEGIN {}", modes.join(", "))
+        }
+    }
+
+    /// Runs the `BEGIN` and returns the [`Transaction`].
+    pub async fn start(self) -> Result<Transaction<'c>, Error> {
+        let sql = self.sql();
+        let deadline = self.conn.deadline();
+        timed(deadline, Transaction::start(self.conn, None, 0, &sql)).await
     }
 }
 
@@ -196,5 +335,22 @@ impl Drop for Transaction<'_> {
             let sql = self.rollback_sql();
             self.conn.cleanup_sql.push(sql);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IsolationLevel;
+
+    #[test]
+    fn isolation_levels_spell_their_sql() {
+        assert_eq!(
+            IsolationLevel::RepeatableRead.sql(),
+            "ISOLATION LEVEL REPEATABLE READ"
+        );
+        assert_eq!(
+            IsolationLevel::ReadUncommitted.sql(),
+            "ISOLATION LEVEL READ UNCOMMITTED"
+        );
     }
 }

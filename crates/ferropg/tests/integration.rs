@@ -26,6 +26,13 @@ async fn connect() -> Connection {
     ferropg::connect(&config()).await.expect("connect")
 }
 
+/// A connection without the statement cache: SQL text is the unnamed statement.
+async fn connect_uncached() -> Connection {
+    let mut c = config();
+    c.statement_cache_size(0);
+    ferropg::connect(&c).await.expect("connect")
+}
+
 /// A second connection's view: runs `sql` and returns the first column of the row.
 async fn scalar_i64(conn: &mut Connection, sql: &str) -> i64 {
     conn.query_one(sql, &[]).await.unwrap().get(0)
@@ -466,9 +473,21 @@ async fn parameter_count_mismatch_keeps_the_connection() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ParameterCount, "{err}");
-    // Text with placeholders but no parameters: the server refuses the Bind.
+    // That text is cached now, so the count is checked before anything is sent.
     let err = conn.query("select $1::int4", &[]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ParameterCount, "{err}");
+    // New text with placeholders but no parameters: the server refuses the Bind
+    // (and the statement is cached, so the next try fails on the client).
+    let err = conn.query("select $1::int8", &[]).await.unwrap_err();
     assert_eq!(err.code(), Some(&sqlstate::PROTOCOL_VIOLATION), "{err}");
+    let err = conn.query("select $1::int8", &[]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ParameterCount, "{err}");
+    // Without the cache, the server refuses it every time.
+    let mut uncached = connect_uncached().await;
+    for _ in 0..2 {
+        let err = uncached.query("select $1::int4", &[]).await.unwrap_err();
+        assert_eq!(err.code(), Some(&sqlstate::PROTOCOL_VIOLATION), "{err}");
+    }
     let row = conn.query_one(&stmt, &[&1i32, &2i32]).await.unwrap();
     assert_eq!(row.get::<_, i32>(0), 3);
 }
@@ -590,7 +609,8 @@ async fn transactions_commit_roll_back_and_roll_back_on_drop() {
 
 #[tokio::test]
 async fn prepared_statements_are_reused_and_closed() {
-    let mut conn = connect().await;
+    // Without the cache, so that only these statements are prepared.
+    let mut conn = connect_uncached().await;
     let stmt = conn
         .prepare("select $1::int4 * 2 as doubled, $2::text as label")
         .await

@@ -28,9 +28,10 @@ use tokio::net::{TcpListener, TcpStream};
 /// A client that takes longer than this to give up has hung.
 const DEADLINE: Duration = Duration::from_secs(10);
 
-/// A one-column, one-row query (sent in one round trip: Parse, Bind, Describe,
-/// Execute, Sync), so its reply is ParseComplete, BindComplete, RowDescription,
-/// DataRow, CommandComplete, ReadyForQuery.
+/// A one-column, one-row query, new to each connection's statement cache, so it is
+/// sent in one round trip (Parse, Describe of the statement, Bind, Execute, Sync)
+/// and its reply is ParseComplete, ParameterDescription, RowDescription,
+/// BindComplete, DataRow, CommandComplete, ReadyForQuery.
 const ONE_ROW: &str = "select 42::int4 as n";
 
 /// Turns a reply into the bytes the client gets instead.

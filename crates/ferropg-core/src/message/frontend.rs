@@ -172,6 +172,63 @@ pub fn copy_fail_message(message: &str, buf: &mut BytesMut) -> Result<(), Encode
     Ok(frontend::copy_fail(message, buf)?)
 }
 
+/// The largest payload [`copy_data`] puts in one message: a CopyData message's
+/// length is an Int32 and the server refuses messages of 1 GiB or more.
+pub const COPY_DATA_MAX: usize = 256 * 1024 * 1024;
+
+/// CopyData carrying `data` (part of a COPY FROM STDIN stream), appended to `buf`.
+/// Fails, appending nothing, for more than [`COPY_DATA_MAX`] bytes: split larger
+/// payloads, COPY data may be cut anywhere.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use ferropg_core::message::frontend::copy_data;
+///
+/// let mut buf = BytesMut::new();
+/// copy_data(b"1\tapple\n", &mut buf).unwrap();
+/// assert_eq!(&buf[..5], &[b'd', 0, 0, 0, 4 + 8]);
+/// assert_eq!(&buf[5..], b"1\tapple\n");
+/// ```
+pub fn copy_data(data: &[u8], buf: &mut BytesMut) -> Result<(), EncodeError> {
+    if data.len() > COPY_DATA_MAX {
+        return Err(EncodeError(format!(
+            "a CopyData message of {} bytes is too large (at most {COPY_DATA_MAX})",
+            data.len()
+        )));
+    }
+    buf.reserve(5 + data.len());
+    buf.put_u8(b'd');
+    // At most COPY_DATA_MAX + 4, which fits an i32.
+    buf.put_i32((data.len() + 4) as i32);
+    buf.put_slice(data);
+    Ok(())
+}
+
+/// Starts a CopyData message whose payload the caller appends next; returns the
+/// position to pass to [`end_copy_data`] once the payload is written. Lets a front
+/// end encode rows straight into the message instead of copying them in.
+pub fn begin_copy_data(buf: &mut BytesMut) -> usize {
+    let start = buf.len();
+    buf.put_u8(b'd');
+    buf.put_i32(0);
+    start
+}
+
+/// Fills in the length of the CopyData message started at `start` by
+/// [`begin_copy_data`], which ends at the end of `buf`.
+pub fn end_copy_data(start: usize, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    let payload = buf.len().saturating_sub(start + 5);
+    if payload > COPY_DATA_MAX {
+        buf.truncate(start);
+        return Err(EncodeError(format!(
+            "a CopyData message of {payload} bytes is too large (at most {COPY_DATA_MAX})"
+        )));
+    }
+    let len = ((payload + 4) as i32).to_be_bytes();
+    buf[start + 1..start + 5].copy_from_slice(&len);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,5 +264,45 @@ mod tests {
         cancel_request_with_key(1, &[], &mut buf);
         assert_eq!(buf.len(), 12);
         assert_eq!(buf[..4], 12i32.to_be_bytes());
+    }
+
+    #[test]
+    fn copy_data_matches_postgres_protocol() {
+        let mut ours = BytesMut::from(&b"x"[..]);
+        copy_data(b"1,apple\n2,pear\n", &mut ours).unwrap();
+        let mut theirs = BytesMut::from(&b"x"[..]);
+        frontend::CopyData::new(&b"1,apple\n2,pear\n"[..])
+            .unwrap()
+            .write(&mut theirs);
+        assert_eq!(ours, theirs);
+
+        let mut empty = BytesMut::new();
+        copy_data(b"", &mut empty).unwrap();
+        assert_eq!(&empty[..], &[b'd', 0, 0, 0, 4]);
+    }
+
+    #[test]
+    fn copy_data_begun_then_ended_equals_copy_data() {
+        let mut whole = BytesMut::new();
+        copy_data(b"abc", &mut whole).unwrap();
+        let mut parts = BytesMut::new();
+        let start = begin_copy_data(&mut parts);
+        parts.extend_from_slice(b"abc");
+        end_copy_data(start, &mut parts).unwrap();
+        assert_eq!(whole, parts);
+
+        // After other messages in the same buffer.
+        let mut buf = BytesMut::from(&b"prefix"[..]);
+        let start = begin_copy_data(&mut buf);
+        end_copy_data(start, &mut buf).unwrap();
+        assert_eq!(&buf[6..], &[b'd', 0, 0, 0, 4]);
+    }
+
+    #[test]
+    fn copy_data_too_large_is_an_error() {
+        let big = vec![0u8; COPY_DATA_MAX + 1];
+        let mut buf = BytesMut::new();
+        assert!(copy_data(&big, &mut buf).is_err());
+        assert!(buf.is_empty());
     }
 }

@@ -1,0 +1,455 @@
+//! COPY: [`CopyIn`] feeds `COPY ... FROM STDIN`, [`BinaryCopyIn`] encodes its rows
+//! in binary format from [`ToSql`] values, [`CopyOut`] reads `COPY ... TO STDOUT`.
+//!
+//! Both directions use the simple query protocol. After an error (or a CopyFail)
+//! the server answers ErrorResponse and ReadyForQuery at once and ignores any
+//! CopyData still on its way, so nothing else has to be sent to get back in step.
+
+use std::fmt;
+use std::io;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use ferropg_core::message::frontend::{self, COPY_DATA_MAX};
+use ferropg_core::message::Message;
+use ferropg_core::sqlstate;
+use postgres_types::{IsNull, ToSql, Type};
+
+use crate::cancel::timed;
+use crate::exchange::{Op, Response, Step};
+use crate::{Connection, Error};
+
+/// Buffered COPY data is written out once it reaches this size.
+const FLUSH_AT: usize = 128 * 1024;
+
+/// The signature, flags and header extension length that open binary COPY data.
+const BINARY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+/// A `COPY ... FROM STDIN` in progress, from [`Connection::copy_in`]: a sink for
+/// the data, in whatever format the COPY names (text, csv, binary).
+///
+/// [`send`](CopyIn::send) data in chunks of any size (rows may be split across
+/// chunks), then [`finish`](CopyIn::finish) to commit the COPY and get its row
+/// count, or [`abort`](CopyIn::abort) to make it fail (a CopyFail), which rolls it
+/// back. Data is buffered and written in large pieces.
+///
+/// **Dropped** without `finish` or `abort`, the COPY is aborted: a CopyFail goes
+/// out with the connection's next request.
+///
+/// If the server rejects the data midway (a malformed row, a constraint), it says
+/// so at once; `send` notices when it writes, and returns that error from then on,
+/// as `finish` does.
+pub struct CopyIn<'a> {
+    conn: &'a mut Connection,
+    op: u64,
+    resp: Response,
+    /// The server ended the COPY (its ReadyForQuery arrived).
+    ended: bool,
+    /// `finish` or `abort` took over: dropping no longer aborts.
+    closing: bool,
+}
+
+impl<'a> CopyIn<'a> {
+    /// Sends `sql` and waits for the server's CopyInResponse.
+    pub(crate) async fn start(conn: &'a mut Connection, sql: &str) -> Result<CopyIn<'a>, Error> {
+        let op = conn.begin_op().await?;
+        conn.encode(|buf| frontend::query(sql, buf))?;
+        conn.core.push(Op {
+            copy_in: true,
+            ..Op::simple(op)
+        });
+        conn.flush().await?;
+        let mut resp = Response::default();
+        loop {
+            let frame = conn.read_frame().await?;
+            match conn.route(&frame, op)? {
+                Step::Skip => {}
+                Step::Msg(Message::CopyInResponse(_)) => {
+                    // A second COPY FROM STDIN in the same query string is refused.
+                    if let Some(head) = conn.core.head_mut() {
+                        head.copy_in = false;
+                    }
+                    return Ok(CopyIn {
+                        conn,
+                        op,
+                        resp,
+                        ended: false,
+                        closing: false,
+                    });
+                }
+                Step::Msg(msg) => conn.on_message(msg, &frame, &mut resp)?,
+                Step::Done => {
+                    return Err(match resp.error.take() {
+                        Some(e) => Error::db(e),
+                        None => Error::copy("the statement did not start a COPY FROM STDIN"),
+                    })
+                }
+            }
+            if !conn.write_buf.is_empty() {
+                conn.flush().await?;
+            }
+        }
+    }
+
+    /// Sends a chunk of COPY data. It is buffered and written once enough has
+    /// accumulated (then bounded by the connection's
+    /// [`timeout`](Connection::set_timeout)); `finish` writes the rest.
+    pub async fn send(&mut self, data: impl AsRef<[u8]>) -> Result<(), Error> {
+        self.check()?;
+        for chunk in data.as_ref().chunks(COPY_DATA_MAX) {
+            self.conn.encode(|buf| frontend::copy_data(chunk, buf))?;
+        }
+        self.maybe_flush().await
+    }
+
+    /// Queues a whole CopyData message, without copying it when nothing else is
+    /// buffered; `frame` is left empty.
+    pub(crate) async fn send_frame(&mut self, frame: &mut BytesMut) -> Result<(), Error> {
+        self.check()?;
+        let out = &mut self.conn.write_buf;
+        if out.is_empty() {
+            // The two buffers take turns: the one just written out comes back.
+            std::mem::swap(out, frame);
+        } else {
+            out.extend_from_slice(frame);
+        }
+        frame.clear();
+        self.maybe_flush().await
+    }
+
+    /// Fails when the COPY is over: the server's error, or a closed connection.
+    fn check(&mut self) -> Result<(), Error> {
+        self.conn.check_open()?;
+        if self.ended {
+            return Err(match &self.resp.error {
+                Some(e) => Error::db(e.clone()),
+                None => Error::copy("the COPY has already ended"),
+            });
+        }
+        Ok(())
+    }
+
+    async fn maybe_flush(&mut self) -> Result<(), Error> {
+        if self.conn.write_buf.len() < FLUSH_AT {
+            return Ok(());
+        }
+        let deadline = self.conn.deadline();
+        timed(deadline, self.conn.flush()).await?;
+        self.poll_response()?;
+        self.check()
+    }
+
+    /// Takes in what the server has sent so far, without waiting: an early error
+    /// ends the COPY.
+    fn poll_response(&mut self) -> Result<(), Error> {
+        let conn = &mut *self.conn;
+        conn.read_buf.reserve(4096);
+        match conn.socket.try_read_buf(&mut conn.read_buf) {
+            // An end of stream is reported by the next blocking read.
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(conn.fail(Error::io("reading from the server", e))),
+        }
+        while let Some(frame) = conn.buffered_frame() {
+            match conn.route(&frame, self.op)? {
+                Step::Skip => {}
+                Step::Msg(msg) => conn.on_message(msg, &frame, &mut self.resp)?,
+                Step::Done => {
+                    self.ended = true;
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the data (CopyDone) and waits for the server to finish: returns the
+    /// number of rows copied, or the error that made the COPY fail. Bounded by the
+    /// connection's [`timeout`](Connection::set_timeout).
+    pub async fn finish(mut self) -> Result<u64, Error> {
+        self.closing = true;
+        let deadline = self.conn.deadline();
+        timed(deadline, self.end(None)).await?;
+        Ok(self.resp.rows_affected)
+    }
+
+    /// Makes the COPY fail with `message` (a CopyFail): the server rolls back what
+    /// it copied (and, inside a transaction, aborts the transaction). Returns
+    /// `Ok(())` once the server confirmed; if the COPY had already failed for
+    /// another reason, that error.
+    pub async fn abort(mut self, message: &str) -> Result<(), Error> {
+        self.closing = true;
+        let deadline = self.conn.deadline();
+        match timed(deadline, self.end(Some(message))).await {
+            Err(e) if e.code() == Some(&sqlstate::QUERY_CANCELED) && !self.failed_before() => {
+                Ok(())
+            }
+            Err(e) => Err(e),
+            Ok(()) => Ok(()),
+        }
+    }
+
+    /// True when the server had ended the COPY with an error before `abort`.
+    fn failed_before(&self) -> bool {
+        self.ended && self.resp.error.is_some()
+    }
+
+    /// Sends CopyDone (or CopyFail with `fail`) and reads to ReadyForQuery.
+    async fn end(&mut self, fail: Option<&str>) -> Result<(), Error> {
+        self.conn.check_open()?;
+        if self.ended {
+            return match &self.resp.error {
+                Some(e) => Err(Error::db(e.clone())),
+                None => Ok(()),
+            };
+        }
+        self.conn.encode(|buf| match fail {
+            Some(message) => frontend::copy_fail_message(message, buf),
+            None => {
+                frontend::copy_done(buf);
+                Ok(())
+            }
+        })?;
+        let result = self.conn.finish(self.op, &mut self.resp).await;
+        self.ended = true;
+        result
+    }
+}
+
+impl fmt::Debug for CopyIn<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CopyIn")
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for CopyIn<'_> {
+    fn drop(&mut self) {
+        if !self.closing && !self.ended && !self.conn.is_closed() {
+            // Goes out with the next request; the server then rolls the COPY back
+            // and ends the operation, which that request reads past.
+            let _ = self.conn.encode(|buf| {
+                frontend::copy_fail_message("the COPY was abandoned by the client", buf)
+            });
+        }
+    }
+}
+
+/// Rows of [`ToSql`] values written as binary COPY data into a [`CopyIn`] started
+/// with `COPY ... FROM STDIN (FORMAT binary)`.
+///
+/// The column types are the caller's to give (COPY does not report them), in the
+/// order of the COPY's column list; each value is encoded as its type's binary
+/// form, so a Rust type that does not match fails with an error of kind
+/// [`ToSql`](crate::ErrorKind::ToSql) before anything of that row is sent.
+///
+/// ```no_run
+/// # async fn f(conn: &mut ferropg::Connection) -> Result<(), ferropg::Error> {
+/// use ferropg::{BinaryCopyIn, Type};
+///
+/// let copy = conn.copy_in("copy item (id, name) from stdin (format binary)").await?;
+/// let mut writer = BinaryCopyIn::new(copy, &[Type::INT4, Type::TEXT]);
+/// writer.write(&[&1i32, &"apple"]).await?;
+/// writer.write(&[&2i32, &None::<&str>]).await?;
+/// assert_eq!(writer.finish().await?, 2);
+/// # Ok(()) }
+/// ```
+pub struct BinaryCopyIn<'a> {
+    copy: CopyIn<'a>,
+    types: Vec<Type>,
+    /// One CopyData message being filled with rows.
+    buf: BytesMut,
+    /// Where that message starts in `buf`.
+    frame: usize,
+}
+
+impl<'a> BinaryCopyIn<'a> {
+    /// Wraps `copy`, for rows of values of `types`.
+    pub fn new(copy: CopyIn<'a>, types: &[Type]) -> BinaryCopyIn<'a> {
+        let mut buf = BytesMut::with_capacity(FLUSH_AT + 8 * 1024);
+        let frame = frontend::begin_copy_data(&mut buf);
+        buf.extend_from_slice(BINARY_HEADER);
+        BinaryCopyIn {
+            copy,
+            types: types.to_vec(),
+            buf,
+            frame,
+        }
+    }
+
+    /// Encodes one row; rows are sent in large batches.
+    pub async fn write(&mut self, row: &[&(dyn ToSql + Sync)]) -> Result<(), Error> {
+        if row.len() != self.types.len() {
+            return Err(Error::parameter_count(self.types.len(), row.len()));
+        }
+        let mark = self.buf.len();
+        if let Err(e) = encode_row(&mut self.buf, &self.types, row) {
+            self.buf.truncate(mark);
+            return Err(e);
+        }
+        if self.buf.len() >= FLUSH_AT {
+            self.send_batch().await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the batch of rows encoded so far and starts the next.
+    async fn send_batch(&mut self) -> Result<(), Error> {
+        frontend::end_copy_data(self.frame, &mut self.buf)?;
+        self.copy.send_frame(&mut self.buf).await?;
+        self.frame = frontend::begin_copy_data(&mut self.buf);
+        Ok(())
+    }
+
+    /// Writes the trailer and [`finish`](CopyIn::finish)es the COPY: the number of
+    /// rows copied.
+    pub async fn finish(mut self) -> Result<u64, Error> {
+        self.buf.put_i16(-1);
+        self.send_batch().await?;
+        self.copy.finish().await
+    }
+
+    /// [`abort`](CopyIn::abort)s the COPY; rows not sent yet are discarded.
+    pub async fn abort(self, message: &str) -> Result<(), Error> {
+        self.copy.abort(message).await
+    }
+}
+
+impl fmt::Debug for BinaryCopyIn<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BinaryCopyIn")
+            .field("types", &self.types)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One binary COPY tuple: the field count, then each value as a length (-1 for
+/// NULL) and its binary form.
+fn encode_row(
+    buf: &mut BytesMut,
+    types: &[Type],
+    row: &[&(dyn ToSql + Sync)],
+) -> Result<(), Error> {
+    // A table has at most 1600 columns.
+    let count = i16::try_from(row.len()).map_err(|_| Error::encode("too many columns"))?;
+    buf.put_i16(count);
+    for (i, (value, ty)) in row.iter().zip(types).enumerate() {
+        let at = buf.len();
+        buf.put_i32(0);
+        let len = match value.to_sql_checked(ty, buf) {
+            Ok(IsNull::Yes) => -1,
+            Ok(IsNull::No) => i32::try_from(buf.len() - at - 4)
+                .map_err(|_| Error::encode(format!("value {} is larger than 2 GiB", i + 1)))?,
+            Err(e) => return Err(Error::to_sql(i, e)),
+        };
+        buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+    }
+    Ok(())
+}
+
+/// A `COPY ... TO STDOUT` in progress, from [`Connection::copy_out`]: the data in
+/// the chunks the server sends (one row each, for text and csv), read as they
+/// are asked for.
+///
+/// Dropping it before the end is safe: the connection's next call reads and
+/// discards the rest.
+pub struct CopyOut<'a> {
+    conn: &'a mut Connection,
+    op: u64,
+    resp: Response,
+    done: bool,
+}
+
+impl<'a> CopyOut<'a> {
+    /// Sends `sql` and waits for the server's CopyOutResponse.
+    pub(crate) async fn start(conn: &'a mut Connection, sql: &str) -> Result<CopyOut<'a>, Error> {
+        let op = conn.begin_op().await?;
+        conn.send_simple(op, sql)?;
+        conn.flush().await?;
+        let mut resp = Response::default();
+        loop {
+            let frame = conn.read_frame().await?;
+            match conn.route(&frame, op)? {
+                Step::Skip => {}
+                Step::Msg(Message::CopyOutResponse(_)) => {
+                    return Ok(CopyOut {
+                        conn,
+                        op,
+                        resp,
+                        done: false,
+                    })
+                }
+                Step::Msg(msg) => conn.on_message(msg, &frame, &mut resp)?,
+                Step::Done => {
+                    return Err(match resp.error.take() {
+                        Some(e) => Error::db(e),
+                        None => Error::copy("the statement did not start a COPY TO STDOUT"),
+                    })
+                }
+            }
+            if !conn.write_buf.is_empty() {
+                conn.flush().await?;
+            }
+        }
+    }
+
+    /// The next chunk of data (a shared slice of what was read, not a copy);
+    /// `None` at the end. An error (the query failed, was cancelled) comes once as
+    /// `Some(Err(..))`, and then the stream ends. Each call is bounded by the
+    /// connection's [`timeout`](Connection::set_timeout).
+    ///
+    /// Cancel-safe: a dropped `next()` future loses no data.
+    #[allow(clippy::should_implement_trait)]
+    pub async fn next(&mut self) -> Option<Result<Bytes, Error>> {
+        if self.done {
+            return None;
+        }
+        let deadline = self.conn.deadline();
+        match timed(deadline, self.step()).await {
+            Ok(chunk) => chunk.map(Ok),
+            Err(e) => {
+                if self.conn.is_closed() {
+                    self.done = true;
+                }
+                Some(Err(e))
+            }
+        }
+    }
+
+    async fn step(&mut self) -> Result<Option<Bytes>, Error> {
+        let conn = &mut *self.conn;
+        conn.check_open()?;
+        loop {
+            if !conn.write_buf.is_empty() {
+                conn.flush().await?;
+            }
+            let frame = conn.read_frame().await?;
+            match conn.route(&frame, self.op)? {
+                Step::Skip => {}
+                Step::Msg(Message::CopyData(data)) => return Ok(Some(frame.slice_ref(data))),
+                Step::Msg(msg) => conn.on_message(msg, &frame, &mut self.resp)?,
+                Step::Done => {
+                    self.done = true;
+                    return match &self.resp.error {
+                        Some(e) => Err(Error::db(e.clone())),
+                        None => Ok(None),
+                    };
+                }
+            }
+        }
+    }
+
+    /// The number of rows copied, once the stream has ended without error.
+    pub fn rows_affected(&self) -> Option<u64> {
+        (self.done && self.resp.error.is_none() && self.resp.completed)
+            .then_some(self.resp.rows_affected)
+    }
+}
+
+impl fmt::Debug for CopyOut<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CopyOut")
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,298 @@
+//! Results a row at a time: [`RowStream`] (one query's rows as they arrive) and
+//! [`Portal`] (a named portal inside a transaction, fetched in steps).
+
+use std::fmt;
+use std::sync::Arc;
+
+use ferropg_core::message::frontend::{self, EncodeError};
+use ferropg_core::message::Message;
+use postgres_types::ToSql;
+
+use crate::cancel::timed;
+use crate::connection::{Exec, Request};
+use crate::exchange::{Op, Response, Step};
+use crate::row::Row;
+use crate::statement::{Column, Source, Statement, ToStatement};
+use crate::transaction::Transaction;
+use crate::{Connection, Error};
+
+/// The rows of one query, read from the socket as they are asked for: from
+/// [`Connection::query_stream`] or [`Transaction::query_stream`].
+///
+/// Nothing is buffered beyond what one socket read brings, so a result of any size
+/// takes bounded memory (the server waits while the rows are not read). Get rows
+/// with [`next`](RowStream::next); a `futures` stream is one
+/// `futures::stream::unfold(rows, |mut r| async move { r.next().await.map(|x| (x, r)) })`
+/// away.
+///
+/// Dropping the stream before its end is safe: the connection's next call reads
+/// and discards the rest of the result first.
+pub struct RowStream<'a> {
+    conn: &'a mut Connection,
+    req: Request,
+    done: bool,
+    failed: bool,
+}
+
+impl<'a> RowStream<'a> {
+    /// Sends the query (flushed, so the server starts at once).
+    pub(crate) async fn start(
+        conn: &'a mut Connection,
+        source: Source<'_>,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<RowStream<'a>, Error> {
+        let exec = Exec {
+            portal: "",
+            max_rows: Some(0),
+            describe: true,
+        };
+        let req = conn.start(source, params, exec).await?;
+        conn.flush().await?;
+        Ok(RowStream {
+            conn,
+            req,
+            done: false,
+            failed: false,
+        })
+    }
+
+    /// The next row; `None` at the end of the result. A server error (a failing
+    /// row, a cancel) comes as `Some(Err(..))` once, after which the stream ends.
+    /// Each call is bounded by the connection's
+    /// [`timeout`](Connection::set_timeout); after a timeout the stream goes on
+    /// with the cancelled query's error.
+    ///
+    /// Cancel-safe: a dropped `next()` future loses no row.
+    #[allow(clippy::should_implement_trait)]
+    pub async fn next(&mut self) -> Option<Result<Row, Error>> {
+        if self.done {
+            return None;
+        }
+        let deadline = self.conn.deadline();
+        match timed(deadline, self.step()).await {
+            Ok(row) => row.map(Ok),
+            Err(e) => {
+                if self.conn.is_closed() {
+                    self.done = true;
+                }
+                if self.done {
+                    self.failed = true;
+                }
+                Some(Err(e))
+            }
+        }
+    }
+
+    /// Reads up to the next row or the end.
+    async fn step(&mut self) -> Result<Option<Row>, Error> {
+        let conn = &mut *self.conn;
+        conn.check_open()?;
+        loop {
+            if !conn.write_buf.is_empty() {
+                conn.flush().await?;
+            }
+            let frame = conn.read_frame().await?;
+            match conn.route(&frame, self.req.op)? {
+                Step::Skip => {}
+                Step::Msg(Message::DataRow(row)) => {
+                    let row = conn.make_row(self.req.resp.columns.as_ref(), &frame, &row)?;
+                    return Ok(Some(row));
+                }
+                Step::Msg(msg) => conn.on_message(msg, &frame, &mut self.req.resp)?,
+                Step::Done => {
+                    self.done = true;
+                    let result = match self.req.resp.error.take() {
+                        Some(e) => Err(Error::db(e)),
+                        None => Ok(()),
+                    };
+                    conn.complete(&mut self.req, &result);
+                    return result.map(|()| None);
+                }
+            }
+        }
+    }
+
+    /// The result columns: known at once for a prepared or cached statement, and
+    /// after the first [`next`](RowStream::next) otherwise.
+    pub fn columns(&self) -> Option<&[Column]> {
+        self.req.resp.columns.as_deref()
+    }
+
+    /// The row count of the command tag, once the stream has ended without error.
+    pub fn rows_affected(&self) -> Option<u64> {
+        (self.done && !self.failed && self.req.resp.completed)
+            .then_some(self.req.resp.rows_affected)
+    }
+}
+
+impl fmt::Debug for RowStream<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RowStream")
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A named portal: a query bound with its parameters inside a transaction, whose
+/// rows are fetched in steps with [`fetch`](Portal::fetch) (an Execute with a row
+/// limit each time). Made by [`Transaction::bind`].
+///
+/// The portal borrows the transaction; run other statements in between through
+/// [`transaction`](Portal::transaction). It is closed on the server when dropped
+/// (with the connection's next request), and in any case when the transaction ends.
+///
+/// ```no_run
+/// # async fn f(conn: &mut ferropg::Connection) -> Result<(), ferropg::Error> {
+/// let mut tx = conn.transaction().await?;
+/// let mut portal = tx.bind("select g from generate_series(1, $1) g", &[&1000i32]).await?;
+/// while !portal.is_done() {
+///     for row in portal.fetch(100).await? {
+///         let g: i32 = row.get(0);
+///     }
+///     portal.transaction().execute("select 1", &[]).await?;
+/// }
+/// drop(portal);
+/// tx.commit().await?;
+/// # Ok(()) }
+/// ```
+pub struct Portal<'t, 'c> {
+    tx: &'t mut Transaction<'c>,
+    name: String,
+    columns: Arc<[Column]>,
+    /// Keeps the statement from being closed under the portal.
+    _statement: Option<Statement>,
+    done: bool,
+}
+
+impl<'t, 'c> Portal<'t, 'c> {
+    /// Binds `source` to a new portal, in one round trip (two for SQL text with
+    /// parameters that is not cached yet).
+    pub(crate) async fn bind(
+        tx: &'t mut Transaction<'c>,
+        source: Source<'_>,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Portal<'t, 'c>, Error> {
+        let conn = tx.conn_mut();
+        let name = conn.new_portal_name();
+        let exec = Exec {
+            portal: &name,
+            max_rows: None,
+            describe: true,
+        };
+        let mut req = conn.start(source, params, exec).await?;
+        let result = conn.finish(req.op, &mut req.resp).await;
+        conn.complete(&mut req, &result);
+        result?;
+        let columns = req.resp.columns.take().unwrap_or_else(|| Arc::from([]));
+        Ok(Portal {
+            tx,
+            name,
+            columns,
+            _statement: req.statement,
+            done: false,
+        })
+    }
+
+    /// Fetches up to `max_rows` more rows (0: all the rest), in one round trip.
+    /// Fewer than asked means the end; after it (see [`is_done`](Portal::is_done))
+    /// this returns no rows without asking the server. Bounded by the connection's
+    /// [`timeout`](Connection::set_timeout).
+    pub async fn fetch(&mut self, max_rows: usize) -> Result<Vec<Row>, Error> {
+        if self.done {
+            return Ok(Vec::new());
+        }
+        let deadline = self.tx.connection().deadline();
+        timed(deadline, self.fetch_inner(max_rows)).await
+    }
+
+    async fn fetch_inner(&mut self, max_rows: usize) -> Result<Vec<Row>, Error> {
+        let max = i32::try_from(max_rows).unwrap_or(i32::MAX);
+        let conn = self.tx.conn_mut();
+        let op = conn.begin_op().await?;
+        let name = &self.name;
+        conn.encode(|buf| {
+            frontend::execute(name, max, buf)?;
+            frontend::sync(buf);
+            Ok::<(), EncodeError>(())
+        })?;
+        conn.core.push(Op::extended(op));
+        let mut resp = Response {
+            columns: Some(self.columns.clone()),
+            rows: Some(Vec::with_capacity(max_rows.clamp(1, 1024))),
+            ..Response::default()
+        };
+        let result = conn.finish(op, &mut resp).await;
+        if result.is_err() || !resp.suspended {
+            self.done = true;
+        }
+        result?;
+        Ok(resp.rows.unwrap_or_default())
+    }
+
+    /// True once the portal has given its last row (or failed).
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// The result columns.
+    pub fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    /// The portal's name on the server.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The transaction the portal lives in, to run other statements between
+    /// fetches (it cannot be committed or rolled back while the portal lives).
+    pub fn transaction(&mut self) -> &mut Transaction<'c> {
+        self.tx
+    }
+}
+
+impl fmt::Debug for Portal<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Portal")
+            .field("name", &self.name)
+            .field("columns", &self.columns)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Portal<'_, '_> {
+    fn drop(&mut self) {
+        let name = std::mem::take(&mut self.name);
+        self.tx.conn_mut().cleanup_portals.push(name);
+    }
+}
+
+impl<'c> Transaction<'c> {
+    /// Binds a statement (SQL text or a [`Statement`]) and its parameters to a new
+    /// named [`Portal`], to fetch its rows in steps. Named portals live until the
+    /// end of their transaction, hence this is a method of [`Transaction`].
+    pub async fn bind<'t, T>(
+        &'t mut self,
+        statement: &T,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Portal<'t, 'c>, Error>
+    where
+        T: ?Sized + ToStatement,
+    {
+        let deadline = self.connection().deadline();
+        timed(deadline, Portal::bind(self, statement.__source(), params)).await
+    }
+
+    /// [`Connection::query_stream`] within the transaction.
+    pub async fn query_stream<T>(
+        &mut self,
+        statement: &T,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<RowStream<'_>, Error>
+    where
+        T: ?Sized + ToStatement,
+    {
+        self.conn_mut().query_stream(statement, params).await
+    }
+}
