@@ -42,6 +42,34 @@ async def tour(dsn: str | None) -> None:
     for row in rows:
         print(f"  row {row['id']}: {row['name']} costs {row['price']}  ({row!r})")
 
+    stmt = await con.prepare("SELECT name FROM fruit WHERE price < $1 ORDER BY name")
+    cheap = [r["name"] for r in await stmt.fetch(decimal.Decimal("2"))]
+    print(f"prepared statement {stmt.get_name()!r} found {cheap}")
+
+    await con.executemany(
+        "INSERT INTO fruit (name, price) VALUES ($1, $2)",
+        [(f"berry-{i}", decimal.Decimal(i) / 10) for i in range(1, 6)],
+    )
+    async with con.transaction():
+        seen = [
+            r["name"] async for r in con.cursor("SELECT name FROM fruit ORDER BY id", prefetch=2)
+        ]
+        print(f"a cursor in a transaction read {len(seen)} rows, 2 at a time")
+        try:
+            async with con.transaction():  # a savepoint
+                await con.execute("DELETE FROM fruit")
+                raise RuntimeError("changed my mind")
+        except RuntimeError:
+            pass
+    print(
+        f"the savepoint rolled back: {await con.fetchval('SELECT count(*) FROM fruit')} rows remain"
+    )
+
+    copied = await con.copy_records_to_table(
+        "fruit", records=[("kiwi", decimal.Decimal("0.5"))], columns=["name", "price"]
+    )
+    print(f"binary COPY: {copied}")
+
     newest = await con.fetchval("SELECT max(added) FROM fruit")
     print(f"newest row added at {newest.isoformat()} (aware: {newest.tzinfo is not None})")
     print(f"date infinity maps to {await con.fetchval('SELECT $1::date', datetime.date.max)!r}")
