@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import exceptions
+from . import exceptions, prepared_stmt
 
 __all__ = ("Cursor", "CursorFactory", "CursorIterator")
 
@@ -96,11 +96,7 @@ class _BaseCursor:
         self._state = state
 
     def __del__(self) -> None:
-        state = getattr(self, "_state", None)
-        if state is not None and state.detach() == 0:
-            con = self._connection
-            if not con.is_closed():
-                con._protocol.release_statement(state)
+        prepared_stmt.release_state(self._connection, getattr(self, "_state", None))
 
     def _check_ready(self) -> None:
         if self._state is None:

@@ -11,6 +11,13 @@ from .types import Attribute, builtin_type
 __all__ = ("PreparedStatement",)
 
 
+def release_state(connection, state) -> None:
+    """Lets go of a statement state held by a PreparedStatement or a cursor: the last
+    holder gone, the connection closes it unless its cache keeps it."""
+    if state is not None and state.detach() == 0 and not connection.is_closed():
+        connection._protocol.release_statement(state)
+
+
 class PreparedStatement:
     """A prepared statement, from :meth:`Connection.prepare`."""
 
@@ -24,11 +31,7 @@ class PreparedStatement:
         state.attach()
 
     def __del__(self) -> None:
-        state = getattr(self, "_state", None)
-        if state is not None and state.detach() == 0:
-            con = self._connection
-            if not con.is_closed():
-                con._protocol.release_statement(state)
+        release_state(self._connection, getattr(self, "_state", None))
 
     def _check_open(self, what: str) -> None:
         if self._state.closed:

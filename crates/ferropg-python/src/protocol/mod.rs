@@ -82,6 +82,18 @@ fn status_char(s: TransactionStatus) -> &'static str {
     }
 }
 
+/// Refuses to run a statement that was closed (or scheduled for closing).
+fn check_statement_open(py: Python<'_>, st: &Statement) -> PyResult<()> {
+    if st.is_closed() {
+        return Err(errors::client_error(
+            py,
+            "InterfaceError",
+            "cannot perform operation: the prepared statement is closed",
+        ));
+    }
+    Ok(())
+}
+
 fn enc_err(py: Python<'_>, e: frontend::EncodeError) -> PyErr {
     errors::client_error(py, "InterfaceError", e.0)
 }
@@ -146,6 +158,23 @@ impl CoreProtocol {
         (sql.to_owned(), cls, icc)
     }
 
+    /// Writes a simple Query and queues `kind` to collect its outcome.
+    fn start_simple(
+        &mut self,
+        py: Python<'_>,
+        waiter: &Py<PyAny>,
+        sql: &str,
+        kind: OpKind,
+    ) -> PyResult<()> {
+        self.ensure_open(py)?;
+        self.queue_closes(py)?;
+        frontend::query(sql, &mut self.out).map_err(|e| enc_err(py, e))?;
+        self.queries_count += 1;
+        self.conn
+            .push(Op::new(waiter.clone_ref(py), Some(sql.to_owned()), kind));
+        Ok(())
+    }
+
     /// Writes Bind + Execute + Sync for a prepared statement and queues the execution.
     /// Encoding errors come back before anything is written.
     #[allow(clippy::too_many_arguments)]
@@ -161,13 +190,7 @@ impl CoreProtocol {
         portal_result: bool,
     ) -> PyResult<()> {
         let st = stmt.get();
-        if st.is_closed() {
-            return Err(errors::client_error(
-                py,
-                "InterfaceError",
-                "cannot perform operation: the prepared statement is closed",
-            ));
-        }
+        check_statement_open(py, st)?;
         let cache = Cache::get(py)?;
         self.queue_closes(py)?;
         bind::write_bind(py, cache, st, args, portal, None, &mut self.out)?;
@@ -643,18 +666,11 @@ impl CoreProtocol {
     /// Runs `sql` with the simple protocol; resolves to the last command's status.
     fn query_script(slf: &Bound<'_, Self>, sql: &str) -> PyResult<Py<PyAny>> {
         with_output(slf, |this, py| {
-            this.ensure_open(py)?;
             let fut = this.new_future(py)?;
-            this.queue_closes(py)?;
-            frontend::query(sql, &mut this.out).map_err(|e| enc_err(py, e))?;
-            this.queries_count += 1;
-            this.conn.push(Op::new(
-                fut.clone_ref(py),
-                Some(sql.to_owned()),
-                OpKind::Script {
-                    status: String::new(),
-                },
-            ));
+            let kind = OpKind::Script {
+                status: String::new(),
+            };
+            this.start_simple(py, &fut, sql, kind)?;
             Ok(fut)
         })
     }
@@ -777,13 +793,7 @@ impl CoreProtocol {
         with_output(slf, |this, py| {
             this.ensure_open(py)?;
             let st = stmt.get();
-            if st.is_closed() {
-                return Err(errors::client_error(
-                    py,
-                    "InterfaceError",
-                    "cannot perform operation: the prepared statement is closed",
-                ));
-            }
+            check_statement_open(py, st)?;
             let fut = this.new_future(py)?;
             let cache = Cache::get(py)?;
             this.queue_closes(py)?;
@@ -852,13 +862,7 @@ impl CoreProtocol {
     ) -> PyResult<Py<PyAny>> {
         with_output(slf, |this, py| {
             this.ensure_open(py)?;
-            if stmt.get().is_closed() {
-                return Err(errors::client_error(
-                    py,
-                    "InterfaceError",
-                    "cannot perform operation: the prepared statement is closed",
-                ));
-            }
+            check_statement_open(py, stmt.get())?;
             let fut = this.new_future(py)?;
             this.queue_closes(py)?;
             this.queries_count += 1;
@@ -975,20 +979,13 @@ impl CoreProtocol {
     /// `data_received` (it must not call back into the protocol); resolves to the status.
     fn copy_out(slf: &Bound<'_, Self>, sql: &str, sink: Py<PyAny>) -> PyResult<Py<PyAny>> {
         with_output(slf, |this, py| {
-            this.ensure_open(py)?;
             let fut = this.new_future(py)?;
-            this.queue_closes(py)?;
-            frontend::query(sql, &mut this.out).map_err(|e| enc_err(py, e))?;
-            this.queries_count += 1;
-            this.conn.push(Op::new(
-                fut.clone_ref(py),
-                Some(sql.to_owned()),
-                OpKind::CopyOut {
-                    sink,
-                    pending: Vec::new(),
-                    status: String::new(),
-                },
-            ));
+            let kind = OpKind::CopyOut {
+                sink,
+                pending: Vec::new(),
+                status: String::new(),
+            };
+            this.start_simple(py, &fut, sql, kind)?;
             Ok(fut)
         })
     }
@@ -997,20 +994,13 @@ impl CoreProtocol {
     /// `copy_data` once `ready` resolves, then `copy_done` (or `copy_fail`).
     fn copy_in(slf: &Bound<'_, Self>, sql: &str) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
         with_output(slf, |this, py| {
-            this.ensure_open(py)?;
             let ready = this.new_future(py)?;
             let fut = this.new_future(py)?;
-            this.queue_closes(py)?;
-            frontend::query(sql, &mut this.out).map_err(|e| enc_err(py, e))?;
-            this.queries_count += 1;
-            this.conn.push(Op::new(
-                fut.clone_ref(py),
-                Some(sql.to_owned()),
-                OpKind::CopyIn {
-                    ready: Some(ready.clone_ref(py)),
-                    status: String::new(),
-                },
-            ));
+            let kind = OpKind::CopyIn {
+                ready: Some(ready.clone_ref(py)),
+                status: String::new(),
+            };
+            this.start_simple(py, &fut, sql, kind)?;
             Ok((ready, fut))
         })
     }
