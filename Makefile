@@ -12,8 +12,8 @@ MATURIN_FLAGS ?=
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-setup:  ## install what is missing: PostgreSQL server, Python tools (idempotent)
-	bash scripts/setup.sh
+setup: $(PY)  ## install what is missing: PostgreSQL server, Python tools into .venv (idempotent)
+	PYTHON=$(PY) bash scripts/setup.sh
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

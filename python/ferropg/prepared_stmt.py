@@ -62,8 +62,8 @@ class PreparedStatement:
 
     async def _run(self, args: tuple, limit: int, timeout: float | None, want_rows: bool):
         con = self._connection
-        await con._ready_for_operation()
         timeout = con._timeout(timeout)
+        await con._ready_for_operation(timeout)
         with con._log_query(self._query, args, timeout):
             if want_rows and not self._state.returns_rows:
                 want_rows = False
@@ -93,20 +93,20 @@ class PreparedStatement:
         """Runs the statement once per argument sequence; returns all their rows."""
         self._check_open("fetchmany")
         con = self._connection
-        await con._ready_for_operation()
+        timeout = con._timeout(timeout)
+        await con._ready_for_operation(timeout)
         return await con._wait(
-            con._loop.create_task(con._stream_many(self._state, args, True)),
-            con._timeout(timeout),
+            con._loop.create_task(con._stream_many(self._state, args, True)), timeout
         )
 
     async def executemany(self, args: Any, *, timeout: float | None = None) -> None:
         """Runs the statement once per argument sequence, atomically."""
         self._check_open("executemany")
         con = self._connection
-        await con._ready_for_operation()
+        timeout = con._timeout(timeout)
+        await con._ready_for_operation(timeout)
         await con._wait(
-            con._loop.create_task(con._stream_many(self._state, args, False)),
-            con._timeout(timeout),
+            con._loop.create_task(con._stream_many(self._state, args, False)), timeout
         )
 
     async def explain(self, *args: Any, analyze: bool = False) -> Any:
