@@ -18,6 +18,10 @@ __all__ = ("Connection", "connect")
 #: Counter behind unique statement and portal names (asyncpg's tests read it).
 _uid = 0
 
+#: How often, and how far apart, a cancel request is repeated while its query runs on.
+_CANCEL_RETRIES = 5
+_CANCEL_RETRY_AFTER = 0.5
+
 #: How much encoded executemany() input goes out per write, as asyncpg's four 32 KiB
 #: buffers: large enough to keep the server busy, small enough to stop early on errors.
 _MANY_BATCH_BYTES = 4 * 32 * 1024
@@ -210,6 +214,9 @@ class Connection(CallbacksMixin, CopyMixin):
             raise exceptions.InterfaceError(
                 "cannot perform operation: another operation is in progress"
             )
+        if timeout is not None and timeout <= 0:
+            # Nothing is sent: there is no time to run anything.
+            raise asyncio.TimeoutError
         if self._cancellations or self._protocol.has_pending():
             try:
                 if timeout is None:
@@ -266,13 +273,23 @@ class Connection(CallbacksMixin, CopyMixin):
         pid, secret = self._protocol.get_cancel_key()
 
         async def attempt() -> None:
-            await connect_utils._cancel(
-                loop=self._loop,
-                addr=self._addr,
-                params=self._params,
-                backend_pid=pid,
-                backend_secret=secret,
-            )
+            # The server drops a cancel that arrives while it reads the next pipelined
+            # message rather than running one, so ask again while the query runs on.
+            for _ in range(_CANCEL_RETRIES):
+                await connect_utils._cancel(
+                    loop=self._loop,
+                    addr=self._addr,
+                    params=self._params,
+                    backend_pid=pid,
+                    backend_secret=secret,
+                )
+                idle = self._protocol.wait_idle()
+                try:
+                    await asyncio.wait_for(asyncio.shield(idle), _CANCEL_RETRY_AFTER)
+                    return
+                except asyncio.TimeoutError:
+                    if self._protocol.is_closed():
+                        return
             await self._protocol.wait_idle()
 
         try:
