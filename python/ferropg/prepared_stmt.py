@@ -105,9 +105,7 @@ class PreparedStatement:
         con = self._connection
         timeout = con._timeout(timeout)
         await con._ready_for_operation(timeout)
-        await con._wait(
-            con._loop.create_task(con._stream_many(self._state, args, False)), timeout
-        )
+        await con._wait(con._loop.create_task(con._stream_many(self._state, args, False)), timeout)
 
     async def explain(self, *args: Any, analyze: bool = False) -> Any:
         """The plan of the statement as parsed JSON (``analyze=True`` runs it, rolled back)."""
