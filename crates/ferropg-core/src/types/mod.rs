@@ -3,6 +3,7 @@
 //! Each function here works on byte slices and plain Rust values; turning those into
 //! Python objects or `postgres-types` values is the front ends' job.
 
+pub mod array;
 pub mod binary;
 pub mod datetime;
 pub mod numeric;

@@ -22,6 +22,12 @@ pub struct Cache {
     pub datetime_max: Py<PyDateTime>,
     /// Naive `datetime.datetime.min`.
     pub datetime_min: Py<PyDateTime>,
+    /// `collections.abc.Iterable`, `Sized` and `Mapping`: what array input may be.
+    pub abc_iterable: Py<PyAny>,
+    /// `collections.abc.Sized`.
+    pub abc_sized: Py<PyAny>,
+    /// `collections.abc.Mapping`.
+    pub abc_mapping: Py<PyAny>,
 }
 
 static CACHE: PyOnceLock<Cache> = PyOnceLock::new();
@@ -39,6 +45,7 @@ impl Cache {
         let datetime = py.import("datetime")?;
         let date_cls = datetime.getattr("date")?;
         let dt_cls = datetime.getattr("datetime")?;
+        let abc = py.import("collections.abc")?;
         Ok(Cache {
             decimal,
             uuid: make_uuid_type(py, &uuid_mod, &std_uuid)?,
@@ -48,6 +55,9 @@ impl Cache {
             date_min: date_cls.getattr("min")?.cast_into::<PyDate>()?.unbind(),
             datetime_max: dt_cls.getattr("max")?.cast_into::<PyDateTime>()?.unbind(),
             datetime_min: dt_cls.getattr("min")?.cast_into::<PyDateTime>()?.unbind(),
+            abc_iterable: abc.getattr("Iterable")?.unbind(),
+            abc_sized: abc.getattr("Sized")?.unbind(),
+            abc_mapping: abc.getattr("Mapping")?.unbind(),
         })
     }
 }

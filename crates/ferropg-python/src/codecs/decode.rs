@@ -1,13 +1,13 @@
 //! Binary (and text-fallback) wire values to Python objects.
 
-use ferropg_core::types::{binary, datetime as dt, numeric, oid, DecodeError};
+use ferropg_core::types::{array as framing, binary, datetime as dt, numeric, oid, DecodeError};
 use pyo3::exceptions::{PyOverflowError, PyValueError};
 use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDate, PyDateTime, PyDelta, PyString, PyTime, PyTzInfo};
 
-use super::Cache;
+use super::{array, Cache};
 
 /// How to turn one column's bytes into a Python object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,45 +54,64 @@ pub enum Decoder {
     Void,
     /// An anonymous `record`: a tuple of its fields, each decoded by its own type.
     Record,
+    /// An array of a built-in element type, to (nested) lists.
+    Array {
+        /// The element type OID the value's header must name.
+        elem_oid: u32,
+        /// How each element decodes; never itself an array.
+        elem: &'static Decoder,
+    },
 }
 
 impl Decoder {
     /// The binary decoder for a type, or `None` when the column should come as text.
     pub fn binary_for(type_oid: u32) -> Option<Decoder> {
+        if let Some(d) = Decoder::scalar(type_oid) {
+            return Some(*d);
+        }
+        let elem_oid = framing::element_type(type_oid)?;
+        Some(Decoder::Array {
+            elem_oid,
+            elem: Decoder::scalar(elem_oid)?,
+        })
+    }
+
+    /// The decoder of a non-array type.
+    fn scalar(type_oid: u32) -> Option<&'static Decoder> {
         Some(match type_oid {
-            oid::BOOL => Decoder::Bool,
-            oid::INT2 => Decoder::Int2,
-            oid::INT4 => Decoder::Int4,
-            oid::INT8 => Decoder::Int8,
-            oid::OID => Decoder::Oid,
-            oid::FLOAT4 => Decoder::Float4,
-            oid::FLOAT8 => Decoder::Float8,
-            oid::NUMERIC => Decoder::Numeric,
+            oid::BOOL => &Decoder::Bool,
+            oid::INT2 => &Decoder::Int2,
+            oid::INT4 => &Decoder::Int4,
+            oid::INT8 => &Decoder::Int8,
+            oid::OID => &Decoder::Oid,
+            oid::FLOAT4 => &Decoder::Float4,
+            oid::FLOAT8 => &Decoder::Float8,
+            oid::NUMERIC => &Decoder::Numeric,
             oid::TEXT
             | oid::VARCHAR
             | oid::BPCHAR
             | oid::NAME
             | oid::JSON
             | oid::XML
-            | oid::UNKNOWN => Decoder::Text,
-            oid::JSONB => Decoder::Jsonb,
-            oid::BYTEA => Decoder::Bytea,
-            oid::CHAR => Decoder::Char,
-            oid::DATE => Decoder::Date,
-            oid::TIME => Decoder::Time,
-            oid::TIMETZ => Decoder::TimeTz,
-            oid::TIMESTAMP => Decoder::Timestamp,
-            oid::TIMESTAMPTZ => Decoder::TimestampTz,
-            oid::INTERVAL => Decoder::Interval,
-            oid::UUID => Decoder::Uuid,
-            oid::VOID => Decoder::Void,
-            oid::RECORD => Decoder::Record,
+            | oid::UNKNOWN => &Decoder::Text,
+            oid::JSONB => &Decoder::Jsonb,
+            oid::BYTEA => &Decoder::Bytea,
+            oid::CHAR => &Decoder::Char,
+            oid::DATE => &Decoder::Date,
+            oid::TIME => &Decoder::Time,
+            oid::TIMETZ => &Decoder::TimeTz,
+            oid::TIMESTAMP => &Decoder::Timestamp,
+            oid::TIMESTAMPTZ => &Decoder::TimestampTz,
+            oid::INTERVAL => &Decoder::Interval,
+            oid::UUID => &Decoder::Uuid,
+            oid::VOID => &Decoder::Void,
+            oid::RECORD => &Decoder::Record,
             _ => return None,
         })
     }
 }
 
-fn wire(e: DecodeError) -> PyErr {
+pub(super) fn wire(e: DecodeError) -> PyErr {
     PyValueError::new_err(format!("malformed value from the server: {e}"))
 }
 
@@ -173,6 +192,7 @@ pub fn decode_value<'py>(
         Decoder::Uuid => make_uuid(py, cache, &binary::decode_uuid(buf).map_err(wire)?)?,
         Decoder::Void => py.None().into_bound(py),
         Decoder::Record => decode_record(py, cache, buf)?,
+        Decoder::Array { elem_oid, elem } => array::decode(py, cache, elem_oid, *elem, buf)?,
     })
 }
 

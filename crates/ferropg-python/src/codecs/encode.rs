@@ -4,7 +4,7 @@
 //! value is checked against it, never used to guess it.
 
 use bytes::{BufMut, BytesMut};
-use ferropg_core::types::{binary, datetime as dt, numeric, oid};
+use ferropg_core::types::{array as framing, binary, datetime as dt, numeric, oid};
 use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -13,7 +13,7 @@ use pyo3::types::{
     PyFloat, PyInt, PyMemoryView, PyString, PyTime, PyTimeAccess, PyTzInfoAccess,
 };
 
-use super::Cache;
+use super::{array, Cache};
 
 /// How to write one parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +56,13 @@ pub enum Encoder {
     Interval,
     /// `uuid`.
     Uuid,
+    /// An array of a built-in element type, from a (nested) sized iterable.
+    Array {
+        /// The element type OID to put in the header: the server checks it.
+        elem_oid: u32,
+        /// How each element is written; never itself an array.
+        elem: &'static Encoder,
+    },
     /// Any other type: a `str`, sent in text format for the server to parse.
     TextFallback,
 }
@@ -63,34 +70,47 @@ pub enum Encoder {
 impl Encoder {
     /// The encoder for a parameter type.
     pub fn for_type(type_oid: u32) -> Encoder {
-        match type_oid {
-            oid::BOOL => Encoder::Bool,
-            oid::INT2 => Encoder::Int2,
-            oid::INT4 => Encoder::Int4,
-            oid::INT8 => Encoder::Int8,
-            oid::OID => Encoder::Oid,
-            oid::FLOAT4 => Encoder::Float4,
-            oid::FLOAT8 => Encoder::Float8,
-            oid::NUMERIC => Encoder::Numeric,
+        if let Some(e) = Encoder::scalar(type_oid) {
+            return *e;
+        }
+        let array = framing::element_type(type_oid)
+            .and_then(|elem_oid| Some((elem_oid, Encoder::scalar(elem_oid)?)));
+        match array {
+            Some((elem_oid, elem)) => Encoder::Array { elem_oid, elem },
+            None => Encoder::TextFallback,
+        }
+    }
+
+    /// The binary encoder of a non-array type, if it has one.
+    fn scalar(type_oid: u32) -> Option<&'static Encoder> {
+        Some(match type_oid {
+            oid::BOOL => &Encoder::Bool,
+            oid::INT2 => &Encoder::Int2,
+            oid::INT4 => &Encoder::Int4,
+            oid::INT8 => &Encoder::Int8,
+            oid::OID => &Encoder::Oid,
+            oid::FLOAT4 => &Encoder::Float4,
+            oid::FLOAT8 => &Encoder::Float8,
+            oid::NUMERIC => &Encoder::Numeric,
             oid::TEXT
             | oid::VARCHAR
             | oid::BPCHAR
             | oid::NAME
             | oid::JSON
             | oid::XML
-            | oid::UNKNOWN => Encoder::Text,
-            oid::JSONB => Encoder::Jsonb,
-            oid::BYTEA => Encoder::Bytea,
-            oid::CHAR => Encoder::Char,
-            oid::DATE => Encoder::Date,
-            oid::TIME => Encoder::Time,
-            oid::TIMETZ => Encoder::TimeTz,
-            oid::TIMESTAMP => Encoder::Timestamp,
-            oid::TIMESTAMPTZ => Encoder::TimestampTz,
-            oid::INTERVAL => Encoder::Interval,
-            oid::UUID => Encoder::Uuid,
-            _ => Encoder::TextFallback,
-        }
+            | oid::UNKNOWN => &Encoder::Text,
+            oid::JSONB => &Encoder::Jsonb,
+            oid::BYTEA => &Encoder::Bytea,
+            oid::CHAR => &Encoder::Char,
+            oid::DATE => &Encoder::Date,
+            oid::TIME => &Encoder::Time,
+            oid::TIMETZ => &Encoder::TimeTz,
+            oid::TIMESTAMP => &Encoder::Timestamp,
+            oid::TIMESTAMPTZ => &Encoder::TimestampTz,
+            oid::INTERVAL => &Encoder::Interval,
+            oid::UUID => &Encoder::Uuid,
+            _ => return None,
+        })
     }
 
     /// The format code to send: 1 (binary), or 0 for the text fallback.
@@ -103,7 +123,7 @@ impl Encoder {
     }
 }
 
-fn type_name(obj: &Bound<'_, PyAny>) -> String {
+pub(super) fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
         .name()
         .map(|n| n.to_string())
@@ -305,6 +325,7 @@ pub fn encode_value(
             };
             buf.put_slice(&bytes);
         }
+        Encoder::Array { elem_oid, elem } => array::encode(py, cache, elem_oid, *elem, obj, buf)?,
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! the byte-level rules (numeric digits, day counts, infinities) live in
 //! `ferropg_core::types` and are shared with the Rust face.
 
+mod array;
 mod cache;
 mod decode;
 mod encode;
