@@ -122,7 +122,25 @@ def _check_record_class(record_class: Any) -> None:
         raise exceptions.InterfaceError("record_class must not redefine __new__ or __init__")
 
 
-class Connection(CallbacksMixin, CopyMixin):
+class _ConnectionProxy:
+    """Base of the pool's connection proxies, so that they pass ``isinstance(x, Connection)``."""
+
+    __slots__ = ()
+
+
+class ConnectionMeta(type):
+    """Makes a pool proxy count as an instance of Connection (and of its own class)."""
+
+    def __instancecheck__(cls, instance: Any) -> bool:
+        if type.__instancecheck__(cls, instance):
+            return True
+        if isinstance(instance, _ConnectionProxy):
+            con = instance._con
+            return cls is Connection or (con is not None and type.__instancecheck__(cls, con))
+        return False
+
+
+class Connection(CallbacksMixin, CopyMixin, metaclass=ConnectionMeta):
     """A connection to a PostgreSQL server. Use :func:`connect` to make one."""
 
     def __init__(
@@ -150,6 +168,10 @@ class Connection(CallbacksMixin, CopyMixin):
         self._top_xact: Transaction | None = None
         self._aborted = False
         self._reset_query: str | None = None
+        # Set by a pool that owns the connection.
+        self._proxy = None
+        self._pool_holder = None
+        self._pool_release_ctr = 0
         self._init_callbacks()
 
     # ------------------------------------------------------------------ state
@@ -387,7 +409,7 @@ class Connection(CallbacksMixin, CopyMixin):
             except exceptions.InvalidCachedStatementError:
                 # The schema changed under a cached plan: every cached plan may be stale.
                 # Outside a transaction it is safe to prepare again, once.
-                self._protocol.cache_clear()
+                self._drop_global_statement_cache()
                 if attempt or self.is_in_transaction():
                     raise
 
@@ -398,7 +420,8 @@ class Connection(CallbacksMixin, CopyMixin):
         )
 
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
-        """Runs a command, or with no arguments a whole script; returns the last status."""
+        """Execute an SQL command (or commands): with no arguments a whole script runs
+        through the simple protocol. Returns the status of the last command."""
         return await self._execute(query, args, 0, timeout, want_rows=False)
 
     async def fetch(
@@ -451,7 +474,7 @@ class Connection(CallbacksMixin, CopyMixin):
                         remaining,
                     )
                 except exceptions.InvalidCachedStatementError:
-                    self._protocol.cache_clear()
+                    self._drop_global_statement_cache()
                     if attempt or not replayable or self.is_in_transaction():
                         raise
                     await self._ready_for_operation(timeout)
@@ -576,6 +599,21 @@ class Connection(CallbacksMixin, CopyMixin):
         self._protocol.cache_clear()
         self._protocol.discard_pending_closes()
         self._call_termination_listeners()
+        # A pool holding this connection hears of the close at once.
+        holder_ref, self._pool_holder = self._pool_holder, None
+        holder = holder_ref() if holder_ref is not None else None
+        if holder is not None and holder._con is self:
+            holder._release_on_close()
+
+    def _drop_local_statement_cache(self) -> None:
+        self._protocol.cache_clear()
+
+    def _drop_global_statement_cache(self) -> None:
+        """After a plan was invalidated, every connection of the pool may hold it."""
+        if self._proxy is not None:
+            self._proxy._holder._pool._drop_statement_cache()
+        else:
+            self._drop_local_statement_cache()
 
     async def _within(self, aw: Any, deadline: float | None) -> None:
         if deadline is None:

@@ -44,6 +44,11 @@ class Protocol(_native.CoreProtocol, asyncio.Protocol):
             hook()
         super().connection_lost(exc)
         self._gone = True
+        # A connect() cancelled mid-startup no longer awaits this; don't let asyncio
+        # report its outcome as never retrieved.
+        ready = self.wait_ready()
+        if ready.done() and not ready.cancelled():
+            ready.exception()
         waiter = self._lost_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
