@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import exceptions, prepared_stmt
+from ._released import guard_released, release_counter
 
 __all__ = ("Cursor", "CursorFactory", "CursorIterator")
 
@@ -76,6 +77,7 @@ class _BaseCursor:
         "_record_class",
         "_portal",
         "_exhausted",
+        "_release_ctr",
     )
 
     def __init__(self, connection, query, state, args, record_class):
@@ -86,6 +88,7 @@ class _BaseCursor:
         self._record_class = record_class
         self._portal: str | None = None
         self._exhausted = False
+        self._release_ctr = release_counter(connection)
         if state is not None:
             self._hold(state)
 
@@ -185,6 +188,7 @@ class Cursor(_BaseCursor):
         await self._bind(timeout)
         return self
 
+    @guard_released("Cursor")
     async def fetch(self, n: int, *, timeout: float | None = None) -> list:
         """The next ``n`` rows (fewer at the end)."""
         self._check_ready()
@@ -192,12 +196,14 @@ class Cursor(_BaseCursor):
             raise exceptions.InterfaceError("n must be greater than zero")
         return await self._exec(n, timeout)
 
+    @guard_released("Cursor")
     async def fetchrow(self, *, timeout: float | None = None) -> Any:
         """The next row, or None at the end."""
         self._check_ready()
         rows = await self._exec(1, timeout)
         return rows[0] if rows else None
 
+    @guard_released("Cursor")
     async def forward(self, n: int, *, timeout: float | None = None) -> int:
         """Skips ``n`` rows; returns how many were skipped."""
         self._check_ready()

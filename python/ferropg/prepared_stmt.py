@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from . import cursor, exceptions
+from ._released import guard_released, release_counter
 from .types import Attribute, builtin_type
 
 __all__ = ("PreparedStatement",)
@@ -21,13 +22,14 @@ def release_state(connection, state) -> None:
 class PreparedStatement:
     """A prepared statement, from :meth:`Connection.prepare`."""
 
-    __slots__ = ("_connection", "_query", "_state", "_last_status", "__weakref__")
+    __slots__ = ("_connection", "_query", "_state", "_last_status", "_release_ctr", "__weakref__")
 
     def __init__(self, connection, query: str, state) -> None:
         self._connection = connection
         self._query = query
         self._state = state
         self._last_status: str | None = None
+        self._release_ctr = release_counter(connection)
         state.attach()
 
     def __del__(self) -> None:
@@ -40,22 +42,27 @@ class PreparedStatement:
             )
         self._connection._check_open()
 
+    @guard_released("PreparedStatement")
     def get_name(self) -> str:
         """The statement's server-side name ('' for the unnamed statement)."""
         return self._state.name
 
+    @guard_released("PreparedStatement")
     def get_query(self) -> str:
         """The query text."""
         return self._query
 
+    @guard_released("PreparedStatement")
     def get_statusmsg(self) -> str | None:
         """The command status of the last execution (``'SELECT 3'``...)."""
         return self._last_status
 
+    @guard_released("PreparedStatement")
     def get_parameters(self) -> tuple:
         """The parameter types, as :class:`ferropg.types.Type` tuples."""
         return tuple(builtin_type(oid) for oid in self._state.param_types)
 
+    @guard_released("PreparedStatement")
     def get_attributes(self) -> tuple:
         """The result columns, as :class:`ferropg.types.Attribute` tuples."""
         return tuple(Attribute(name, builtin_type(oid)) for name, oid, *_ in self._state.columns)
@@ -72,23 +79,27 @@ class PreparedStatement:
             self._last_status = status
             return rows
 
+    @guard_released("PreparedStatement")
     async def fetch(self, *args: Any, timeout: float | None = None) -> list:
         """Runs the statement and returns every row."""
         self._check_open("fetch")
         return await self._run(args, 0, timeout, True)
 
+    @guard_released("PreparedStatement")
     async def fetchrow(self, *args: Any, timeout: float | None = None):
         """Runs the statement and returns its first row, or None."""
         self._check_open("fetchrow")
         rows = await self._run(args, 1, timeout, True)
         return rows[0] if rows else None
 
+    @guard_released("PreparedStatement")
     async def fetchval(self, *args: Any, column: int = 0, timeout: float | None = None) -> Any:
         """Runs the statement and returns one value of its first row, or None."""
         self._check_open("fetchval")
         rows = await self._run(args, 1, timeout, True)
         return rows[0][column] if rows else None
 
+    @guard_released("PreparedStatement")
     async def fetchmany(self, args: Any, *, timeout: float | None = None) -> list:
         """Runs the statement once per argument sequence; returns all their rows."""
         self._check_open("fetchmany")
@@ -99,6 +110,7 @@ class PreparedStatement:
             con._loop.create_task(con._stream_many(self._state, args, True)), timeout
         )
 
+    @guard_released("PreparedStatement")
     async def executemany(self, args: Any, *, timeout: float | None = None) -> None:
         """Runs the statement once per argument sequence, atomically."""
         self._check_open("executemany")
@@ -107,6 +119,7 @@ class PreparedStatement:
         await con._ready_for_operation(timeout)
         await con._wait(con._loop.create_task(con._stream_many(self._state, args, False)), timeout)
 
+    @guard_released("PreparedStatement")
     async def explain(self, *args: Any, analyze: bool = False) -> Any:
         """The plan of the statement as parsed JSON (``analyze=True`` runs it, rolled back)."""
         self._check_open("explain")
@@ -128,6 +141,7 @@ class PreparedStatement:
             data = await con.fetchval(query, *args)
         return json.loads(data)
 
+    @guard_released("PreparedStatement")
     def cursor(
         self, *args: Any, prefetch: int | None = None, timeout: float | None = None
     ) -> cursor.CursorFactory:

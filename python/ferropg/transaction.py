@@ -12,6 +12,7 @@ import itertools
 from typing import Any
 
 from . import exceptions
+from ._released import guard_released, release_counter
 
 __all__ = ("ISOLATION_LEVELS", "Transaction", "TransactionState")
 
@@ -66,7 +67,7 @@ class Transaction:
 
     __slots__ = (
         "_connection",
-        "_con_release_ctr",
+        "_release_ctr",
         "_isolation",
         "_readonly",
         "_deferrable",
@@ -90,7 +91,7 @@ class Transaction:
         self._connection = connection
         # A pool bumps this counter when the connection goes back, which makes every
         # object handed out before that unusable.
-        self._con_release_ctr = getattr(connection, "_pool_release_ctr", 0)
+        self._release_ctr = release_counter(connection)
         self._isolation = isolation
         self._readonly = readonly
         self._deferrable = deferrable
@@ -135,6 +136,7 @@ class Transaction:
 
     # --------------------------------------------------------------- public
 
+    @guard_released("Transaction")
     async def start(self) -> None:
         """Enters the transaction or savepoint block."""
         self._check_conn_validity("start")
@@ -188,6 +190,7 @@ class Transaction:
             raise
         self._state = TransactionState.STARTED
 
+    @guard_released("Transaction")
     async def commit(self) -> None:
         """Leaves the block and commits it (releases the savepoint when nested)."""
         self._check_conn_validity("commit")
@@ -197,6 +200,7 @@ class Transaction:
             )
         await self._commit()
 
+    @guard_released("Transaction")
     async def rollback(self) -> None:
         """Leaves the block and rolls it back (to the savepoint when nested)."""
         self._check_conn_validity("rollback")
@@ -232,7 +236,7 @@ class Transaction:
 
     def _check_conn_validity(self, meth_name: str) -> None:
         con = self._connection
-        if getattr(con, "_pool_release_ctr", 0) != self._con_release_ctr:
+        if release_counter(con) != self._release_ctr:
             raise exceptions.InterfaceError(
                 f"cannot call Transaction.{meth_name}(): "
                 "the underlying connection has been released back to the pool"
