@@ -61,8 +61,10 @@ fmt:  ## format Rust and Python sources
 fuzz-check:  ## type-check the fuzz targets; with cargo-fuzz present, run each for 10 s
 	bash scripts/fuzz.sh smoke
 
-bench: build-release  ## side-by-side benchmarks (see benches/)
-	$(PY) benches/run.py
+bench: setup build-release  ## side-by-side benchmarks against asyncpg, psycopg, psqlpy and pgbench (see benches/)
+	@$(PY) -c 'import psycopg, psqlpy' 2>/dev/null || \
+		$(PY) -m pip install --quiet --disable-pip-version-check 'psycopg[binary]' psqlpy
+	$(PY) benches/run.py $(BENCH_ARGS)
 
 clean:  ## remove build output
 	$(CARGO) clean

@@ -1,0 +1,208 @@
+"""One adapter per driver: the smallest idiomatic call for each operation.
+
+The hot path (``fetcher``) returns a callable that the workload awaits once per op. For the
+asyncpg API (ferropg, asyncpg) it is ``functools.partial(con.fetch, sql)``, so no extra Python
+frame is added; psycopg and psqlpy need two calls per op (execute + fetchall,
+fetch + result), which is their API.
+
+- psycopg 3: ``AsyncConnection`` in autocommit, one binary cursor (``binary=True``) reused,
+  ``%b`` (binary) parameters, tuple rows, ``prepare=True`` on every hot query.
+- psqlpy: ``connect()``, ``fetch(..., prepared=True)`` (its default) and
+  ``result(as_tuple=True)`` (tuples, cheaper than its dict rows); COPY through its
+  ``copy_records_to_table`` in 10k-record chunks (larger batches blocked the event loop in
+  0.13.1 according to the baseline run).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import re
+from typing import Any, Callable
+
+_PARAM = re.compile(r"\$\d+")
+
+
+class Unsupported(Exception):
+    """The driver has no API for this workload (reported as n/a)."""
+
+
+class AsyncpgAPI:
+    """ferropg and asyncpg: the asyncpg API."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.mod = importlib.import_module(name)
+        self.version = getattr(self.mod, "__version__", "?")
+
+    async def connect(self, dsn: str) -> Any:
+        return await self.mod.connect(dsn)
+
+    async def close(self, con: Any) -> None:
+        await con.close()
+
+    async def setup(self, con: Any, workload: str) -> None:
+        pass
+
+    def fetcher(self, con: Any, sql: str) -> Callable[..., Any]:
+        return functools.partial(con.fetch, sql)
+
+    async def fetchval(self, con: Any, sql: str, *args: Any) -> Any:
+        return await con.fetchval(sql, *args)
+
+    async def fetchrow(self, con: Any, sql: str, *args: Any) -> Any:
+        return await con.fetchrow(sql, *args)
+
+    async def execute(self, con: Any, sql: str) -> None:
+        await con.execute(sql)
+
+    def prep_many(self, rows: list[tuple]) -> Any:
+        return rows
+
+    async def executemany(self, con: Any, sql: str, rows: Any) -> None:
+        await con.executemany(sql, rows)
+
+    def prep_copy(self, records: list[tuple]) -> Any:
+        return records
+
+    async def copy(
+        self, con: Any, schema: str, table: str, columns: list[str], types: list[str], records: Any
+    ) -> None:
+        await con.copy_records_to_table(table, records=records, columns=columns, schema_name=schema)
+
+
+class PsycopgAPI:
+    name = "psycopg"
+
+    def __init__(self) -> None:
+        self.mod = importlib.import_module("psycopg")
+        self.version = (
+            f"{self.mod.__version__} ({self.mod.pq.__impl__}, libpq {self.mod.pq.version()})"
+        )
+
+    async def connect(self, dsn: str) -> Any:
+        con = await self.mod.AsyncConnection.connect(dsn, autocommit=True)
+        con._bench_cur = con.cursor(binary=True)
+        return con
+
+    async def close(self, con: Any) -> None:
+        await con.close()
+
+    async def setup(self, con: Any, workload: str) -> None:
+        if workload == "decode_composite":
+            from bench_common import SCHEMA
+            from psycopg.types.composite import CompositeInfo, register_composite
+
+            info = await CompositeInfo.fetch(con, f"{SCHEMA}.bench_comp")
+            register_composite(info, con)
+            con._bench_cur = con.cursor(binary=True)  # a cursor copies the adapters it starts with
+
+    def fetcher(self, con: Any, sql: str) -> Callable[..., Any]:
+        cur = con._bench_cur
+        sql = _PARAM.sub("%b", sql)
+        execute = cur.execute
+        fetchall = cur.fetchall
+
+        async def fetch(*args: Any) -> Any:
+            await execute(sql, args, prepare=True)
+            return await fetchall()
+
+        return fetch
+
+    async def fetchval(self, con: Any, sql: str, *args: Any) -> Any:
+        row = await self.fetchrow(con, sql, *args)
+        return row[0]
+
+    async def fetchrow(self, con: Any, sql: str, *args: Any) -> Any:
+        cur = con._bench_cur
+        await cur.execute(_PARAM.sub("%b", sql), args)
+        return await cur.fetchone()
+
+    async def execute(self, con: Any, sql: str) -> None:
+        await con.execute(sql)
+
+    def prep_many(self, rows: list[tuple]) -> Any:
+        return rows
+
+    async def executemany(self, con: Any, sql: str, rows: Any) -> None:
+        await con._bench_cur.executemany(_PARAM.sub("%b", sql), rows)
+
+    def prep_copy(self, records: list[tuple]) -> Any:
+        return records
+
+    async def copy(
+        self, con: Any, schema: str, table: str, columns: list[str], types: list[str], records: Any
+    ) -> None:
+        sql = f"COPY {schema}.{table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
+        async with con._bench_cur.copy(sql) as cp:
+            cp.set_types(types)
+            write_row = cp.write_row
+            for r in records:
+                await write_row(r)
+
+
+class PsqlpyAPI:
+    name = "psqlpy"
+    COPY_CHUNK = 10_000
+
+    def __init__(self) -> None:
+        self.mod = importlib.import_module("psqlpy")
+        try:
+            from importlib.metadata import version
+
+            self.version = version("psqlpy")
+        except Exception:
+            self.version = "?"
+
+    async def connect(self, dsn: str) -> Any:
+        return await self.mod.connect(dsn=dsn)
+
+    async def close(self, con: Any) -> None:
+        con.close()
+
+    async def setup(self, con: Any, workload: str) -> None:
+        pass
+
+    def fetcher(self, con: Any, sql: str) -> Callable[..., Any]:
+        fetch_ = con.fetch
+
+        async def fetch(*args: Any) -> Any:
+            return (await fetch_(sql, args)).result(as_tuple=True)
+
+        return fetch
+
+    async def fetchval(self, con: Any, sql: str, *args: Any) -> Any:
+        return await con.fetch_val(sql, list(args))
+
+    async def fetchrow(self, con: Any, sql: str, *args: Any) -> Any:
+        return (await con.fetch(sql, list(args))).result(as_tuple=True)[0]
+
+    async def execute(self, con: Any, sql: str) -> None:
+        await con.execute_batch(sql)
+
+    def prep_many(self, rows: list[tuple]) -> Any:
+        return [list(r) for r in rows]
+
+    async def executemany(self, con: Any, sql: str, rows: Any) -> None:
+        await con.execute_many(sql, rows)
+
+    def prep_copy(self, records: list[tuple]) -> Any:
+        n = self.COPY_CHUNK
+        return [records[k : k + n] for k in range(0, len(records), n)]
+
+    async def copy(
+        self, con: Any, schema: str, table: str, columns: list[str], types: list[str], records: Any
+    ) -> None:
+        copy_ = con.copy_records_to_table
+        for chunk in records:
+            await copy_(table, chunk, columns=columns, schema_name=schema)
+
+
+def load(name: str) -> Any:
+    if name in ("ferropg", "asyncpg"):
+        return AsyncpgAPI(name)
+    if name == "psycopg":
+        return PsycopgAPI()
+    if name == "psqlpy":
+        return PsqlpyAPI()
+    raise ValueError(f"unknown driver {name!r}")
