@@ -10,7 +10,9 @@ fetch + result), which is their API.
 - psqlpy: ``connect()``, ``fetch(..., prepared=True)`` (its default) and
   ``result(as_tuple=True)`` (tuples, cheaper than its dict rows); COPY through its
   ``copy_records_to_table`` in 10k-record chunks (larger batches blocked the event loop in
-  0.13.1 according to the baseline run).
+  0.13.1 according to the baseline run). On the default asyncio loop that COPY deadlocks
+  even in 10k chunks (the main thread waits inside the call while a tokio thread waits in
+  ``call_soon_threadsafe``); the cell times out and is reported as failed.
 """
 
 from __future__ import annotations

@@ -66,21 +66,35 @@ def calibrate() -> float:
 
 
 class Timer:
-    """Accumulates client CPU and wall time of the timed regions only."""
+    """Accumulates client CPU, wall time and server backend CPU of the timed regions only.
 
-    __slots__ = ("cpu", "wall", "_c", "_w")
+    The backend's CPU (``/proc/<pid>/stat``, 10 ms ticks) is read just outside the client's
+    timed region, so warm-ups and the checks' own queries are not counted.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("cpu", "wall", "server", "pid", "_c", "_w", "_s")
+
+    def __init__(self, pid: int | None = None) -> None:
         self.cpu = 0.0
         self.wall = 0.0
+        self.server: float | None = 0.0 if _proc_cpu(pid) is not None else None
+        self.pid = pid if self.server is not None else None
 
     def start(self) -> None:
+        if self.pid is not None:
+            self._s = _proc_cpu(self.pid)
         self._w = time.perf_counter()
         self._c = time.process_time()
 
     def stop(self) -> None:
         self.cpu += time.process_time() - self._c
         self.wall += time.perf_counter() - self._w
+        if self.pid is not None:
+            s = _proc_cpu(self.pid)
+            if s is None or self._s is None or self.server is None:
+                self.server = self.pid = None
+            else:
+                self.server += s - self._s
 
 
 _MIXED: dict[str, Any] = {}
@@ -105,13 +119,13 @@ def write_data(n: int) -> tuple[list[tuple], list]:
 
 
 class Cell:
-    def __init__(self, ad: Any, con: Any, cmd: dict) -> None:
+    def __init__(self, ad: Any, con: Any, cmd: dict, pid: int | None) -> None:
         self.ad = ad
         self.con = con
         self.cmd = cmd
         self.ops = cmd["ops"]
         self.warm = cmd["warm"]
-        self.timer = Timer()
+        self.timer = Timer(pid)
         self.types: list[str] | None = None
         self.rows_per_op: float | None = None
 
@@ -308,7 +322,7 @@ async def run_cell(ad: Any, dsn: str, cmd: dict) -> dict:
     try:
         pid = await ad.fetchval(con, "SELECT pg_backend_pid()") if cmd.get("server_cpu") else None
         await ad.setup(con, wl)
-        cell = Cell(ad, con, cmd)
+        cell = Cell(ad, con, cmd, pid)
         if wl.startswith("decode_"):
             coro = cell.decode(wl[len("decode_") :])
         else:
@@ -332,11 +346,12 @@ async def run_cell(ad: Any, dsn: str, cmd: dict) -> dict:
         "cell_wall": w1 - w0,
         "calibration": (cal0 + cal1) / 2,
     }
-    if s0 is not None and s1 is not None:
-        res["server_cpu"] = s1 - s0
+    if cell.timer.server is not None:
+        res["server_cpu"] = cell.timer.server  # timed regions only
     if m0 is not None and m1 is not None:
         # machine CPU used by neither this process nor its backend over the whole cell
-        res["other_cpu"] = (m1 - m0) - (c1 - c0) - res.get("server_cpu", 0.0)
+        backend = (s1 - s0) if s0 is not None and s1 is not None else 0.0
+        res["other_cpu"] = (m1 - m0) - (c1 - c0) - backend
         res["other_cores"] = res["other_cpu"] / max(w1 - w0, 1e-9)
     return res
 

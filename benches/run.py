@@ -383,6 +383,42 @@ def render(
         if notes:
             w("")
             w("\n".join(notes))
+    # best round
+    w("")
+    w("### Best round: client CPU per op (× asyncpg's best round)")
+    w("")
+    w(
+        "On a shared machine noise only ever adds CPU time, so the best of the rounds is the "
+        "closest estimate of a driver's own cost (the medians above include the neighbours)."
+    )
+    w("")
+    cols = [f"{d} ({lp})" for lp in loops for d in drivers]
+    if pgb:
+        cols.append("pgbench (C)")
+    w("| workload | " + " | ".join(cols) + " |")
+    w("|---|" + "---:|" * len(cols))
+    ok_pgb = [p for p in pgb if p.get("status") == "ok"]
+    for wl in meta["workloads"]:
+        row = [wl]
+        for lp in loops:
+            ref = summarize(results.get((wl, REFERENCE, lp), []))
+            for d in drivers:
+                cells = results.get((wl, d, lp), [])
+                s = summarize(cells)
+                if s is None or failure(cells):
+                    row.append("FAIL")
+                    continue
+                txt = fmt_time(s["cpu_op_min"])
+                if ref and d != REFERENCE:
+                    txt += f" ({s['cpu_op_min'] / ref['cpu_op_min']:.2f}x)"
+                row.append(txt)
+        if pgb:
+            row.append(
+                fmt_time(min(p["cpu"] / p["ops"] for p in ok_pgb))
+                if wl == "tiny" and ok_pgb
+                else ""
+            )
+        w("| " + " | ".join(row) + " |")
     # detail
     w("")
     w("### Detail")
