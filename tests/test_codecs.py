@@ -1,7 +1,10 @@
 """Every codec of the foundation against the real server, both directions, with edges."""
 
+import copy
 import datetime
 import decimal
+import gc
+import pickle
 import uuid
 
 import pytest
@@ -204,6 +207,29 @@ def test_uuid_is_a_fast_uuid_subclass(run, dsn):
             assert got.bytes == ref.bytes and got.int == ref.int
             assert got.version == 4
             assert {got: 1}[ref] == 1
+            assert got.is_safe is uuid.SafeUUID.unknown
+            assert copy.copy(got) == ref and pickle.loads(pickle.dumps(got)) == ref
+            with pytest.raises(TypeError):
+                got.int = 5
+        finally:
+            await con.close()
+
+    run(body())
+
+
+def test_uuids_and_their_records_stay_out_of_the_cyclic_gc(run, dsn):
+    # A UUID holds one int and takes no attributes, so it cannot be in a cycle; tracking
+    # it (and so every Record holding one) would make each collection walk them all.
+    async def body():
+        con = await ferropg.connect(dsn)
+        try:
+            rows = await con.fetch("SELECT gen_random_uuid(), g FROM generate_series(1, 3) g")
+            assert len({r[0] for r in rows}) == 3
+            for r in rows:
+                assert not gc.is_tracked(r[0])
+                assert not gc.is_tracked(r)
+            arr = await con.fetchval("SELECT ARRAY[gen_random_uuid(), gen_random_uuid()]")
+            assert all(isinstance(u, uuid.UUID) and not gc.is_tracked(u) for u in arr)
         finally:
             await con.close()
 

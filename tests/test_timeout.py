@@ -176,11 +176,14 @@ def test_task_cancel(run, dsn):
     async def body():
         con = await ferropg.connect(dsn)
         try:
-            for start in (
+            starts = (
                 lambda: con.fetch(SLEEP),
                 lambda: con.execute(SLEEP),
                 lambda: con.fetchval("SELECT pg_sleep($1)", 10),
-            ):
+                lambda: con.fetchrow("SELECT pg_sleep($1)", 10),
+            )
+            # Twice: the second round finds the statements cached (the unchecked path).
+            for start in starts + starts:
                 task = asyncio.ensure_future(start())
                 await asyncio.sleep(0.1)
                 assert not task.done()

@@ -271,11 +271,15 @@ class Connection(CallbacksMixin, CopyMixin, metaclass=ConnectionMeta):
                 raise asyncio.TimeoutError
             return await asyncio.wait_for(fut, timeout)
         except (asyncio.TimeoutError, asyncio.CancelledError):
-            if not fut.done():
-                fut.cancel()
-            if self._protocol.is_busy() or self._protocol._is_cancelling():
-                self._cancel_current_command()
+            self._abandon(fut)
             raise
+
+    def _abandon(self, fut: asyncio.Future) -> None:
+        """The caller stopped waiting for ``fut``: stop the query it stands for."""
+        if not fut.done():
+            fut.cancel()
+        if self._protocol.is_busy() or self._protocol._is_cancelling():
+            self._cancel_current_command()
 
     def _cancel_current_command(self, waiter: asyncio.Future | None = None) -> None:
         """Asks the server, over a side connection, to cancel what this one is running;
@@ -413,6 +417,28 @@ class Connection(CallbacksMixin, CopyMixin, metaclass=ConnectionMeta):
                 if attempt or self.is_in_transaction():
                     raise
 
+    def _start_fast(self, query: str, args: tuple, limit: int, want_rows: bool):
+        """Starts ``query`` without the checks of :meth:`_execute` when none can apply:
+        no timeout, no query logger, nothing pending, the statement cached. Returns the
+        protocol future, or None for the checked path."""
+        if self._cancellations or self._query_loggers or self._config.command_timeout is not None:
+            return None
+        return self._protocol.fast_execute(query, args, limit, want_rows)
+
+    async def _wait_fast(self, fut: asyncio.Future, query, args, limit, want_rows) -> Any:
+        """Awaits a future of :meth:`_start_fast` as :meth:`_execute` would have."""
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            self._abandon(fut)
+            raise
+        except exceptions.InvalidCachedStatementError:
+            self._drop_global_statement_cache()
+            if self.is_in_transaction():
+                raise
+        # The one retry _execute_retrying would have made.
+        return await self._prepare_and_run(query, args, limit, want_rows, None)
+
     async def _prepare_and_run(self, query, args, limit, want_rows, record_class) -> Any:
         stmt = await self._get_statement(query, None, record_class=record_class)
         return await self._wait(
@@ -422,12 +448,20 @@ class Connection(CallbacksMixin, CopyMixin, metaclass=ConnectionMeta):
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
         """Execute an SQL command (or commands): with no arguments a whole script runs
         through the simple protocol. Returns the status of the last command."""
+        if args and timeout is None:
+            fut = self._start_fast(query, args, 0, False)
+            if fut is not None:
+                return await self._wait_fast(fut, query, args, 0, False)
         return await self._execute(query, args, 0, timeout, want_rows=False)
 
     async def fetch(
         self, query: str, *args: Any, timeout: float | None = None, record_class: Any = None
     ) -> list:
         """Runs a query and returns every row as a list of Records."""
+        if timeout is None and record_class is None:
+            fut = self._start_fast(query, args, 0, True)
+            if fut is not None:
+                return await self._wait_fast(fut, query, args, 0, True)
         return await self._execute(
             query, args, 0, timeout, want_rows=True, record_class=record_class
         )
@@ -436,16 +470,26 @@ class Connection(CallbacksMixin, CopyMixin, metaclass=ConnectionMeta):
         self, query: str, *args: Any, timeout: float | None = None, record_class: Any = None
     ):
         """Runs a query and returns its first row, or None."""
-        rows = await self._execute(
-            query, args, 1, timeout, want_rows=True, record_class=record_class
-        )
+        fut = None
+        if timeout is None and record_class is None:
+            fut = self._start_fast(query, args, 1, True)
+        if fut is not None:
+            rows = await self._wait_fast(fut, query, args, 1, True)
+        else:
+            rows = await self._execute(
+                query, args, 1, timeout, want_rows=True, record_class=record_class
+            )
         return rows[0] if rows else None
 
     async def fetchval(
         self, query: str, *args: Any, column: int | str = 0, timeout: float | None = None
     ) -> Any:
         """Runs a query and returns one value of its first row, or None."""
-        rows = await self._execute(query, args, 1, timeout, want_rows=True)
+        fut = self._start_fast(query, args, 1, True) if timeout is None else None
+        if fut is not None:
+            rows = await self._wait_fast(fut, query, args, 1, True)
+        else:
+            rows = await self._execute(query, args, 1, timeout, want_rows=True)
         return rows[0][column] if rows else None
 
     async def _executemany(

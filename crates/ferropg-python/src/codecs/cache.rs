@@ -1,8 +1,9 @@
 //! Python objects the codecs need on every call, looked up once per interpreter.
 
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDate, PyDateTime, PyDict, PyTuple, PyType, PyTzInfo};
+use pyo3::types::{PyDate, PyDateTime, PyType, PyTzInfo};
 
 /// Cached classes and constants.
 pub struct Cache {
@@ -12,6 +13,8 @@ pub struct Cache {
     pub uuid: Py<PyType>,
     /// `uuid.UUID` itself.
     pub std_uuid: Py<PyType>,
+    /// Where `uuid.UUID`'s `int` slot lives in an instance, when its descriptor says.
+    pub uuid_int_offset: Option<isize>,
     /// `datetime.timezone.utc`.
     pub utc: Py<PyTzInfo>,
     /// `datetime.date.max` / `.min`.
@@ -40,15 +43,16 @@ impl Cache {
 
     fn build(py: Python<'_>) -> PyResult<Cache> {
         let decimal = py.import("decimal")?.getattr("Decimal")?.unbind();
-        let uuid_mod = py.import("uuid")?;
-        let std_uuid = uuid_mod.getattr("UUID")?.cast_into::<PyType>()?;
+        let std_uuid = py.import("uuid")?.getattr("UUID")?.cast_into::<PyType>()?;
         let datetime = py.import("datetime")?;
         let date_cls = datetime.getattr("date")?;
         let dt_cls = datetime.getattr("datetime")?;
         let abc = py.import("collections.abc")?;
+        let uuid_int_offset = member_offset(py, &std_uuid, "int");
         Ok(Cache {
+            uuid_int_offset,
             decimal,
-            uuid: make_uuid_type(py, &uuid_mod, &std_uuid)?,
+            uuid: make_uuid_type(py)?,
             std_uuid: std_uuid.unbind(),
             utc: PyTzInfo::utc(py)?.to_owned().unbind(),
             date_max: date_cls.getattr("max")?.cast_into::<PyDate>()?.unbind(),
@@ -62,25 +66,52 @@ impl Cache {
     }
 }
 
+/// The instance offset of `cls`'s slot `name`, if `cls.__dict__[name]` is a member
+/// descriptor of an object-typed slot.
+fn member_offset(py: Python<'_>, cls: &Bound<'_, PyType>, name: &str) -> Option<isize> {
+    let descr = cls.getattr("__dict__").ok()?.get_item(name).ok()?;
+    let member_type = py
+        .import("types")
+        .ok()?
+        .getattr("MemberDescriptorType")
+        .ok()?;
+    if !descr.get_type().is(&member_type) {
+        return None;
+    }
+    // SAFETY: `descr` is exactly a member_descriptor, whose C layout pyo3-ffi mirrors
+    // for the running interpreter; `d_member` points at the type's static PyMemberDef.
+    unsafe {
+        let d = descr.as_ptr().cast::<ffi::PyMemberDescrObject>();
+        let member = (*d).d_member.cast::<ffi::PyMemberDef>();
+        if member.is_null() || (*member).type_code != ffi::Py_T_OBJECT_EX {
+            return None;
+        }
+        Some((*member).offset)
+    }
+}
+
 /// Builds `ferropg.pgproto.UUID`: a slot-less subclass of `uuid.UUID`, so instances are
 /// `uuid.UUID`s in every way that matters (isinstance, ==, hash, str) but can be made
 /// by filling the `int` slot directly instead of running `uuid.UUID.__init__`.
-fn make_uuid_type(
-    py: Python<'_>,
-    uuid_mod: &Bound<'_, PyModule>,
-    base: &Bound<'_, PyType>,
-) -> PyResult<Py<PyType>> {
-    let ns = PyDict::new(py);
-    ns.set_item("__slots__", PyTuple::empty(py))?;
-    ns.set_item("__module__", "ferropg.pgproto")?;
-    ns.set_item("__doc__", "A uuid.UUID built straight from the wire.")?;
-    // uuid.UUID.__init__ sets `is_safe`; a class attribute serves every instance.
-    ns.set_item("is_safe", uuid_mod.getattr("SafeUUID")?.getattr("unknown")?)?;
-    let builtins = py.import("builtins")?;
-    let ty = builtins
-        .getattr("type")?
-        .call1(("UUID", PyTuple::new(py, [base])?, ns))?;
-    Ok(ty.cast_into::<PyType>()?.unbind())
+fn make_uuid_type(py: Python<'_>) -> PyResult<Py<PyType>> {
+    // `is_safe` is a class attribute (uuid.UUID.__init__ would set it per instance), so
+    // uuid's own __setstate__ cannot run on these: they pickle and copy as a plain
+    // uuid.UUID, which also unpickles where ferropg is not installed.
+    let source = c"
+import uuid
+
+class UUID(uuid.UUID):
+    \"\"\"A uuid.UUID built straight from the wire.\"\"\"
+
+    __slots__ = ()
+    __module__ = 'ferropg.pgproto'
+    is_safe = uuid.SafeUUID.unknown
+
+    def __reduce__(self):
+        return (uuid.UUID, (None, None, None, None, self.int))
+";
+    let module = PyModule::from_code(py, source, c"ferropg/pgproto.py", c"ferropg.pgproto")?;
+    Ok(module.getattr("UUID")?.cast_into::<PyType>()?.unbind())
 }
 
 /// The UUID subclass, for the Python package to export.

@@ -290,18 +290,40 @@ pub fn make_uuid<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let ty = cache.uuid.bind(py);
     // SAFETY: the type is a heap type built from uuid.UUID with no extra slots, so
-    // PyType_GenericAlloc gives a valid zeroed instance; the `int` member is set through
-    // the generic setattr, which goes to the slot descriptor as object.__setattr__ would.
+    // PyType_GenericAlloc gives a valid zeroed instance whose `int` slot (at the offset
+    // its member descriptor gives) is NULL and ours to fill.
     unsafe {
         let obj = ffi::PyType_GenericAlloc(ty.as_ptr().cast(), 0);
         let obj = Bound::from_owned_ptr_or_err(py, obj)?;
         let int = ffi::_PyLong_FromByteArray(bytes.as_ptr(), 16, 0, 0);
         let int = Bound::from_owned_ptr_or_err(py, int)?;
-        if ffi::PyObject_GenericSetAttr(obj.as_ptr(), intern!(py, "int").as_ptr(), int.as_ptr())
-            != 0
-        {
-            return Err(PyErr::fetch(py));
+        match cache.uuid_int_offset {
+            Some(offset) => {
+                let slot = obj
+                    .as_ptr()
+                    .cast::<u8>()
+                    .offset(offset)
+                    .cast::<*mut ffi::PyObject>();
+                *slot = int.into_ptr();
+                // It holds an int and nothing can be added to it (no __dict__, and
+                // uuid.UUID refuses setattr), so it can never be part of a cycle: keep it
+                // out of the collector's way, and let the Records holding it stay so.
+                if ffi::PyType_IS_GC(ty.as_ptr().cast()) != 0 {
+                    ffi::PyObject_GC_UnTrack(obj.as_ptr().cast());
+                }
+            }
+            None => {
+                let name = intern!(py, "int").as_ptr();
+                if ffi::PyObject_GenericSetAttr(obj.as_ptr(), name, int.as_ptr()) != 0 {
+                    return Err(PyErr::fetch(py));
+                }
+            }
         }
         Ok(obj)
     }
+}
+
+/// True for an instance of the fast UUID subclass that [`make_uuid`] untracked.
+pub fn is_untracked_uuid(py: Python<'_>, tp: *mut ffi::PyTypeObject) -> bool {
+    Cache::get(py).is_ok_and(|c| c.uuid_int_offset.is_some() && c.uuid.as_ptr() == tp.cast())
 }

@@ -10,5 +10,5 @@ mod decode;
 mod encode;
 
 pub use cache::{uuid_type, Cache};
-pub use decode::{decode_value, Decoder};
+pub use decode::{decode_value, is_untracked_uuid, Decoder};
 pub use encode::{encode_value, Encoder};

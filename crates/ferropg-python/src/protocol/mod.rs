@@ -38,8 +38,19 @@ fn statement_name() -> String {
     )
 }
 
-/// The statement cache key: query text, record class identity, `ignore_custom_codec`.
-type CacheKey = (String, usize, bool);
+/// The statement cache key: the query text alone for the connection's own record class
+/// without `ignore_custom_codec` (so the hot path looks it up by `&str`), else the text
+/// followed by NUL and the variant. PostgreSQL rejects NUL in query text, so no query
+/// can collide with a variant's key.
+type CacheKey = String;
+
+fn variant_key(sql: &str, cls: usize, own: usize, icc: bool) -> CacheKey {
+    if cls == own && !icc {
+        sql.to_owned()
+    } else {
+        format!("{sql}\0{cls:x}\0{}", u8::from(icc))
+    }
+}
 
 /// A future to resolve once the borrow of the protocol is released.
 enum Completion {
@@ -151,11 +162,9 @@ impl CoreProtocol {
         record_class: Option<&Bound<'_, PyType>>,
         icc: bool,
     ) -> CacheKey {
-        let cls = match record_class {
-            Some(c) => c.as_ptr() as usize,
-            None => self.record_class.bind(py).as_ptr() as usize,
-        };
-        (sql.to_owned(), cls, icc)
+        let own = self.record_class.bind(py).as_ptr() as usize;
+        let cls = record_class.map_or(own, |c| c.as_ptr() as usize);
+        variant_key(sql, cls, own, icc)
     }
 
     /// Writes a simple Query and queues `kind` to collect its outcome.
@@ -712,6 +721,45 @@ impl CoreProtocol {
         })
     }
 
+    /// The hot path of `Connection.fetch` and friends, for the connection's own record
+    /// class: runs `sql` if its statement is cached and nothing else is under way.
+    /// Returns None whenever the caller must take the checked path instead (connection
+    /// closed, an operation still pending, a cache miss), which reports or handles it.
+    fn fast_execute(
+        slf: &Bound<'_, Self>,
+        sql: &str,
+        args: &Bound<'_, PyTuple>,
+        limit: i32,
+        want_rows: bool,
+    ) -> PyResult<Option<Py<PyAny>>> {
+        with_output(slf, |this, py| {
+            if this.ensure_open(py).is_err() || this.conn.pending_len() > 0 {
+                return Ok(None);
+            }
+            let now = this.now();
+            let stmt = match this.cache.get_borrowed(sql, now) {
+                Lookup::Hit(s) => s.clone_ref(py),
+                Lookup::Miss => return Ok(None),
+                Lookup::Expired(old) => {
+                    this.retire(old);
+                    return Ok(None);
+                }
+            };
+            let fut = this.new_future(py)?;
+            this.start_execute(
+                py,
+                fut.clone_ref(py),
+                stmt,
+                args.as_any(),
+                "",
+                limit,
+                want_rows,
+                false,
+            )?;
+            Ok(Some(fut))
+        })
+    }
+
     /// The fast path: runs `sql` if its statement is cached, resolving to a list of
     /// Records (`want_rows`) or the command status. Returns None on a cache miss: the
     /// caller then prepares the statement and calls `execute_statement`.
@@ -1173,9 +1221,10 @@ impl CoreProtocol {
     fn close_statement(&mut self, py: Python<'_>, stmt: Py<Statement>) {
         let st = stmt.get();
         if st.cached.load(Ordering::Relaxed) {
-            let key: CacheKey = (
-                st.query.clone(),
+            let key = variant_key(
+                &st.query,
                 st.record_class.bind(py).as_ptr() as usize,
+                self.record_class.bind(py).as_ptr() as usize,
                 false,
             );
             if self.cache.peek(&key).is_some_and(|s| s.is(&stmt)) {

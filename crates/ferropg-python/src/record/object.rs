@@ -276,7 +276,9 @@ pub(super) fn may_be_in_cycle(value: &Bound<'_, PyAny>) -> bool {
         if ffi::PyObject_GC_IsTracked(obj) != 0 {
             return true;
         }
-        !(tp == ptr::addr_of_mut!(ffi::PyTuple_Type) || is_record_type(tp))
+        !(tp == ptr::addr_of_mut!(ffi::PyTuple_Type)
+            || is_record_type(tp)
+            || crate::codecs::is_untracked_uuid(value.py(), tp))
     }
 }
 
