@@ -181,6 +181,7 @@ class CopyMixin:
         timeout = self._timeout(timeout)
         await self._ready_for_operation(timeout)
         stmt = await self._get_statement(f"SELECT {cols} FROM {tab} LIMIT 1", timeout)
+        self._protocol.check_copy_binary(stmt)
         col_list = "(" + ", ".join(utils._quote_ident(name) for name, *_ in stmt.columns) + ")"
         sql = f"COPY {tab}{col_list} FROM STDIN (FORMAT binary)"
         if where:

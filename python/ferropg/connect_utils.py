@@ -1,20 +1,55 @@
-"""Turning ``connect()`` arguments into addresses and startup parameters, and dialling."""
+"""Turning ``connect()`` arguments into addresses and startup parameters, dialling, and
+choosing among several servers by ``target_session_attrs``."""
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import getpass
 import os
+import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _native, exceptions, protocol
 
-__all__ = ("ConnectParams", "resolve_params", "connect_to")
+if TYPE_CHECKING:
+    from .connection import Connection
+
+__all__ = (
+    "ConnectParams",
+    "SessionAttribute",
+    "connect_matching",
+    "connect_to",
+    "resolve_params",
+    "session_matches",
+)
 
 _CANCEL_REQUEST_CODE = 80877102
 
 _SOCKET_DIRS = ("/run/postgresql", "/var/run/postgresql", "/tmp", "/private/tmp")
+
+
+class SessionAttribute(str, enum.Enum):
+    """The kind of server ``target_session_attrs`` asks for (asyncpg's enum and values)."""
+
+    any = "any"
+    primary = "primary"
+    standby = "standby"
+    prefer_standby = "prefer-standby"
+    read_write = "read-write"
+    read_only = "read-only"
+
+
+def _session_attribute(value: Any) -> SessionAttribute:
+    try:
+        return SessionAttribute(value)
+    except ValueError:
+        allowed = ", ".join(repr(a.value) for a in SessionAttribute)
+        raise exceptions.ClientConfigurationError(
+            f"target_session_attrs is expected to be one of {allowed}, got {value!r}"
+        ) from None
 
 
 @dataclass
@@ -27,6 +62,7 @@ class ConnectParams:
     database: str
     server_settings: dict[str, str] = field(default_factory=dict)
     connect_timeout: float | None = None
+    target_session_attrs: SessionAttribute = SessionAttribute.any
 
 
 def _as_list(value: Any) -> list:
@@ -48,8 +84,13 @@ def resolve_params(
     password: Any = None,
     database: str | None = None,
     server_settings: dict[str, str] | None = None,
+    target_session_attrs: Any = None,
 ) -> ConnectParams:
-    """Merges, in order of precedence: keyword arguments, the DSN, ``PG*`` variables, defaults."""
+    """Merges, in order of precedence: keyword arguments, the DSN, ``PG*`` variables, defaults.
+
+    An invalid ``target_session_attrs`` raises
+    :class:`~ferropg.exceptions.ClientConfigurationError`.
+    """
     from_dsn: dict[str, Any] = _native.parse_dsn(dsn) if dsn else {}
     env = os.environ
 
@@ -85,6 +126,14 @@ def resolve_params(
             addrs.append((h, p))
 
     settings = dict(from_dsn.get("server_settings") or ())
+    # The DSN parser hands back every unknown query parameter as a server setting; this one
+    # is the client's, and the server would refuse it as a startup parameter.
+    dsn_attrs = settings.pop("target_session_attrs", None)
+    if target_session_attrs is None:
+        target_session_attrs = dsn_attrs
+    if target_session_attrs is None:
+        target_session_attrs = env.get("PGTARGETSESSIONATTRS", SessionAttribute.any)
+    attrs = _session_attribute(target_session_attrs)
     if from_dsn.get("application_name"):
         settings.setdefault("application_name", from_dsn["application_name"])
     if server_settings:
@@ -96,6 +145,7 @@ def resolve_params(
         database=database,
         server_settings=settings,
         connect_timeout=from_dsn.get("connect_timeout"),
+        target_session_attrs=attrs,
     )
 
 
@@ -145,6 +195,86 @@ async def connect_to(
         transport.abort()
         raise
     return transport, proto
+
+
+async def _in_hot_standby(con: Connection) -> bool:
+    # PostgreSQL 14+ reports in_hot_standby at startup (and on promotion); older servers
+    # have to be asked.
+    status = getattr(con.get_settings(), "in_hot_standby", None)
+    if status is not None:
+        return status == "on"
+    return bool(await con.fetchval("SELECT pg_catalog.pg_is_in_recovery()"))
+
+
+async def _is_read_only(con: Connection) -> bool:
+    # default_transaction_read_only (reported by 14+) makes even a primary refuse writes;
+    # without it, only a hot standby does.
+    if getattr(con.get_settings(), "default_transaction_read_only", "off") == "on":
+        return True
+    return await _in_hot_standby(con)
+
+
+async def session_matches(con: Connection, attr: SessionAttribute) -> bool:
+    """Whether the server behind ``con`` has the attribute ``attr`` asks for.
+
+    ``prefer-standby`` matches a standby here; the fallback to any server is
+    :func:`connect_matching`'s.
+    """
+    if attr is SessionAttribute.any:
+        return True
+    if attr is SessionAttribute.primary:
+        return not await _in_hot_standby(con)
+    if attr in (SessionAttribute.standby, SessionAttribute.prefer_standby):
+        return await _in_hot_standby(con)
+    if attr is SessionAttribute.read_write:
+        return not await _is_read_only(con)
+    return await _is_read_only(con)
+
+
+async def connect_matching(
+    params: ConnectParams,
+    open_connection: Callable[[str | tuple[str, int]], Awaitable[Connection]],
+) -> Connection:
+    """Connects to the first address in ``params.addrs`` whose server matches
+    ``params.target_session_attrs``, trying each in turn.
+
+    ``open_connection(addr)`` opens one connection; an ``OSError`` from it moves on to the
+    next address. With ``prefer-standby`` and no standby, one of the servers reached is
+    used. Every connection not returned is terminated. When no server matches, the last
+    ``OSError`` is raised, or else :class:`~ferropg.exceptions.TargetServerAttributeNotMatched`.
+    """
+    attr = params.target_session_attrs
+    candidates: list[Connection] = []
+    chosen: Connection | None = None
+    last_error: OSError | None = None
+    try:
+        for addr in params.addrs:
+            try:
+                con = await open_connection(addr)
+            except OSError as e:
+                last_error = e
+                continue
+            candidates.append(con)
+            if await session_matches(con, attr):
+                chosen = con
+                break
+        else:
+            if attr is SessionAttribute.prefer_standby and candidates:
+                # asyncpg picks at random, spreading such clients over the servers.
+                chosen = random.choice(candidates)
+    finally:
+        # Rejected servers are dropped without a goodbye: a graceful close must neither
+        # delay the chosen connection nor outlive connect()'s timeout or cancellation.
+        for con in candidates:
+            if con is not chosen:
+                con.terminate()
+    if chosen is not None:
+        return chosen
+    if last_error is not None:
+        raise last_error
+    raise exceptions.TargetServerAttributeNotMatched(
+        f"None of the hosts match the target attribute requirement {attr!r}"
+    )
 
 
 async def _cancel(

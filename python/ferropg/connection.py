@@ -9,6 +9,7 @@ from typing import Any
 
 from . import connect_utils, cursor, exceptions, prepared_stmt, serverversion
 from ._callbacks import CallbacksMixin, LoggedQuery  # noqa: F401 - asyncpg exports it here
+from ._codecs import CodecsMixin
 from ._copy import CopyMixin
 from .protocol import Protocol, Record
 from .transaction import Transaction
@@ -140,7 +141,7 @@ class ConnectionMeta(type):
         return False
 
 
-class Connection(CallbacksMixin, CopyMixin, metaclass=ConnectionMeta):
+class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMeta):
     """A connection to a PostgreSQL server. Use :func:`connect` to make one."""
 
     def __init__(
@@ -273,6 +274,15 @@ class Connection(CallbacksMixin, CopyMixin, metaclass=ConnectionMeta):
         except (asyncio.TimeoutError, asyncio.CancelledError):
             self._abandon(fut)
             raise
+        except exceptions.OutdatedSchemaCacheError:
+            self._schema_changed()
+            raise
+
+    def _schema_changed(self) -> None:
+        """A composite no longer looks as cached: nothing cached can be trusted (what
+        reload_schema_state does; the query already ran, so it cannot be retried)."""
+        self._drop_global_type_cache()
+        self._drop_global_statement_cache()
 
     def _abandon(self, fut: asyncio.Future) -> None:
         """The caller stopped waiting for ``fut``: stop the query it stands for."""
@@ -367,10 +377,14 @@ class Connection(CallbacksMixin, CopyMixin, metaclass=ConnectionMeta):
         if isinstance(named, str):
             name = named
         elif use_cache or named:
-            name = None  # a generated unique name
+            name = self._get_unique_id("stmt")
         else:
             name = ""
-        stmt = await self._wait(self._protocol.prepare(query, name, record_class), timeout)
+        stmt = await self._wait(
+            self._protocol.prepare(query, name, record_class, ignore_custom_codec), timeout
+        )
+        if stmt.missing_types:
+            stmt = await self._resolve_types(stmt, timeout)
         if use_cache:
             self._protocol.cache_put(stmt, record_class, ignore_custom_codec)
         return stmt
@@ -431,6 +445,9 @@ class Connection(CallbacksMixin, CopyMixin, metaclass=ConnectionMeta):
             return await fut
         except asyncio.CancelledError:
             self._abandon(fut)
+            raise
+        except exceptions.OutdatedSchemaCacheError:
+            self._schema_changed()
             raise
         except exceptions.InvalidCachedStatementError:
             self._drop_global_statement_cache()
@@ -723,6 +740,12 @@ async def connect(
 
     Arguments left out come from the DSN, then from the ``PG*`` environment variables,
     then from libpq's defaults.
+
+    With several hosts, each is tried in turn until one matches ``target_session_attrs``
+    (``'any'``, ``'primary'``, ``'standby'``, ``'read-write'``, ``'read-only'`` or
+    ``'prefer-standby'``; DSN parameter ``target_session_attrs``, variable
+    ``PGTARGETSESSIONATTRS``, default ``'any'``); when none does,
+    :class:`~ferropg.exceptions.TargetServerAttributeNotMatched` is raised.
     """
     if loop is None:
         loop = asyncio.get_running_loop()
@@ -758,22 +781,16 @@ async def connect(
         password=password,
         database=database,
         server_settings=server_settings,
+        target_session_attrs=target_session_attrs,
     )
 
-    async def attempt() -> Connection:
-        last_error: BaseException | None = None
-        for addr in params.addrs:
-            try:
-                transport, proto = await connect_utils.connect_to(
-                    addr, params, loop, record_class=record_class, config=config
-                )
-            except OSError as e:
-                last_error = e
-                continue
-            return connection_class(proto, transport, loop, addr, params, config)
-        assert last_error is not None
-        raise last_error
+    async def open_connection(addr: Any) -> Connection:
+        transport, proto = await connect_utils.connect_to(
+            addr, params, loop, record_class=record_class, config=config
+        )
+        return connection_class(proto, transport, loop, addr, params, config)
 
     if timeout is not None and timeout <= 0:
         raise asyncio.TimeoutError
-    return await asyncio.wait_for(attempt(), timeout)
+    # The timeout covers every host tried and every target_session_attrs check.
+    return await asyncio.wait_for(connect_utils.connect_matching(params, open_connection), timeout)

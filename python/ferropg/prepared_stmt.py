@@ -75,7 +75,13 @@ class PreparedStatement:
             if want_rows and not self._state.returns_rows:
                 want_rows = False
             fut = con._protocol.execute_statement(self._state, args, limit, want_rows, "", True)
-            rows, _suspended, status = await con._wait(fut, timeout)
+            try:
+                rows, _suspended, status = await con._wait(fut, timeout)
+            except exceptions.OutdatedSchemaCacheError:
+                # The connection dropped its caches; this statement's codecs are stale
+                # too, and only a new prepare() can give it fresh ones.
+                self._state.mark_closed()
+                raise
             self._last_status = status
             return rows
 

@@ -6,7 +6,7 @@ use ferropg_core::message::RowDescription;
 use pyo3::prelude::*;
 use pyo3::types::{PyTuple, PyType};
 
-use crate::codecs::{Decoder, Encoder};
+use crate::codecs::{Decoder, Encoder, Registry};
 use crate::record::RecordDesc;
 
 /// One result column.
@@ -63,38 +63,48 @@ pub struct Statement {
     pub refs: AtomicUsize,
     /// Whether the connection's statement cache holds it.
     pub cached: AtomicBool,
+    /// Built without the user's codecs (`ignore_custom_codec`).
+    pub ignore_custom_codec: bool,
+    /// Parameter or column types nothing was known of: introspect them, then rebuild.
+    pub missing: Vec<u32>,
 }
 
 impl Statement {
+    /// A statement as Parse + Describe described it, with codecs from `registry`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         py: Python<'_>,
         name: String,
         query: String,
         described: Described,
         record_class: Py<PyType>,
+        registry: &Registry,
+        ignore_custom_codec: bool,
     ) -> PyResult<Statement> {
         let returns_rows = described.columns.is_some();
         let columns = described.columns.unwrap_or_default();
-        let decoders: Vec<Option<Decoder>> = columns
+        let column_types: Vec<u32> = columns.iter().map(|c| c.type_oid).collect();
+        let resolved = registry.resolve(
+            py,
+            &described.param_types,
+            &column_types,
+            ignore_custom_codec,
+        )?;
+        let result_formats = resolved
+            .decoders
             .iter()
-            .map(|c| Decoder::binary_for(c.type_oid))
+            .map(|d| d.as_ref().map_or(0, Decoder::format))
             .collect();
-        let result_formats = decoders.iter().map(|d| i16::from(d.is_some())).collect();
-        let encoders: Vec<Encoder> = described
-            .param_types
-            .iter()
-            .map(|t| Encoder::for_type(*t))
-            .collect();
-        let param_formats = encoders.iter().map(|e| e.format()).collect();
+        let param_formats = resolved.encoders.iter().map(Encoder::format).collect();
         let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
         Ok(Statement {
             name,
             query,
             param_types: described.param_types,
-            encoders,
+            encoders: resolved.encoders,
             param_formats,
             columns,
-            decoders,
+            decoders: resolved.decoders,
             result_formats,
             returns_rows,
             desc: RecordDesc::from_names(py, &names)?,
@@ -102,7 +112,28 @@ impl Statement {
             closed: AtomicBool::new(false),
             refs: AtomicUsize::new(0),
             cached: AtomicBool::new(false),
+            ignore_custom_codec,
+            missing: resolved.missing,
         })
+    }
+
+    /// The same server statement with its codecs picked again from `registry`.
+    pub fn rebuild(&self, py: Python<'_>, registry: &Registry) -> PyResult<Statement> {
+        let described = Described {
+            param_types: self.param_types.clone(),
+            columns: self.returns_rows.then(|| self.columns.clone()),
+        };
+        let st = Statement::new(
+            py,
+            self.name.clone(),
+            self.query.clone(),
+            described,
+            self.record_class.clone_ref(py),
+            registry,
+            self.ignore_custom_codec,
+        )?;
+        st.closed.store(self.is_closed(), Ordering::Relaxed);
+        Ok(st)
     }
 }
 
@@ -166,6 +197,12 @@ impl Statement {
     #[getter]
     fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Types still to introspect before the statement can run with the right codecs.
+    #[getter]
+    fn missing_types(&self) -> Vec<u32> {
+        self.missing.clone()
     }
 
     /// The query text.

@@ -8,6 +8,7 @@ pub mod binary;
 pub mod datetime;
 pub mod numeric;
 pub mod oid;
+pub mod record;
 
 use std::fmt;
 

@@ -26,12 +26,12 @@ pub(super) fn decode<'py>(
     py: Python<'py>,
     cache: &Cache,
     elem_oid: u32,
-    elem: Decoder,
+    elem: &Decoder,
     buf: &[u8],
 ) -> PyResult<Bound<'py, PyAny>> {
     let (header, mut elements) = framing::parse(buf).map_err(wire)?;
     // Record fields carry their own types, so any composite element decodes as one.
-    if header.element_oid() != elem_oid && elem != Decoder::Record {
+    if header.element_oid() != elem_oid && *elem != Decoder::Record {
         return Err(PyValueError::new_err(format!(
             "malformed value from the server: array elements of type OID {}, expected OID {elem_oid}",
             header.element_oid()
@@ -50,7 +50,7 @@ pub(super) fn decode<'py>(
 fn build<'py>(
     py: Python<'py>,
     cache: &Cache,
-    elem: Decoder,
+    elem: &Decoder,
     dims: &[usize],
     elements: &mut Elements<'_>,
 ) -> PyResult<Bound<'py, PyList>> {
@@ -163,7 +163,7 @@ pub(super) fn encode(
     py: Python<'_>,
     cache: &Cache,
     elem_oid: u32,
-    elem: Encoder,
+    elem: &Encoder,
     obj: &Bound<'_, PyAny>,
     buf: &mut BytesMut,
 ) -> PyResult<()> {
@@ -212,7 +212,7 @@ pub(super) fn encode(
 struct Walk<'a> {
     py: Python<'a>,
     cache: &'a Cache,
-    elem: Encoder,
+    elem: &'a Encoder,
     dims: &'a [usize],
     /// The index at each level, for error messages.
     path: [usize; MAX_DIMS],

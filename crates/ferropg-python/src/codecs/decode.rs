@@ -7,10 +7,11 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDate, PyDateTime, PyDelta, PyString, PyTime, PyTzInfo};
 
+use super::dynamic::{self, DynDecoder, Shared};
 use super::{array, Cache};
 
 /// How to turn one column's bytes into a Python object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decoder {
     /// `bool`.
     Bool,
@@ -61,13 +62,28 @@ pub enum Decoder {
         /// How each element decodes; never itself an array.
         elem: &'static Decoder,
     },
+    /// A codec built per connection (composites, arrays of them, user codecs).
+    Dyn(Shared<DynDecoder>),
 }
 
 impl Decoder {
+    /// Wraps a per-connection decoder.
+    pub fn dynamic(d: DynDecoder) -> Decoder {
+        Decoder::Dyn(Shared(std::sync::Arc::new(d)))
+    }
+
+    /// The result format to ask the server for: 1 binary, 0 text.
+    pub fn format(&self) -> i16 {
+        match self {
+            Decoder::Dyn(d) => d.0.format(),
+            _ => 1,
+        }
+    }
+
     /// The binary decoder for a type, or `None` when the column should come as text.
     pub fn binary_for(type_oid: u32) -> Option<Decoder> {
         if let Some(d) = Decoder::scalar(type_oid) {
-            return Some(*d);
+            return Some(d.clone());
         }
         let elem_oid = framing::element_type(type_oid)?;
         Some(Decoder::Array {
@@ -120,7 +136,7 @@ pub(super) fn wire(e: DecodeError) -> PyErr {
 pub fn decode_value<'py>(
     py: Python<'py>,
     cache: &Cache,
-    decoder: Decoder,
+    decoder: &Decoder,
     buf: &[u8],
 ) -> PyResult<Bound<'py, PyAny>> {
     Ok(match decoder {
@@ -192,7 +208,8 @@ pub fn decode_value<'py>(
         Decoder::Uuid => make_uuid(py, cache, &binary::decode_uuid(buf).map_err(wire)?)?,
         Decoder::Void => py.None().into_bound(py),
         Decoder::Record => decode_record(py, cache, buf)?,
-        Decoder::Array { elem_oid, elem } => array::decode(py, cache, elem_oid, *elem, buf)?,
+        Decoder::Array { elem_oid, elem } => array::decode(py, cache, *elem_oid, elem, buf)?,
+        Decoder::Dyn(d) => dynamic::decode(py, cache, &d.0, buf)?,
     })
 }
 
@@ -222,7 +239,7 @@ fn decode_record<'py>(py: Python<'py>, cache: &Cache, buf: &[u8]) -> PyResult<Bo
                 "no binary decoder for a record field of type OID {oid}"
             ))
         })?;
-        items.push(decode_value(py, cache, decoder, value)?);
+        items.push(decode_value(py, cache, &decoder, value)?);
     }
     if !rest.is_empty() {
         return Err(malformed());

@@ -13,10 +13,11 @@ use pyo3::types::{
     PyFloat, PyInt, PyMemoryView, PyString, PyTime, PyTimeAccess, PyTzInfoAccess,
 };
 
+use super::dynamic::{self, DynEncoder, Shared};
 use super::{array, Cache};
 
 /// How to write one parameter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Encoder {
     /// `bool`.
     Bool,
@@ -65,13 +66,15 @@ pub enum Encoder {
     },
     /// Any other type: a `str`, sent in text format for the server to parse.
     TextFallback,
+    /// A codec built per connection (composites, arrays of them, user codecs).
+    Dyn(Shared<DynEncoder>),
 }
 
 impl Encoder {
     /// The encoder for a parameter type.
     pub fn for_type(type_oid: u32) -> Encoder {
         if let Some(e) = Encoder::scalar(type_oid) {
-            return *e;
+            return e.clone();
         }
         let array = framing::element_type(type_oid)
             .and_then(|elem_oid| Some((elem_oid, Encoder::scalar(elem_oid)?)));
@@ -113,12 +116,17 @@ impl Encoder {
         })
     }
 
+    /// Wraps a per-connection encoder.
+    pub fn dynamic(e: DynEncoder) -> Encoder {
+        Encoder::Dyn(Shared(std::sync::Arc::new(e)))
+    }
+
     /// The format code to send: 1 (binary), or 0 for the text fallback.
-    pub fn format(self) -> i16 {
-        if self == Encoder::TextFallback {
-            0
-        } else {
-            1
+    pub fn format(&self) -> i16 {
+        match self {
+            Encoder::TextFallback => 0,
+            Encoder::Dyn(e) => e.0.format(),
+            _ => 1,
         }
     }
 }
@@ -177,7 +185,7 @@ fn text_of<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<std::borrow::Cow<'a, str>>
 pub fn encode_value(
     py: Python<'_>,
     cache: &Cache,
-    encoder: Encoder,
+    encoder: &Encoder,
     obj: &Bound<'_, PyAny>,
     buf: &mut BytesMut,
 ) -> PyResult<()> {
@@ -210,7 +218,7 @@ pub fn encode_value(
                     type_name(obj)
                 )));
             };
-            if encoder == Encoder::Float4 {
+            if *encoder == Encoder::Float4 {
                 let f = v as f32;
                 if f.is_infinite() && v.is_finite() {
                     return Err(PyOverflowError::new_err("value out of float32 range"));
@@ -325,7 +333,8 @@ pub fn encode_value(
             };
             buf.put_slice(&bytes);
         }
-        Encoder::Array { elem_oid, elem } => array::encode(py, cache, elem_oid, *elem, obj, buf)?,
+        Encoder::Array { elem_oid, elem } => array::encode(py, cache, *elem_oid, elem, obj, buf)?,
+        Encoder::Dyn(e) => dynamic::encode(py, cache, &e.0, obj, buf)?,
     }
     Ok(())
 }

@@ -7,8 +7,11 @@
 mod array;
 mod cache;
 mod decode;
+mod dynamic;
 mod encode;
+mod registry;
 
 pub use cache::{uuid_type, Cache};
 pub use decode::{decode_value, is_untracked_uuid, Decoder};
 pub use encode::{encode_value, Encoder};
+pub use registry::{Alias, CustomCodec, Format, Registry, Shape, TypeInfo};

@@ -76,7 +76,7 @@ pub(super) fn write_bind(
             if value.is_none() {
                 return Ok(true);
             }
-            encode_value(py, cache, st.encoders[i], &value, buf)?;
+            encode_value(py, cache, &st.encoders[i], &value, buf)?;
             Ok(false)
         },
         st.result_formats.iter().copied(),

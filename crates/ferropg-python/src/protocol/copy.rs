@@ -4,7 +4,7 @@ use bytes::{BufMut, BytesMut};
 use pyo3::intern;
 use pyo3::prelude::*;
 
-use crate::codecs::{encode_value, Cache, Encoder};
+use crate::codecs::{encode_value, Cache, Encoder, Registry};
 use crate::errors;
 use crate::statement::Statement;
 
@@ -12,25 +12,26 @@ use crate::statement::Statement;
 const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 
 /// The binary encoder of every column, or an error naming one that has none.
-pub(super) fn binary_encoders(py: Python<'_>, st: &Statement) -> PyResult<Vec<Encoder>> {
-    st.columns
-        .iter()
-        .map(|c| {
-            let enc = Encoder::for_type(c.type_oid);
-            if enc == Encoder::TextFallback {
-                Err(errors::client_error(
-                    py,
-                    "InternalClientError",
-                    format!(
-                        "no binary format encoder for type {} (OID {})",
-                        c.name, c.type_oid
-                    ),
-                ))
-            } else {
-                Ok(enc)
-            }
-        })
-        .collect()
+pub(super) fn binary_encoders(
+    py: Python<'_>,
+    st: &Statement,
+    registry: &Registry,
+) -> PyResult<Vec<Encoder>> {
+    let types: Vec<u32> = st.columns.iter().map(|c| c.type_oid).collect();
+    let encoders = registry.resolve(py, &types, &[], false)?.encoders;
+    for (enc, c) in encoders.iter().zip(&st.columns) {
+        if enc.format() != 1 {
+            return Err(errors::client_error(
+                py,
+                "InternalClientError",
+                format!(
+                    "no binary format encoder for type {} (OID {})",
+                    c.name, c.type_oid
+                ),
+            ));
+        }
+    }
+    Ok(encoders)
 }
 
 /// Writes one CopyData message of tuples; returns True while the iterator has more.
@@ -82,7 +83,7 @@ pub(super) fn write_records(
             }
             let at = out.len();
             out.put_i32(0);
-            encode_value(py, cache, *enc, &value, out).map_err(|e| {
+            encode_value(py, cache, enc, &value, out).map_err(|e| {
                 let msg = format!(
                     "invalid input for copy of column {}: {}",
                     i + 1,

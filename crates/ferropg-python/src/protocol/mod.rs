@@ -23,7 +23,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple, PyType};
 
-use crate::codecs::Cache;
+use crate::codecs::{Alias, Cache, CustomCodec, Format, Registry, Shape, TypeInfo};
 use crate::errors;
 use crate::statement::Statement;
 use ops::{Op, OpKind};
@@ -83,6 +83,8 @@ pub struct CoreProtocol {
     notice_callback: Option<Py<PyAny>>,
     notification_callback: Option<Py<PyAny>>,
     queries_count: u64,
+    /// Introspected types and the user's codecs.
+    types: Registry,
 }
 
 fn status_char(s: TransactionStatus) -> &'static str {
@@ -363,8 +365,17 @@ impl CoreProtocol {
                 query,
                 described,
                 record_class,
+                ignore_custom_codec,
             } => {
-                let stmt = Statement::new(py, name, query, described, record_class)?;
+                let stmt = Statement::new(
+                    py,
+                    name,
+                    query,
+                    described,
+                    record_class,
+                    &self.types,
+                    ignore_custom_codec,
+                )?;
                 Ok(Py::new(py, stmt)?.into_any())
             }
             OpKind::Execute {
@@ -517,6 +528,7 @@ impl CoreProtocol {
             notice_callback: None,
             notification_callback: None,
             queries_count: 0,
+            types: Registry::default(),
         })
     }
 
@@ -686,12 +698,13 @@ impl CoreProtocol {
 
     /// Prepares `sql` as statement `name` (a generated name when None; "" is the unnamed
     /// statement); resolves to a StatementState.
-    #[pyo3(signature = (sql, name=None, record_class=None))]
+    #[pyo3(signature = (sql, name=None, record_class=None, ignore_custom_codec=false))]
     fn prepare(
         slf: &Bound<'_, Self>,
         sql: &str,
         name: Option<String>,
         record_class: Option<Py<PyType>>,
+        ignore_custom_codec: bool,
     ) -> PyResult<Py<PyAny>> {
         with_output(slf, |this, py| {
             this.ensure_open(py)?;
@@ -715,6 +728,7 @@ impl CoreProtocol {
                     query: sql.to_owned(),
                     described: Default::default(),
                     record_class,
+                    ignore_custom_codec,
                 },
             ));
             Ok(fut)
@@ -1101,7 +1115,7 @@ impl CoreProtocol {
             }
             let cache = Cache::get(py)?;
             let st = stmt.get();
-            let encoders = copy::binary_encoders(py, st)?;
+            let encoders = copy::binary_encoders(py, st, &this.types)?;
             let start = this.out.len();
             let out = &mut this.out;
             match copy::write_records(py, cache, &encoders, iterator, max_bytes, first, last, out) {
@@ -1112,6 +1126,152 @@ impl CoreProtocol {
                 }
             }
         })
+    }
+
+    /// Raises InternalClientError unless every column of `stmt` has a binary encoder
+    /// (checked before a binary COPY starts, so nothing is sent in vain).
+    fn check_copy_binary(&self, py: Python<'_>, stmt: Py<Statement>) -> PyResult<()> {
+        copy::binary_encoders(py, stmt.get(), &self.types).map(|_| ())
+    }
+
+    // ------------------------------------------------------------ types and codecs
+
+    /// The types of `stmt` that nothing is known of yet, given what the connection
+    /// knows now (introspection may have run, or the type cache been dropped, since).
+    fn missing_types(&self, py: Python<'_>, stmt: Py<Statement>) -> PyResult<Vec<u32>> {
+        let st = stmt.get();
+        let columns: Vec<u32> = st.columns.iter().map(|c| c.type_oid).collect();
+        Ok(self
+            .types
+            .resolve(py, &st.param_types, &columns, st.ignore_custom_codec)?
+            .missing)
+    }
+
+    /// `stmt` with its codecs picked again from what the connection knows now.
+    fn rebuild_statement(&self, py: Python<'_>, stmt: Py<Statement>) -> PyResult<Py<Statement>> {
+        Py::new(py, stmt.get().rebuild(py, &self.types)?)
+    }
+
+    /// Records introspected types: `(oid, schema, name, kind, elemtype, basetype,
+    /// range_subtype, multirange_range, attrnames, attrtypoids)` per type, `kind` being
+    /// pg_type.typtype.
+    fn add_types(&mut self, rows: &Bound<'_, PyAny>) -> PyResult<()> {
+        let mut found = Vec::new();
+        for row in rows.try_iter()? {
+            let row = row?;
+            let get = |i: usize| row.get_item(i);
+            let oid: u32 = get(0)?.extract()?;
+            let schema: String = get(1)?.extract()?;
+            let name: String = get(2)?.extract()?;
+            // pg_type.typtype is a "char": bytes as asyncpg decodes it, or str.
+            let kind = get(3)?;
+            let kind: String = match kind.extract::<Vec<u8>>() {
+                Ok(b) if !kind.is_instance_of::<pyo3::types::PyString>() => {
+                    String::from_utf8_lossy(&b).into_owned()
+                }
+                _ => kind.extract()?,
+            };
+            let elem: Option<u32> = get(4)?.extract()?;
+            let base: Option<u32> = get(5)?.extract()?;
+            let subtype: Option<u32> = get(6)?.extract()?;
+            let range: Option<u32> = get(7)?.extract()?;
+            let names: Option<Vec<String>> = get(8)?.extract()?;
+            let oids: Option<Vec<u32>> = get(9)?.extract()?;
+            let nonzero = |v: Option<u32>| v.filter(|&o| o != 0);
+            let shape = match kind.as_str() {
+                "c" => Shape::Composite {
+                    names: names.unwrap_or_default(),
+                    oids: oids.unwrap_or_default(),
+                },
+                "e" => Shape::Enum,
+                "d" => match nonzero(base) {
+                    Some(base) => Shape::Domain { base },
+                    None => Shape::Scalar,
+                },
+                "r" => match nonzero(subtype) {
+                    Some(subtype) => Shape::Range { subtype },
+                    None => Shape::Scalar,
+                },
+                "m" => match nonzero(range) {
+                    Some(range) => Shape::Multirange { range },
+                    None => Shape::Scalar,
+                },
+                _ => match nonzero(elem) {
+                    Some(elem) => Shape::Array { elem },
+                    None => Shape::Scalar,
+                },
+            };
+            found.push((
+                oid,
+                TypeInfo {
+                    schema,
+                    name,
+                    shape,
+                },
+            ));
+        }
+        self.types.add_types(found);
+        Ok(())
+    }
+
+    /// Forgets the introspected types (the schema changed); the user's codecs stay.
+    fn clear_types(&mut self) {
+        self.types.clear_types();
+    }
+
+    /// Whether the connection has introspected `oid`.
+    fn knows_type(&self, oid: u32) -> bool {
+        self.types.type_info(oid).is_some()
+    }
+
+    /// Puts a user codec on `oid`: `format` is "text", "binary" or "tuple".
+    fn set_type_codec(
+        &mut self,
+        oid: u32,
+        format: &str,
+        encoder: Py<PyAny>,
+        decoder: Py<PyAny>,
+    ) -> PyResult<()> {
+        let format = match format {
+            "text" => Format::Text,
+            "binary" => Format::Binary,
+            "tuple" => Format::Tuple,
+            other => {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "invalid format: {other:?}"
+                )))
+            }
+        };
+        self.types.set_custom(
+            oid,
+            CustomCodec {
+                format,
+                encoder,
+                decoder,
+            },
+        );
+        Ok(())
+    }
+
+    /// Makes `oid` use a built-in codec: that of the built-in type `target`, or
+    /// "hstore" for contrib's hstore.
+    fn set_builtin_type_codec(&mut self, oid: u32, target: &Bound<'_, PyAny>) -> PyResult<()> {
+        let alias = if let Ok(target) = target.extract::<u32>() {
+            Alias::Builtin(target)
+        } else if target.extract::<String>()? == "hstore" {
+            Alias::Hstore
+        } else {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "unknown built-in codec: {target}"
+            )));
+        };
+        self.types.set_alias(oid, alias);
+        Ok(())
+    }
+
+    /// Removes the user's codec from `oid`.
+    fn reset_type_codec(&mut self, oid: u32) {
+        self.types.reset(oid);
     }
 
     // ------------------------------------------------------------ statement cache

@@ -22,6 +22,7 @@ pub(super) enum OpKind {
         query: String,
         described: Described,
         record_class: Py<PyType>,
+        ignore_custom_codec: bool,
     },
     /// Bind + Execute of a prepared statement.
     Execute {
@@ -171,7 +172,9 @@ fn decode_row(
     for (value, decoder) in row.values().zip(&st.decoders) {
         let obj = match value {
             None => py.None().into_bound(py),
-            Some(bytes) => decode_value(py, cache, decoder.unwrap_or(Decoder::Text), bytes)?,
+            Some(bytes) => {
+                decode_value(py, cache, decoder.as_ref().unwrap_or(&Decoder::Text), bytes)?
+            }
         };
         record.push(obj);
     }

@@ -1,0 +1,424 @@
+//! Codecs built per connection from what introspection found and what the user set:
+//! composites, arrays of any element, user codecs (`set_type_codec`) and hstore.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::{BufMut, BytesMut};
+use ferropg_core::types::record as framing;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyMapping, PyString, PyTuple};
+
+use super::decode::{decode_value, wire, Decoder};
+use super::encode::{encode_value, type_name, Encoder};
+use super::registry::{CustomCodec, Format};
+use super::{array, Cache};
+use crate::errors;
+use crate::record::{record_type, RecordBuilder, RecordDesc};
+
+/// A shared codec, equal only to itself (codecs hold Python objects).
+pub struct Shared<T>(pub Arc<T>);
+
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Shared(self.0.clone())
+    }
+}
+
+impl<T> PartialEq for Shared<T> {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl<T> Eq for Shared<T> {}
+
+impl<T> fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Shared(..)")
+    }
+}
+
+/// A named composite type as the connection knows it.
+pub struct Composite {
+    /// Its schema, for errors.
+    pub schema: String,
+    /// Its name, for errors.
+    pub name: String,
+    /// Attribute type OIDs, in order: the wire value must name the same.
+    pub oids: Vec<u32>,
+    /// Attribute names, in order.
+    pub names: Vec<String>,
+    /// The Records' keys.
+    pub desc: Py<RecordDesc>,
+    /// Decode to a plain tuple (for a `format='tuple'` user codec) instead of a Record.
+    pub as_tuple: bool,
+}
+
+/// A decoder built per connection.
+pub enum DynDecoder {
+    /// A named composite, with a decoder per attribute.
+    Composite(Composite, Vec<Decoder>),
+    /// An array of any element type with a binary decoder.
+    Array {
+        /// The element type OID the value's header must name.
+        elem_oid: u32,
+        /// How each element decodes.
+        elem: Decoder,
+    },
+    /// A user codec; `inner` decodes a composite to the tuple a `tuple` codec takes.
+    Custom {
+        codec: Arc<CustomCodec>,
+        inner: Option<Decoder>,
+        /// The type's binary form is its text, so a text codec reads it in binary.
+        text_like: bool,
+    },
+    /// contrib's hstore.
+    Hstore,
+}
+
+/// An encoder built per connection.
+pub enum DynEncoder {
+    /// A named composite, from a sequence or a mapping.
+    Composite(Composite, Vec<Encoder>),
+    /// An array of any element type with a binary encoder.
+    Array {
+        /// The element type OID to put in the header.
+        elem_oid: u32,
+        /// How each element is written.
+        elem: Encoder,
+    },
+    /// A user codec; `inner` writes the sequence a `tuple` codec returns.
+    Custom {
+        codec: Arc<CustomCodec>,
+        inner: Option<Encoder>,
+        /// The type's binary form is its text, so a text codec writes it in binary.
+        text_like: bool,
+    },
+    /// contrib's hstore, from a mapping of str to str or None.
+    Hstore,
+}
+
+impl DynDecoder {
+    /// The result format to ask the server for: 1 binary, 0 text.
+    pub fn format(&self) -> i16 {
+        match self {
+            DynDecoder::Custom {
+                codec, text_like, ..
+            } if codec.format == Format::Text && !text_like => 0,
+            _ => 1,
+        }
+    }
+}
+
+impl DynEncoder {
+    /// The parameter format to send: 1 binary, 0 text.
+    pub fn format(&self) -> i16 {
+        match self {
+            DynEncoder::Custom {
+                codec, text_like, ..
+            } if codec.format == Format::Text && !text_like => 0,
+            _ => 1,
+        }
+    }
+}
+
+fn outdated(py: Python<'_>, c: &Composite, message: String) -> PyErr {
+    let build = || -> PyResult<Bound<'_, PyAny>> {
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("schema", &c.schema)?;
+        kwargs.set_item("data_type", &c.name)?;
+        py.import("ferropg.exceptions")?
+            .getattr("OutdatedSchemaCacheError")?
+            .call((message.clone(),), Some(&kwargs))
+    };
+    match build() {
+        Ok(exc) => PyErr::from_value(exc),
+        Err(e) => e,
+    }
+}
+
+fn utf8(buf: &[u8]) -> PyResult<&str> {
+    std::str::from_utf8(buf).map_err(|_| PyValueError::new_err("invalid UTF-8 from the server"))
+}
+
+/// Decodes one non-NULL value of a per-connection type.
+pub fn decode<'py>(
+    py: Python<'py>,
+    cache: &Cache,
+    dec: &DynDecoder,
+    buf: &[u8],
+) -> PyResult<Bound<'py, PyAny>> {
+    match dec {
+        DynDecoder::Composite(c, fields) => decode_composite(py, cache, c, fields, buf),
+        DynDecoder::Array { elem_oid, elem } => array::decode(py, cache, *elem_oid, elem, buf),
+        DynDecoder::Custom { codec, inner, .. } => {
+            let arg = match codec.format {
+                Format::Text => PyString::new(py, utf8(buf)?).into_any(),
+                Format::Binary => PyBytes::new(py, buf).into_any(),
+                Format::Tuple => match inner {
+                    Some(d) => decode_value(py, cache, d, buf)?,
+                    None => PyBytes::new(py, buf).into_any(),
+                },
+            };
+            codec.decoder.bind(py).call1((arg,))
+        }
+        DynDecoder::Hstore => decode_hstore(py, buf),
+    }
+}
+
+fn decode_composite<'py>(
+    py: Python<'py>,
+    cache: &Cache,
+    c: &Composite,
+    decoders: &[Decoder],
+    buf: &[u8],
+) -> PyResult<Bound<'py, PyAny>> {
+    let mut fields = framing::parse(buf).map_err(wire)?;
+    if fields.len() != c.oids.len() {
+        return Err(outdated(
+            py,
+            c,
+            format!(
+                "unexpected number of attributes of composite type: {}, expected {}",
+                fields.len(),
+                c.oids.len()
+            ),
+        ));
+    }
+    let mut values = Vec::with_capacity(c.oids.len());
+    for (i, (expected, decoder)) in c.oids.iter().zip(decoders).enumerate() {
+        let (oid, value) = fields
+            .next()
+            .ok_or_else(|| wire(ferropg_core::types::DecodeError("composite ends early")))?
+            .map_err(wire)?;
+        if oid != *expected {
+            return Err(outdated(
+                py,
+                c,
+                format!(
+                    "unexpected data type of composite type attribute {i}: {oid}, expected {expected}"
+                ),
+            ));
+        }
+        values.push(match value {
+            None => py.None().into_bound(py),
+            Some(bytes) => decode_value(py, cache, decoder, bytes)?,
+        });
+    }
+    fields.finish().map_err(wire)?;
+    if c.as_tuple {
+        return Ok(PyTuple::new(py, values)?.into_any());
+    }
+    let mut record = RecordBuilder::new(py, &record_type(py)?, &c.desc, values.len())?;
+    for v in values {
+        record.push(v);
+    }
+    Ok(record.finish())
+}
+
+/// hstore_send: Int32 pair count, then per pair a key (Int32 length, bytes) and a value
+/// (Int32 length or -1 for NULL, bytes).
+fn decode_hstore<'py>(py: Python<'py>, buf: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    let malformed = || PyValueError::new_err("malformed hstore value from the server");
+    let mut rest = buf;
+    let take_i32 = |rest: &mut &[u8]| -> PyResult<i32> {
+        let (n, tail) = rest.split_first_chunk::<4>().ok_or_else(malformed)?;
+        *rest = tail;
+        Ok(i32::from_be_bytes(*n))
+    };
+    let count = take_i32(&mut rest)?;
+    if count < 0 {
+        return Err(malformed());
+    }
+    let dict = PyDict::new(py);
+    for _ in 0..count {
+        let klen = usize::try_from(take_i32(&mut rest)?).map_err(|_| malformed())?;
+        let (key, tail) = rest.split_at_checked(klen).ok_or_else(malformed)?;
+        rest = tail;
+        let vlen = take_i32(&mut rest)?;
+        let value = if vlen < 0 {
+            py.None().into_bound(py)
+        } else {
+            let (v, tail) = rest.split_at_checked(vlen as usize).ok_or_else(malformed)?;
+            rest = tail;
+            PyString::new(py, utf8(v)?).into_any()
+        };
+        dict.set_item(utf8(key)?, value)?;
+    }
+    if !rest.is_empty() {
+        return Err(malformed());
+    }
+    Ok(dict.into_any())
+}
+
+/// Writes one non-None parameter of a per-connection type.
+pub fn encode(
+    py: Python<'_>,
+    cache: &Cache,
+    enc: &DynEncoder,
+    obj: &Bound<'_, PyAny>,
+    buf: &mut BytesMut,
+) -> PyResult<()> {
+    match enc {
+        DynEncoder::Composite(c, fields) => encode_composite(py, cache, c, fields, obj, buf),
+        DynEncoder::Array { elem_oid, elem } => array::encode(py, cache, *elem_oid, elem, obj, buf),
+        DynEncoder::Custom { codec, inner, .. } => {
+            let out = codec.encoder.bind(py).call1((obj,))?;
+            match codec.format {
+                Format::Text => match out.cast::<PyString>() {
+                    Ok(s) => buf.put_slice(s.to_cow()?.as_bytes()),
+                    Err(_) => {
+                        return Err(PyTypeError::new_err(format!(
+                            "the text encoder of a type codec must return str, got {}",
+                            type_name(&out)
+                        )))
+                    }
+                },
+                Format::Binary => {
+                    let bytes: std::borrow::Cow<'_, [u8]> = out.extract().map_err(|_| {
+                        PyTypeError::new_err(format!(
+                            "the binary encoder of a type codec must return bytes, got {}",
+                            type_name(&out)
+                        ))
+                    })?;
+                    buf.put_slice(&bytes);
+                }
+                Format::Tuple => match inner {
+                    Some(e) => encode_value(py, cache, e, &out, buf)?,
+                    None => {
+                        return Err(errors::client_error(
+                            py,
+                            "InternalClientError",
+                            "no tuple encoder for this type",
+                        ))
+                    }
+                },
+            }
+            Ok(())
+        }
+        DynEncoder::Hstore => encode_hstore(obj, buf),
+    }
+}
+
+fn encode_composite(
+    py: Python<'_>,
+    cache: &Cache,
+    c: &Composite,
+    encoders: &[Encoder],
+    obj: &Bound<'_, PyAny>,
+    buf: &mut BytesMut,
+) -> PyResult<()> {
+    let count = c.oids.len();
+    let values: Vec<Option<Bound<'_, PyAny>>> = if let Ok(map) = obj.cast::<PyMapping>() {
+        if obj.cast::<PyDict>().is_err() && is_record(py, obj) {
+            sequence_values(obj, count)?
+        } else {
+            for key in map.keys()?.iter() {
+                let key: String = key.extract()?;
+                if !c.names.contains(&key) {
+                    return Err(PyValueError::new_err(format!(
+                        "{key:?} is not a valid element of composite type {}",
+                        c.name
+                    )));
+                }
+            }
+            c.names
+                .iter()
+                .map(|n| -> PyResult<_> {
+                    Ok(if map.contains(n)? {
+                        Some(map.get_item(n)?)
+                    } else {
+                        None
+                    })
+                })
+                .collect::<PyResult<_>>()?
+        }
+    } else if obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyBytes>() {
+        return Err(PyTypeError::new_err(format!(
+            "a sized iterable container or a mapping expected for composite type {} (got type {})",
+            c.name,
+            type_name(obj)
+        )));
+    } else {
+        sequence_values(obj, count)?
+    };
+    if values.len() != count {
+        return Err(PyValueError::new_err(format!(
+            "expected a sequence of {count} elements for composite type {}, got {}",
+            c.name,
+            values.len()
+        )));
+    }
+    let mut writer = framing::Writer::begin(buf, count).map_err(|e| PyValueError::new_err(e.0))?;
+    for ((value, oid), encoder) in values.iter().zip(&c.oids).zip(encoders) {
+        match value {
+            Some(v) if !v.is_none() => {
+                writer.start(buf, *oid);
+                encode_value(py, cache, encoder, v, buf)?;
+                writer.end(buf).map_err(|e| PyValueError::new_err(e.0))?;
+            }
+            _ => writer.null(buf, *oid),
+        }
+    }
+    Ok(())
+}
+
+fn is_record(py: Python<'_>, obj: &Bound<'_, PyAny>) -> bool {
+    record_type(py).is_ok_and(|t| obj.is_instance(&t).unwrap_or(false))
+}
+
+fn sequence_values<'py>(
+    obj: &Bound<'py, PyAny>,
+    count: usize,
+) -> PyResult<Vec<Option<Bound<'py, PyAny>>>> {
+    let len = obj.len().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "a sized iterable container or a mapping expected (got type {})",
+            type_name(obj)
+        ))
+    })?;
+    if len != count {
+        return Ok(vec![None; len]);
+    }
+    obj.try_iter()?
+        .map(|item| item.map(Some))
+        .collect::<PyResult<Vec<_>>>()
+}
+
+fn encode_hstore(obj: &Bound<'_, PyAny>, buf: &mut BytesMut) -> PyResult<()> {
+    let items = if let Ok(map) = obj.cast::<PyMapping>() {
+        map.items()?
+    } else {
+        PyList::new(obj.py(), obj.try_iter()?.collect::<PyResult<Vec<_>>>()?)?
+    };
+    let count =
+        i32::try_from(items.len()).map_err(|_| PyValueError::new_err("hstore too large"))?;
+    buf.put_i32(count);
+    for item in items.iter() {
+        let (key, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
+        let key = key
+            .cast::<PyString>()
+            .map_err(|_| PyTypeError::new_err("hstore keys must be str"))?
+            .to_cow()?;
+        put_len_bytes(buf, key.as_bytes())?;
+        if value.is_none() {
+            buf.put_i32(-1);
+        } else {
+            let value = value
+                .cast::<PyString>()
+                .map_err(|_| PyTypeError::new_err("hstore values must be str or None"))?
+                .to_cow()?;
+            put_len_bytes(buf, value.as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+fn put_len_bytes(buf: &mut BytesMut, bytes: &[u8]) -> PyResult<()> {
+    let len = i32::try_from(bytes.len()).map_err(|_| PyValueError::new_err("value too large"))?;
+    buf.put_i32(len);
+    buf.put_slice(bytes);
+    Ok(())
+}
