@@ -172,6 +172,10 @@ class CodecsMixin:
         """Exchanges a scalar type with a built-in codec: that of a core type (e.g.
         ``'int'``), or of a supported extension type (``'pg_contrib.hstore'``)."""
         self._check_open()
+        if format not in (None, "text", "binary"):
+            raise exceptions.InterfaceError(
+                f"invalid format {format!r}: expected None, 'text' or 'binary'"
+            )
         typeinfo = await self._introspect_type(typename, schema)
         if not _introspection.is_scalar_type(typeinfo):
             raise exceptions.InterfaceError(f"cannot alias non-scalar type {schema}.{typename}")
@@ -180,7 +184,7 @@ class CodecsMixin:
             target = BUILTIN_TYPE_NAME_MAP.get(codec_name.lower())
             if target is None:
                 raise exceptions.InterfaceError(f"unknown builtin codec: {codec_name!r}")
-        self._protocol.set_builtin_type_codec(typeinfo["oid"], target)
+        self._protocol.set_builtin_type_codec(typeinfo["oid"], target, format == "text")
         self._drop_local_statement_cache()
 
     async def reload_schema_state(self) -> None:

@@ -6,8 +6,9 @@ import json
 from typing import Any
 
 from . import cursor, exceptions
+from ._builtin_types import BUILTIN_TYPES
 from ._released import guard_released, release_counter
-from .types import Attribute, builtin_type
+from .types import Attribute, Type, builtin_type
 
 __all__ = ("PreparedStatement",)
 
@@ -60,12 +61,25 @@ class PreparedStatement:
     @guard_released("PreparedStatement")
     def get_parameters(self) -> tuple:
         """The parameter types, as :class:`ferropg.types.Type` tuples."""
-        return tuple(builtin_type(oid) for oid in self._state.param_types)
+        return tuple(self._type(oid) for oid in self._state.param_types)
 
     @guard_released("PreparedStatement")
     def get_attributes(self) -> tuple:
         """The result columns, as :class:`ferropg.types.Attribute` tuples."""
-        return tuple(Attribute(name, builtin_type(oid)) for name, oid, *_ in self._state.columns)
+        return tuple(Attribute(name, self._type(oid)) for name, oid, *_ in self._state.columns)
+
+    def _type(self, oid: int) -> Type:
+        if oid in BUILTIN_TYPES:
+            return builtin_type(oid)
+        info = self._connection._protocol.type_info(oid)
+        if info is None:
+            return builtin_type(oid)
+        schema, name, kind, elem = info
+        if kind == "array" and elem is not None:
+            # asyncpg names an array type after its element.
+            elem_type = self._type(elem)
+            return Type(oid, elem_type.name + "[]", kind, elem_type.schema)
+        return Type(oid, name, kind, schema)
 
     async def _run(self, args: tuple, limit: int, timeout: float | None, want_rows: bool):
         con = self._connection

@@ -27,6 +27,13 @@ pub fn client_error(py: Python<'_>, class: &str, message: impl Into<String>) -> 
     }
 }
 
+/// Whether `err` is an instance of the named class of `ferropg.exceptions`.
+pub fn is_instance_of(py: Python<'_>, err: &PyErr, class: &str) -> bool {
+    module(py)
+        .and_then(|m| m.getattr(class))
+        .is_ok_and(|c| err.value(py).is_instance(&c).unwrap_or(false))
+}
+
 /// Like [`client_error`], with asyncpg's `hint=` keyword.
 pub fn client_error_with_hint(py: Python<'_>, class: &str, message: String, hint: &str) -> PyErr {
     let build = || -> PyResult<Bound<'_, PyAny>> {

@@ -6,9 +6,13 @@
 pub mod array;
 pub mod binary;
 pub mod datetime;
+pub mod geometry;
+pub mod network;
 pub mod numeric;
 pub mod oid;
+pub mod range;
 pub mod record;
+pub mod text_array;
 
 use std::fmt;
 

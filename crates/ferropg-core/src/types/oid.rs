@@ -29,6 +29,77 @@ pub const UUID: u32 = 2950;
 pub const JSONB: u32 = 3802;
 pub const VOID: u32 = 2278;
 pub const RECORD: u32 = 2249;
+pub const INT2VECTOR: u32 = 22;
+pub const TID: u32 = 27;
+pub const XID: u32 = 28;
+pub const CID: u32 = 29;
+pub const OIDVECTOR: u32 = 30;
+pub const POINT: u32 = 600;
+pub const LSEG: u32 = 601;
+pub const PATH: u32 = 602;
+pub const BOX: u32 = 603;
+pub const POLYGON: u32 = 604;
+pub const LINE: u32 = 628;
+pub const CIDR: u32 = 650;
+pub const CIRCLE: u32 = 718;
+pub const INET: u32 = 869;
+pub const BIT: u32 = 1560;
+pub const VARBIT: u32 = 1562;
+pub const TXID_SNAPSHOT: u32 = 2970;
+pub const PG_LSN: u32 = 3220;
+pub const JSONPATH: u32 = 4072;
+pub const XID8: u32 = 5069;
+pub const PG_SNAPSHOT: u32 = 5038;
+
+// Ranges and multiranges.
+pub const INT4RANGE: u32 = 3904;
+pub const NUMRANGE: u32 = 3906;
+pub const TSRANGE: u32 = 3908;
+pub const TSTZRANGE: u32 = 3910;
+pub const DATERANGE: u32 = 3912;
+pub const INT8RANGE: u32 = 3926;
+pub const INT4MULTIRANGE: u32 = 4451;
+pub const NUMMULTIRANGE: u32 = 4532;
+pub const TSMULTIRANGE: u32 = 4533;
+pub const TSTZMULTIRANGE: u32 = 4534;
+pub const DATEMULTIRANGE: u32 = 4535;
+pub const INT8MULTIRANGE: u32 = 4536;
+
+/// Built-in range types and their subtypes.
+pub const RANGE_TYPES: &[(u32, u32)] = &[
+    (INT4RANGE, INT4),
+    (NUMRANGE, NUMERIC),
+    (TSRANGE, TIMESTAMP),
+    (TSTZRANGE, TIMESTAMPTZ),
+    (DATERANGE, DATE),
+    (INT8RANGE, INT8),
+];
+
+/// Built-in multirange types and their range types.
+pub const MULTIRANGE_TYPES: &[(u32, u32)] = &[
+    (INT4MULTIRANGE, INT4RANGE),
+    (NUMMULTIRANGE, NUMRANGE),
+    (TSMULTIRANGE, TSRANGE),
+    (TSTZMULTIRANGE, TSTZRANGE),
+    (DATEMULTIRANGE, DATERANGE),
+    (INT8MULTIRANGE, INT8RANGE),
+];
+
+/// The subtype of a built-in range type.
+pub fn range_subtype(range_oid: u32) -> Option<u32> {
+    RANGE_TYPES
+        .iter()
+        .find(|(r, _)| *r == range_oid)
+        .map(|(_, s)| *s)
+}
+
+/// The range type of a built-in multirange type.
+pub fn multirange_range(multirange_oid: u32) -> Option<u32> {
+    MULTIRANGE_TYPES
+        .iter()
+        .find(|(m, _)| *m == multirange_oid)
+        .map(|(_, r)| *r)
+}
 
 // Array types of the element types above.
 pub const BOOL_ARRAY: u32 = 1000;

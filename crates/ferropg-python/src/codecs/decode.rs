@@ -8,7 +8,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDate, PyDateTime, PyDelta, PyString, PyTime, PyTzInfo};
 
 use super::dynamic::{self, DynDecoder, Shared};
-use super::{array, Cache};
+use super::geometry::{self, Geometry};
+use super::ids::{self, Id};
+use super::{array, network, Cache};
 
 /// How to turn one column's bytes into a Python object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +64,15 @@ pub enum Decoder {
         /// How each element decodes; never itself an array.
         elem: &'static Decoder,
     },
+    /// point, line, lseg, box, path, polygon, circle.
+    Geometry(Geometry),
+    /// inet (`cidr` false) or cidr.
+    Network {
+        /// The value is a cidr.
+        cidr: bool,
+    },
+    /// pg_lsn, xid, tid, snapshots, bit strings, jsonpath.
+    Id(Id),
     /// A codec built per connection (composites, arrays of them, user codecs).
     Dyn(Shared<DynDecoder>),
 }
@@ -85,7 +96,12 @@ impl Decoder {
         if let Some(d) = Decoder::scalar(type_oid) {
             return Some(d.clone());
         }
-        let elem_oid = framing::element_type(type_oid)?;
+        // int2vector and oidvector travel as arrays of their element.
+        let elem_oid = match type_oid {
+            oid::INT2VECTOR => oid::INT2,
+            oid::OIDVECTOR => oid::OID,
+            _ => framing::element_type(type_oid)?,
+        };
         Some(Decoder::Array {
             elem_oid,
             elem: Decoder::scalar(elem_oid)?,
@@ -122,6 +138,21 @@ impl Decoder {
             oid::UUID => &Decoder::Uuid,
             oid::VOID => &Decoder::Void,
             oid::RECORD => &Decoder::Record,
+            oid::POINT => &Decoder::Geometry(Geometry::Point),
+            oid::LINE => &Decoder::Geometry(Geometry::Line),
+            oid::LSEG => &Decoder::Geometry(Geometry::Lseg),
+            oid::BOX => &Decoder::Geometry(Geometry::Box),
+            oid::PATH => &Decoder::Geometry(Geometry::Path),
+            oid::POLYGON => &Decoder::Geometry(Geometry::Polygon),
+            oid::CIRCLE => &Decoder::Geometry(Geometry::Circle),
+            oid::INET => &Decoder::Network { cidr: false },
+            oid::CIDR => &Decoder::Network { cidr: true },
+            oid::PG_LSN | oid::XID8 => &Decoder::Id(Id::U64),
+            oid::XID | oid::CID => &Decoder::Id(Id::U32),
+            oid::TID => &Decoder::Id(Id::Tid),
+            oid::TXID_SNAPSHOT | oid::PG_SNAPSHOT => &Decoder::Id(Id::Snapshot),
+            oid::BIT | oid::VARBIT => &Decoder::Id(Id::Bits),
+            oid::JSONPATH => &Decoder::Id(Id::Jsonpath),
             _ => return None,
         })
     }
@@ -209,6 +240,9 @@ pub fn decode_value<'py>(
         Decoder::Void => py.None().into_bound(py),
         Decoder::Record => decode_record(py, cache, buf)?,
         Decoder::Array { elem_oid, elem } => array::decode(py, cache, *elem_oid, elem, buf)?,
+        Decoder::Geometry(kind) => geometry::decode(py, *kind, buf)?,
+        Decoder::Network { cidr } => network::decode(py, *cidr, buf)?,
+        Decoder::Id(kind) => ids::decode(py, *kind, buf)?,
         Decoder::Dyn(d) => dynamic::decode(py, cache, &d.0, buf)?,
     })
 }

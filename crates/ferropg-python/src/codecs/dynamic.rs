@@ -76,6 +76,21 @@ pub enum DynDecoder {
     },
     /// contrib's hstore.
     Hstore,
+    /// An array in text form, of elements with no binary decoder: each element as
+    /// `str`, or through `elem` (a text-format user codec).
+    TextArray {
+        /// The element separator (`;` for box, `,` otherwise).
+        delim: u8,
+        /// How each element decodes; `None` = as `str`.
+        elem: Option<Decoder>,
+    },
+    /// A range of `elem` values, to ferropg.types.Range.
+    Range(Decoder),
+    /// A multirange of `elem` values, to a list of Ranges.
+    Multirange(Decoder),
+    /// A value the client cannot exchange in the form it would need; the message says
+    /// why (raised as UnsupportedClientFeatureError).
+    Refused(String),
 }
 
 /// An encoder built per connection.
@@ -98,12 +113,26 @@ pub enum DynEncoder {
     },
     /// contrib's hstore, from a mapping of str to str or None.
     Hstore,
+    /// An array in text form, each element written by `elem` (which yields text).
+    TextArray {
+        /// The element separator.
+        delim: u8,
+        /// How each element is written.
+        elem: Encoder,
+    },
+    /// A range from a Range or a (lower, upper) sequence.
+    Range(Encoder),
+    /// A multirange from a sequence of ranges.
+    Multirange(Encoder),
+    /// See [`DynDecoder::Refused`].
+    Refused(String),
 }
 
 impl DynDecoder {
     /// The result format to ask the server for: 1 binary, 0 text.
     pub fn format(&self) -> i16 {
         match self {
+            DynDecoder::TextArray { .. } => 0,
             DynDecoder::Custom {
                 codec, text_like, ..
             } if codec.format == Format::Text && !text_like => 0,
@@ -116,6 +145,7 @@ impl DynEncoder {
     /// The parameter format to send: 1 binary, 0 text.
     pub fn format(&self) -> i16 {
         match self {
+            DynEncoder::TextArray { .. } => 0,
             DynEncoder::Custom {
                 codec, text_like, ..
             } if codec.format == Format::Text && !text_like => 0,
@@ -124,11 +154,12 @@ impl DynEncoder {
     }
 }
 
-fn outdated(py: Python<'_>, c: &Composite, message: String) -> PyErr {
+fn outdated(py: Python<'_>, c: &Composite, message: String, position: Option<usize>) -> PyErr {
     let build = || -> PyResult<Bound<'_, PyAny>> {
         let kwargs = PyDict::new(py);
         kwargs.set_item("schema", &c.schema)?;
         kwargs.set_item("data_type", &c.name)?;
+        kwargs.set_item("position", position)?;
         py.import("ferropg.exceptions")?
             .getattr("OutdatedSchemaCacheError")?
             .call((message.clone(),), Some(&kwargs))
@@ -165,7 +196,108 @@ pub fn decode<'py>(
             codec.decoder.bind(py).call1((arg,))
         }
         DynDecoder::Hstore => decode_hstore(py, buf),
+        DynDecoder::TextArray { delim, elem } => {
+            let node = ferropg_core::types::text_array::parse(utf8(buf)?, *delim).map_err(wire)?;
+            text_array_to_py(py, cache, elem.as_ref(), &node)
+        }
+        DynDecoder::Range(elem) => decode_range(py, cache, elem, buf),
+        DynDecoder::Multirange(elem) => {
+            let ranges = ferropg_core::types::range::split_multirange(buf).map_err(wire)?;
+            let items = ranges
+                .into_iter()
+                .map(|r| decode_range(py, cache, elem, r))
+                .collect::<PyResult<Vec<_>>>()?;
+            Ok(PyList::new(py, items)?.into_any())
+        }
+        DynDecoder::Refused(why) => Err(errors::client_error(
+            py,
+            "UnsupportedClientFeatureError",
+            why.clone(),
+        )),
     }
+}
+
+fn text_array_to_py<'py>(
+    py: Python<'py>,
+    cache: &Cache,
+    elem: Option<&Decoder>,
+    node: &ferropg_core::types::text_array::Node,
+) -> PyResult<Bound<'py, PyAny>> {
+    use ferropg_core::types::text_array::Node;
+    Ok(match node {
+        Node::Array(items) => {
+            let items = items
+                .iter()
+                .map(|n| text_array_to_py(py, cache, elem, n))
+                .collect::<PyResult<Vec<_>>>()?;
+            PyList::new(py, items)?.into_any()
+        }
+        Node::Elem(None) => py.None().into_bound(py),
+        Node::Elem(Some(s)) => match elem {
+            Some(d) => decode_value(py, cache, d, s.as_bytes())?,
+            None => PyString::new(py, s).into_any(),
+        },
+    })
+}
+
+fn py_to_text_array(
+    py: Python<'_>,
+    cache: &Cache,
+    elem: &Encoder,
+    obj: &Bound<'_, PyAny>,
+    depth: usize,
+) -> PyResult<ferropg_core::types::text_array::Node> {
+    use ferropg_core::types::text_array::{Node, MAX_DIMS};
+    if depth >= MAX_DIMS {
+        return Err(PyValueError::new_err(format!(
+            "number of array dimensions exceed the maximum expected ({MAX_DIMS})"
+        )));
+    }
+    let mut items = Vec::new();
+    for item in obj.try_iter()? {
+        let item = item?;
+        items.push(if item.is_none() {
+            Node::Elem(None)
+        } else if item.is_instance_of::<PyList>() {
+            py_to_text_array(py, cache, elem, &item, depth + 1)?
+        } else {
+            let mut out = BytesMut::new();
+            encode_value(py, cache, elem, &item, &mut out)?;
+            let text = String::from_utf8(out.to_vec())
+                .map_err(|_| PyValueError::new_err("an array element's text is not UTF-8"))?;
+            Node::Elem(Some(text))
+        });
+    }
+    Ok(Node::Array(items))
+}
+
+fn decode_range<'py>(
+    py: Python<'py>,
+    cache: &Cache,
+    elem: &Decoder,
+    buf: &[u8],
+) -> PyResult<Bound<'py, PyAny>> {
+    use ferropg_core::types::range as r;
+    let v = r::decode(buf).map_err(wire)?;
+    let bound = |b: Option<&[u8]>| -> PyResult<Bound<'py, PyAny>> {
+        match b {
+            Some(bytes) => decode_value(py, cache, elem, bytes),
+            None => Ok(py.None().into_bound(py)),
+        }
+    };
+    super::pytypes::PyTypes::get(py)?
+        .range
+        .bind(py)
+        .call_method1(
+            "_from_parts",
+            (
+                bound(v.lower)?,
+                bound(v.upper)?,
+                v.flags & r::LB_INC != 0,
+                v.flags & r::UB_INC != 0,
+                v.flags & r::EMPTY != 0,
+            ),
+        )
 }
 
 fn decode_composite<'py>(
@@ -185,6 +317,7 @@ fn decode_composite<'py>(
                 fields.len(),
                 c.oids.len()
             ),
+            None,
         ));
     }
     let mut values = Vec::with_capacity(c.oids.len());
@@ -194,12 +327,20 @@ fn decode_composite<'py>(
             .ok_or_else(|| wire(ferropg_core::types::DecodeError("composite ends early")))?
             .map_err(wire)?;
         if oid != *expected {
+            // asyncpg names built-in types and shows other OIDs as numbers.
+            let show = |o: u32| match super::registry::builtin_type_name(py, o) {
+                Some(name) => format!("'{name}'"),
+                None => o.to_string(),
+            };
             return Err(outdated(
                 py,
                 c,
                 format!(
-                    "unexpected data type of composite type attribute {i}: {oid}, expected {expected}"
+                    "unexpected data type of composite type attribute {i}: {}, expected {}",
+                    show(oid),
+                    show(*expected)
                 ),
+                Some(i),
             ));
         }
         values.push(match value {
@@ -299,7 +440,119 @@ pub fn encode(
             Ok(())
         }
         DynEncoder::Hstore => encode_hstore(obj, buf),
+        DynEncoder::TextArray { delim, elem } => {
+            if obj.is_instance_of::<PyString>()
+                || obj.is_instance_of::<PyBytes>()
+                || obj.len().is_err()
+            {
+                return Err(PyTypeError::new_err(format!(
+                    "a sized iterable container expected (got type '{}')",
+                    type_name(obj)
+                )));
+            }
+            let node = py_to_text_array(py, cache, elem, obj, 0)?;
+            let mut text = String::new();
+            ferropg_core::types::text_array::write(&node, *delim, &mut text)
+                .map_err(|e| PyValueError::new_err(e.0))?;
+            buf.put_slice(text.as_bytes());
+            Ok(())
+        }
+        DynEncoder::Range(elem) => encode_range(py, cache, elem, obj, buf),
+        DynEncoder::Multirange(elem) => {
+            if obj.is_instance_of::<PyString>() || obj.len().is_err() {
+                return Err(PyTypeError::new_err(format!(
+                    "expected a sequence (got type {:?})",
+                    type_name(obj)
+                )));
+            }
+            let count = i32::try_from(obj.len()?)
+                .map_err(|_| PyValueError::new_err("too many elements in multirange value"))?;
+            buf.put_i32(count);
+            for item in obj.try_iter()? {
+                let at = buf.len();
+                buf.put_i32(0);
+                encode_range(py, cache, elem, &item?, buf)?;
+                let len = i32::try_from(buf.len() - at - 4)
+                    .map_err(|_| PyValueError::new_err("range too large"))?;
+                buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+            }
+            Ok(())
+        }
+        DynEncoder::Refused(why) => Err(errors::client_error(
+            py,
+            "UnsupportedClientFeatureError",
+            why.clone(),
+        )),
     }
+}
+
+fn encode_range(
+    py: Python<'_>,
+    cache: &Cache,
+    elem: &Encoder,
+    obj: &Bound<'_, PyAny>,
+    buf: &mut BytesMut,
+) -> PyResult<()> {
+    use ferropg_core::types::range as r;
+    let (mut flags, lower, upper) =
+        if obj.is_instance_of::<PyTuple>() || obj.is_instance_of::<PyList>() {
+            match obj.len()? {
+                0 => (r::EMPTY, None, None),
+                1 => (r::LB_INC | r::UB_INF, Some(obj.get_item(0)?), None),
+                2 => (
+                    r::LB_INC | r::UB_INC,
+                    Some(obj.get_item(0)?),
+                    Some(obj.get_item(1)?),
+                ),
+                n => {
+                    return Err(PyValueError::new_err(format!(
+                        "expected 0, 1 or 2 elements in range (got {n})"
+                    )))
+                }
+            }
+        } else if obj.is_instance(super::pytypes::PyTypes::get(py)?.range.bind(py))? {
+            if obj.getattr("isempty")?.is_truthy()? {
+                (r::EMPTY, None, None)
+            } else {
+                let mut flags = 0;
+                if obj.getattr("lower_inc")?.is_truthy()? {
+                    flags |= r::LB_INC;
+                }
+                if obj.getattr("upper_inc")?.is_truthy()? {
+                    flags |= r::UB_INC;
+                }
+                (
+                    flags,
+                    Some(obj.getattr("lower")?),
+                    Some(obj.getattr("upper")?),
+                )
+            }
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "list, tuple or Range object expected (got type {})",
+                type_name(obj)
+            )));
+        };
+    let lower = lower.filter(|v| !v.is_none());
+    let upper = upper.filter(|v| !v.is_none());
+    if flags & r::EMPTY == 0 {
+        if lower.is_none() {
+            flags = (flags | r::LB_INF) & !r::LB_INC;
+        }
+        if upper.is_none() {
+            flags = (flags | r::UB_INF) & !r::UB_INC;
+        }
+    }
+    buf.put_u8(flags);
+    for value in [lower, upper].into_iter().flatten() {
+        let at = buf.len();
+        buf.put_i32(0);
+        encode_value(py, cache, elem, &value, buf)?;
+        let len = i32::try_from(buf.len() - at - 4)
+            .map_err(|_| PyValueError::new_err("range bound too large"))?;
+        buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+    }
+    Ok(())
 }
 
 fn encode_composite(
@@ -319,7 +572,7 @@ fn encode_composite(
                 let key: String = key.extract()?;
                 if !c.names.contains(&key) {
                     return Err(PyValueError::new_err(format!(
-                        "{key:?} is not a valid element of composite type {}",
+                        "'{key}' is not a valid element of composite type {}",
                         c.name
                     )));
                 }
@@ -398,6 +651,11 @@ fn encode_hstore(obj: &Bound<'_, PyAny>, buf: &mut BytesMut) -> PyResult<()> {
     buf.put_i32(count);
     for item in items.iter() {
         let (key, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
+        if key.is_none() {
+            return Err(PyValueError::new_err(
+                "null value not allowed in hstore key",
+            ));
+        }
         let key = key
             .cast::<PyString>()
             .map_err(|_| PyTypeError::new_err("hstore keys must be str"))?

@@ -14,6 +14,9 @@ use pyo3::types::{
 };
 
 use super::dynamic::{self, DynEncoder, Shared};
+use super::geometry::{self, Geometry};
+use super::ids::{self, Id};
+use super::network;
 use super::{array, Cache};
 
 /// How to write one parameter.
@@ -66,6 +69,15 @@ pub enum Encoder {
     },
     /// Any other type: a `str`, sent in text format for the server to parse.
     TextFallback,
+    /// point, line, lseg, box, path, polygon, circle.
+    Geometry(Geometry),
+    /// inet (`cidr` false) or cidr.
+    Network {
+        /// The value is a cidr.
+        cidr: bool,
+    },
+    /// pg_lsn, xid, tid, snapshots, bit strings, jsonpath.
+    Id(Id),
     /// A codec built per connection (composites, arrays of them, user codecs).
     Dyn(Shared<DynEncoder>),
 }
@@ -76,8 +88,12 @@ impl Encoder {
         if let Some(e) = Encoder::scalar(type_oid) {
             return e.clone();
         }
-        let array = framing::element_type(type_oid)
-            .and_then(|elem_oid| Some((elem_oid, Encoder::scalar(elem_oid)?)));
+        let elem = match type_oid {
+            oid::INT2VECTOR => Some(oid::INT2),
+            oid::OIDVECTOR => Some(oid::OID),
+            _ => framing::element_type(type_oid),
+        };
+        let array = elem.and_then(|elem_oid| Some((elem_oid, Encoder::scalar(elem_oid)?)));
         match array {
             Some((elem_oid, elem)) => Encoder::Array { elem_oid, elem },
             None => Encoder::TextFallback,
@@ -112,6 +128,21 @@ impl Encoder {
             oid::TIMESTAMPTZ => &Encoder::TimestampTz,
             oid::INTERVAL => &Encoder::Interval,
             oid::UUID => &Encoder::Uuid,
+            oid::POINT => &Encoder::Geometry(Geometry::Point),
+            oid::LINE => &Encoder::Geometry(Geometry::Line),
+            oid::LSEG => &Encoder::Geometry(Geometry::Lseg),
+            oid::BOX => &Encoder::Geometry(Geometry::Box),
+            oid::PATH => &Encoder::Geometry(Geometry::Path),
+            oid::POLYGON => &Encoder::Geometry(Geometry::Polygon),
+            oid::CIRCLE => &Encoder::Geometry(Geometry::Circle),
+            oid::INET => &Encoder::Network { cidr: false },
+            oid::CIDR => &Encoder::Network { cidr: true },
+            oid::PG_LSN | oid::XID8 => &Encoder::Id(Id::U64),
+            oid::XID | oid::CID => &Encoder::Id(Id::U32),
+            oid::TID => &Encoder::Id(Id::Tid),
+            oid::TXID_SNAPSHOT | oid::PG_SNAPSHOT => &Encoder::Id(Id::Snapshot),
+            oid::BIT | oid::VARBIT => &Encoder::Id(Id::Bits),
+            oid::JSONPATH => &Encoder::Id(Id::Jsonpath),
             _ => return None,
         })
     }
@@ -334,6 +365,9 @@ pub fn encode_value(
             buf.put_slice(&bytes);
         }
         Encoder::Array { elem_oid, elem } => array::encode(py, cache, *elem_oid, elem, obj, buf)?,
+        Encoder::Geometry(kind) => geometry::encode(*kind, obj, buf)?,
+        Encoder::Network { cidr } => network::encode(*cidr, obj, buf)?,
+        Encoder::Id(kind) => ids::encode(*kind, obj, buf)?,
         Encoder::Dyn(e) => dynamic::encode(py, cache, &e.0, obj, buf)?,
     }
     Ok(())

@@ -9,6 +9,10 @@ mod cache;
 mod decode;
 mod dynamic;
 mod encode;
+mod geometry;
+mod ids;
+mod network;
+mod pytypes;
 mod registry;
 
 pub use cache::{uuid_type, Cache};

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use ferropg_core::types::array as framing;
+use ferropg_core::types::{array as framing, oid as oids};
 use pyo3::prelude::*;
 
 use super::dynamic::{Composite, DynDecoder, DynEncoder};
@@ -17,6 +17,17 @@ const FIRST_NORMAL_OID: u32 = 16384;
 
 /// How deep composites, arrays and domains may nest before we give up (text instead).
 const MAX_DEPTH: usize = 32;
+
+/// The pg_type name of a built-in type (from the generated `ferropg._builtin_types`).
+pub fn builtin_type_name(py: Python<'_>, oid: u32) -> Option<String> {
+    let types = py
+        .import("ferropg._builtin_types")
+        .ok()?
+        .getattr("BUILTIN_TYPES")
+        .ok()?;
+    let entry = types.get_item(oid).ok()?;
+    entry.get_item(0).ok()?.extract().ok()
+}
 
 /// The kind of a type, as introspection reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +87,9 @@ pub struct CustomCodec {
 pub enum Alias {
     /// Decode and encode as the built-in type with this OID.
     Builtin(u32),
+    /// The same, declared for the text format only (`format='text'`): it then cannot
+    /// be an attribute of a composite, which travels in binary.
+    BuiltinText(u32),
     /// contrib's `hstore` (binary), as a dict of str to str or None.
     Hstore,
 }
@@ -112,6 +126,14 @@ impl Registry {
     /// What is known of `oid`, if it was introspected.
     pub fn type_info(&self, oid: u32) -> Option<&TypeInfo> {
         self.types.get(&oid)
+    }
+
+    /// A type's name for messages: introspected, else built-in, else its OID.
+    pub fn type_name(&self, py: Python<'_>, oid: u32) -> String {
+        if let Some(t) = self.types.get(&oid) {
+            return t.name.clone();
+        }
+        builtin_type_name(py, oid).unwrap_or_else(|| oid.to_string())
     }
 
     /// Sets a user codec on `oid`, replacing any codec set before.
@@ -212,6 +234,14 @@ impl Resolver<'_, '_> {
         }
     }
 
+    /// True for a type the user declared exchangeable in text only.
+    fn text_only(&self, oid: u32) -> bool {
+        matches!(self.alias(oid), Some(Alias::BuiltinText(_)))
+            || self
+                .custom(oid)
+                .is_some_and(|c| c.format == Format::Text && !self.text_like(oid))
+    }
+
     /// True when the type's binary form is its text (text, varchar, json, enums...):
     /// a text codec on it can then take part in binary arrays and composites.
     fn text_like(&self, oid: u32) -> bool {
@@ -249,7 +279,7 @@ impl Resolver<'_, '_> {
             })));
         }
         match self.alias(oid) {
-            Some(Alias::Builtin(b)) => return self.decoder(b, depth + 1),
+            Some(Alias::Builtin(b) | Alias::BuiltinText(b)) => return self.decoder(b, depth + 1),
             Some(Alias::Hstore) => return Ok(Some(Decoder::dynamic(DynDecoder::Hstore))),
             None => {}
         }
@@ -260,6 +290,12 @@ impl Resolver<'_, '_> {
         }
         if let Some(elem) = framing::element_type(oid) {
             return self.array_decoder(elem, depth);
+        }
+        if let Some(sub) = self.range_subtype(oid) {
+            return self.range_decoder(oid, sub, depth, false);
+        }
+        if let Some(sub) = self.multirange_subtype(oid) {
+            return self.range_decoder(oid, sub, depth, true);
         }
         let Some(info) = self.reg.types.get(&oid) else {
             self.unknown(oid);
@@ -274,14 +310,62 @@ impl Resolver<'_, '_> {
         }
     }
 
-    fn array_decoder(&mut self, elem: u32, depth: usize) -> PyResult<Option<Decoder>> {
-        Ok(match self.decoder(elem, depth + 1)? {
-            Some(d) if d.format() == 1 => Some(Decoder::dynamic(DynDecoder::Array {
-                elem_oid: elem,
-                elem: d,
-            })),
+    /// The subtype of a range type, built-in or introspected.
+    fn range_subtype(&self, oid: u32) -> Option<u32> {
+        oids::range_subtype(oid).or_else(|| match self.reg.types.get(&oid)?.shape {
+            Shape::Range { subtype } => Some(subtype),
             _ => None,
         })
+    }
+
+    /// The subtype of a multirange type's range type.
+    fn multirange_subtype(&self, oid: u32) -> Option<u32> {
+        let range =
+            oids::multirange_range(oid).or_else(|| match self.reg.types.get(&oid)?.shape {
+                Shape::Multirange { range } => Some(range),
+                _ => None,
+            })?;
+        self.range_subtype(range)
+    }
+
+    /// What to call a type in messages: `"schema"."name"` when known.
+    fn describe(&self, oid: u32) -> String {
+        match self.reg.types.get(&oid) {
+            Some(t) => format!("\"{}\".\"{}\"", t.schema, t.name),
+            None => format!("OID {oid}"),
+        }
+    }
+
+    fn range_decoder(
+        &mut self,
+        oid: u32,
+        sub: u32,
+        depth: usize,
+        multi: bool,
+    ) -> PyResult<Option<Decoder>> {
+        Ok(Some(match self.decoder(sub, depth + 1)? {
+            Some(d) if d.format() == 1 => Decoder::dynamic(if multi {
+                DynDecoder::Multirange(d)
+            } else {
+                DynDecoder::Range(d)
+            }),
+            _ => Decoder::dynamic(DynDecoder::Refused(format!(
+                "cannot decode type {}: text encoding of range types is not supported",
+                self.describe(oid)
+            ))),
+        }))
+    }
+
+    fn array_decoder(&mut self, elem: u32, depth: usize) -> PyResult<Option<Decoder>> {
+        let delim = if elem == oids::BOX { b';' } else { b',' };
+        Ok(Some(match self.decoder(elem, depth + 1)? {
+            Some(d) if d.format() == 1 => Decoder::dynamic(DynDecoder::Array {
+                elem_oid: elem,
+                elem: d,
+            }),
+            // Elements with a text codec only: the array comes in text form too.
+            other => Decoder::dynamic(DynDecoder::TextArray { delim, elem: other }),
+        }))
     }
 
     fn composite_decoder(
@@ -301,13 +385,17 @@ impl Resolver<'_, '_> {
         let mut binary = true;
         for &field in oids {
             match self.decoder(field, depth + 1)? {
-                Some(d) if d.format() == 1 => fields.push(d),
+                Some(d) if d.format() == 1 && !self.text_only(field) => fields.push(d),
                 _ => binary = false,
             }
         }
         if !binary {
-            // A field without a binary decoder: the whole value comes as text.
-            return Ok(None);
+            // A field without a binary decoder: the value would have to come as text,
+            // which asyncpg does not parse either.
+            return Ok(Some(Decoder::dynamic(DynDecoder::Refused(format!(
+                "cannot decode type {}: text encoding of composite types is not supported",
+                self.describe(oid)
+            )))));
         }
         let composite = Composite {
             schema: info.schema.clone(),
@@ -343,7 +431,7 @@ impl Resolver<'_, '_> {
             }));
         }
         match self.alias(oid) {
-            Some(Alias::Builtin(b)) => return self.encoder(b, depth + 1),
+            Some(Alias::Builtin(b) | Alias::BuiltinText(b)) => return self.encoder(b, depth + 1),
             Some(Alias::Hstore) => return Ok(Encoder::dynamic(DynEncoder::Hstore)),
             None => {}
         }
@@ -353,6 +441,12 @@ impl Resolver<'_, '_> {
         }
         if let Some(elem) = framing::element_type(oid) {
             return self.array_encoder(elem, depth);
+        }
+        if let Some(sub) = self.range_subtype(oid) {
+            return self.range_encoder(oid, sub, depth, false);
+        }
+        if let Some(sub) = self.multirange_subtype(oid) {
+            return self.range_encoder(oid, sub, depth, true);
         }
         let Some(info) = self.reg.types.get(&oid) else {
             self.unknown(oid);
@@ -371,7 +465,28 @@ impl Resolver<'_, '_> {
         }
     }
 
+    fn range_encoder(
+        &mut self,
+        oid: u32,
+        sub: u32,
+        depth: usize,
+        multi: bool,
+    ) -> PyResult<Encoder> {
+        let e = self.encoder(sub, depth + 1)?;
+        Ok(Encoder::dynamic(if e.format() != 1 {
+            DynEncoder::Refused(format!(
+                "cannot encode type {}: text encoding of range types is not supported",
+                self.describe(oid)
+            ))
+        } else if multi {
+            DynEncoder::Multirange(e)
+        } else {
+            DynEncoder::Range(e)
+        }))
+    }
+
     fn array_encoder(&mut self, elem: u32, depth: usize) -> PyResult<Encoder> {
+        let delim = if elem == oids::BOX { b';' } else { b',' };
         let e = self.encoder(elem, depth + 1)?;
         Ok(if e.format() == 1 {
             Encoder::dynamic(DynEncoder::Array {
@@ -379,7 +494,7 @@ impl Resolver<'_, '_> {
                 elem: e,
             })
         } else {
-            Encoder::TextFallback
+            Encoder::dynamic(DynEncoder::TextArray { delim, elem: e })
         })
     }
 
@@ -394,8 +509,11 @@ impl Resolver<'_, '_> {
         let mut fields = Vec::with_capacity(oids.len());
         for &field in oids {
             let e = self.encoder(field, depth + 1)?;
-            if e.format() != 1 {
-                return Ok(None);
+            if e.format() != 1 || self.text_only(field) {
+                return Ok(Some(Encoder::dynamic(DynEncoder::Refused(format!(
+                    "cannot encode type {}: text encoding of composite types is not supported",
+                    self.describe(oid)
+                )))));
             }
             fields.push(e);
         }

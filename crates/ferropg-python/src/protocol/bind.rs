@@ -89,6 +89,10 @@ pub(super) fn write_bind(
     out.truncate(start);
     match failure {
         frontend::BindFailure::Param(cause) => {
+            // A type the client cannot send at all is not a bad value: say so as is.
+            if errors::is_instance_of(py, &cause, "UnsupportedClientFeatureError") {
+                return Err(cause);
+            }
             let value = args.get_item(failed_at)?;
             let mut repr = value.repr()?.to_string();
             if repr.chars().count() > 40 {

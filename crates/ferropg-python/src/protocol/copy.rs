@@ -26,7 +26,8 @@ pub(super) fn binary_encoders(
                 "InternalClientError",
                 format!(
                     "no binary format encoder for type {} (OID {})",
-                    c.name, c.type_oid
+                    registry.type_name(py, c.type_oid),
+                    c.type_oid
                 ),
             ));
         }

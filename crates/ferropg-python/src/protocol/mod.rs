@@ -214,7 +214,7 @@ impl CoreProtocol {
             query,
             OpKind::Execute {
                 stmt,
-                rows: Vec::new(),
+                rows: PyList::empty(py).unbind(),
                 status: String::new(),
                 want_rows,
                 portal_result,
@@ -387,7 +387,6 @@ impl CoreProtocol {
                 ..
             } => {
                 if portal_result {
-                    let rows = PyList::new(py, rows)?;
                     // A suspended portal has no command status yet.
                     let status = (!status.is_empty()).then_some(status);
                     Ok((rows, suspended, status)
@@ -395,7 +394,7 @@ impl CoreProtocol {
                         .into_any()
                         .unbind())
                 } else if want_rows {
-                    Ok(PyList::new(py, rows)?.into_any().unbind())
+                    Ok(rows.into_any())
                 } else {
                     Ok(status.into_pyobject(py)?.into_any().unbind())
                 }
@@ -890,7 +889,7 @@ impl CoreProtocol {
                 query,
                 OpKind::Execute {
                     stmt,
-                    rows: Vec::new(),
+                    rows: PyList::empty(py).unbind(),
                     status: String::new(),
                     want_rows: true,
                     portal_result: true,
@@ -932,7 +931,7 @@ impl CoreProtocol {
             let kind = if want_rows {
                 OpKind::Execute {
                     stmt,
-                    rows: Vec::new(),
+                    rows: PyList::empty(py).unbind(),
                     status: String::new(),
                     want_rows: true,
                     portal_result: false,
@@ -1219,9 +1218,18 @@ impl CoreProtocol {
         self.types.clear_types();
     }
 
-    /// Whether the connection has introspected `oid`.
-    fn knows_type(&self, oid: u32) -> bool {
-        self.types.type_info(oid).is_some()
+    /// What introspection found of `oid`: `(schema, name, kind, element OID)`, kind
+    /// being asyncpg's 'scalar', 'array', 'composite', 'range' or 'multirange'.
+    fn type_info(&self, oid: u32) -> Option<(String, String, &'static str, Option<u32>)> {
+        let t = self.types.type_info(oid)?;
+        let (kind, elem) = match &t.shape {
+            Shape::Composite { .. } => ("composite", None),
+            Shape::Array { elem } => ("array", Some(*elem)),
+            Shape::Range { .. } => ("range", None),
+            Shape::Multirange { .. } => ("multirange", None),
+            Shape::Enum | Shape::Domain { .. } | Shape::Scalar => ("scalar", None),
+        };
+        Some((t.schema.clone(), t.name.clone(), kind, elem))
     }
 
     /// Puts a user codec on `oid`: `format` is "text", "binary" or "tuple".
@@ -1255,9 +1263,19 @@ impl CoreProtocol {
 
     /// Makes `oid` use a built-in codec: that of the built-in type `target`, or
     /// "hstore" for contrib's hstore.
-    fn set_builtin_type_codec(&mut self, oid: u32, target: &Bound<'_, PyAny>) -> PyResult<()> {
+    #[pyo3(signature = (oid, target, text_only=false))]
+    fn set_builtin_type_codec(
+        &mut self,
+        oid: u32,
+        target: &Bound<'_, PyAny>,
+        text_only: bool,
+    ) -> PyResult<()> {
         let alias = if let Ok(target) = target.extract::<u32>() {
-            Alias::Builtin(target)
+            if text_only {
+                Alias::BuiltinText(target)
+            } else {
+                Alias::Builtin(target)
+            }
         } else if target.extract::<String>()? == "hstore" {
             Alias::Hstore
         } else {

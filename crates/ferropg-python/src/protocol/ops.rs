@@ -5,7 +5,7 @@ use bytes::BytesMut;
 use ferropg_core::message::{frontend, DataRow, Message};
 use ferropg_core::DbError;
 use pyo3::prelude::*;
-use pyo3::types::PyType;
+use pyo3::types::{PyList, PyType};
 
 use crate::codecs::{decode_value, Cache, Decoder};
 use crate::errors;
@@ -27,7 +27,9 @@ pub(super) enum OpKind {
     /// Bind + Execute of a prepared statement.
     Execute {
         stmt: Py<Statement>,
-        rows: Vec<Py<PyAny>>,
+        /// Built as rows arrive: a list that is also the result, so no row vector of
+        /// the same size coexists with it at the end.
+        rows: Py<PyList>,
         status: String,
         want_rows: bool,
         /// Resolve to `(rows, suspended)`, for cursors reading a portal in steps.
@@ -122,8 +124,10 @@ pub(super) fn on_message(
             ..
         } => match msg {
             Message::DataRow(row) if *want_rows && op.error.is_none() => {
-                match decode_row(py, cache, stmt.get(), &row) {
-                    Ok(record) => rows.push(record),
+                match decode_row(py, cache, stmt.get(), &row)
+                    .and_then(|record| rows.bind(py).append(record))
+                {
+                    Ok(()) => {}
                     Err(e) => op.error = Some(e),
                 }
             }

@@ -1,0 +1,122 @@
+//! Ranges and multiranges: a flags byte, then each present bound as Int32 length and
+//! bytes (`range_send`); a multirange is an Int32 count of length-prefixed ranges.
+
+use super::{DecodeError, EncodeError};
+
+/// The range is empty.
+pub const EMPTY: u8 = 0x01;
+/// The lower bound is inclusive.
+pub const LB_INC: u8 = 0x02;
+/// The upper bound is inclusive.
+pub const UB_INC: u8 = 0x04;
+/// There is no lower bound.
+pub const LB_INF: u8 = 0x08;
+/// There is no upper bound.
+pub const UB_INF: u8 = 0x10;
+
+/// One range: its flags and the bytes of each finite bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Range<'a> {
+    /// The flags byte.
+    pub flags: u8,
+    /// The lower bound's value, when finite.
+    pub lower: Option<&'a [u8]>,
+    /// The upper bound's value, when finite.
+    pub upper: Option<&'a [u8]>,
+}
+
+fn bound<'a>(rest: &mut &'a [u8]) -> Result<&'a [u8], DecodeError> {
+    let (len, tail) = rest
+        .split_first_chunk::<4>()
+        .ok_or(DecodeError("range bound truncated"))?;
+    let len = usize::try_from(i32::from_be_bytes(*len))
+        .map_err(|_| DecodeError("invalid range bound length"))?;
+    let (value, tail) = tail
+        .split_at_checked(len)
+        .ok_or(DecodeError("range bound truncated"))?;
+    *rest = tail;
+    Ok(value)
+}
+
+/// Parses one range.
+pub fn decode(buf: &[u8]) -> Result<Range<'_>, DecodeError> {
+    let (&flags, mut rest) = buf.split_first().ok_or(DecodeError("empty range value"))?;
+    let finite = |inf: u8| flags & (EMPTY | inf) == 0;
+    let lower = if finite(LB_INF) {
+        Some(bound(&mut rest)?)
+    } else {
+        None
+    };
+    let upper = if finite(UB_INF) {
+        Some(bound(&mut rest)?)
+    } else {
+        None
+    };
+    if !rest.is_empty() {
+        return Err(DecodeError("trailing data after range"));
+    }
+    Ok(Range {
+        flags,
+        lower,
+        upper,
+    })
+}
+
+/// Splits a multirange into its ranges' bytes.
+pub fn split_multirange(buf: &[u8]) -> Result<Vec<&[u8]>, DecodeError> {
+    let (n, mut rest) = buf
+        .split_first_chunk::<4>()
+        .ok_or(DecodeError("multirange value too short"))?;
+    let n = u32::from_be_bytes(*n) as usize;
+    if n > rest.len() / 5 {
+        return Err(DecodeError("invalid multirange count"));
+    }
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(bound(&mut rest)?);
+    }
+    if !rest.is_empty() {
+        return Err(DecodeError("trailing data after multirange"));
+    }
+    Ok(out)
+}
+
+/// Appends a bound's length placeholder; returns where to patch it with [`end_bound`].
+pub fn begin_bound(out: &mut Vec<u8>) -> usize {
+    out.extend_from_slice(&[0; 4]);
+    out.len()
+}
+
+/// Patches the length of the bound begun at `at`.
+pub fn end_bound(out: &mut [u8], at: usize) -> Result<(), EncodeError> {
+    let len =
+        i32::try_from(out.len() - at).map_err(|_| EncodeError("range bound too large".into()))?;
+    out[at - 4..at].copy_from_slice(&len.to_be_bytes());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        let r = decode(&[LB_INC, 0, 0, 0, 1, 7, 0, 0, 0, 1, 9]).unwrap();
+        assert_eq!((r.lower, r.upper), (Some(&[7][..]), Some(&[9][..])));
+        let r = decode(&[EMPTY]).unwrap();
+        assert_eq!((r.lower, r.upper), (None, None));
+        let r = decode(&[LB_INF, 0, 0, 0, 1, 9]).unwrap();
+        assert_eq!((r.lower, r.upper), (None, Some(&[9][..])));
+        assert!(decode(&[0, 0, 0, 0, 1]).is_err());
+        assert!(decode(&[EMPTY, 1]).is_err());
+        assert!(decode(&[0, 0xff, 0xff, 0xff, 0xff]).is_err());
+        let m = split_multirange(&[0, 0, 0, 1, 0, 0, 0, 1, EMPTY]).unwrap();
+        assert_eq!(m, vec![&[EMPTY][..]]);
+        assert!(split_multirange(&[0, 0, 0, 9]).is_err());
+        let mut out = vec![LB_INC];
+        let at = begin_bound(&mut out);
+        out.push(5);
+        end_bound(&mut out, at).unwrap();
+        assert_eq!(out, [LB_INC, 0, 0, 0, 1, 5]);
+    }
+}
