@@ -40,6 +40,10 @@ BUILTIN_TYPE_NAME_MAP.update(
 # set_builtin_type_codec's names of codecs for extension types without a fixed OID.
 _EXTENSION_CODECS = {"pg_contrib.hstore": "hstore"}
 
+# Built-in types with a tuple format (their wire integers): date, time, timestamp,
+# timestamptz, interval, timetz.
+_TUPLE_FORMAT_TYPES = frozenset((1082, 1083, 1114, 1184, 1186, 1266))
+
 # Introspection rounds before giving up (a race with reload_schema_state costs one).
 _MAX_INTROSPECTION_TRIES = 5
 
@@ -87,6 +91,12 @@ class CodecsMixin:
             raise ValueError(f"unknown type: {schema}.{typename}")
         return rows[0]
 
+    async def _learn_type(self, oid: int) -> None:
+        """Introspects a type that gets a codec, so statements can name it."""
+        if oid not in BUILTIN_TYPES:
+            rows, _ = await self._introspect_types((oid,), 10)
+            self._protocol.add_types(rows)
+
     async def _resolve_types(self, stmt, timeout):
         """Introspects what ``stmt`` needs until every type is known; returns the statement
         with its final codecs."""
@@ -123,11 +133,14 @@ class CodecsMixin:
             )
         typeinfo = await self._introspect_type(typename, schema)
         if _introspection.is_scalar_type(typeinfo):
-            if format == "tuple":
+            if format == "tuple" and typeinfo["oid"] not in _TUPLE_FORMAT_TYPES:
                 raise exceptions.UnsupportedClientFeatureError(
-                    "tuple-format codecs are only supported on composite types here",
-                    hint="Use format='text' or format='binary'.",
+                    f"type {schema}.{typename} has no tuple format",
+                    hint="Use format='text' or format='binary'; the tuple format exists "
+                    "for composites and date, time, timetz, timestamp, timestamptz and "
+                    "interval.",
                 )
+            await self._learn_type(typeinfo["oid"])
         elif _introspection.is_composite_type(typeinfo):
             if format != "tuple":
                 raise exceptions.UnsupportedClientFeatureError(
@@ -135,8 +148,7 @@ class CodecsMixin:
                     hint="Use `set_type_codec(..., format='tuple')` and "
                     "pass/interpret data as a Python tuple.",
                 )
-            rows, _ = await self._introspect_types((typeinfo["oid"],), 10)
-            self._protocol.add_types(rows)
+            await self._learn_type(typeinfo["oid"])
         else:
             raise exceptions.InterfaceError(
                 f"cannot use custom codec on type {schema}.{typename}: "
@@ -179,6 +191,7 @@ class CodecsMixin:
         typeinfo = await self._introspect_type(typename, schema)
         if not _introspection.is_scalar_type(typeinfo):
             raise exceptions.InterfaceError(f"cannot alias non-scalar type {schema}.{typename}")
+        await self._learn_type(typeinfo["oid"])
         target = _EXTENSION_CODECS.get(codec_name)
         if target is None:
             target = BUILTIN_TYPE_NAME_MAP.get(codec_name.lower())

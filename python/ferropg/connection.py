@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import connect_utils, cursor, exceptions, prepared_stmt, serverversion
+from ._builtin_types import BUILTIN_TYPES
 from ._callbacks import CallbacksMixin, LoggedQuery  # noqa: F401 - asyncpg exports it here
 from ._codecs import CodecsMixin
 from ._copy import CopyMixin
 from .protocol import Protocol, Record
+from .protocol._oid_map import BUILTIN_TYPE_OID_MAP
 from .transaction import Transaction
 
 __all__ = ("Connection", "connect")
@@ -28,19 +30,49 @@ _CANCEL_RETRY_AFTER = 0.5
 _MANY_BATCH_BYTES = 4 * 32 * 1024
 
 
+class DataCodec(NamedTuple):
+    """What :meth:`ConnectionSettings.get_data_codec` tells of a type's codec."""
+
+    oid: int
+    name: str
+    schema: str
+    kind: str
+    #: 'binary' or 'text': the wire format its values travel in.
+    format: str
+
+
 class ConnectionSettings:
     """The server's run-time parameters, readable as attributes (``client_encoding``...)."""
 
-    __slots__ = ("_settings",)
+    __slots__ = ("_settings", "_protocol")
 
-    def __init__(self, settings: dict[str, str]) -> None:
+    def __init__(self, settings: dict[str, str], protocol: Any = None) -> None:
         self._settings = settings
+        self._protocol = protocol
 
     def __getattr__(self, name: str) -> str:
         try:
             return self._settings[name]
         except KeyError:
             raise AttributeError(name) from None
+
+    def get_data_codec(
+        self, oid: int, format: Any = None, ignore_custom_codec: bool = False
+    ) -> DataCodec | None:
+        """The codec the connection uses for type ``oid``, or None if it has none (a type
+        never seen, so not introspected yet)."""
+        if self._protocol is None:
+            return None
+        fmt = self._protocol.codec_format(oid, ignore_custom_codec)
+        if fmt is None:
+            return None
+        info = self._protocol.type_info(oid)
+        if info is not None:
+            schema, name, kind, _elem = info
+        else:
+            name, kind = BUILTIN_TYPES.get(oid, (BUILTIN_TYPE_OID_MAP.get(oid, ""), "scalar"))
+            schema = "pg_catalog"
+        return DataCodec(oid, name, schema, kind, "binary" if fmt else "text")
 
     def __repr__(self) -> str:
         return f"<ferropg.ConnectionSettings {self._settings!r}>"
@@ -195,7 +227,7 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
 
     def get_settings(self) -> ConnectionSettings:
         """The server's run-time parameters as last reported."""
-        return ConnectionSettings(self._protocol.get_settings())
+        return ConnectionSettings(self._protocol.get_settings(), self._protocol)
 
     def get_reset_query(self) -> str:
         """The SQL that :meth:`reset` runs to return the session to a clean state."""

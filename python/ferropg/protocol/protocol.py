@@ -3,6 +3,7 @@
 import asyncio
 
 from .. import _native
+from ._oid_map import BUILTIN_TYPE_OID_MAP
 
 Record = _native.Record
 _create_record = _native._create_record
@@ -54,4 +55,4 @@ class Protocol(_native.CoreProtocol, asyncio.Protocol):
             waiter.set_result(None)
 
 
-__all__ = ("Protocol", "Record", "_create_record")
+__all__ = ("BUILTIN_TYPE_OID_MAP", "Protocol", "Record", "_create_record")

@@ -16,6 +16,18 @@ const MAX_DSCALE: usize = 0x3FFF;
 /// Decodes a binary numeric into decimal text that Python's `Decimal` and Rust parsers
 /// accept: `-12.3400`, `0`, `NaN`, `Infinity`, `-Infinity`.
 pub fn decode_to_string(buf: &[u8]) -> Result<String, DecodeError> {
+    decode_text(buf, false)
+}
+
+/// Like [`decode_to_string`], but a whole number whose trailing groups of zeros the
+/// server left out (`1E+1000` arrives as one digit group and a weight) stays in exponent
+/// form, so `decimal.Decimal` keeps the digits and exponent it was sent with (as asyncpg
+/// builds it) instead of a thousand zeros.
+pub fn decode_to_compact_string(buf: &[u8]) -> Result<String, DecodeError> {
+    decode_text(buf, true)
+}
+
+fn decode_text(buf: &[u8], compact: bool) -> Result<String, DecodeError> {
     let header = buf
         .get(..8)
         .ok_or(DecodeError("truncated numeric header"))?;
@@ -48,6 +60,18 @@ pub fn decode_to_string(buf: &[u8]) -> Result<String, DecodeError> {
     let mut out = String::with_capacity(digits.len() * 4 + dscale + 3);
     if sign == NEG {
         out.push('-');
+    }
+    let missing_groups = weight + 1 - digits.len() as i32;
+    if compact && dscale == 0 && !digits.is_empty() && missing_groups > 0 {
+        for (i, d) in digits.iter().enumerate() {
+            if i == 0 {
+                out.push_str(&d.to_string());
+            } else {
+                push4(&mut out, *d);
+            }
+        }
+        out.push_str(&format!("E+{}", missing_groups * 4));
+        return Ok(out);
     }
     // Integer part: the groups with a non-negative power of 10000.
     if weight < 0 {
@@ -98,7 +122,8 @@ fn push4(out: &mut String, d: u16) {
 pub fn encode_from_str(text: &str, buf: &mut BytesMut) -> Result<(), EncodeError> {
     let t = text.trim();
     let special = match t.to_ascii_lowercase().as_str() {
-        "nan" | "+nan" | "-nan" => Some(NAN),
+        // A signalling NaN is still not a number: PostgreSQL has one NaN.
+        "nan" | "+nan" | "-nan" | "snan" | "+snan" | "-snan" => Some(NAN),
         "infinity" | "+infinity" | "inf" | "+inf" => Some(PINF),
         "-infinity" | "-inf" => Some(NINF),
         _ => None,
@@ -252,6 +277,23 @@ mod tests {
         let mut buf = BytesMut::new();
         encode_from_str(text, &mut buf).unwrap();
         decode_to_string(&buf).unwrap()
+    }
+
+    #[test]
+    fn compact_form_keeps_left_out_zero_groups_as_an_exponent() {
+        let compact = |text: &str| {
+            let mut buf = BytesMut::new();
+            encode_from_str(text, &mut buf).unwrap();
+            decode_to_compact_string(&buf).unwrap()
+        };
+        assert_eq!(compact("1E+1000"), "1E+1000");
+        assert_eq!(compact("10000"), "1E+4");
+        assert_eq!(compact("-120000"), "-12E+4");
+        assert_eq!(compact("100"), "100");
+        assert_eq!(compact("10000.5"), "10000.5");
+        assert_eq!(compact("1E+8"), "1E+8");
+        assert_eq!(compact("0"), "0");
+        assert_eq!(compact("sNaN"), "NaN");
     }
 
     #[test]

@@ -198,7 +198,7 @@ pub fn decode_value<'py>(
             .into_pyobject(py)?
             .into_any(),
         Decoder::Numeric => {
-            let text = numeric::decode_to_string(buf).map_err(wire)?;
+            let text = numeric::decode_to_compact_string(buf).map_err(wire)?;
             cache.decimal.bind(py).call1((text,))?
         }
         Decoder::Text => PyString::new(py, binary::decode_text(buf).map_err(wire)?).into_any(),

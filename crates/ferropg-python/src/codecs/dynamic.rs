@@ -91,6 +91,35 @@ pub enum DynDecoder {
     /// A value the client cannot exchange in the form it would need; the message says
     /// why (raised as UnsupportedClientFeatureError).
     Refused(String),
+    /// The wire integers of a date/time value, as a tuple (for `format='tuple'`).
+    WireTuple(WireTuple),
+}
+
+/// The date/time types whose `format='tuple'` codecs see their wire integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireTuple {
+    /// `date`: (days since 2000-01-01,).
+    Date,
+    /// `time`, `timestamp`, `timestamptz`: (microseconds,).
+    Micros,
+    /// `timetz`: (microseconds, UTC offset in seconds west).
+    TimeTz,
+    /// `interval`: (months, days, microseconds).
+    Interval,
+}
+
+impl WireTuple {
+    /// The tuple form of a built-in type, if it has one.
+    pub fn for_type(oid: u32) -> Option<WireTuple> {
+        use ferropg_core::types::oid as o;
+        Some(match oid {
+            o::DATE => WireTuple::Date,
+            o::TIME | o::TIMESTAMP | o::TIMESTAMPTZ => WireTuple::Micros,
+            o::TIMETZ => WireTuple::TimeTz,
+            o::INTERVAL => WireTuple::Interval,
+            _ => return None,
+        })
+    }
 }
 
 /// An encoder built per connection.
@@ -126,6 +155,8 @@ pub enum DynEncoder {
     Multirange(Encoder),
     /// See [`DynDecoder::Refused`].
     Refused(String),
+    /// See [`DynDecoder::WireTuple`].
+    WireTuple(WireTuple),
 }
 
 impl DynDecoder {
@@ -214,7 +245,85 @@ pub fn decode<'py>(
             "UnsupportedClientFeatureError",
             why.clone(),
         )),
+        DynDecoder::WireTuple(kind) => decode_wire_tuple(py, *kind, buf),
     }
+}
+
+fn decode_wire_tuple<'py>(
+    py: Python<'py>,
+    kind: WireTuple,
+    buf: &[u8],
+) -> PyResult<Bound<'py, PyAny>> {
+    let bad = || {
+        wire(ferropg_core::types::DecodeError(
+            "invalid date/time value length",
+        ))
+    };
+    let i32_at = |at: usize| -> PyResult<i32> {
+        Ok(i32::from_be_bytes(
+            buf.get(at..at + 4)
+                .ok_or_else(bad)?
+                .try_into()
+                .expect("4 bytes"),
+        ))
+    };
+    let i64_at = |at: usize| -> PyResult<i64> {
+        Ok(i64::from_be_bytes(
+            buf.get(at..at + 8)
+                .ok_or_else(bad)?
+                .try_into()
+                .expect("8 bytes"),
+        ))
+    };
+    let (want, tuple) = match kind {
+        WireTuple::Date => (4, (i32_at(0)?,).into_pyobject(py)?.into_any()),
+        WireTuple::Micros => (8, (i64_at(0)?,).into_pyobject(py)?.into_any()),
+        WireTuple::TimeTz => (12, (i64_at(0)?, i32_at(8)?).into_pyobject(py)?.into_any()),
+        WireTuple::Interval => (
+            16,
+            (i32_at(12)?, i32_at(8)?, i64_at(0)?)
+                .into_pyobject(py)?
+                .into_any(),
+        ),
+    };
+    if buf.len() != want {
+        return Err(bad());
+    }
+    Ok(tuple)
+}
+
+fn encode_wire_tuple(kind: WireTuple, obj: &Bound<'_, PyAny>, buf: &mut BytesMut) -> PyResult<()> {
+    let n = match kind {
+        WireTuple::Date | WireTuple::Micros => 1,
+        WireTuple::TimeTz => 2,
+        WireTuple::Interval => 3,
+    };
+    if obj.len().ok() != Some(n) || obj.is_instance_of::<PyString>() {
+        return Err(PyValueError::new_err(format!(
+            "expected a tuple of {n} integers (got {})",
+            type_name(obj)
+        )));
+    }
+    let item = |i: usize| obj.get_item(i);
+    match kind {
+        WireTuple::Date => buf.put_i32(item(0)?.extract()?),
+        WireTuple::Micros => buf.put_i64(item(0)?.extract()?),
+        WireTuple::TimeTz => {
+            buf.put_i64(item(0)?.extract()?);
+            buf.put_i32(item(1)?.extract()?);
+        }
+        WireTuple::Interval => {
+            let (months, days, micros): (i32, i32, i64) = (
+                item(0)?.extract()?,
+                item(1)?.extract()?,
+                item(2)?.extract()?,
+            );
+            buf.put_i64(micros);
+            buf.put_i32(days);
+            buf.put_i32(months);
+        }
+    }
+    Ok(())
 }
 
 fn text_array_to_py<'py>(
@@ -483,6 +592,7 @@ pub fn encode(
             "UnsupportedClientFeatureError",
             why.clone(),
         )),
+        DynEncoder::WireTuple(kind) => encode_wire_tuple(*kind, obj, buf),
     }
 }
 

@@ -103,11 +103,26 @@ pub fn encode(kind: Id, obj: &Bound<'_, PyAny>, buf: &mut BytesMut) -> PyResult<
         Id::U64 => buf.put_u64(obj.extract()?),
         Id::U32 => buf.put_u32(obj.extract()?),
         Id::Tid => {
-            let (block, offset): (u32, u16) = obj.extract().map_err(|_| {
-                PyTypeError::new_err(format!(
-                    "a (block, offset) tuple expected for tid (got type {})",
+            if !(obj.is_instance_of::<PyTuple>() || obj.is_instance_of::<pyo3::types::PyList>()) {
+                return Err(PyTypeError::new_err(format!(
+                    "list or tuple expected (got type {})",
                     type_name(obj)
-                ))
+                )));
+            }
+            if obj.len()? != 2 {
+                return Err(PyValueError::new_err(
+                    "invalid number of elements in tid tuple, expecting 2",
+                ));
+            }
+            let block: u32 = obj.get_item(0)?.extract().map_err(|_| {
+                pyo3::exceptions::PyOverflowError::new_err(
+                    "tuple id block value out of uint32 range",
+                )
+            })?;
+            let offset: u16 = obj.get_item(1)?.extract().map_err(|_| {
+                pyo3::exceptions::PyOverflowError::new_err(
+                    "tuple id offset value out of uint16 range",
+                )
             })?;
             buf.put_u32(block);
             buf.put_u16(offset);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use ferropg_core::types::{array as framing, oid as oids};
 use pyo3::prelude::*;
 
-use super::dynamic::{Composite, DynDecoder, DynEncoder};
+use super::dynamic::{Composite, DynDecoder, DynEncoder, WireTuple};
 use super::{Decoder, Encoder};
 use crate::record::RecordDesc;
 
@@ -265,9 +265,12 @@ impl Resolver<'_, '_> {
         if let Some(codec) = self.custom(oid) {
             let codec = codec.clone();
             let inner = match codec.format {
-                Format::Tuple => match self.composite_decoder(oid, depth, true)? {
-                    Some(c) => Some(c),
-                    None => return Ok(None),
+                Format::Tuple => match WireTuple::for_type(oid) {
+                    Some(kind) => Some(Decoder::dynamic(DynDecoder::WireTuple(kind))),
+                    None => match self.composite_decoder(oid, depth, true)? {
+                        Some(c) => Some(c),
+                        None => return Ok(None),
+                    },
                 },
                 _ => None,
             };
@@ -417,9 +420,12 @@ impl Resolver<'_, '_> {
         if let Some(codec) = self.custom(oid) {
             let codec = codec.clone();
             let inner = match codec.format {
-                Format::Tuple => match self.composite_encoder(oid, depth)? {
-                    Some(e) => Some(e),
-                    None => return Ok(Encoder::TextFallback),
+                Format::Tuple => match WireTuple::for_type(oid) {
+                    Some(kind) => Some(Encoder::dynamic(DynEncoder::WireTuple(kind))),
+                    None => match self.composite_encoder(oid, depth)? {
+                        Some(e) => Some(e),
+                        None => return Ok(Encoder::TextFallback),
+                    },
                 },
                 _ => None,
             };
@@ -434,6 +440,11 @@ impl Resolver<'_, '_> {
             Some(Alias::Builtin(b) | Alias::BuiltinText(b)) => return self.encoder(b, depth + 1),
             Some(Alias::Hstore) => return Ok(Encoder::dynamic(DynEncoder::Hstore)),
             None => {}
+        }
+        if oid == oids::RECORD {
+            return Ok(Encoder::dynamic(DynEncoder::Refused(
+                "input of anonymous composite types is not supported".into(),
+            )));
         }
         let builtin = Encoder::for_type(oid);
         if builtin != Encoder::TextFallback && !self.customised(oid, depth) {

@@ -91,7 +91,12 @@ pub(super) fn write_bind(
         frontend::BindFailure::Param(cause) => {
             // A type the client cannot send at all is not a bad value: say so as is.
             if errors::is_instance_of(py, &cause, "UnsupportedClientFeatureError") {
-                return Err(cause);
+                let msg = format!("query argument ${}: {}", failed_at + 1, cause.value(py));
+                return Err(errors::client_error(
+                    py,
+                    "UnsupportedClientFeatureError",
+                    msg,
+                ));
             }
             let value = args.get_item(failed_at)?;
             let mut repr = value.repr()?.to_string();

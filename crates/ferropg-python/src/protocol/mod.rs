@@ -1218,6 +1218,22 @@ impl CoreProtocol {
         self.types.clear_types();
     }
 
+    /// The wire format of the codec for `oid` (1 binary, 0 text), or None while the
+    /// type is unknown (not built in and not introspected).
+    #[pyo3(signature = (oid, ignore_custom_codec=false))]
+    fn codec_format(
+        &self,
+        py: Python<'_>,
+        oid: u32,
+        ignore_custom_codec: bool,
+    ) -> PyResult<Option<i16>> {
+        let r = self.types.resolve(py, &[], &[oid], ignore_custom_codec)?;
+        if !r.missing.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(r.decoders[0].as_ref().map_or(0, |d| d.format())))
+    }
+
     /// What introspection found of `oid`: `(schema, name, kind, element OID)`, kind
     /// being asyncpg's 'scalar', 'array', 'composite', 'range' or 'multirange'.
     fn type_info(&self, oid: u32) -> Option<(String, String, &'static str, Option<u32>)> {
