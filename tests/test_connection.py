@@ -1,6 +1,7 @@
 """connect(), execute/fetch/fetchrow/fetchval/close, errors and recovery, on both loops."""
 
 import asyncio
+import gc
 
 import pytest
 
@@ -247,5 +248,28 @@ def test_connect_failures(run, dsn):
             await ferropg.connect(dsn, database="no_such_database")
         with pytest.raises(asyncio.TimeoutError):
             await ferropg.connect(dsn, timeout=0)
+
+    run(body())
+
+
+def test_unclosed_connection_warns_and_ends_its_session(run, dsn):
+    async def body():
+        admin = await ferropg.connect(dsn)
+        try:
+            con = await ferropg.connect(dsn)
+            pid = con.get_server_pid()
+            with pytest.warns(ResourceWarning, match="unclosed connection"):
+                del con
+                gc.collect()
+            for _ in range(50):
+                alive = await admin.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid
+                )
+                if not alive:
+                    break
+                await asyncio.sleep(0.05)
+            assert alive == 0
+        finally:
+            await admin.close()
 
     run(body())

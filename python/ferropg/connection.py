@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -742,6 +743,25 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
     def __repr__(self) -> str:
         state = "closed" if self.is_closed() else "open"
         return f"<ferropg.Connection {state} at 0x{id(self):x}>"
+
+    def __del__(self) -> None:
+        # A connection dropped without close() would hold its server session until the
+        # socket is collected: say so, as asyncpg does, and end the session now.
+        protocol = getattr(self, "_protocol", None)
+        if protocol is None or protocol.is_closed():
+            return
+        warnings.warn(
+            f"unclosed connection {self!r}; run in asyncio debug mode to show the "
+            "traceback of connection origin",
+            ResourceWarning,
+            stacklevel=2,
+        )
+        loop = getattr(self, "_loop", None)
+        if loop is not None and not loop.is_closed():
+            try:
+                self.terminate()
+            except Exception:  # noqa: S110 - nothing to report to from a finaliser
+                pass
 
 
 async def connect(

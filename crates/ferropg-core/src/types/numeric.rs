@@ -48,71 +48,83 @@ fn decode_text(buf: &[u8], compact: bool) -> Result<String, DecodeError> {
         POS | NEG => {}
         _ => return Err(DecodeError("invalid numeric sign")),
     }
-    let digits: Vec<u16> = buf[8..]
-        .chunks_exact(2)
-        .map(|c| u16::from_be_bytes([c[0], c[1]]))
-        .collect();
-    if digits.iter().any(|d| *d > 9999) {
+    let groups = &buf[8..];
+    let n = ndigits as usize;
+    // Read in place (this runs once per value of every numeric column).
+    let digit = |i: usize| u16::from_be_bytes([groups[2 * i], groups[2 * i + 1]]);
+    if (0..n).any(|i| digit(i) > 9999) {
         return Err(DecodeError("invalid numeric digit"));
     }
     let weight = i32::from(weight);
     let dscale = usize::from(dscale);
-    let mut out = String::with_capacity(digits.len() * 4 + dscale + 3);
+    let mut out = String::with_capacity(n * 4 + dscale + 8);
     if sign == NEG {
         out.push('-');
     }
-    let missing_groups = weight + 1 - digits.len() as i32;
-    if compact && dscale == 0 && !digits.is_empty() && missing_groups > 0 {
-        for (i, d) in digits.iter().enumerate() {
-            if i == 0 {
-                out.push_str(&d.to_string());
-            } else {
-                push4(&mut out, *d);
-            }
+    let missing_groups = weight + 1 - n as i32;
+    if compact && dscale == 0 && n > 0 && missing_groups > 0 {
+        push_trimmed(&mut out, digit(0));
+        for i in 1..n {
+            push_digits(&mut out, digit(i), 4);
         }
-        out.push_str(&format!("E+{}", missing_groups * 4));
+        out.push_str("E+");
+        out.push_str(&(missing_groups * 4).to_string());
         return Ok(out);
     }
+    let group_at = |g: i32| {
+        if g >= 0 && (g as usize) < n {
+            digit(g as usize)
+        } else {
+            0
+        }
+    };
     // Integer part: the groups with a non-negative power of 10000.
     if weight < 0 {
         out.push('0');
     } else {
-        for i in 0..=weight {
-            let d = digits.get(i as usize).copied().unwrap_or(0);
-            if i == 0 {
-                out.push_str(&d.to_string());
-            } else {
-                push4(&mut out, d);
-            }
+        push_trimmed(&mut out, group_at(0));
+        for g in 1..=weight {
+            push_digits(&mut out, group_at(g), 4);
         }
     }
     if dscale > 0 {
         out.push('.');
-        let mut frac = String::with_capacity(dscale + 4);
-        let mut group = weight + 1;
-        while frac.len() < dscale {
-            let d = if group >= 0 {
-                digits.get(group as usize).copied().unwrap_or(0)
-            } else {
-                0
-            };
-            push4(&mut frac, d);
-            group += 1;
+        let mut left = dscale;
+        let mut g = weight + 1;
+        while left > 0 {
+            let take = left.min(4);
+            push_digits(&mut out, group_at(g), take);
+            left -= take;
+            g += 1;
         }
-        frac.truncate(dscale);
-        out.push_str(&frac);
     }
     Ok(out)
 }
 
-fn push4(out: &mut String, d: u16) {
-    let bytes = [
+/// Appends a group of four decimal digits without its leading zeros ("0" for 0).
+fn push_trimmed(out: &mut String, d: u16) {
+    let width = match d {
+        1000.. => 4,
+        100.. => 3,
+        10.. => 2,
+        _ => 1,
+    };
+    let bytes = four_digits(d);
+    out.extend(bytes[4 - width..].iter().map(|b| char::from(*b)));
+}
+
+/// Appends the first `count` of a group's four decimal digits.
+fn push_digits(out: &mut String, d: u16, count: usize) {
+    out.extend(four_digits(d)[..count].iter().map(|b| char::from(*b)));
+}
+
+fn four_digits(d: u16) -> [u8; 4] {
+    [
         b'0' + (d / 1000) as u8,
         b'0' + (d / 100 % 10) as u8,
         b'0' + (d / 10 % 10) as u8,
         b'0' + (d % 10) as u8,
-    ];
-    out.extend(bytes.iter().map(|b| char::from(*b)));
+    ]
 }
 
 /// Encodes decimal text (`-1.5`, `12E+3`, `NaN`, `Infinity`, `-inf`) as a binary numeric.

@@ -10,6 +10,7 @@ use bytes::BytesMut;
 use ferropg_core::types::array::{self as framing, Elements, Writer, MAX_DIMS};
 use ferropg_core::types::DecodeError;
 use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::iter::{BoundListIterator, BoundTupleIterator};
 use pyo3::types::{
@@ -54,24 +55,28 @@ fn build<'py>(
     dims: &[usize],
     elements: &mut Elements<'_>,
 ) -> PyResult<Bound<'py, PyList>> {
-    // The items are gathered first so no half-filled list is ever reachable (element
-    // decoders may run Python code, e.g. decimal.Decimal).
-    let mut items = Vec::with_capacity(dims[0]);
-    if dims.len() > 1 {
-        for _ in 0..dims[0] {
-            items.push(build(py, cache, elem, &dims[1..], elements)?.into_any());
-        }
-    } else {
-        for _ in 0..dims[0] {
-            items.push(match elements.next() {
+    let len = ffi::Py_ssize_t::try_from(dims[0])
+        .map_err(|_| wire(DecodeError("array dimension too large")))?;
+    // Filled in place: nothing else refers to the list until it is returned, and the
+    // collector skips (and deallocation tolerates) the slots not yet set if an
+    // element decoder fails or runs Python code half-way.
+    // SAFETY: PyList_New returns a new list of `len` NULL slots, or NULL with an error.
+    let list = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyList_New(len))? };
+    for i in 0..len {
+        let item = if dims.len() > 1 {
+            build(py, cache, elem, &dims[1..], elements)?.into_any()
+        } else {
+            match elements.next() {
                 Some(Ok(Some(bytes))) => decode_value(py, cache, elem, bytes)?,
                 Some(Ok(None)) => py.None().into_bound(py),
                 Some(Err(e)) => return Err(wire(e)),
                 None => return Err(wire(DecodeError("array data ends early"))),
-            });
-        }
+            }
+        };
+        // SAFETY: slot `i` is in range and still NULL; SET_ITEM steals the reference.
+        unsafe { ffi::PyList_SET_ITEM(list.as_ptr(), i, item.into_ptr()) };
     }
-    PyList::new(py, items)
+    Ok(list.cast_into::<PyList>()?)
 }
 
 /// Items of a list, a tuple or any other iterable.

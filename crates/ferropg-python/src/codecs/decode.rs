@@ -5,7 +5,7 @@ use pyo3::exceptions::{PyOverflowError, PyValueError};
 use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDate, PyDateTime, PyDelta, PyString, PyTime, PyTzInfo};
+use pyo3::types::{PyBool, PyBytes, PyDate, PyDateTime, PyDelta, PyTime, PyTzInfo};
 
 use super::dynamic::{self, DynDecoder, Shared};
 use super::geometry::{self, Geometry};
@@ -158,6 +158,26 @@ impl Decoder {
     }
 }
 
+/// A `str` from UTF-8 bytes, validated once (by CPython, as it builds the string).
+#[inline]
+pub(super) fn str_from_utf8<'py>(py: Python<'py>, buf: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: the pointer and length describe `buf`, which outlives the call; the
+    // result is a new reference or NULL with an exception set.
+    let obj = unsafe {
+        ffi::PyUnicode_DecodeUTF8(
+            buf.as_ptr().cast(),
+            buf.len() as ffi::Py_ssize_t,
+            c"strict".as_ptr(),
+        )
+    };
+    if obj.is_null() {
+        let _ = PyErr::fetch(py);
+        return Err(wire(DecodeError("text value is not valid UTF-8")));
+    }
+    // SAFETY: `obj` is the non-NULL new reference just checked.
+    Ok(unsafe { Bound::from_owned_ptr(py, obj) })
+}
+
 pub(super) fn wire(e: DecodeError) -> PyErr {
     PyValueError::new_err(format!("malformed value from the server: {e}"))
 }
@@ -201,8 +221,12 @@ pub fn decode_value<'py>(
             let text = numeric::decode_to_compact_string(buf).map_err(wire)?;
             cache.decimal.bind(py).call1((text,))?
         }
-        Decoder::Text => PyString::new(py, binary::decode_text(buf).map_err(wire)?).into_any(),
-        Decoder::Jsonb => PyString::new(py, binary::decode_jsonb(buf).map_err(wire)?).into_any(),
+        Decoder::Text => str_from_utf8(py, buf)?,
+        Decoder::Jsonb => match buf.split_first() {
+            Some((&binary::JSONB_VERSION, text)) => str_from_utf8(py, text)?,
+            Some(_) => return Err(wire(DecodeError("unsupported jsonb format version"))),
+            None => return Err(wire(DecodeError("empty jsonb value"))),
+        },
         Decoder::Bytea | Decoder::Char => PyBytes::new(py, buf).into_any(),
         Decoder::Date => decode_date(py, cache, binary::decode_i32(buf).map_err(wire)?)?,
         Decoder::Time => {
