@@ -1,6 +1,7 @@
 """The Record object itself: GC tracking, reference counts, subclasses, the freelist,
 deep nesting, cycles. Record *semantics* are in test_record.py."""
 
+import asyncio
 import copy
 import datetime
 import decimal
@@ -384,3 +385,72 @@ def test_microbench_1m_rows(run, dsn, capsys):
             f" gc.collect() with {n} Records alive: {collect * 1e3:.1f} ms;"
             f" _create_record: {(t1 - t0) * 1e9 / 200_000:.0f} ns/call"
         )
+
+
+def test_array_values_are_tracked_again_on_the_way_out(run, dsn):
+    # Decoded arrays sit untracked in their (tracked) row until handed out: every way
+    # of getting at a value must give an ordinary, tracked list.
+    async def body():
+        con = await ferropg.connect(dsn)
+        try:
+            sql = "SELECT ARRAY[1, 2] AS a, ARRAY[[3], [4]] AS b, 5 AS c FROM generate_series(1, 8)"
+            rows = await con.fetch(sql)
+            assert all(gc.is_tracked(r) for r in rows)
+            getters = [
+                lambda r: r[0],
+                lambda r: r["a"],
+                lambda r: r.get("a"),
+                lambda r: r[0:1][0],
+                lambda r: next(iter(r)),
+                lambda r: next(iter(r.values())),
+                lambda r: next(iter(r.items()))[1],
+                lambda r: dict(r)["a"],
+            ]
+            for row, get in zip(rows, getters):
+                value = get(row)
+                assert value == [1, 2]
+                assert gc.is_tracked(value)
+            nested = rows[0]["b"]
+            assert gc.is_tracked(nested) and all(gc.is_tracked(x) for x in nested)
+        finally:
+            await con.close()
+
+    run(body())
+
+
+def test_cycle_through_a_decoded_array_is_collected(run, dsn):
+    collected = []
+
+    class Marker:
+        def __del__(self):
+            collected.append(True)
+
+    async def body():
+        con = await ferropg.connect(dsn)
+        try:
+            rows = await con.fetch("SELECT ARRAY[1, 2] AS a")
+            arr = rows[0]["a"]
+            arr.append(rows[0])  # row -> list -> row
+            arr.append(Marker())
+            del rows, arr
+            # The event loop may still hold the finished future (and so the result)
+            # for a moment: let it let go first.
+            for _ in range(3):
+                await asyncio.sleep(0)
+            gc.collect()
+            assert collected == [True]
+            # Compared against a user object: the list it sees is tracked too.
+            seen = []
+
+            class Spy:
+                def __eq__(self, other):
+                    seen.append(other)
+                    return False
+
+            row = await con.fetchrow("SELECT ARRAY[7] AS a")
+            assert row != (Spy(),)
+            assert seen and all(gc.is_tracked(x) for x in seen if isinstance(x, list))
+        finally:
+            await con.close()
+
+    run(body())

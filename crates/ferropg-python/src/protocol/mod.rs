@@ -9,6 +9,7 @@
 
 mod bind;
 mod copy;
+mod gc_pause;
 mod ops;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -548,6 +549,7 @@ impl CoreProtocol {
     fn data_received(slf: &Bound<'_, Self>, data: &Bound<'_, PyBytes>) -> PyResult<()> {
         let py = slf.py();
         let mut done = Vec::new();
+        let _pause = gc_pause::GcPause::for_chunk(py, data.as_bytes().len());
         let output = {
             let mut this = slf.borrow_mut();
             this.inbuf.extend_from_slice(data.as_bytes());

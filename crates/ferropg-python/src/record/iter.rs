@@ -169,7 +169,11 @@ unsafe extern "C" fn values_next(it: *mut ffi::PyObject) -> *mut ffi::PyObject {
     // finished, and `i < end <= len`.
     unsafe {
         match advance(it.cast()) {
-            Some((record, i)) => ffi::Py_NewRef(items(record)[i]),
+            Some((record, i)) => {
+                let item = items(record)[i];
+                object::hand_out(item);
+                ffi::Py_NewRef(item)
+            }
             None => ptr::null_mut(),
         }
     }
@@ -188,7 +192,9 @@ unsafe extern "C" fn items_next(it: *mut ffi::PyObject) -> *mut ffi::PyObject {
                 return Err(PyErr::fetch(py));
             }
             ffi::PyTuple_SET_ITEM(pair, 0, name.into_ptr());
-            ffi::PyTuple_SET_ITEM(pair, 1, ffi::Py_NewRef(items(record)[i]));
+            let item = items(record)[i];
+            object::hand_out(item);
+            ffi::PyTuple_SET_ITEM(pair, 1, ffi::Py_NewRef(item));
             Ok(pair)
         })
     }

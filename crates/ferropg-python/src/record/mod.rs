@@ -124,7 +124,10 @@ impl<'py> RecordBuilder<'py> {
             "RecordBuilder::push: more than {} values",
             self.len
         );
-        if !self.track {
+        if object::hide_list(&value) {
+            // The record stays tracked: see `object::hide_list`.
+            self.track = true;
+        } else if !self.track {
             self.track = object::may_be_in_cycle(&value);
         }
         // SAFETY: `obj` is our record of `len` item slots and `pos < len`; the slot is

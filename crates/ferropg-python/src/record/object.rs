@@ -283,6 +283,97 @@ pub(super) fn may_be_in_cycle(value: &Bound<'_, PyAny>) -> bool {
 }
 
 // ---------------------------------------------------------------------------------
+// Hidden lists. An array value arrives as a fresh list of atoms (ints, strs...): it is
+// in no cycle, and nothing but its record can reach it. Such a list is untracked when
+// it goes into a record, so the collector does not walk thousands of them per result
+// (the record itself stays tracked, to keep any later cycle through it collectable).
+// Every way out of a record goes through `hand_out`, which tracks the list (and the
+// lists nested in it) again before anyone can put it in a cycle.
+
+/// Untracks `value` if it is a list only its record holds, of atoms or such lists.
+/// Returns whether it did.
+pub(super) fn hide_list(value: &Bound<'_, PyAny>) -> bool {
+    let obj = value.as_ptr();
+    // SAFETY: `value` is live; a refcount of 1 means the record's reference is the only
+    // one, so no one else can see the list change state.
+    unsafe {
+        if ffi::PyList_CheckExact(obj) == 0 || ffi::Py_REFCNT(obj) != 1 {
+            return false;
+        }
+        if !hideable(value.py(), obj, 0) {
+            return false;
+        }
+        set_tracking(obj, false);
+    }
+    true
+}
+
+/// Whether the list `obj` holds only atoms and hideable lists (nested at most 6 deep,
+/// as arrays are).
+///
+/// # Safety
+/// `obj` must be a live list.
+unsafe fn hideable(py: Python<'_>, obj: *mut ffi::PyObject, depth: usize) -> bool {
+    if depth > 6 {
+        return false;
+    }
+    // SAFETY: the caller's contract; items are live while the list is.
+    unsafe {
+        let n = ffi::PyList_GET_SIZE(obj);
+        for i in 0..n {
+            let item = ffi::PyList_GET_ITEM(obj, i);
+            let ok = if ffi::PyList_CheckExact(item) != 0 {
+                ffi::Py_REFCNT(item) == 1 && hideable(py, item, depth + 1)
+            } else {
+                !may_be_in_cycle(&Bound::from_borrowed_ptr(py, item))
+            };
+            if !ok {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Tracks or untracks the list `obj` and the lists nested in it.
+///
+/// # Safety
+/// `obj` must be a live list whose nested lists are hidden with it.
+unsafe fn set_tracking(obj: *mut ffi::PyObject, track: bool) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if track {
+            if ffi::PyObject_GC_IsTracked(obj) == 0 {
+                ffi::PyObject_GC_Track(obj.cast());
+            }
+        } else if ffi::PyObject_GC_IsTracked(obj) != 0 {
+            ffi::PyObject_GC_UnTrack(obj.cast());
+        }
+        let n = ffi::PyList_GET_SIZE(obj);
+        for i in 0..n {
+            let item = ffi::PyList_GET_ITEM(obj, i);
+            if ffi::PyList_CheckExact(item) != 0 {
+                set_tracking(item, track);
+            }
+        }
+    }
+}
+
+/// A value is about to leave its record: a hidden list becomes an ordinary one.
+///
+/// # Safety
+/// `value` must be a live item of a live record.
+#[inline]
+pub(super) unsafe fn hand_out(value: *mut ffi::PyObject) {
+    // SAFETY: the caller's contract; only hidden lists are untracked exact lists here.
+    unsafe {
+        if ffi::PyList_CheckExact(value) != 0 && ffi::PyObject_GC_IsTracked(value) == 0 {
+            set_tracking(value, true);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
 // Freelist: per thread, as CPython's own freelists are under free-threading. A thread
 // that exits hands its spare records to `ORPHANS`, which the next allocation that
 // misses its freelist frees (it cannot call into Python itself).

@@ -171,7 +171,10 @@ unsafe fn item_at(obj: *mut ffi::PyObject, i: ffi::Py_ssize_t) -> PyResult<*mut 
         return Err(PyIndexError::new_err("record index out of range"));
     }
     // SAFETY: a finished record's items are non-NULL strong references.
-    Ok(unsafe { ffi::Py_NewRef(items[i as usize]) })
+    unsafe {
+        object::hand_out(items[i as usize]);
+        Ok(ffi::Py_NewRef(items[i as usize]))
+    }
 }
 
 unsafe extern "C" fn record_sq_item(
@@ -242,7 +245,10 @@ unsafe extern "C" fn record_subscript(
             }
             let key = Bound::from_borrowed_ptr(py, key);
             match lookup(py, obj, &key)? {
-                Some(value) => Ok(ffi::Py_NewRef(value)),
+                Some(value) => {
+                    object::hand_out(value);
+                    Ok(ffi::Py_NewRef(value))
+                }
                 None => Err(PyKeyError::new_err(key.unbind())),
             }
         })
@@ -278,6 +284,7 @@ unsafe fn slice(
         }
         for k in 0..n {
             let item = items[(start + k * step) as usize];
+            object::hand_out(item);
             ffi::PyTuple_SET_ITEM(tuple, k, ffi::Py_NewRef(item));
         }
         Ok(tuple)
@@ -396,6 +403,10 @@ unsafe extern "C" fn record_richcompare(
             let (Some(a), Some(b)) = (comparable_items(v), comparable_items(w)) else {
                 return Ok(ffi::Py_NewRef(ffi::Py_NotImplemented()));
             };
+            // Comparing hands each value to the other side's __eq__.
+            for &x in a.iter().chain(b) {
+                object::hand_out(x);
+            }
             compare(py, a, b, op)
         })
     }
@@ -573,7 +584,10 @@ unsafe extern "C" fn record_get(
             }
             let key = Bound::from_borrowed_ptr(py, *args);
             match lookup(py, obj, &key)? {
-                Some(value) => Ok(ffi::Py_NewRef(value)),
+                Some(value) => {
+                    object::hand_out(value);
+                    Ok(ffi::Py_NewRef(value))
+                }
                 None if nargs == 2 => Ok(ffi::Py_NewRef(*args.add(1))),
                 None => Ok(ffi::Py_NewRef(ffi::Py_None())),
             }
