@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod conn;
 pub mod error;
+pub mod introspect;
 pub mod message;
 pub mod sqlstate;
 pub mod statement_cache;

@@ -9,6 +9,12 @@ mod statement;
 
 use pyo3::prelude::*;
 
+/// The catalog query that describes types (see `ferropg_core::introspect`).
+#[pyfunction]
+fn types_query(server_version_num: u32) -> String {
+    ferropg_core::introspect::types_query(server_version_num)
+}
+
 /// Parses a DSN with libpq's rules; returns a dict of what it set.
 #[pyfunction]
 fn parse_dsn<'py>(py: Python<'py>, dsn: &str) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
@@ -54,6 +60,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(record::_create_record, m)?)?;
     m.add_function(wrap_pyfunction!(record::_record_freelist_counts, m)?)?;
     m.add_function(wrap_pyfunction!(parse_dsn, m)?)?;
+    m.add_function(wrap_pyfunction!(types_query, m)?)?;
     m.add_function(wrap_pyfunction!(uuid_type, m)?)?;
     Ok(())
 }

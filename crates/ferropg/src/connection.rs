@@ -18,6 +18,7 @@ use crate::cancel::{timed, CancelToken, Deadline};
 use crate::config::ClientSettings;
 use crate::copy::{CopyIn, CopyOut};
 use crate::exchange::{Op, Response, NO_OP};
+use crate::introspect::TypeCache;
 use crate::notification::Notification;
 use crate::row::Row;
 use crate::socket::{Endpoint, Socket};
@@ -87,6 +88,8 @@ pub struct Connection {
     /// The per-call time limit.
     timeout: Option<Duration>,
     connect_timeout: Option<Duration>,
+    /// Non-built-in types learned from the catalog.
+    pub(crate) types: TypeCache,
 }
 
 /// What a request runs: a statement to bind, or SQL text parsed in the same request.
@@ -158,6 +161,7 @@ impl Connection {
             clock: Instant::now(),
             timeout: settings.command_timeout,
             connect_timeout,
+            types: TypeCache::default(),
         }
     }
 
@@ -213,8 +217,14 @@ impl Connection {
         T: ?Sized + ToStatement,
     {
         let deadline = self.deadline();
-        let resp = timed(deadline, self.run(statement.__source(), params, true)).await?;
-        Ok(resp.rows.unwrap_or_default())
+        let source = statement.__source();
+        timed(deadline, async {
+            let resp = self.run(source, params, true).await?;
+            let mut rows = resp.rows.unwrap_or_default();
+            self.retype_rows(&mut rows).await?;
+            Ok(rows)
+        })
+        .await
     }
 
     /// Runs a statement and returns its rows one at a time, as they arrive, instead
@@ -467,6 +477,15 @@ impl Connection {
         self.core.phase() == Phase::Closed
     }
 
+    /// Forgets the types learned from the catalog and the cached statements. Call it
+    /// after changing a type this connection has used (`ALTER TYPE ...`): both are
+    /// learned again on next use.
+    pub fn reload_schema_state(&mut self) {
+        self.types.clear();
+        // Statements dropped here are closed on the server with the next request.
+        drop(self.cache.clear());
+    }
+
     /// The server's version as it reports it (`server_version`, e.g. `"16.4"`).
     pub fn server_version(&self) -> Option<&str> {
         self.core.parameter("server_version")
@@ -659,9 +678,65 @@ impl Connection {
         };
         self.finish(op, &mut resp).await?;
         let params = resp.params.unwrap_or_default();
-        let params = params.into_iter().map(type_from_oid).collect();
         let columns = resp.columns.unwrap_or_else(|| Arc::from([]));
+        let column_oids = columns.iter().map(|c| c.type_().oid());
+        self.learn_types(params.iter().copied().chain(column_oids).collect())
+            .await?;
+        let params = params.into_iter().map(|oid| self.types.get(oid)).collect();
+        let columns = self.retype(&columns).unwrap_or(columns);
         Ok((params, columns))
+    }
+
+    /// Asks the catalog about the types of `oids` nothing is known of yet.
+    pub(crate) async fn learn_types(&mut self, oids: Vec<u32>) -> Result<(), Error> {
+        let unknown = self.types.unknown(oids);
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let version = self
+            .server_version()
+            .and_then(|v| {
+                v.split(|c: char| !c.is_ascii_digit())
+                    .next()?
+                    .parse::<u32>()
+                    .ok()
+            })
+            .unwrap_or(0);
+        let sql = ferropg_core::introspect::types_query(version * 10000);
+        // Boxed: this runs a query, which may describe a statement, which comes here
+        // (with only built-in types, so no further).
+        let rows = Box::pin(self.query(sql.as_str(), &[&unknown])).await?;
+        self.types.learn(&rows)
+    }
+
+    /// `columns` with the types learned since they were read, if any changed.
+    pub(crate) fn retype(&self, columns: &Arc<[Column]>) -> Option<Arc<[Column]>> {
+        let stale = columns.iter().any(|c| {
+            c.type_().schema().is_empty() && self.types.get(c.type_().oid()).schema() != ""
+        });
+        stale.then(|| {
+            columns
+                .iter()
+                .map(|c| c.with_type(self.types.get(c.type_().oid())))
+                .collect()
+        })
+    }
+
+    /// Learns the column types of rows read without a described statement (SQL text
+    /// parsed in the same request) and gives the rows the full types.
+    async fn retype_rows(&mut self, rows: &mut [Row]) -> Result<(), Error> {
+        let Some(first) = rows.first() else {
+            return Ok(());
+        };
+        let columns = first.columns_arc().clone();
+        self.learn_types(columns.iter().map(|c| c.type_().oid()).collect())
+            .await?;
+        if let Some(new) = self.retype(&columns) {
+            for row in rows {
+                row.set_columns(new.clone());
+            }
+        }
+        Ok(())
     }
 
     /// Runs one statement with the extended protocol; `collect` keeps the rows.

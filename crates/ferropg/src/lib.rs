@@ -58,6 +58,7 @@ mod connection;
 mod copy;
 mod error;
 mod exchange;
+mod introspect;
 mod notification;
 mod row;
 mod socket;

@@ -46,6 +46,14 @@ impl Row {
         &self.columns
     }
 
+    pub(crate) fn columns_arc(&self) -> &Arc<[Column]> {
+        &self.columns
+    }
+
+    pub(crate) fn set_columns(&mut self, columns: Arc<[Column]>) {
+        self.columns = columns;
+    }
+
     /// The number of columns.
     pub fn len(&self) -> usize {
         self.offsets.len()

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, Weak};
 
 use ferropg_core::message::FieldDescription;
-use postgres_types::{Kind, Type};
+use postgres_types::Type;
 
 /// A result column: its name and type, and where it comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +23,14 @@ impl Column {
             type_: type_from_oid(field.type_oid),
             table_oid: (field.table_oid != 0).then_some(field.table_oid),
             column_id: (field.column_id != 0).then_some(field.column_id),
+        }
+    }
+
+    /// The same column with a better-known type.
+    pub(crate) fn with_type(&self, type_: Type) -> Column {
+        Column {
+            type_,
+            ..self.clone()
         }
     }
 
@@ -52,8 +60,7 @@ impl Column {
 /// extension types). `postgres-types`' own implementations reject such a type; an
 /// implementation of your own can accept it by OID.
 pub(crate) fn type_from_oid(oid: u32) -> Type {
-    Type::from_oid(oid)
-        .unwrap_or_else(|| Type::new(oid.to_string(), oid, Kind::Simple, String::new()))
+    Type::from_oid(oid).unwrap_or_else(|| crate::introspect::placeholder(oid))
 }
 
 /// Names of dropped statements, for the connection to close on its next exchange.

@@ -6,6 +6,15 @@
 //! (`text`, `varchar`, `bpchar`, `name`), `&[u8]`/`Vec<u8>` (`bytea`),
 //! `SystemTime` (`timestamp`, `timestamptz`), `IpAddr` (`inet`), `Option<T>` for
 //! NULL, and `Vec<T>`/`&[T]` for one-dimensional arrays.
+//!
+//! Enums, composites and domains work through `#[derive(FromSql, ToSql)]` (the
+//! derives are re-exported here): the connection learns such types from the catalog
+//! the first time a statement uses them. [`Value`] decodes any column by the type it
+//! turns out to have.
+
+mod value;
+
+pub use value::Value;
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -14,7 +23,7 @@ use std::str::FromStr;
 use bytes::BytesMut;
 use ferropg_core::types::numeric;
 
-pub use postgres_types::{FromSql, IsNull, Kind, ToSql, Type, WrongType};
+pub use postgres_types::{Field, FromSql, IsNull, Kind, ToSql, Type, WrongType};
 
 /// A `numeric` value as decimal text: `-12.3400`, `0`, `NaN`, `Infinity`.
 ///

@@ -192,6 +192,24 @@ impl Registry {
     }
 }
 
+/// How a type without a built-in codec is exchanged, in either direction.
+enum Class {
+    /// An array of the element type.
+    Array(u32),
+    /// A range of the subtype.
+    Range(u32),
+    /// A multirange, of ranges of the subtype.
+    Multirange(u32),
+    /// A named composite.
+    Composite,
+    /// An enum (its labels).
+    Enum,
+    /// A domain over the base type.
+    Domain(u32),
+    /// Text: a type nothing more is known of (or not yet: see `unknown`).
+    Text,
+}
+
 struct Resolver<'a, 'py> {
     reg: &'a Registry,
     py: Python<'py>,
@@ -291,25 +309,37 @@ impl Resolver<'_, '_> {
                 return Ok(Some(d));
             }
         }
+        match self.classify(oid) {
+            Class::Array(elem) => self.array_decoder(elem, depth),
+            Class::Range(sub) => self.range_decoder(oid, sub, depth, false),
+            Class::Multirange(sub) => self.range_decoder(oid, sub, depth, true),
+            Class::Composite => self.composite_decoder(oid, depth, false),
+            Class::Enum => Ok(Some(Decoder::Text)),
+            Class::Domain(base) => self.decoder(base, depth + 1),
+            Class::Text => Ok(None),
+        }
+    }
+
+    fn classify(&mut self, oid: u32) -> Class {
         if let Some(elem) = framing::element_type(oid) {
-            return self.array_decoder(elem, depth);
+            return Class::Array(elem);
         }
         if let Some(sub) = self.range_subtype(oid) {
-            return self.range_decoder(oid, sub, depth, false);
+            return Class::Range(sub);
         }
         if let Some(sub) = self.multirange_subtype(oid) {
-            return self.range_decoder(oid, sub, depth, true);
+            return Class::Multirange(sub);
         }
-        let Some(info) = self.reg.types.get(&oid) else {
-            self.unknown(oid);
-            return Ok(None);
-        };
-        match &info.shape {
-            Shape::Composite { .. } => self.composite_decoder(oid, depth, false),
-            Shape::Enum => Ok(Some(Decoder::Text)),
-            Shape::Domain { base } => self.decoder(*base, depth + 1),
-            Shape::Array { elem } => self.array_decoder(*elem, depth),
-            Shape::Range { .. } | Shape::Multirange { .. } | Shape::Scalar => Ok(None),
+        match self.reg.types.get(&oid).map(|t| &t.shape) {
+            None => {
+                self.unknown(oid);
+                Class::Text
+            }
+            Some(Shape::Composite { .. }) => Class::Composite,
+            Some(Shape::Enum) => Class::Enum,
+            Some(Shape::Domain { base }) => Class::Domain(*base),
+            Some(Shape::Array { elem }) => Class::Array(*elem),
+            Some(Shape::Range { .. } | Shape::Multirange { .. } | Shape::Scalar) => Class::Text,
         }
     }
 
@@ -450,29 +480,16 @@ impl Resolver<'_, '_> {
         if builtin != Encoder::TextFallback && !self.customised(oid, depth) {
             return Ok(builtin);
         }
-        if let Some(elem) = framing::element_type(oid) {
-            return self.array_encoder(elem, depth);
-        }
-        if let Some(sub) = self.range_subtype(oid) {
-            return self.range_encoder(oid, sub, depth, false);
-        }
-        if let Some(sub) = self.multirange_subtype(oid) {
-            return self.range_encoder(oid, sub, depth, true);
-        }
-        let Some(info) = self.reg.types.get(&oid) else {
-            self.unknown(oid);
-            return Ok(Encoder::TextFallback);
-        };
-        match &info.shape {
-            Shape::Composite { .. } => Ok(self
+        match self.classify(oid) {
+            Class::Array(elem) => self.array_encoder(elem, depth),
+            Class::Range(sub) => self.range_encoder(oid, sub, depth, false),
+            Class::Multirange(sub) => self.range_encoder(oid, sub, depth, true),
+            Class::Composite => Ok(self
                 .composite_encoder(oid, depth)?
                 .unwrap_or(Encoder::TextFallback)),
-            Shape::Enum => Ok(Encoder::Text),
-            Shape::Domain { base } => self.encoder(*base, depth + 1),
-            Shape::Array { elem } => self.array_encoder(*elem, depth),
-            Shape::Range { .. } | Shape::Multirange { .. } | Shape::Scalar => {
-                Ok(Encoder::TextFallback)
-            }
+            Class::Enum => Ok(Encoder::Text),
+            Class::Domain(base) => self.encoder(base, depth + 1),
+            Class::Text => Ok(Encoder::TextFallback),
         }
     }
 

@@ -112,7 +112,57 @@ fn enc_err(py: Python<'_>, e: frontend::EncodeError) -> PyErr {
     errors::client_error(py, "InterfaceError", e.0)
 }
 
+/// A statement cache lookup, owning what it found (so the cache is free to change).
+enum Cached {
+    Hit(Py<Statement>),
+    Miss,
+    Expired(Py<Statement>),
+}
+
+impl Cached {
+    fn from(py: Python<'_>, found: Lookup<'_, Py<Statement>>) -> Cached {
+        match found {
+            Lookup::Hit(s) => Cached::Hit(s.clone_ref(py)),
+            Lookup::Miss => Cached::Miss,
+            Lookup::Expired(old) => Cached::Expired(old),
+        }
+    }
+}
+
 impl CoreProtocol {
+    /// Starts a cached statement: its result's future, or None (the caller prepares)
+    /// on a miss or an expired entry (which is retired).
+    fn start_cached(
+        &mut self,
+        py: Python<'_>,
+        found: Cached,
+        args: &Bound<'_, PyTuple>,
+        limit: i32,
+        want_rows: bool,
+    ) -> PyResult<Option<Py<PyAny>>> {
+        let stmt = match found {
+            Cached::Hit(s) => s,
+            Cached::Miss => return Ok(None),
+            Cached::Expired(old) => {
+                self.retire(old);
+                return Ok(None);
+            }
+        };
+        let fut = self.new_future(py)?;
+        let args = args.as_any();
+        self.start_execute(
+            py,
+            fut.clone_ref(py),
+            stmt,
+            args,
+            "",
+            limit,
+            want_rows,
+            false,
+        )?;
+        Ok(Some(fut))
+    }
+
     fn new_future(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         Ok(self
             .loop_
@@ -752,26 +802,8 @@ impl CoreProtocol {
                 return Ok(None);
             }
             let now = this.now();
-            let stmt = match this.cache.get_borrowed(sql, now) {
-                Lookup::Hit(s) => s.clone_ref(py),
-                Lookup::Miss => return Ok(None),
-                Lookup::Expired(old) => {
-                    this.retire(old);
-                    return Ok(None);
-                }
-            };
-            let fut = this.new_future(py)?;
-            this.start_execute(
-                py,
-                fut.clone_ref(py),
-                stmt,
-                args.as_any(),
-                "",
-                limit,
-                want_rows,
-                false,
-            )?;
-            Ok(Some(fut))
+            let found = Cached::from(py, this.cache.get_borrowed(sql, now));
+            this.start_cached(py, found, args, limit, want_rows)
         })
     }
 
@@ -793,26 +825,8 @@ impl CoreProtocol {
             this.ensure_open(py)?;
             let key = this.cache_key(py, sql, record_class, ignore_custom_codec);
             let now = this.now();
-            let stmt = match this.cache.get(&key, now) {
-                Lookup::Hit(s) => s.clone_ref(py),
-                Lookup::Miss => return Ok(None),
-                Lookup::Expired(old) => {
-                    this.retire(old);
-                    return Ok(None);
-                }
-            };
-            let fut = this.new_future(py)?;
-            this.start_execute(
-                py,
-                fut.clone_ref(py),
-                stmt,
-                args.as_any(),
-                "",
-                limit,
-                want_rows,
-                false,
-            )?;
-            Ok(Some(fut))
+            let found = Cached::from(py, this.cache.get(&key, now));
+            this.start_cached(py, found, args, limit, want_rows)
         })
     }
 
@@ -1323,10 +1337,10 @@ impl CoreProtocol {
     ) -> Option<Py<Statement>> {
         let key = self.cache_key(py, sql, record_class, ignore_custom_codec);
         let now = self.now();
-        match self.cache.get(&key, now) {
-            Lookup::Hit(s) => Some(s.clone_ref(py)),
-            Lookup::Miss => None,
-            Lookup::Expired(old) => {
+        match Cached::from(py, self.cache.get(&key, now)) {
+            Cached::Hit(s) => Some(s),
+            Cached::Miss => None,
+            Cached::Expired(old) => {
                 self.retire(old);
                 None
             }

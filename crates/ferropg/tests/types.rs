@@ -1,0 +1,196 @@
+//! Types the connection learns from the catalog, against a real server: derived
+//! `FromSql`/`ToSql` for enums, composites and domains, arrays of them, and
+//! [`Value`] for columns whose type is only known at run time.
+
+mod support;
+
+use ferropg::types::{FromSql, Kind, ToSql, Value};
+use ferropg::{Config, Connection};
+
+async fn connect() -> Connection {
+    let pg = support::shared();
+    let mut c = Config::new();
+    c.host(&pg.host)
+        .port(pg.port)
+        .user(&pg.user)
+        .dbname("postgres");
+    ferropg::connect(&c).await.expect("connect")
+}
+
+#[derive(Debug, Clone, PartialEq, ToSql, FromSql)]
+#[postgres(name = "rs_mood")]
+enum Mood {
+    #[postgres(name = "sad")]
+    Sad,
+    #[postgres(name = "ok")]
+    Ok,
+    #[postgres(name = "happy")]
+    Happy,
+}
+
+#[derive(Debug, Clone, PartialEq, ToSql, FromSql)]
+#[postgres(name = "rs_item")]
+struct Item {
+    id: i32,
+    label: Option<String>,
+    mood: Mood,
+    tags: Vec<String>,
+}
+
+async fn setup(conn: &mut Connection, schema: &str) {
+    conn.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};
+         SET search_path = {schema}, public;
+         CREATE TYPE rs_mood AS ENUM ('sad', 'ok', 'happy');
+         CREATE TYPE rs_item AS (id int4, label text, mood rs_mood, tags text[]);
+         CREATE DOMAIN rs_positive AS int4 CHECK (VALUE > 0);"
+    ))
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn derived_enums_and_composites_round_trip() {
+    let mut conn = connect().await;
+    setup(&mut conn, "rs_types_a").await;
+    let item = Item {
+        id: 7,
+        label: None,
+        mood: Mood::Happy,
+        tags: vec!["a".into(), "b c".into()],
+    };
+    let row = conn
+        .query_one("SELECT $1::rs_item", &[&item])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, Item>(0), item);
+    // Learned types carry their shape, so the column says what it is.
+    match row.columns()[0].type_().kind() {
+        Kind::Composite(fields) => {
+            let names: Vec<&str> = fields.iter().map(|f| f.name()).collect();
+            assert_eq!(names, ["id", "label", "mood", "tags"]);
+        }
+        other => panic!("expected a composite, got {other:?}"),
+    }
+    // An array of composites and an enum array, from SQL text without parameters
+    // (the types are learned after the rows arrive).
+    let row = conn
+        .query_one(
+            "SELECT ARRAY[ROW(1, 'x', 'sad', '{}')::rs_item, ROW(2, NULL, 'ok', '{t}')::rs_item],
+                    ARRAY['ok', 'happy']::rs_mood[], 'sad'::rs_mood",
+            &[],
+        )
+        .await
+        .unwrap();
+    let items: Vec<Item> = row.get(0);
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[1].mood, Mood::Ok);
+    assert_eq!(items[1].tags, vec!["t".to_owned()]);
+    assert_eq!(row.get::<_, Vec<Mood>>(1), vec![Mood::Ok, Mood::Happy]);
+    assert_eq!(row.get::<_, Mood>(2), Mood::Sad);
+    // A domain decodes as its base type; an unknown label is the server's error.
+    let v: i32 = conn
+        .query_one("SELECT 5::rs_positive", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(v, 5);
+    assert!(conn.query_one("SELECT 'meh'::rs_mood", &[]).await.is_err());
+    conn.batch_execute("DROP SCHEMA rs_types_a CASCADE")
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn value_decodes_any_column() {
+    let mut conn = connect().await;
+    setup(&mut conn, "rs_types_b").await;
+    let row = conn
+        .query_one(
+            "SELECT 1::int2, 2.5::float8, 'x'::text, NULL::int4, '1.50'::numeric,
+                    ARRAY[[1, 2], [3, NULL]]::int4[], ROW(3, 'y', 'ok', '{q}')::rs_item,
+                    'happy'::rs_mood, 9::rs_positive, '{\"a\": 1}'::jsonb, '\\x0102'::bytea,
+                    point(1, 2)",
+            &[],
+        )
+        .await
+        .unwrap();
+    let values: Vec<Value> = (0..row.len()).map(|i| row.get(i)).collect();
+    assert_eq!(values[0], Value::Int(1));
+    assert_eq!(values[1], Value::Float(2.5));
+    assert_eq!(values[2], Value::Text("x".into()));
+    assert_eq!(values[3], Value::Null);
+    assert_eq!(values[4], Value::Numeric("1.50".parse().unwrap()));
+    assert_eq!(
+        values[5],
+        Value::Array(vec![
+            Value::Int(1),
+            Value::Int(2),
+            Value::Int(3),
+            Value::Null
+        ])
+    );
+    assert_eq!(
+        values[6],
+        Value::Composite(vec![
+            ("id".into(), Value::Int(3)),
+            ("label".into(), Value::Text("y".into())),
+            ("mood".into(), Value::Text("ok".into())),
+            ("tags".into(), Value::Array(vec![Value::Text("q".into())])),
+        ])
+    );
+    assert_eq!(values[7], Value::Text("happy".into()));
+    assert_eq!(values[8], Value::Int(9));
+    assert_eq!(values[9], Value::Text("{\"a\": 1}".into()));
+    assert_eq!(values[10], Value::Bytes(vec![1, 2]));
+    assert!(matches!(&values[11], Value::Other(600, raw) if raw.len() == 16));
+    // And back: a Value goes to whatever type the parameter has.
+    let row = conn
+        .query_one(
+            "SELECT $1::rs_item = ROW(3, 'y', 'ok', '{q}')::rs_item, $2::int8 + 1, $3::rs_mood",
+            &[&values[6], &Value::Int(41), &Value::Text("sad".into())],
+        )
+        .await
+        .unwrap();
+    assert!(row.get::<_, bool>(0));
+    assert_eq!(row.get::<_, i64>(1), 42);
+    assert_eq!(row.get::<_, Mood>(2), Mood::Sad);
+    assert!(conn
+        .query_one("SELECT $1::int4", &[&Value::Text("no".into())])
+        .await
+        .is_err());
+    conn.batch_execute("DROP SCHEMA rs_types_b CASCADE")
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn reload_schema_state_learns_changed_types_again() {
+    let mut conn = connect().await;
+    setup(&mut conn, "rs_types_c").await;
+    let before: Value = conn
+        .query_one("SELECT ROW(1, 'a', 'ok', '{}')::rs_item", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(matches!(before, Value::Composite(ref f) if f.len() == 4));
+    conn.batch_execute("ALTER TYPE rs_item ADD ATTRIBUTE extra int4")
+        .await
+        .unwrap();
+    conn.reload_schema_state();
+    let after: Value = conn
+        .query_one("SELECT ROW(1, 'a', 'ok', '{}', 5)::rs_item", &[])
+        .await
+        .unwrap()
+        .get(0);
+    match after {
+        Value::Composite(fields) => {
+            assert_eq!(fields.len(), 5);
+            assert_eq!(fields[4], ("extra".into(), Value::Int(5)));
+        }
+        other => panic!("expected a composite, got {other:?}"),
+    }
+    conn.batch_execute("DROP SCHEMA rs_types_c CASCADE")
+        .await
+        .unwrap();
+}
