@@ -12,8 +12,10 @@
 //! the first time a statement uses them. [`Value`] decodes any column by the type it
 //! turns out to have.
 
+mod range;
 mod value;
 
+pub use range::Range;
 pub use value::Value;
 
 use std::error::Error as StdError;

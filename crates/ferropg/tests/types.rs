@@ -4,7 +4,9 @@
 
 mod support;
 
-use ferropg::types::{FromSql, Kind, ToSql, Value};
+use std::ops::Bound;
+
+use ferropg::types::{FromSql, Kind, Range, ToSql, Value};
 use ferropg::{Config, Connection};
 
 async fn connect() -> Connection {
@@ -193,4 +195,78 @@ async fn reload_schema_state_learns_changed_types_again() {
     conn.batch_execute("DROP SCHEMA rs_types_c CASCADE")
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn ranges_of_any_subtype() {
+    let mut conn = connect().await;
+    let r: Range<i32> = conn
+        .query_one("SELECT '[1,9]'::int4range", &[])
+        .await
+        .unwrap()
+        .get(0);
+    // The server's canonical form of a discrete range.
+    assert_eq!(
+        r,
+        Range::Bounds {
+            lower: Bound::Included(1),
+            upper: Bound::Excluded(10)
+        }
+    );
+    let sent = Range::Bounds {
+        lower: Bound::Unbounded,
+        upper: Bound::Included(5i64),
+    };
+    let row = conn
+        .query_one(
+            "SELECT $1::int8range, $1::int8range @> 5::int8, 'empty'::int4range, $2::int4range",
+            &[&sent, &Range::<i32>::Empty],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        row.get::<_, Range<i64>>(0),
+        Range::Bounds {
+            lower: Bound::Unbounded,
+            upper: Bound::Excluded(6)
+        }
+    );
+    assert!(row.get::<_, bool>(1));
+    assert_eq!(row.get::<_, Range<i32>>(2), Range::Empty);
+    assert_eq!(row.get::<_, Range<i32>>(3), Range::Empty);
+    // A range type of one's own, learned from the catalog, also through Value.
+    conn.batch_execute(
+        "DROP TYPE IF EXISTS rs_floatrange; CREATE TYPE rs_floatrange AS RANGE (subtype = float8)",
+    )
+    .await
+    .unwrap();
+    let row = conn
+        .query_one("SELECT '[1.5,2.5)'::rs_floatrange", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        row.get::<_, Range<f64>>(0),
+        Range::Bounds {
+            lower: Bound::Included(1.5),
+            upper: Bound::Excluded(2.5)
+        }
+    );
+    assert_eq!(
+        row.get::<_, Value>(0),
+        Value::Range(Box::new(Range::Bounds {
+            lower: Bound::Included(Value::Float(1.5)),
+            upper: Bound::Excluded(Value::Float(2.5))
+        }))
+    );
+    assert!(conn
+        .query_one(
+            "SELECT $1::int4range",
+            &[&Range::Bounds {
+                lower: Bound::Included("x"),
+                upper: Bound::Unbounded
+            }]
+        )
+        .await
+        .is_err());
+    conn.batch_execute("DROP TYPE rs_floatrange").await.unwrap();
 }

@@ -7,7 +7,7 @@ use ferropg_core::types::{binary, numeric, record};
 use postgres_protocol::types as pg;
 use postgres_types::{FromSql, IsNull, Kind, ToSql, Type};
 
-use super::Numeric;
+use super::{Numeric, Range};
 
 type BoxError = Box<dyn StdError + Sync + Send>;
 
@@ -44,6 +44,8 @@ pub enum Value {
     Array(Vec<Value>),
     /// A composite's attributes: name and value, in order.
     Composite(Vec<(String, Value)>),
+    /// A range of any range type.
+    Range(Box<Range<Value>>),
     /// Any other type: its OID and its binary form.
     Other(u32, Vec<u8>),
 }
@@ -65,6 +67,7 @@ impl<'a> FromSql<'a> for Value {
 fn decode(ty: &Type, raw: &[u8]) -> Result<Value, BoxError> {
     match ty.kind() {
         Kind::Domain(base) => return decode(base, raw),
+        Kind::Range(_) => return Ok(Value::Range(Box::new(Range::from_sql(ty, raw)?))),
         Kind::Enum(_) => return Ok(Value::Text(binary::decode_text(raw)?.to_owned())),
         Kind::Array(elem) => {
             let array = pg::array_from_sql(raw)?;
@@ -147,6 +150,7 @@ fn encode(value: &Value, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxErr
     }
     match (ty.kind(), value) {
         (Kind::Domain(base), _) => return encode(value, base, out),
+        (Kind::Range(_), Value::Range(r)) => return r.to_sql(ty, out),
         (Kind::Enum(_), Value::Text(s)) => {
             out.put_slice(s.as_bytes());
             return Ok(IsNull::No);
