@@ -7,7 +7,7 @@ mod support;
 use std::sync::{Mutex, OnceLock};
 
 use ferropg::types::{Numeric, ToSql, Value};
-use ferropg::{Config, Connection};
+use ferropg::Connection;
 use proptest::prelude::*;
 
 /// One runtime and one connection for every case of every property.
@@ -24,13 +24,8 @@ fn with_conn<R>(f: impl AsyncFnOnce(&mut Connection) -> R) -> R {
     let mut guard = slot.lock().unwrap_or_else(|e| e.into_inner());
     rt.block_on(async {
         if guard.is_none() {
-            let pg = support::shared();
-            let mut c = Config::new();
-            c.host(&pg.host)
-                .port(pg.port)
-                .user(&pg.user)
-                .dbname("postgres");
-            *guard = Some(ferropg::connect(&c).await.expect("connect"));
+            let config = support::shared_config();
+            *guard = Some(ferropg::connect(&config).await.expect("connect"));
         }
         f(guard.as_mut().unwrap()).await
     })

@@ -7,16 +7,12 @@ mod support;
 use std::ops::Bound;
 
 use ferropg::types::{FromSql, Kind, Range, ToSql, Value};
-use ferropg::{Config, Connection};
+use ferropg::Connection;
 
 async fn connect() -> Connection {
-    let pg = support::shared();
-    let mut c = Config::new();
-    c.host(&pg.host)
-        .port(pg.port)
-        .user(&pg.user)
-        .dbname("postgres");
-    ferropg::connect(&c).await.expect("connect")
+    ferropg::connect(&support::shared_config())
+        .await
+        .expect("connect")
 }
 
 #[derive(Debug, Clone, PartialEq, ToSql, FromSql)]

@@ -401,12 +401,8 @@ impl Resolver<'_, '_> {
         }))
     }
 
-    fn composite_decoder(
-        &mut self,
-        oid: u32,
-        depth: usize,
-        as_tuple: bool,
-    ) -> PyResult<Option<Decoder>> {
+    /// The composite type `oid` as the connection knows it, if it is one.
+    fn composite(&mut self, oid: u32, as_tuple: bool) -> PyResult<Option<Composite>> {
         let Some(info) = self.reg.types.get(&oid) else {
             self.unknown(oid);
             return Ok(None);
@@ -414,9 +410,29 @@ impl Resolver<'_, '_> {
         let Shape::Composite { names, oids } = &info.shape else {
             return Ok(None);
         };
+        Ok(Some(Composite {
+            schema: info.schema.clone(),
+            name: info.name.clone(),
+            oids: oids.clone(),
+            names: names.clone(),
+            desc: RecordDesc::from_names(self.py, names)?,
+            as_tuple,
+        }))
+    }
+
+    fn composite_decoder(
+        &mut self,
+        oid: u32,
+        depth: usize,
+        as_tuple: bool,
+    ) -> PyResult<Option<Decoder>> {
+        let Some(composite) = self.composite(oid, as_tuple)? else {
+            return Ok(None);
+        };
+        let oids = composite.oids.clone();
         let mut fields = Vec::with_capacity(oids.len());
         let mut binary = true;
-        for &field in oids {
+        for &field in &oids {
             match self.decoder(field, depth + 1)? {
                 Some(d) if d.format() == 1 && !self.text_only(field) => fields.push(d),
                 _ => binary = false,
@@ -430,14 +446,6 @@ impl Resolver<'_, '_> {
                 self.describe(oid)
             )))));
         }
-        let composite = Composite {
-            schema: info.schema.clone(),
-            name: info.name.clone(),
-            oids: oids.clone(),
-            names: names.clone(),
-            desc: RecordDesc::from_names(self.py, names)?,
-            as_tuple,
-        };
         Ok(Some(Decoder::dynamic(DynDecoder::Composite(
             composite, fields,
         ))))
@@ -527,15 +535,12 @@ impl Resolver<'_, '_> {
     }
 
     fn composite_encoder(&mut self, oid: u32, depth: usize) -> PyResult<Option<Encoder>> {
-        let Some(info) = self.reg.types.get(&oid) else {
-            self.unknown(oid);
+        let Some(composite) = self.composite(oid, false)? else {
             return Ok(None);
         };
-        let Shape::Composite { names, oids } = &info.shape else {
-            return Ok(None);
-        };
+        let oids = composite.oids.clone();
         let mut fields = Vec::with_capacity(oids.len());
-        for &field in oids {
+        for &field in &oids {
             let e = self.encoder(field, depth + 1)?;
             if e.format() != 1 || self.text_only(field) {
                 return Ok(Some(Encoder::dynamic(DynEncoder::Refused(format!(
@@ -545,14 +550,6 @@ impl Resolver<'_, '_> {
             }
             fields.push(e);
         }
-        let composite = Composite {
-            schema: info.schema.clone(),
-            name: info.name.clone(),
-            oids: oids.clone(),
-            names: names.clone(),
-            desc: RecordDesc::from_names(self.py, names)?,
-            as_tuple: false,
-        };
         Ok(Some(Encoder::dynamic(DynEncoder::Composite(
             composite, fields,
         ))))

@@ -720,6 +720,17 @@ impl Drop for TempCluster {
 /// tests (so do not edit its HBA rules or stop it). It is never dropped; its
 /// watchdog stops the server and removes its directory after the test
 /// process exits. Panics if the cluster cannot be started.
+/// A client configuration for the shared cluster's `postgres` database.
+pub fn shared_config() -> ferropg::Config {
+    let pg = shared();
+    let mut c = ferropg::Config::new();
+    c.host(&pg.host)
+        .port(pg.port)
+        .user(&pg.user)
+        .dbname("postgres");
+    c
+}
+
 pub fn shared() -> &'static TempCluster {
     static SHARED: OnceLock<TempCluster> = OnceLock::new();
     SHARED.get_or_init(|| {
