@@ -4,7 +4,7 @@
 #![no_main]
 
 use bytes::BytesMut;
-use ferropg_core::types::{range, record};
+use ferropg_core::types::{begin_length, end_length, range, record};
 use libfuzzer_sys::fuzz_target;
 
 fn within(outer: &[u8], inner: &[u8]) -> bool {
@@ -57,13 +57,13 @@ fuzz_target!(|data: &[u8]| {
         if r.flags & range::EMPTY != 0 {
             assert!(r.lower.is_none() && r.upper.is_none());
         }
-        let mut out = vec![r.flags];
+        let mut out = BytesMut::from(&[r.flags][..]);
         for b in [r.lower, r.upper].into_iter().flatten() {
-            let at = range::begin_bound(&mut out);
+            let at = begin_length(&mut out);
             out.extend_from_slice(b);
-            range::end_bound(&mut out, at).unwrap();
+            end_length(&mut out, at).unwrap();
         }
-        assert_eq!(out, data);
+        assert_eq!(&out[..], data);
     }
     if let Ok(ranges) = range::split_multirange(data) {
         assert!(ranges.iter().all(|r| within(data, r)));

@@ -203,6 +203,11 @@ class CodecsMixin:
     async def reload_schema_state(self) -> None:
         """Forgets the cached types and statements: call it after changing the schema
         (asyncpg raises OutdatedSchemaCacheError when a composite changed under it)."""
+        self._schema_changed()
+
+    def _schema_changed(self) -> None:
+        # Also run when a decoded composite no longer matches its cached type: nothing
+        # cached can be trusted then (that query already ran, so it is not retried).
         self._drop_global_type_cache()
         self._drop_global_statement_cache()
 

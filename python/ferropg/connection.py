@@ -311,12 +311,6 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
             self._schema_changed()
             raise
 
-    def _schema_changed(self) -> None:
-        """A composite no longer looks as cached: nothing cached can be trusted (what
-        reload_schema_state does; the query already ran, so it cannot be retried)."""
-        self._drop_global_type_cache()
-        self._drop_global_statement_cache()
-
     def _abandon(self, fut: asyncio.Future) -> None:
         """The caller stopped waiting for ``fut``: stop the query it stands for."""
         if not fut.done():

@@ -18,7 +18,7 @@ use crate::cancel::{timed, CancelToken, Deadline};
 use crate::config::ClientSettings;
 use crate::copy::{CopyIn, CopyOut};
 use crate::exchange::{Op, Response, NO_OP};
-use crate::introspect::TypeCache;
+use crate::introspect::{is_placeholder, TypeCache};
 use crate::notification::Notification;
 use crate::row::Row;
 use crate::socket::{Endpoint, Socket};
@@ -712,7 +712,7 @@ impl Connection {
     /// `columns` with the types learned since they were read, if any changed.
     pub(crate) fn retype(&self, columns: &Arc<[Column]>) -> Option<Arc<[Column]>> {
         let stale = columns.iter().any(|c| {
-            c.type_().schema().is_empty() && self.types.get(c.type_().oid()).schema() != ""
+            is_placeholder(c.type_()) && !is_placeholder(&self.types.get(c.type_().oid()))
         });
         stale.then(|| {
             columns
@@ -729,6 +729,10 @@ impl Connection {
             return Ok(());
         };
         let columns = first.columns_arc().clone();
+        // Most results have only built-in (or already learned) types: nothing to do.
+        if !columns.iter().any(|c| is_placeholder(c.type_())) {
+            return Ok(());
+        }
         self.learn_types(columns.iter().map(|c| c.type_().oid()).collect())
             .await?;
         if let Some(new) = self.retype(&columns) {

@@ -19,6 +19,11 @@ pub(crate) fn placeholder(oid: u32) -> Type {
     Type::new(oid.to_string(), oid, Kind::Simple, String::new())
 }
 
+/// Whether `ty` is a [`placeholder`]: every real type has a schema.
+pub(crate) fn is_placeholder(ty: &Type) -> bool {
+    ty.schema().is_empty()
+}
+
 impl TypeCache {
     /// The type of `oid`: built in, learned, or a placeholder.
     pub(crate) fn get(&self, oid: u32) -> Type {

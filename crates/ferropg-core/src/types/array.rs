@@ -10,13 +10,12 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::{DecodeError, EncodeError};
+use super::{oid, DecodeError, EncodeError};
 
 /// The most dimensions an array may have (PostgreSQL's `MAXDIM`).
 pub const MAX_DIMS: usize = 6;
 
 /// Every built-in array type of PostgreSQL 15's catalog: `(array OID, element OID)`.
-/// (int2vector and oidvector, also arrays on the wire, are the codecs' own cases.)
 pub const ARRAY_TYPES: &[(u32, u32)] = &[
     (143, 142),
     (199, 114),
@@ -104,6 +103,16 @@ pub fn element_type(array_oid: u32) -> Option<u32> {
         .iter()
         .find(|(a, _)| *a == array_oid)
         .map(|(_, e)| *e)
+}
+
+/// The element type of a value sent in array form: that of a built-in array type, and
+/// int2 / oid for int2vector / oidvector, which travel as such arrays.
+pub fn wire_element_type(type_oid: u32) -> Option<u32> {
+    match type_oid {
+        oid::INT2VECTOR => Some(oid::INT2),
+        oid::OIDVECTOR => Some(oid::OID),
+        _ => element_type(type_oid),
+    }
 }
 
 /// The built-in array type of an element type in [`ARRAY_TYPES`].
@@ -424,7 +433,6 @@ pub fn encode<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::oid;
 
     fn raw(
         ndim: i32,

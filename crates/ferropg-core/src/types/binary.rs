@@ -69,8 +69,15 @@ pub fn decode_text(buf: &[u8]) -> Result<&str, DecodeError> {
 /// `jsonb`: a version byte (1) followed by the JSON text.
 #[inline]
 pub fn decode_jsonb(buf: &[u8]) -> Result<&str, DecodeError> {
+    decode_text(jsonb_body(buf)?)
+}
+
+/// The JSON text bytes of a `jsonb` value, not yet checked to be UTF-8 (for a caller
+/// whose string constructor checks that itself).
+#[inline]
+pub fn jsonb_body(buf: &[u8]) -> Result<&[u8], DecodeError> {
     match buf.split_first() {
-        Some((1, text)) => decode_text(text),
+        Some((&JSONB_VERSION, text)) => Ok(text),
         Some(_) => Err(DecodeError("unsupported jsonb format version")),
         None => Err(DecodeError("empty jsonb value")),
     }

@@ -16,6 +16,8 @@ pub mod text_array;
 
 use std::fmt;
 
+use bytes::{BufMut, BytesMut};
+
 /// A binary value from the server did not have the shape its type requires.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodeError(pub &'static str);
@@ -39,3 +41,18 @@ impl fmt::Display for EncodeError {
 }
 
 impl std::error::Error for EncodeError {}
+
+/// Reserves an Int32 length prefix for a value about to be written; returns where the
+/// value starts, for [`end_length`].
+pub fn begin_length(buf: &mut BytesMut) -> usize {
+    buf.put_i32(0);
+    buf.len()
+}
+
+/// Fills in the length prefix of the value that began at `start` (see [`begin_length`]).
+pub fn end_length(buf: &mut BytesMut, start: usize) -> Result<(), EncodeError> {
+    let len = i32::try_from(buf.len() - start)
+        .map_err(|_| EncodeError("value too large for its length prefix".into()))?;
+    buf[start - 4..start].copy_from_slice(&len.to_be_bytes());
+    Ok(())
+}

@@ -1,7 +1,7 @@
 //! Ranges and multiranges: a flags byte, then each present bound as Int32 length and
 //! bytes (`range_send`); a multirange is an Int32 count of length-prefixed ranges.
 
-use super::{DecodeError, EncodeError};
+use super::DecodeError;
 
 /// The range is empty.
 pub const EMPTY: u8 = 0x01;
@@ -81,20 +81,6 @@ pub fn split_multirange(buf: &[u8]) -> Result<Vec<&[u8]>, DecodeError> {
     Ok(out)
 }
 
-/// Appends a bound's length placeholder; returns where to patch it with [`end_bound`].
-pub fn begin_bound(out: &mut Vec<u8>) -> usize {
-    out.extend_from_slice(&[0; 4]);
-    out.len()
-}
-
-/// Patches the length of the bound begun at `at`.
-pub fn end_bound(out: &mut [u8], at: usize) -> Result<(), EncodeError> {
-    let len =
-        i32::try_from(out.len() - at).map_err(|_| EncodeError("range bound too large".into()))?;
-    out[at - 4..at].copy_from_slice(&len.to_be_bytes());
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,10 +99,10 @@ mod tests {
         let m = split_multirange(&[0, 0, 0, 1, 0, 0, 0, 1, EMPTY]).unwrap();
         assert_eq!(m, vec![&[EMPTY][..]]);
         assert!(split_multirange(&[0, 0, 0, 9]).is_err());
-        let mut out = vec![LB_INC];
-        let at = begin_bound(&mut out);
-        out.push(5);
-        end_bound(&mut out, at).unwrap();
-        assert_eq!(out, [LB_INC, 0, 0, 0, 1, 5]);
+        let mut out = bytes::BytesMut::from(&[LB_INC][..]);
+        let at = super::super::begin_length(&mut out);
+        out.extend_from_slice(&[5]);
+        super::super::end_length(&mut out, at).unwrap();
+        assert_eq!(&out[..], [LB_INC, 0, 0, 0, 1, 5]);
     }
 }

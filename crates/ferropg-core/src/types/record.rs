@@ -86,7 +86,7 @@ impl<'a> Iterator for Fields<'a> {
 /// Writes a composite value field by field; lengths are patched in as each ends.
 #[derive(Debug)]
 pub struct Writer {
-    len_at: Option<usize>,
+    value_at: Option<usize>,
 }
 
 impl Writer {
@@ -95,7 +95,7 @@ impl Writer {
         let count =
             i32::try_from(count).map_err(|_| EncodeError("too many composite fields".into()))?;
         buf.put_i32(count);
-        Ok(Writer { len_at: None })
+        Ok(Writer { value_at: None })
     }
 
     /// Writes a NULL field of type `oid`.
@@ -107,20 +107,16 @@ impl Writer {
     /// Starts a non-NULL field of type `oid`: write its bytes, then call [`Writer::end`].
     pub fn start(&mut self, buf: &mut BytesMut, oid: u32) {
         buf.put_u32(oid);
-        self.len_at = Some(buf.len());
-        buf.put_i32(0);
+        self.value_at = Some(super::begin_length(buf));
     }
 
     /// Ends the field begun by [`Writer::start`].
     pub fn end(&mut self, buf: &mut BytesMut) -> Result<(), EncodeError> {
         let at = self
-            .len_at
+            .value_at
             .take()
             .ok_or_else(|| EncodeError("composite field ended twice".into()))?;
-        let len = i32::try_from(buf.len() - at - 4)
-            .map_err(|_| EncodeError("composite field too large".into()))?;
-        buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
-        Ok(())
+        super::end_length(buf, at)
     }
 }
 

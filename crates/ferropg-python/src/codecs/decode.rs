@@ -96,12 +96,7 @@ impl Decoder {
         if let Some(d) = Decoder::scalar(type_oid) {
             return Some(d.clone());
         }
-        // int2vector and oidvector travel as arrays of their element.
-        let elem_oid = match type_oid {
-            oid::INT2VECTOR => oid::INT2,
-            oid::OIDVECTOR => oid::OID,
-            _ => framing::element_type(type_oid)?,
-        };
+        let elem_oid = framing::wire_element_type(type_oid)?;
         Some(Decoder::Array {
             elem_oid,
             elem: Decoder::scalar(elem_oid)?,
@@ -222,11 +217,7 @@ pub fn decode_value<'py>(
             cache.decimal.bind(py).call1((text,))?
         }
         Decoder::Text => str_from_utf8(py, buf)?,
-        Decoder::Jsonb => match buf.split_first() {
-            Some((&binary::JSONB_VERSION, text)) => str_from_utf8(py, text)?,
-            Some(_) => return Err(wire(DecodeError("unsupported jsonb format version"))),
-            None => return Err(wire(DecodeError("empty jsonb value"))),
-        },
+        Decoder::Jsonb => str_from_utf8(py, binary::jsonb_body(buf).map_err(wire)?)?,
         Decoder::Bytea | Decoder::Char => PyBytes::new(py, buf).into_any(),
         Decoder::Date => decode_date(py, cache, binary::decode_i32(buf).map_err(wire)?)?,
         Decoder::Time => {

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
-use ferropg_core::types::record as framing;
+use ferropg_core::types::{begin_length, end_length, record as framing};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyMapping, PyString, PyTuple};
@@ -578,12 +578,9 @@ pub fn encode(
                 .map_err(|_| PyValueError::new_err("too many elements in multirange value"))?;
             buf.put_i32(count);
             for item in obj.try_iter()? {
-                let at = buf.len();
-                buf.put_i32(0);
+                let at = begin_length(buf);
                 encode_range(py, cache, elem, &item?, buf)?;
-                let len = i32::try_from(buf.len() - at - 4)
-                    .map_err(|_| PyValueError::new_err("range too large"))?;
-                buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+                end_length(buf, at).map_err(|e| PyValueError::new_err(e.0))?;
             }
             Ok(())
         }
@@ -655,12 +652,9 @@ fn encode_range(
     }
     buf.put_u8(flags);
     for value in [lower, upper].into_iter().flatten() {
-        let at = buf.len();
-        buf.put_i32(0);
+        let at = begin_length(buf);
         encode_value(py, cache, elem, &value, buf)?;
-        let len = i32::try_from(buf.len() - at - 4)
-            .map_err(|_| PyValueError::new_err("range bound too large"))?;
-        buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        end_length(buf, at).map_err(|e| PyValueError::new_err(e.0))?;
     }
     Ok(())
 }
@@ -676,7 +670,7 @@ fn encode_composite(
     let count = c.oids.len();
     let values: Vec<Option<Bound<'_, PyAny>>> = if let Ok(map) = obj.cast::<PyMapping>() {
         if obj.cast::<PyDict>().is_err() && is_record(py, obj) {
-            sequence_values(obj, count)?
+            sequence_values(obj)?
         } else {
             for key in map.keys()?.iter() {
                 let key: String = key.extract()?;
@@ -705,7 +699,7 @@ fn encode_composite(
             type_name(obj)
         )));
     } else {
-        sequence_values(obj, count)?
+        sequence_values(obj)?
     };
     if values.len() != count {
         return Err(PyValueError::new_err(format!(
@@ -732,22 +726,15 @@ fn is_record(py: Python<'_>, obj: &Bound<'_, PyAny>) -> bool {
     record_type(py).is_ok_and(|t| obj.is_instance(&t).unwrap_or(false))
 }
 
-fn sequence_values<'py>(
-    obj: &Bound<'py, PyAny>,
-    count: usize,
-) -> PyResult<Vec<Option<Bound<'py, PyAny>>>> {
-    let len = obj.len().map_err(|_| {
+/// The items of a sized iterable, as the attribute values of a composite.
+fn sequence_values<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Vec<Option<Bound<'py, PyAny>>>> {
+    obj.len().map_err(|_| {
         PyTypeError::new_err(format!(
             "a sized iterable container or a mapping expected (got type {})",
             type_name(obj)
         ))
     })?;
-    if len != count {
-        return Ok(vec![None; len]);
-    }
-    obj.try_iter()?
-        .map(|item| item.map(Some))
-        .collect::<PyResult<Vec<_>>>()
+    obj.try_iter()?.map(|item| item.map(Some)).collect()
 }
 
 fn encode_hstore(obj: &Bound<'_, PyAny>, buf: &mut BytesMut) -> PyResult<()> {

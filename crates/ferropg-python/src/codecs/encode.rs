@@ -88,12 +88,8 @@ impl Encoder {
         if let Some(e) = Encoder::scalar(type_oid) {
             return e.clone();
         }
-        let elem = match type_oid {
-            oid::INT2VECTOR => Some(oid::INT2),
-            oid::OIDVECTOR => Some(oid::OID),
-            _ => framing::element_type(type_oid),
-        };
-        let array = elem.and_then(|elem_oid| Some((elem_oid, Encoder::scalar(elem_oid)?)));
+        let array = framing::wire_element_type(type_oid)
+            .and_then(|elem_oid| Some((elem_oid, Encoder::scalar(elem_oid)?)));
         match array {
             Some((elem_oid, elem)) => Encoder::Array { elem_oid, elem },
             None => Encoder::TextFallback,

@@ -5,7 +5,7 @@ use std::error::Error as StdError;
 use std::ops::Bound;
 
 use bytes::{BufMut, BytesMut};
-use ferropg_core::types::range as wire;
+use ferropg_core::types::{begin_length, end_length, range as wire};
 use postgres_types::{FromSql, IsNull, Kind, ToSql, Type};
 
 type BoxError = Box<dyn StdError + Sync + Send>;
@@ -79,13 +79,11 @@ impl<T: ToSql> ToSql for Range<T> {
         );
         for b in [lower, upper] {
             if let Bound::Included(v) | Bound::Excluded(v) = b {
-                let at = out.len();
-                out.put_i32(0);
+                let at = begin_length(out);
                 if matches!(v.to_sql(sub, out)?, IsNull::Yes) {
                     return Err("a range bound cannot be NULL (use Bound::Unbounded)".into());
                 }
-                let len = i32::try_from(out.len() - at - 4)?;
-                out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+                end_length(out, at)?;
             }
         }
         Ok(IsNull::No)
