@@ -40,6 +40,16 @@ class Proxy:
                     data = b"\xfe\x00\x00\x00\x08garbage!"
                 elif self.mode == "bad-length":
                     data = b"Z\x00\x00\x00\x01"
+                elif self.mode == "trickle":
+                    # Pieces of 1 to 7 bytes: messages split inside the header and the body.
+                    pos = 0
+                    while pos < len(data):
+                        step = 1 + pos % 7
+                        client_writer.write(data[pos : pos + step])
+                        await client_writer.drain()
+                        await asyncio.sleep(0)
+                        pos += step
+                    continue
                 elif self.mode == "cut":
                     client_writer.write(data[: max(1, len(data) // 2)])
                     await client_writer.drain()
@@ -82,6 +92,31 @@ def test_broken_replies_fail_fast(run, cluster, mode, error):
             assert con.is_closed()
             with pytest.raises(exceptions.InterfaceError, match="connection is closed"):
                 await con.fetchval("SELECT 1")
+        finally:
+            await proxy.close()
+
+    run(body())
+
+
+def test_replies_split_anywhere_decode_the_same(run, cluster):
+    kw = cluster.connection_kwargs()
+    query = (
+        "SELECT i, repeat('x', i % 50) AS t, ('{\"k\": ' || i || '}')::jsonb AS j,"
+        " ARRAY[i, -i] AS a FROM generate_series(1, 300) AS i"
+    )
+
+    async def body():
+        direct = await ferropg.connect(**kw)
+        expected = [tuple(r) for r in await direct.fetch(query)]
+        await direct.close()
+        proxy = Proxy(kw["host"], kw["port"])
+        port = await proxy.start()
+        proxy.mode = "trickle"
+        try:
+            con = await ferropg.connect(host="127.0.0.1", port=port, user=kw["user"])
+            assert [tuple(r) for r in await con.fetch(query)] == expected
+            assert await con.fetchval("SELECT $1::text", "after") == "after"
+            await con.close()
         finally:
             await proxy.close()
 

@@ -466,20 +466,21 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
             return None
         return self._protocol.fast_execute(query, args, limit, want_rows)
 
-    async def _wait_fast(self, fut: asyncio.Future, query, args, limit, want_rows) -> Any:
-        """Awaits a future of :meth:`_start_fast` as :meth:`_execute` would have."""
-        try:
-            return await fut
-        except asyncio.CancelledError:
+    async def _fast_failed(self, exc: BaseException, fut, query, args, limit, want_rows) -> Any:
+        """Handles the failure of a :meth:`_start_fast` future as :meth:`_execute` would
+        have: the callers await the future themselves, so that the common case runs in
+        one coroutine, and come here only when it raised."""
+        if isinstance(exc, asyncio.CancelledError):
             self._abandon(fut)
-            raise
-        except exceptions.OutdatedSchemaCacheError:
+            raise exc
+        if isinstance(exc, exceptions.OutdatedSchemaCacheError):
             self._schema_changed()
-            raise
-        except exceptions.InvalidCachedStatementError:
-            self._drop_global_statement_cache()
-            if self.is_in_transaction():
-                raise
+            raise exc
+        if not isinstance(exc, exceptions.InvalidCachedStatementError):
+            raise exc
+        self._drop_global_statement_cache()
+        if self.is_in_transaction():
+            raise exc
         # The one retry _execute_retrying would have made.
         return await self._prepare_and_run(query, args, limit, want_rows, None)
 
@@ -495,7 +496,10 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
         if args and timeout is None:
             fut = self._start_fast(query, args, 0, False)
             if fut is not None:
-                return await self._wait_fast(fut, query, args, 0, False)
+                try:
+                    return await fut
+                except BaseException as exc:
+                    return await self._fast_failed(exc, fut, query, args, 0, False)
         return await self._execute(query, args, 0, timeout, want_rows=False)
 
     async def fetch(
@@ -505,7 +509,10 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
         if timeout is None and record_class is None:
             fut = self._start_fast(query, args, 0, True)
             if fut is not None:
-                return await self._wait_fast(fut, query, args, 0, True)
+                try:
+                    return await fut
+                except BaseException as exc:
+                    return await self._fast_failed(exc, fut, query, args, 0, True)
         return await self._execute(
             query, args, 0, timeout, want_rows=True, record_class=record_class
         )
@@ -518,7 +525,10 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
         if timeout is None and record_class is None:
             fut = self._start_fast(query, args, 1, True)
         if fut is not None:
-            rows = await self._wait_fast(fut, query, args, 1, True)
+            try:
+                rows = await fut
+            except BaseException as exc:
+                rows = await self._fast_failed(exc, fut, query, args, 1, True)
         else:
             rows = await self._execute(
                 query, args, 1, timeout, want_rows=True, record_class=record_class
@@ -531,7 +541,10 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
         """Runs a query and returns one value of its first row, or None."""
         fut = self._start_fast(query, args, 1, True) if timeout is None else None
         if fut is not None:
-            rows = await self._wait_fast(fut, query, args, 1, True)
+            try:
+                rows = await fut
+            except BaseException as exc:
+                rows = await self._fast_failed(exc, fut, query, args, 1, True)
         else:
             rows = await self._execute(query, args, 1, timeout, want_rows=True)
         return rows[0][column] if rows else None

@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use ferropg_core::conn::{Connection, Phase, Routed, StartupParams};
+use ferropg_core::message::backend::frame_len;
 use ferropg_core::message::{frontend, parse_message, TransactionStatus};
 use ferropg_core::statement_cache::{Lookup, StatementCache};
 use ferropg_core::DbError;
@@ -65,6 +66,9 @@ pub struct CoreProtocol {
     conn: Connection<Op>,
     loop_: Py<PyAny>,
     transport: Option<Py<PyAny>>,
+    /// `transport.write` and `loop.create_future`, bound once: every query calls both.
+    write: Option<Py<PyAny>>,
+    create_future: Py<PyAny>,
     inbuf: Vec<u8>,
     out: BytesMut,
     /// Resolved once, when startup ends either way; kept so late callers see the outcome.
@@ -164,11 +168,7 @@ impl CoreProtocol {
     }
 
     fn new_future(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        Ok(self
-            .loop_
-            .bind(py)
-            .call_method0(intern!(py, "create_future"))?
-            .unbind())
+        Ok(self.create_future.bind(py).call0()?.unbind())
     }
 
     fn now(&self) -> f64 {
@@ -275,13 +275,52 @@ impl CoreProtocol {
         Ok(())
     }
 
-    /// Handles the messages in the input buffer, collecting the futures to resolve.
-    fn process_input(&mut self, py: Python<'_>, done: &mut Vec<Completion>) -> PyResult<()> {
+    /// Handles the messages of one read, collecting the futures to resolve.
+    ///
+    /// Whole messages are parsed where they lie in `data`: only a message split
+    /// across reads is copied, into `inbuf`, so a large result is not copied twice
+    /// on its way to the decoders.
+    fn feed(&mut self, py: Python<'_>, data: &[u8], done: &mut Vec<Completion>) -> PyResult<()> {
         let cache = Cache::get(py)?;
+        let mut rest = data;
+        let mut result = Ok(());
+        if !self.inbuf.is_empty() {
+            if !complete_split_message(&mut self.inbuf, &mut rest) {
+                return Ok(());
+            }
+            let split = std::mem::take(&mut self.inbuf);
+            let (used, r) = self.process_bytes(py, cache, &split, done);
+            self.inbuf = split;
+            self.inbuf.drain(..used);
+            result = r;
+        }
+        if result.is_ok() {
+            let (used, r) = self.process_bytes(py, cache, rest, done);
+            rest = &rest[used..];
+            result = r;
+        }
+        self.inbuf.extend_from_slice(rest);
+        if let Some(op) = self.conn.head_mut() {
+            ops::flush_copy_out(py, op);
+        }
+        if let Err(err) = result {
+            self.fail_all(py, &err, done);
+        }
+        Ok(())
+    }
+
+    /// Parses and routes the whole messages at the front of `bytes`; returns how
+    /// many bytes they took, and the error that stopped the reading, if any.
+    fn process_bytes(
+        &mut self,
+        py: Python<'_>,
+        cache: &Cache,
+        bytes: &[u8],
+        done: &mut Vec<Completion>,
+    ) -> (usize, Result<(), ferropg_core::Error>) {
         let mut consumed = 0;
-        let inbuf = std::mem::take(&mut self.inbuf);
         let result = loop {
-            let (msg, len) = match parse_message(&inbuf[consumed..]) {
+            let (msg, len) = match parse_message(&bytes[consumed..]) {
                 Ok(Some(p)) => p,
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(ferropg_core::Error::Parse(e)),
@@ -292,15 +331,7 @@ impl CoreProtocol {
                 Err(e) => break Err(e),
             }
         };
-        self.inbuf = inbuf;
-        self.inbuf.drain(..consumed);
-        if let Some(op) = self.conn.head_mut() {
-            ops::flush_copy_out(py, op);
-        }
-        if let Err(err) = result {
-            self.fail_all(py, &err, done);
-        }
-        Ok(())
+        (consumed, result)
     }
 
     /// The link cannot go on (garbage from the server, a failed startup): fail everything.
@@ -465,10 +496,10 @@ impl CoreProtocol {
         if self.out.is_empty() {
             return None;
         }
-        let transport = self.transport.as_ref()?.clone_ref(py);
+        let write = self.write.as_ref()?.clone_ref(py);
         let data = PyBytes::new(py, &self.out).unbind();
         self.out.clear();
-        Some((transport, data))
+        Some((write, data))
     }
 }
 
@@ -487,10 +518,8 @@ fn settle(
     output: Option<(Py<PyAny>, Py<PyBytes>)>,
     done: Vec<Completion>,
 ) -> PyResult<()> {
-    if let Some((transport, data)) = output {
-        transport
-            .bind(py)
-            .call_method1(intern!(py, "write"), (data,))?;
+    if let Some((write, data)) = output {
+        write.bind(py).call1((data,))?;
     }
     for c in done {
         let (fut, result) = match c {
@@ -558,10 +587,16 @@ impl CoreProtocol {
             password,
             options: options.unwrap_or_default(),
         };
+        let create_future = r#loop
+            .bind(py)
+            .getattr(intern!(py, "create_future"))?
+            .unbind();
         Ok(CoreProtocol {
             conn: Connection::new(params),
             loop_: r#loop,
             transport: None,
+            write: None,
+            create_future,
             inbuf: Vec::new(),
             out: BytesMut::with_capacity(8192),
             ready_waiter,
@@ -587,6 +622,7 @@ impl CoreProtocol {
     /// asyncio: the transport is connected; send the StartupMessage.
     fn connection_made(slf: &Bound<'_, Self>, transport: Py<PyAny>) -> PyResult<()> {
         with_output(slf, |this, py| {
+            this.write = Some(transport.bind(py).getattr(intern!(py, "write"))?.unbind());
             this.transport = Some(transport);
             let mut out = std::mem::take(&mut this.out);
             let r = this.conn.start(&mut out);
@@ -602,8 +638,7 @@ impl CoreProtocol {
         let _pause = gc_pause::GcPause::for_chunk(py, data.as_bytes().len());
         let output = {
             let mut this = slf.borrow_mut();
-            this.inbuf.extend_from_slice(data.as_bytes());
-            this.process_input(py, &mut done)?;
+            this.feed(py, data.as_bytes(), &mut done)?;
             this.take_output(py)
         };
         settle(py, output, done)
@@ -664,6 +699,7 @@ impl CoreProtocol {
                 done.push(Completion::Ok(w, py.None()));
             }
             this.transport = None;
+            this.write = None;
         }
         settle(py, None, done)
     }
@@ -1541,3 +1577,27 @@ impl CoreProtocol {
         self.notification_callback = notification;
     }
 }
+
+/// Moves bytes from the front of `data` onto `partial`, the start of a message an
+/// earlier read left unfinished, until that message is whole. Returns false when
+/// `data` ran out first. A header that cannot be valid counts as whole: parsing it
+/// reports the error.
+fn complete_split_message(partial: &mut Vec<u8>, data: &mut &[u8]) -> bool {
+    loop {
+        let want = match frame_len(partial) {
+            Ok(Some(total)) if partial.len() >= total => return true,
+            Ok(Some(total)) => total,
+            Ok(None) => HEADER_LEN,
+            Err(_) => return true,
+        };
+        let n = (want - partial.len()).min(data.len());
+        if n == 0 {
+            return false;
+        }
+        partial.extend_from_slice(&data[..n]);
+        *data = &data[n..];
+    }
+}
+
+/// A backend message's header: the tag byte and the Int32 length.
+const HEADER_LEN: usize = 5;
