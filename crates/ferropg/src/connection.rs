@@ -126,6 +126,10 @@ pub(crate) struct Exec<'p> {
     pub(crate) max_rows: Option<i32>,
     /// The caller needs the result columns (rows are built, or the portal kept).
     pub(crate) describe: bool,
+    /// Rows are handed out as they arrive, before their types could be looked up:
+    /// SQL text is described (and its types learned) before it runs, even without
+    /// parameters.
+    pub(crate) learn_first: bool,
 }
 
 impl Connection {
@@ -657,13 +661,36 @@ impl Connection {
         }
     }
 
-    /// Parses `sql` as statement `name` and describes it.
+    /// Parses `sql` as statement `name` and describes it, learning the types it uses.
     async fn describe(
         &mut self,
         name: &str,
         sql: &str,
         types: &[Type],
     ) -> Result<(Vec<Type>, Arc<[Column]>), Error> {
+        let (params, columns) = self.parse_and_describe(name, sql, types).await?;
+        let column_oids = columns.iter().map(|c| c.type_().oid());
+        let queried = self
+            .learn_types(params.iter().copied().chain(column_oids).collect())
+            .await?;
+        if queried && name.is_empty() {
+            // The catalog query took the unnamed statement (with the cache off it is
+            // one too): parse ours again, now with nothing left to learn.
+            self.parse_and_describe(name, sql, types).await?;
+        }
+        let params = params.into_iter().map(|oid| self.types.get(oid)).collect();
+        let columns = self.retype(&columns).unwrap_or(columns);
+        Ok((params, columns))
+    }
+
+    /// One round trip: Parse, Describe, Sync. Returns the parameter OIDs and the
+    /// columns as the server described them.
+    async fn parse_and_describe(
+        &mut self,
+        name: &str,
+        sql: &str,
+        types: &[Type],
+    ) -> Result<(Vec<u32>, Arc<[Column]>), Error> {
         let op = self.begin_op().await?;
         self.encode(|buf| {
             frontend::parse(name, sql, types.iter().map(Type::oid), buf)?;
@@ -679,19 +706,15 @@ impl Connection {
         self.finish(op, &mut resp).await?;
         let params = resp.params.unwrap_or_default();
         let columns = resp.columns.unwrap_or_else(|| Arc::from([]));
-        let column_oids = columns.iter().map(|c| c.type_().oid());
-        self.learn_types(params.iter().copied().chain(column_oids).collect())
-            .await?;
-        let params = params.into_iter().map(|oid| self.types.get(oid)).collect();
-        let columns = self.retype(&columns).unwrap_or(columns);
         Ok((params, columns))
     }
 
-    /// Asks the catalog about the types of `oids` nothing is known of yet.
-    pub(crate) async fn learn_types(&mut self, oids: Vec<u32>) -> Result<(), Error> {
+    /// Asks the catalog about the types of `oids` nothing is known of yet. True when
+    /// that took a query.
+    pub(crate) async fn learn_types(&mut self, oids: Vec<u32>) -> Result<bool, Error> {
         let unknown = self.types.unknown(oids);
         if unknown.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let version = self
             .server_version()
@@ -706,7 +729,8 @@ impl Connection {
         // Boxed: this runs a query, which may describe a statement, which comes here
         // (with only built-in types, so no further).
         let rows = Box::pin(self.query(sql.as_str(), &[&unknown])).await?;
-        self.types.learn(&rows)
+        self.types.learn(&rows)?;
+        Ok(true)
     }
 
     /// `columns` with the types learned since they were read, if any changed.
@@ -722,6 +746,19 @@ impl Connection {
         })
     }
 
+    /// `columns` with every type the catalog knows, asking it about those nothing is
+    /// known of yet.
+    pub(crate) async fn learned_columns(
+        &mut self,
+        columns: &Arc<[Column]>,
+    ) -> Result<Arc<[Column]>, Error> {
+        if columns.iter().any(|c| is_placeholder(c.type_())) {
+            self.learn_types(columns.iter().map(|c| c.type_().oid()).collect())
+                .await?;
+        }
+        Ok(self.retype(columns).unwrap_or_else(|| columns.clone()))
+    }
+
     /// Learns the column types of rows read without a described statement (SQL text
     /// parsed in the same request) and gives the rows the full types.
     async fn retype_rows(&mut self, rows: &mut [Row]) -> Result<(), Error> {
@@ -733,12 +770,9 @@ impl Connection {
         if !columns.iter().any(|c| is_placeholder(c.type_())) {
             return Ok(());
         }
-        self.learn_types(columns.iter().map(|c| c.type_().oid()).collect())
-            .await?;
-        if let Some(new) = self.retype(&columns) {
-            for row in rows {
-                row.set_columns(new.clone());
-            }
+        let new = self.learned_columns(&columns).await?;
+        for row in rows {
+            row.set_columns(new.clone());
         }
         Ok(())
     }
@@ -754,6 +788,7 @@ impl Connection {
             portal: "",
             max_rows: Some(0),
             describe: collect,
+            learn_first: false,
         };
         let mut retried = false;
         loop {
@@ -776,6 +811,7 @@ impl Connection {
         &mut self,
         source: Source<'s>,
         nparams: usize,
+        learn_first: bool,
     ) -> Result<Target<'s>, Error> {
         match source {
             Source::Prepared(statement) => {
@@ -796,7 +832,7 @@ impl Connection {
                         cached: true,
                     });
                 }
-                if nparams == 0 {
+                if nparams == 0 && !learn_first {
                     let name = Some(self.new_statement_name());
                     return Ok(Target::Parse { sql, name });
                 }
@@ -808,7 +844,9 @@ impl Connection {
                     cached: true,
                 })
             }
-            Source::Sql(sql) if nparams == 0 => Ok(Target::Parse { sql, name: None }),
+            Source::Sql(sql) if nparams == 0 && !learn_first => {
+                Ok(Target::Parse { sql, name: None })
+            }
             Source::Sql(sql) => {
                 let (types, columns) = self.describe("", sql, &[]).await?;
                 check_count(types.len(), nparams)?;
@@ -828,7 +866,14 @@ impl Connection {
         params: &[&(dyn ToSql + Sync)],
         exec: Exec<'_>,
     ) -> Result<Request, Error> {
-        let target = self.target(source, params.len()).await?;
+        let target = self.target(source, params.len(), exec.learn_first).await?;
+        // A statement cached from a run that parsed it may still hold stand-in types.
+        let learned = match (&target, exec.learn_first) {
+            (Target::Bound { statement, .. }, true) => {
+                Some(self.learned_columns(statement.columns_arc()).await?)
+            }
+            _ => None,
+        };
         let op = self.begin_op().await?;
         let portal = exec.portal;
         let mut req = Request {
@@ -848,7 +893,7 @@ impl Connection {
                     frontend::sync(buf);
                     Ok::<(), Error>(())
                 })?;
-                req.resp.columns = Some(statement.columns_arc().clone());
+                req.resp.columns = Some(learned.unwrap_or_else(|| statement.columns_arc().clone()));
                 req.cached = cached;
                 req.statement = Some(statement);
             }

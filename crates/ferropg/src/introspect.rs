@@ -141,7 +141,11 @@ impl Described {
             ),
             (b'd', _, Some(base), ..) => Kind::Domain(cache.get(base)),
             (b'r', _, _, Some(sub), _) => Kind::Range(cache.get(sub)),
-            (b'm', .., Some(range)) => Kind::Multirange(cache.get(range)),
+            // postgres-types' multiranges name their bounds' type, not the range type.
+            (b'm', .., Some(range)) => match cache.get(range).kind() {
+                Kind::Range(sub) => Kind::Multirange(sub.clone()),
+                _ => Kind::Multirange(cache.get(range)),
+            },
             (b'p', ..) => Kind::Pseudo,
             (_, Some(elem), ..) => Kind::Array(cache.get(elem)),
             _ => Kind::Simple,

@@ -48,8 +48,10 @@
 //! - [`Connection::set_timeout`] bounds each call: one that takes too long is
 //!   cancelled on the server ([`CancelToken`]) and the connection stays usable.
 //!
-//! Not implemented yet: TLS, pipelining several requests, a shared `Client`,
-//! pools, and introspection of non-built-in types (enums, domains, composites).
+//! - Enums, composites, domains, ranges and multiranges of one's own are learned
+//!   from the catalog the first time a statement uses them (see [`types`]).
+//!
+//! Not implemented yet: TLS, pipelining several requests, a shared `Client`, pools.
 
 mod cancel;
 pub mod config;

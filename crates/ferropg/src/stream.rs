@@ -45,6 +45,7 @@ impl<'a> RowStream<'a> {
             portal: "",
             max_rows: Some(0),
             describe: true,
+            learn_first: true,
         };
         let req = conn.start(source, params, exec).await?;
         conn.flush().await?;
@@ -178,12 +179,16 @@ impl<'t, 'c> Portal<'t, 'c> {
             portal: &name,
             max_rows: None,
             describe: true,
+            learn_first: false,
         };
         let mut req = conn.start(source, params, exec).await?;
         let result = conn.finish(req.op, &mut req.resp).await;
         conn.complete(&mut req, &result);
         result?;
         let columns = req.resp.columns.take().unwrap_or_else(|| Arc::from([]));
+        // The portal is bound and the connection idle: its rows come later, so the
+        // column types can be looked up now.
+        let columns = conn.learned_columns(&columns).await?;
         Ok(Portal {
             tx,
             name,

@@ -9,12 +9,21 @@
 //!
 //! Enums, composites and domains work through `#[derive(FromSql, ToSql)]` (the
 //! derives are re-exported here): the connection learns such types from the catalog
-//! the first time a statement uses them. [`Value`] decodes any column by the type it
-//! turns out to have.
+//! the first time a statement uses them. [`Range`] and [`Multirange`] take any range
+//! type, [`Interval`], [`Inet`] (with its prefix) and [`Geometry`] the types of their
+//! names, and [`Value`] decodes any column by the type it turns out to have.
 
+mod geometry;
+mod interval;
+mod multirange;
+mod network;
 mod range;
 mod value;
 
+pub use geometry::{Geometry, Point};
+pub use interval::Interval;
+pub use multirange::Multirange;
+pub use network::Inet;
 pub use range::Range;
 pub use value::Value;
 

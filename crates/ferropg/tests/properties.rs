@@ -4,9 +4,12 @@
 
 mod support;
 
+use std::net::IpAddr;
+use std::ops::Bound;
 use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ferropg::types::{Numeric, ToSql, Value};
+use ferropg::types::{Geometry, Inet, Interval, Multirange, Numeric, Range, ToSql, Value};
 use ferropg::Connection;
 use proptest::prelude::*;
 
@@ -70,8 +73,172 @@ fn decimal() -> impl Strategy<Value = String> {
         })
 }
 
+/// A range of int8 with bounds of every kind, lower not above upper.
+fn int8_range() -> impl Strategy<Value = Range<i64>> {
+    let bound = || {
+        prop_oneof![
+            Just(None),
+            (any::<bool>(), -1000i64..1000).prop_map(|(inc, v)| Some((inc, v))),
+        ]
+    };
+    (bound(), bound(), any::<bool>()).prop_map(|(lo, hi, empty)| {
+        if empty {
+            return Range::Empty;
+        }
+        let as_bound = |b: Option<(bool, i64)>| match b {
+            None => Bound::Unbounded,
+            Some((true, v)) => Bound::Included(v),
+            Some((false, v)) => Bound::Excluded(v),
+        };
+        let (lo, hi) = match (lo, hi) {
+            (Some(a), Some(b)) if a.1 > b.1 => (Some(b), Some(a)),
+            other => other,
+        };
+        Range::Bounds {
+            lower: as_bound(lo),
+            upper: as_bound(hi),
+        }
+    })
+}
+
+/// Whether `r` holds `x`, worked out here rather than by the server.
+fn holds(r: &Range<i64>, x: i64) -> bool {
+    match r {
+        Range::Empty => false,
+        Range::Bounds { lower, upper } => {
+            let above = match lower {
+                Bound::Unbounded => true,
+                Bound::Included(v) => x >= *v,
+                Bound::Excluded(v) => x > *v,
+            };
+            let below = match upper {
+                Bound::Unbounded => true,
+                Bound::Included(v) => x <= *v,
+                Bound::Excluded(v) => x < *v,
+            };
+            above && below
+        }
+    }
+}
+
+fn point() -> impl Strategy<Value = (f64, f64)> {
+    (-1e6f64..1e6, -1e6f64..1e6)
+}
+
+fn inet() -> impl Strategy<Value = Inet> {
+    prop_oneof![
+        (any::<[u8; 4]>(), 0u8..=32).prop_map(|(a, prefix)| Inet {
+            addr: IpAddr::from(a),
+            prefix
+        }),
+        (any::<[u8; 16]>(), 0u8..=128).prop_map(|(a, prefix)| Inet {
+            addr: IpAddr::from(a),
+            prefix
+        }),
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn bools_and_timestamps(b in any::<bool>(), micros in -4_000_000_000_000_000i64..4_000_000_000_000_000) {
+        prop_assert_eq!(echo("SELECT $1::bool", &b), b);
+        let t = if micros >= 0 {
+            UNIX_EPOCH + Duration::from_micros(micros as u64)
+        } else {
+            UNIX_EPOCH - Duration::from_micros(micros.unsigned_abs())
+        };
+        prop_assert_eq!(echo("SELECT $1::timestamptz", &t), t);
+        let epoch: i64 = with_conn(async |conn| {
+            conn.query_one("SELECT (extract(epoch FROM $1::timestamptz) * 1000000)::int8", &[&t])
+                .await
+                .unwrap()
+                .get(0)
+        });
+        prop_assert_eq!(epoch, micros);
+        let _: SystemTime = t;
+    }
+
+    #[test]
+    fn intervals(months in -10_000i32..10_000, days in -100_000i32..100_000, us in -(1i64 << 40)..(1i64 << 40)) {
+        let v = Interval { months, days, microseconds: us };
+        prop_assert_eq!(echo("SELECT $1::interval", &v), v);
+        // The server reads the same three fields back.
+        let fields: (i32, i32, i64) = with_conn(async |conn| {
+            let r = conn
+                .query_one(
+                    "SELECT (extract(year FROM $1::interval) * 12 + extract(month FROM $1::interval))::int4,
+                            extract(day FROM $1::interval)::int4,
+                            (extract(epoch FROM $1::interval - date_trunc('day', $1::interval)) * 1000000)::int8",
+                    &[&v],
+                )
+                .await
+                .unwrap();
+            (r.get(0), r.get(1), r.get(2))
+        });
+        prop_assert_eq!(fields, (months, days, us));
+    }
+
+    #[test]
+    fn inets(v in inet()) {
+        prop_assert_eq!(echo("SELECT $1::inet", &v), v);
+        let (host, len): (String, i32) = with_conn(async |conn| {
+            let r = conn.query_one("SELECT host($1::inet), masklen($1::inet)", &[&v]).await.unwrap();
+            (r.get(0), r.get(1))
+        });
+        prop_assert_eq!(host.parse::<IpAddr>().unwrap(), v.addr);
+        prop_assert_eq!(len, i32::from(v.prefix));
+    }
+
+    #[test]
+    fn geometry(p in point(), q in point(), pts in proptest::collection::vec(point(), 1..8), r in 0f64..1e6) {
+        let shapes = [
+            ("point", Geometry::Point(p)),
+            ("lseg", Geometry::LineSegment(p, q)),
+            ("path", Geometry::Path { closed: true, points: pts.clone() }),
+            ("polygon", Geometry::Polygon(pts.clone())),
+            ("circle", Geometry::Circle { center: p, radius: r }),
+        ];
+        for (ty, shape) in shapes {
+            prop_assert_eq!(echo(&format!("SELECT $1::{ty}"), &shape), shape);
+        }
+        let x: f64 = with_conn(async |conn| {
+            conn.query_one("SELECT ($1::point)[0]", &[&Geometry::Point(p)]).await.unwrap().get(0)
+        });
+        prop_assert_eq!(x, p.0);
+    }
+
+    #[test]
+    fn ranges(r in int8_range(), probes in proptest::collection::vec(-1100i64..1100, 1..6)) {
+        for x in probes {
+            let held: bool = with_conn(async |conn| {
+                conn.query_one("SELECT $1::int8range @> $2::int8", &[&r, &x]).await.unwrap().get(0)
+            });
+            prop_assert_eq!(held, holds(&r, x), "{:?} @> {}", r, x);
+        }
+        // What comes back is the server's canonical form of the same set.
+        let back = echo("SELECT $1::int8range", &r);
+        prop_assert_eq!(echo("SELECT $1::int8range", &back), back);
+    }
+
+    #[test]
+    fn multiranges(rs in proptest::collection::vec(int8_range(), 0..5), probes in proptest::collection::vec(-1100i64..1100, 1..6)) {
+        let m = Multirange(rs.clone());
+        for x in probes {
+            let held: bool = with_conn(async |conn| {
+                conn.query_one("SELECT $1::int8multirange @> $2::int8", &[&m, &x]).await.unwrap().get(0)
+            });
+            prop_assert_eq!(held, rs.iter().any(|r| holds(r, x)));
+        }
+        let back = echo("SELECT $1::int8multirange", &m);
+        prop_assert_eq!(echo("SELECT $1::int8multirange", &back), back.clone());
+        let as_value: Value = with_conn(async |conn| {
+            conn.query_one("SELECT $1::int8multirange", &[&m]).await.unwrap().get(0)
+        });
+        let Value::Multirange(ranges) = as_value else { panic!("not a multirange") };
+        prop_assert_eq!(ranges.len(), back.0.len());
+    }
 
     #[test]
     fn integers(a in any::<i16>(), b in any::<i32>(), c in any::<i64>()) {

@@ -37,6 +37,17 @@ fn subtype(ty: &Type) -> Option<&Type> {
 impl<'a, T: FromSql<'a>> FromSql<'a> for Range<T> {
     fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Range<T>, BoxError> {
         let sub = subtype(ty).ok_or_else(|| format!("{} is not a range type", ty.name()))?;
+        Range::decode(sub, raw)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        subtype(ty).is_some_and(T::accepts)
+    }
+}
+
+impl<'a, T: FromSql<'a>> Range<T> {
+    /// Decodes a range whose bounds are of type `sub` (also a multirange's ranges).
+    pub(super) fn decode(sub: &Type, raw: &'a [u8]) -> Result<Range<T>, BoxError> {
         let r = wire::decode(raw)?;
         if r.flags & wire::EMPTY != 0 {
             return Ok(Range::Empty);
@@ -53,19 +64,29 @@ impl<'a, T: FromSql<'a>> FromSql<'a> for Range<T> {
             upper: bound(r.upper, r.flags & wire::UB_INC != 0)?,
         })
     }
-
-    fn accepts(ty: &Type) -> bool {
-        subtype(ty).is_some_and(T::accepts)
-    }
 }
 
 impl<T: ToSql> ToSql for Range<T> {
     fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
         let sub = subtype(ty).ok_or_else(|| format!("{} is not a range type", ty.name()))?;
+        self.encode(sub, out)?;
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        subtype(ty).is_some_and(T::accepts)
+    }
+
+    postgres_types::to_sql_checked!();
+}
+
+impl<T: ToSql> Range<T> {
+    /// Encodes a range whose bounds are of type `sub` (also a multirange's ranges).
+    pub(super) fn encode(&self, sub: &Type, out: &mut BytesMut) -> Result<(), BoxError> {
         let (lower, upper) = match self {
             Range::Empty => {
                 out.put_u8(wire::EMPTY);
-                return Ok(IsNull::No);
+                return Ok(());
             }
             Range::Bounds { lower, upper } => (lower, upper),
         };
@@ -86,12 +107,6 @@ impl<T: ToSql> ToSql for Range<T> {
                 end_length(out, at)?;
             }
         }
-        Ok(IsNull::No)
+        Ok(())
     }
-
-    fn accepts(ty: &Type) -> bool {
-        subtype(ty).is_some_and(T::accepts)
-    }
-
-    postgres_types::to_sql_checked!();
 }

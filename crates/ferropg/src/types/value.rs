@@ -7,7 +7,7 @@ use ferropg_core::types::{binary, numeric, record};
 use postgres_protocol::types as pg;
 use postgres_types::{FromSql, IsNull, Kind, ToSql, Type};
 
-use super::{Numeric, Range};
+use super::{Geometry, Inet, Interval, Multirange, Numeric, Range};
 
 type BoxError = Box<dyn StdError + Sync + Send>;
 
@@ -46,6 +46,14 @@ pub enum Value {
     Composite(Vec<(String, Value)>),
     /// A range of any range type.
     Range(Box<Range<Value>>),
+    /// A multirange of any multirange type: its ranges.
+    Multirange(Vec<Range<Value>>),
+    /// `interval`.
+    Interval(Interval),
+    /// `inet` and `cidr`.
+    Inet(Inet),
+    /// `point`, `line`, `lseg`, `box`, `path`, `polygon`, `circle`.
+    Geometry(Geometry),
     /// Any other type: its OID and its binary form.
     Other(u32, Vec<u8>),
 }
@@ -68,6 +76,7 @@ fn decode(ty: &Type, raw: &[u8]) -> Result<Value, BoxError> {
     match ty.kind() {
         Kind::Domain(base) => return decode(base, raw),
         Kind::Range(_) => return Ok(Value::Range(Box::new(Range::from_sql(ty, raw)?))),
+        Kind::Multirange(_) => return Ok(Value::Multirange(Multirange::from_sql(ty, raw)?.0)),
         Kind::Enum(_) => return Ok(Value::Text(binary::decode_text(raw)?.to_owned())),
         Kind::Array(elem) => {
             let array = pg::array_from_sql(raw)?;
@@ -124,6 +133,9 @@ fn decode(ty: &Type, raw: &[u8]) -> Result<Value, BoxError> {
         Type::UUID => Value::Uuid(binary::decode_uuid(raw)?),
         Type::DATE => Value::Date(binary::decode_i32(raw)?),
         Type::TIME | Type::TIMESTAMP | Type::TIMESTAMPTZ => Value::Micros(binary::decode_i64(raw)?),
+        Type::INTERVAL => Value::Interval(Interval::from_sql(ty, raw)?),
+        Type::INET | Type::CIDR => Value::Inet(Inet::from_sql(ty, raw)?),
+        _ if <Geometry as FromSql>::accepts(ty) => Value::Geometry(Geometry::from_sql(ty, raw)?),
         _ => Value::Other(ty.oid(), raw.to_vec()),
     })
 }
@@ -151,6 +163,9 @@ fn encode(value: &Value, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxErr
     match (ty.kind(), value) {
         (Kind::Domain(base), _) => return encode(value, base, out),
         (Kind::Range(_), Value::Range(r)) => return r.to_sql(ty, out),
+        (Kind::Multirange(_), Value::Multirange(ranges)) => {
+            return super::multirange::encode(ranges, ty, out);
+        }
         (Kind::Enum(_), Value::Text(s)) => {
             out.put_slice(s.as_bytes());
             return Ok(IsNull::No);
@@ -212,6 +227,9 @@ fn encode(value: &Value, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxErr
         (Value::Uuid(u), &Type::UUID) => out.put_slice(u),
         (Value::Date(d), &Type::DATE) => out.put_i32(*d),
         (Value::Micros(m), &Type::TIME | &Type::TIMESTAMP | &Type::TIMESTAMPTZ) => out.put_i64(*m),
+        (Value::Interval(v), &Type::INTERVAL) => return v.to_sql(ty, out),
+        (Value::Inet(v), &Type::INET | &Type::CIDR) => return v.to_sql(ty, out),
+        (Value::Geometry(g), _) if <Geometry as ToSql>::accepts(ty) => return g.to_sql(ty, out),
         (Value::Other(oid, raw), _) if *oid == ty.oid() => out.put_slice(raw),
         _ => return Err(wrong(value, ty)),
     }
