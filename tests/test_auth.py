@@ -95,3 +95,26 @@ def test_password_in_dsn(run, auth_cluster):
         await con.close()
 
     run(body())
+
+
+def test_password_from_passfile(run, auth_cluster, tmp_path, monkeypatch):
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    passfile = tmp_path / "pgpass"
+    passfile.write_text(f"127.0.0.1:{auth_cluster.port}:postgres:u_scram:{PASSWORD}\n")
+    passfile.chmod(0o600)
+
+    async def body():
+        con = await ferropg.connect(
+            host="127.0.0.1",
+            port=auth_cluster.port,
+            user="u_scram",
+            database="postgres",
+            passfile=str(passfile),
+        )
+        assert await con.fetchval("SELECT current_user") == "u_scram"
+        await con.close()
+        # No entry for this user: no password, and the server asks for one.
+        with pytest.raises(exceptions.InvalidPasswordError):
+            await _connect(auth_cluster, "u_md5")
+
+    run(body())

@@ -7,18 +7,22 @@ import asyncio
 import enum
 import getpass
 import os
+import pathlib
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import _native, exceptions, protocol
+from . import _native, _pgpass, _tls, exceptions, protocol
+from ._tls import SSLMode, SSLNegotiation, TLSConfig
 
 if TYPE_CHECKING:
     from .connection import Connection
 
 __all__ = (
     "ConnectParams",
+    "SSLMode",
+    "SSLNegotiation",
     "SessionAttribute",
     "connect_matching",
     "connect_to",
@@ -27,6 +31,7 @@ __all__ = (
 )
 
 _CANCEL_REQUEST_CODE = 80877102
+_SSL_REQUEST_CODE = _tls.SSL_REQUEST_CODE
 
 _SOCKET_DIRS = ("/run/postgresql", "/var/run/postgresql", "/tmp", "/private/tmp")
 
@@ -63,6 +68,8 @@ class ConnectParams:
     server_settings: dict[str, str] = field(default_factory=dict)
     connect_timeout: float | None = None
     target_session_attrs: SessionAttribute = SessionAttribute.any
+    #: None: never TLS (only Unix sockets, no ``ssl`` asked for).
+    tls: TLSConfig | None = None
 
 
 def _as_list(value: Any) -> list:
@@ -82,11 +89,17 @@ def resolve_params(
     port: Any = None,
     user: str | None = None,
     password: Any = None,
+    passfile: Any = None,
     database: str | None = None,
     server_settings: dict[str, str] | None = None,
     target_session_attrs: Any = None,
+    ssl: Any = None,
+    direct_tls: Any = None,
 ) -> ConnectParams:
     """Merges, in order of precedence: keyword arguments, the DSN, ``PG*`` variables, defaults.
+
+    Without a password from any of those, the password file is read (``passfile``, the
+    DSN's, ``PGPASSFILE``, then ``~/.pgpass``).
 
     An invalid ``target_session_attrs`` raises
     :class:`~ferropg.exceptions.ClientConfigurationError`.
@@ -129,6 +142,17 @@ def resolve_params(
     # The DSN parser hands back every unknown query parameter as a server setting; this one
     # is the client's, and the server would refuse it as a startup parameter.
     dsn_attrs = settings.pop("target_session_attrs", None)
+    dsn_passfile = settings.pop("passfile", None)
+    if password is None:
+        passfile = passfile or dsn_passfile or env.get("PGPASSFILE")
+        path = pathlib.Path(passfile) if passfile else _pgpass.default_passfile()
+        if path is not None:
+            password = _pgpass.password_from_passfile(path, addrs, database, user)
+    tls_options = {name: settings.pop(name, None) for name in _tls.DSN_OPTIONS}
+    tls_options["sslmode"] = from_dsn.get("sslmode")
+    tls = _tls.tls_config(
+        ssl, direct_tls, tls_options, have_tcp=any(not isinstance(a, str) for a in addrs)
+    )
     if target_session_attrs is None:
         target_session_attrs = dsn_attrs
     if target_session_attrs is None:
@@ -146,6 +170,7 @@ def resolve_params(
         server_settings=settings,
         connect_timeout=from_dsn.get("connect_timeout"),
         target_session_attrs=attrs,
+        tls=tls,
     )
 
 
@@ -165,7 +190,54 @@ async def connect_to(
     record_class: type | None = None,
     config: Any = None,
 ) -> tuple[asyncio.Transport, protocol.Protocol]:
-    """Opens one connection and completes startup and authentication on it."""
+    """Opens one connection and completes startup and authentication on it.
+
+    ``sslmode=prefer`` tries TLS first and ``allow`` without; either tries the other way
+    once when the first attempt fails before the server accepted the credentials (its
+    ``pg_hba.conf`` may want the other), or, with ``prefer``, when the TLS handshake
+    fails.
+    """
+    tls = params.tls
+    if isinstance(addr, str) or tls is None or tls.mode not in (SSLMode.allow, SSLMode.prefer):
+        return await _attempt(addr, params, loop, tls, record_class, config, retry=False)
+    first, second = (tls, None) if tls.mode == SSLMode.prefer else (None, tls)
+    try:
+        return await _attempt(addr, params, loop, first, record_class, config, retry=True)
+    except _RetryOtherWay as signal:
+        first_error = signal.__cause__
+    try:
+        return await _attempt(addr, params, loop, second, record_class, config, retry=False)
+    except Exception as second_error:
+        # A wrong password is the useful answer; the other way's rejection only hides it.
+        if (
+            isinstance(first_error, exceptions.InvalidPasswordError)
+            and not isinstance(second_error, exceptions.InvalidPasswordError)
+            and isinstance(
+                second_error,
+                (
+                    exceptions.InvalidAuthorizationSpecificationError,
+                    exceptions.ConnectionDoesNotExistError,
+                ),
+            )
+        ):
+            raise first_error from None
+        raise second_error from first_error
+
+
+class _RetryOtherWay(Exception):
+    """The attempt failed in a way that the other TLS choice may not (see ``__cause__``)."""
+
+
+async def _attempt(
+    addr: str | tuple[str, int],
+    params: ConnectParams,
+    loop: asyncio.AbstractEventLoop,
+    tls: TLSConfig | None,
+    record_class: type | None,
+    config: Any,
+    *,
+    retry: bool,
+) -> tuple[asyncio.Transport, protocol.Protocol]:
     options = [("client_encoding", "UTF8"), *params.server_settings.items()]
     password = await _password(params.password)
     cache_size = 100 if config is None else config.statement_cache_size
@@ -185,15 +257,23 @@ async def connect_to(
             lifetime,
         )
 
-    if isinstance(addr, str):
-        transport, proto = await loop.create_unix_connection(factory, addr)
-    else:
-        transport, proto = await loop.create_connection(factory, addr[0], addr[1])
+    try:
+        transport, proto, on_tls = await _tls.open_stream(loop, addr, tls, factory)
+    except _tls.HandshakeFailed as e:
+        if retry and isinstance(e.__cause__, OSError):
+            raise _RetryOtherWay() from e.__cause__
+        raise e.__cause__ from None
     try:
         await proto.wait_ready()
+    except exceptions.PostgresError as e:
+        transport.abort()
+        if retry and not proto.auth_received() and on_tls == (tls is not None):
+            raise _RetryOtherWay() from e
+        raise
     except BaseException:
         transport.abort()
         raise
+    proto.is_ssl = on_tls
     return transport, proto
 
 
@@ -288,20 +368,38 @@ async def _cancel(
     """Sends a CancelRequest for ``backend_pid`` on a connection of its own.
 
     The server answers by closing the connection; we wait for that, so the caller knows
-    the request was read.
+    the request was read. The request goes over TLS when the connections do (but with
+    ``sslmode=allow``, which may well have connected without).
     """
-    if isinstance(addr, str):
-        reader, writer = await asyncio.open_unix_connection(addr)
-    else:
-        reader, writer = await asyncio.open_connection(addr[0], addr[1])
+    body = (
+        _CANCEL_REQUEST_CODE.to_bytes(4, "big")
+        + backend_pid.to_bytes(4, "big", signed=True)
+        + bytes(backend_secret)
+    )
+    request = (len(body) + 4).to_bytes(4, "big") + body
+    tls = params.tls
+    if tls is not None and tls.mode == SSLMode.allow:
+        tls = None
+    closed = loop.create_future()
+    transport, _, _ = await _tls.open_stream(
+        loop, addr, tls, lambda: _CancelSender(request, closed)
+    )
     try:
-        body = (
-            _CANCEL_REQUEST_CODE.to_bytes(4, "big")
-            + backend_pid.to_bytes(4, "big", signed=True)
-            + bytes(backend_secret)
-        )
-        writer.write((len(body) + 4).to_bytes(4, "big") + body)
-        await writer.drain()
-        await reader.read()
+        await closed
     finally:
-        writer.close()
+        transport.close()
+
+
+class _CancelSender(asyncio.Protocol):
+    """Writes a CancelRequest, then waits for the server to hang up."""
+
+    def __init__(self, request: bytes, closed: asyncio.Future) -> None:
+        self.request = request
+        self.closed = closed
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.write(self.request)  # type: ignore[attr-defined]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)

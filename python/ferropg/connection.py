@@ -838,9 +838,12 @@ async def connect(
         port=port,
         user=user,
         password=password,
+        passfile=passfile,
         database=database,
         server_settings=server_settings,
         target_session_attrs=target_session_attrs,
+        ssl=ssl,
+        direct_tls=direct_tls,
     )
 
     async def open_connection(addr: Any) -> Connection:

@@ -99,6 +99,13 @@ impl<T> Connection<T> {
         self.phase
     }
 
+    /// Whether the server accepted the credentials (AuthenticationOk arrived), even if
+    /// startup failed after that. Before it, a client may retry another way (without
+    /// TLS, say); after it, the server has let it in and the failure is the session's.
+    pub fn authenticated(&self) -> bool {
+        self.startup.as_ref().is_none_or(|s| s.authenticated())
+    }
+
     /// The transaction status of the last ReadyForQuery.
     pub fn transaction_status(&self) -> TransactionStatus {
         self.tx_status

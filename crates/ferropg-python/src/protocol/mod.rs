@@ -1525,6 +1525,12 @@ impl CoreProtocol {
         self.lost
     }
 
+    /// True once the server accepted the credentials, even if startup failed later:
+    /// before that, `sslmode=allow`/`prefer` may try again the other way.
+    fn auth_received(&self) -> bool {
+        self.conn.authenticated()
+    }
+
     /// True while the server reports an open (or failed) transaction block.
     fn is_in_transaction(&self) -> bool {
         self.conn.transaction_status() != TransactionStatus::Idle

@@ -1,0 +1,262 @@
+"""TLS against a private cluster with ``ssl=on``: every ``sslmode``, the fallbacks of
+``allow`` and ``prefer`` that ``pg_hba.conf`` forces, certificate checks, client
+certificates, TLS options from the DSN and the environment, and cancellation over TLS.
+
+The certificates are made here with the ``openssl`` command (a CA, a server certificate
+for localhost, a client certificate, and a CA that signed none of them).
+"""
+
+import asyncio
+import ssl
+import subprocess
+
+import pytest
+
+import ferropg
+from ferropg import cluster as pg_cluster
+from ferropg import exceptions
+from ferropg.connect_utils import SSLMode
+
+pytestmark = pytest.mark.needs_cluster
+
+IS_TLS = "SELECT ssl FROM pg_catalog.pg_stat_ssl WHERE pid = pg_catalog.pg_backend_pid()"
+
+
+def _openssl(cwd, *args):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def _signed(cwd, name, subject, ext=None):
+    _openssl(cwd, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
+             "-out", f"{name}.csr", "-subj", subject)  # fmt: skip
+    extra = ["-extfile", ext] if ext else []
+    _openssl(cwd, "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", *extra)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("certs")
+    for ca, subject in (("ca", "/CN=ferropg test CA"), ("other", "/CN=unrelated CA")):
+        _openssl(d, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{ca}.key",
+                 "-out", f"{ca}.crt", "-days", "2", "-subj", subject)  # fmt: skip
+    # Named for localhost only: 127.0.0.1 reaches the server under a name it does not bear.
+    (d / "san.ext").write_text("subjectAltName=DNS:localhost\n")
+    _signed(d, "server", "/CN=localhost", "san.ext")
+    _signed(d, "client", "/CN=u_cert")
+    return d
+
+
+@pytest.fixture(scope="module")
+def tls_cluster(certs):
+    settings = {
+        "ssl": "on",
+        "ssl_cert_file": str(certs / "server.crt"),
+        "ssl_key_file": str(certs / "server.key"),
+        "ssl_ca_file": str(certs / "ca.crt"),
+    }
+    with pg_cluster.TempCluster(server_settings=settings) as c:
+        c.sql("CREATE ROLE u_ssl LOGIN; CREATE ROLE u_plain LOGIN; CREATE ROLE u_cert LOGIN")
+        c.sql("SET password_encryption = 'scram-sha-256'; CREATE ROLE u_pw LOGIN PASSWORD 'pw'")
+        c.reset_hba()
+        c.add_hba_entry(type="local", auth_method="trust")
+        rules = [
+            ("hostssl", "u_ssl", "trust"),
+            ("hostnossl", "u_plain", "trust"),
+            ("hostssl", "u_cert", "cert"),
+            ("host", "u_pw", "scram-sha-256"),
+        ]
+        for address in ("127.0.0.1/32", "::1/128"):
+            for kind, user, method in rules:
+                c.add_hba_entry(type=kind, user=user, address=address, auth_method=method)
+                # Only that way: the catch-all below must not let the user in another.
+                c.add_hba_entry(type="host", user=user, address=address, auth_method="reject")
+            c.add_hba_entry(type="host", address=address, auth_method="trust")
+        c.reload()
+        yield c
+
+
+def _kw(c, **kw):
+    return {"host": "127.0.0.1", "port": c.port, "user": "postgres", "database": "postgres", **kw}
+
+
+async def _tls_of(con):
+    try:
+        return await con.fetchval(IS_TLS)
+    finally:
+        await con.close()
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [("disable", False), ("allow", False), ("prefer", True), ("require", True), (None, True)],
+)
+def test_sslmodes(run, tls_cluster, mode, expected):
+    async def body():
+        con = await ferropg.connect(**_kw(tls_cluster, ssl=mode))
+        assert await _tls_of(con) is expected
+
+    run(body())
+
+
+def test_certificate_checks(run, tls_cluster, certs):
+    ca, other = str(certs / "ca.crt"), str(certs / "other.crt")
+
+    async def body():
+        for mode in ("verify-ca", "verify-full"):
+            dsn = f"postgresql://postgres@localhost:{tls_cluster.port}/postgres"
+            con = await ferropg.connect(f"{dsn}?sslmode={mode}&sslrootcert={ca}")
+            assert await _tls_of(con) is True
+            with pytest.raises(ssl.SSLCertVerificationError):
+                await ferropg.connect(f"{dsn}?sslmode={mode}&sslrootcert={other}")
+        # The certificate names localhost, not 127.0.0.1: only verify-full looks at names.
+        by_ip = f"postgresql://postgres@127.0.0.1:{tls_cluster.port}/postgres?sslrootcert={ca}"
+        con = await ferropg.connect(f"{by_ip}&sslmode=verify-ca")
+        assert await _tls_of(con) is True
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await ferropg.connect(f"{by_ip}&sslmode=verify-full")
+        # A context of one's own is used as it is; True means the default context,
+        # which does not know this CA.
+        ctx = ssl.create_default_context(cafile=ca)
+        con = await ferropg.connect(**_kw(tls_cluster, ssl=ctx, host="localhost"))
+        assert await _tls_of(con) is True
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await ferropg.connect(**_kw(tls_cluster, ssl=True, host="localhost"))
+
+    run(body())
+
+
+def test_missing_root_certificate(run, tls_cluster, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+
+    async def body():
+        # require checks nothing without ~/.postgresql/root.crt; verify-ca cannot.
+        con = await ferropg.connect(**_kw(tls_cluster, ssl="require"))
+        assert await _tls_of(con) is True
+        with pytest.raises(exceptions.ClientConfigurationError, match="root certificate file"):
+            await ferropg.connect(**_kw(tls_cluster, ssl="verify-ca"))
+
+    run(body())
+
+
+def test_dot_postgresql_defaults(run, tls_cluster, certs, tmp_path, monkeypatch):
+    home = tmp_path / ".postgresql"
+    home.mkdir()
+    for src, dst in (("ca.crt", "root.crt"), ("client.crt", "postgresql.crt")):
+        (home / dst).write_bytes((certs / src).read_bytes())
+    key = home / "postgresql.key"
+    key.write_bytes((certs / "client.key").read_bytes())
+    key.chmod(0o600)
+    monkeypatch.setenv("HOME", str(tmp_path))
+
+    async def body():
+        con = await ferropg.connect(**_kw(tls_cluster, ssl="verify-full", host="localhost"))
+        assert await _tls_of(con) is True
+        con = await ferropg.connect(**_kw(tls_cluster, ssl="verify-ca", user="u_cert"))
+        assert await con.fetchval("SELECT current_user") == "u_cert"
+        await con.close()
+
+    run(body())
+
+
+def test_hba_decides_the_fallback(run, tls_cluster):
+    async def body():
+        # allow starts without TLS; a hostssl-only user makes it try again with TLS.
+        con = await ferropg.connect(**_kw(tls_cluster, ssl="allow", user="u_ssl"))
+        assert await _tls_of(con) is True
+        # prefer starts with TLS; a hostnossl-only user makes it try again without.
+        con = await ferropg.connect(**_kw(tls_cluster, ssl="prefer", user="u_plain"))
+        assert await _tls_of(con) is False
+        with pytest.raises(exceptions.InvalidAuthorizationSpecificationError):
+            await ferropg.connect(**_kw(tls_cluster, ssl="disable", user="u_ssl"))
+        with pytest.raises(exceptions.InvalidAuthorizationSpecificationError):
+            await ferropg.connect(**_kw(tls_cluster, ssl="require", user="u_plain"))
+        # A wrong password stays the error the caller hears, after the retry without TLS.
+        with pytest.raises(exceptions.InvalidPasswordError):
+            await ferropg.connect(**_kw(tls_cluster, ssl="prefer", user="u_pw", password="no"))
+        con = await ferropg.connect(**_kw(tls_cluster, ssl="prefer", user="u_pw", password="pw"))
+        assert await _tls_of(con) is True
+
+    run(body())
+
+
+def test_client_certificates(run, tls_cluster, certs, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    key = tmp_path / "client.key"
+    key.write_bytes((certs / "client.key").read_bytes())
+    key.chmod(0o600)
+
+    async def body():
+        dsn = (
+            f"postgresql://u_cert@127.0.0.1:{tls_cluster.port}/postgres?sslmode=verify-ca"
+            f"&sslrootcert={certs / 'ca.crt'}&sslcert={certs / 'client.crt'}&sslkey={key}"
+        )
+        con = await ferropg.connect(dsn)
+        assert await con.fetchval("SELECT current_user") == "u_cert"
+        await con.close()
+        # Without the certificate the cert rule turns the user away.
+        with pytest.raises(exceptions.InvalidAuthorizationSpecificationError):
+            await ferropg.connect(**_kw(tls_cluster, ssl="require", user="u_cert"))
+        # The same options from the environment.
+        monkeypatch.setenv("PGSSLMODE", "verify-ca")
+        monkeypatch.setenv("PGSSLROOTCERT", str(certs / "ca.crt"))
+        monkeypatch.setenv("PGSSLCERT", str(certs / "client.crt"))
+        monkeypatch.setenv("PGSSLKEY", str(key))
+        con = await ferropg.connect(**_kw(tls_cluster, user="u_cert"))
+        assert await con.fetchval("SELECT current_user") == "u_cert"
+        await con.close()
+
+    run(body())
+
+
+def test_cancel_over_tls(run, tls_cluster):
+    async def body():
+        # u_ssl may only come in over TLS; its queries are cancelled all the same.
+        con = await ferropg.connect(**_kw(tls_cluster, ssl="require", user="u_ssl"))
+        with pytest.raises(asyncio.TimeoutError):
+            await con.fetchval("SELECT pg_sleep(30)", timeout=0.2)
+        assert await con.fetchval("SELECT 1") == 1
+        assert await _tls_of(con) is True
+
+    run(body())
+
+
+def test_server_without_tls(run, cluster):
+    async def body():
+        kw = {"host": "127.0.0.1", "port": cluster.port, "user": cluster.user}
+        con = await ferropg.connect(**kw, ssl="prefer")
+        assert await _tls_of(con) is False
+        with pytest.raises(ConnectionError, match="rejected SSL upgrade"):
+            await ferropg.connect(**kw, ssl="require")
+        # A Unix socket never uses TLS, whatever is asked.
+        con = await ferropg.connect(
+            host=cluster.socket_dir, port=cluster.port, user=cluster.user, ssl="require"
+        )
+        assert await con.fetchval("SELECT 1") == 1
+        await con.close()
+
+    run(body())
+
+
+def test_bad_tls_options(run, cluster):
+    async def body():
+        kw = {"host": "127.0.0.1", "port": cluster.port, "user": cluster.user}
+        with pytest.raises(exceptions.ClientConfigurationError, match="sslmode"):
+            await ferropg.connect(**kw, ssl="sometimes")
+        with pytest.raises(exceptions.ClientConfigurationError, match="direct TLS requires"):
+            await ferropg.connect(**kw, ssl="prefer", direct_tls=True)
+        with pytest.raises(exceptions.ClientConfigurationError, match="sslnegotiation"):
+            await ferropg.connect(
+                f"postgresql://{cluster.user}@127.0.0.1:{cluster.port}/postgres"
+                "?sslnegotiation=later"
+            )
+
+    run(body())
+
+
+def test_sslmode_enum():
+    assert SSLMode.parse("verify-full") is SSLMode.verify_full
+    assert SSLMode.parse(SSLMode.allow) is SSLMode.allow
+    assert SSLMode.disable < SSLMode.prefer < SSLMode.verify_ca
+    with pytest.raises(AttributeError):
+        SSLMode.parse("sometimes")
