@@ -26,6 +26,14 @@ class Proxy:
         return self.server.sockets[0].getsockname()[1]
 
     async def _handle(self, client_reader, client_writer):
+        if self.mode == "starting-up":
+            # What a server that cannot take connections yet says to a StartupMessage.
+            await client_reader.read(65536)
+            fields = b"SFATAL\0VFATAL\0C57P03\0Mthe database system is starting up\0\0"
+            client_writer.write(b"E" + (len(fields) + 4).to_bytes(4, "big") + fields)
+            await client_writer.drain()
+            client_writer.close()
+            return
         server_reader, server_writer = await asyncio.open_connection(*self.target)
         self.writers += [client_writer, server_writer]
 
@@ -135,6 +143,29 @@ def test_cut_during_startup(run, cluster):
                 await asyncio.wait_for(
                     ferropg.connect(host="127.0.0.1", port=port, user=kw["user"]), 10
                 )
+        finally:
+            await proxy.close()
+
+    run(body())
+
+
+def test_server_starting_up_moves_on_to_the_next_host(run, cluster):
+    kw = cluster.connection_kwargs()
+
+    async def body():
+        proxy = Proxy(kw["host"], kw["port"])
+        port = await proxy.start()
+        proxy.mode = "starting-up"
+        try:
+            con = await ferropg.connect(
+                host=["127.0.0.1", kw["host"]], port=[port, kw["port"]], user=kw["user"],
+                ssl="disable",
+            )  # fmt: skip
+            assert await con.fetchval("SELECT 1") == 1
+            await con.close()
+            # With no other host, the server's own error.
+            with pytest.raises(exceptions.CannotConnectNowError):
+                await ferropg.connect(host="127.0.0.1", port=port, user=kw["user"], ssl="disable")
         finally:
             await proxy.close()
 

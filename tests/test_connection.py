@@ -273,3 +273,34 @@ def test_unclosed_connection_warns_and_ends_its_session(run, dsn):
             await admin.close()
 
     run(body())
+
+
+def test_unclosed_connection_in_debug_mode_says_where_it_was_made(run, dsn):
+    async def connect_here():
+        return await ferropg.connect(dsn)
+
+    async def body():
+        loop = asyncio.get_running_loop()
+        loop.set_debug(True)
+        try:
+            con = await connect_here()
+            with pytest.warns(ResourceWarning) as caught:
+                del con
+                gc.collect()
+        finally:
+            loop.set_debug(False)
+        message = str(caught[0].message)
+        assert " created at:\n" in message
+        assert "in connect_here" in message
+
+    run(body())
+
+
+def test_closed_connection_refuses_a_transaction(run, dsn):
+    async def body():
+        con = await ferropg.connect(dsn)
+        await con.close()
+        with pytest.raises(exceptions.InterfaceError, match="connection is closed"):
+            con.transaction()
+
+    run(body())

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import _native, _pgpass, _tls, exceptions, protocol
+from . import _native, _pgpass, _pgservice, _tls, exceptions, protocol
 from ._tls import SSLMode, SSLNegotiation, TLSConfig
 
 if TYPE_CHECKING:
@@ -82,6 +82,10 @@ def _as_list(value: Any) -> list:
     return [value]
 
 
+#: DSN query parameters for the client itself: never sent to the server as settings.
+_CLIENT_OPTIONS = ("target_session_attrs", "passfile", "service", *_tls.DSN_OPTIONS)
+
+
 def resolve_params(
     dsn: str | None,
     *,
@@ -95,30 +99,53 @@ def resolve_params(
     target_session_attrs: Any = None,
     ssl: Any = None,
     direct_tls: Any = None,
+    service: str | None = None,
+    servicefile: str | None = None,
 ) -> ConnectParams:
-    """Merges, in order of precedence: keyword arguments, the DSN, ``PG*`` variables, defaults.
+    """Merges, in order of precedence: keyword arguments, the DSN, the connection
+    service (``service=`` of the arguments, the DSN or ``PGSERVICE``), ``PG*`` variables,
+    defaults.
 
     Without a password from any of those, the password file is read (``passfile``, the
-    DSN's, ``PGPASSFILE``, then ``~/.pgpass``).
+    DSN's, the service's, ``PGPASSFILE``, then ``~/.pgpass``).
 
     An invalid ``target_session_attrs`` raises
     :class:`~ferropg.exceptions.ClientConfigurationError`.
     """
     from_dsn: dict[str, Any] = _native.parse_dsn(dsn) if dsn else {}
     env = os.environ
+    # The DSN parser hands back every unknown query parameter as a server setting.
+    settings = dict(from_dsn.get("server_settings") or ())
+    client = {name: settings.pop(name, None) for name in _CLIENT_OPTIONS}
+    service = service or client["service"] or env.get("PGSERVICE")
+    svc = _pgservice.service_params(service, servicefile) if service else {}
 
-    hosts = _as_list(host) or from_dsn.get("host") or _as_list(env.get("PGHOST"))
-    ports = _as_list(port) or from_dsn.get("port") or _as_list(env.get("PGPORT"))
+    def option(name: str) -> Any:
+        return client[name] if client.get(name) is not None else svc.get(name)
+
+    hosts = (
+        _as_list(host)
+        or from_dsn.get("host")
+        or _as_list(svc.get("host"))
+        or _as_list(env.get("PGHOST"))
+    )
+    ports = (
+        _as_list(port)
+        or from_dsn.get("port")
+        or _as_list(svc.get("port"))
+        or _as_list(env.get("PGPORT"))
+    )
     try:
         ports = [int(p) for p in ports]
     except ValueError as e:
         raise exceptions.ClientConfigurationError(f"invalid port: {e}") from None
-    user = user or from_dsn.get("user") or env.get("PGUSER") or getpass.getuser()
-    if password is None:
-        password = from_dsn.get("password")
-    if password is None:
-        password = env.get("PGPASSWORD")
-    database = database or from_dsn.get("database") or env.get("PGDATABASE") or user
+    user = user or from_dsn.get("user") or svc.get("user") or env.get("PGUSER") or getpass.getuser()
+    for source in (from_dsn.get("password"), svc.get("password"), env.get("PGPASSWORD")):
+        if password is None:
+            password = source
+    database = (
+        database or from_dsn.get("database") or svc.get("dbname") or env.get("PGDATABASE") or user
+    )
 
     if not ports:
         ports = [5432]
@@ -138,28 +165,24 @@ def resolve_params(
         else:
             addrs.append((h, p))
 
-    settings = dict(from_dsn.get("server_settings") or ())
-    # The DSN parser hands back every unknown query parameter as a server setting; this one
-    # is the client's, and the server would refuse it as a startup parameter.
-    dsn_attrs = settings.pop("target_session_attrs", None)
-    dsn_passfile = settings.pop("passfile", None)
     if password is None:
-        passfile = passfile or dsn_passfile or env.get("PGPASSFILE")
+        passfile = passfile or option("passfile") or env.get("PGPASSFILE")
         path = pathlib.Path(passfile) if passfile else _pgpass.default_passfile()
         if path is not None:
             password = _pgpass.password_from_passfile(path, addrs, database, user)
-    tls_options = {name: settings.pop(name, None) for name in _tls.DSN_OPTIONS}
-    tls_options["sslmode"] = from_dsn.get("sslmode")
+    tls_options = {name: option(name) for name in _tls.DSN_OPTIONS}
+    tls_options["sslmode"] = from_dsn.get("sslmode") or svc.get("sslmode")
     tls = _tls.tls_config(
         ssl, direct_tls, tls_options, have_tcp=any(not isinstance(a, str) for a in addrs)
     )
     if target_session_attrs is None:
-        target_session_attrs = dsn_attrs
+        target_session_attrs = option("target_session_attrs")
     if target_session_attrs is None:
         target_session_attrs = env.get("PGTARGETSESSIONATTRS", SessionAttribute.any)
     attrs = _session_attribute(target_session_attrs)
-    if from_dsn.get("application_name"):
-        settings.setdefault("application_name", from_dsn["application_name"])
+    application_name = from_dsn.get("application_name") or svc.get("application_name")
+    if application_name:
+        settings.setdefault("application_name", application_name)
     if server_settings:
         settings.update(server_settings)
     return ConnectParams(
@@ -198,16 +221,22 @@ async def connect_to(
     fails.
     """
     tls = params.tls
+    # Asked once, whatever number of attempts follows.
+    password = await _password(params.password)
+    options = (params, password, record_class, config)
     if isinstance(addr, str) or tls is None or tls.mode not in (SSLMode.allow, SSLMode.prefer):
-        return await _attempt(addr, params, loop, tls, record_class, config, retry=False)
+        return await _attempt(loop, addr, tls, *options, retry=False)
     first, second = (tls, None) if tls.mode == SSLMode.prefer else (None, tls)
     try:
-        return await _attempt(addr, params, loop, first, record_class, config, retry=True)
+        return await _attempt(loop, addr, first, *options, retry=True)
     except _RetryOtherWay as signal:
         first_error = signal.__cause__
     try:
-        return await _attempt(addr, params, loop, second, record_class, config, retry=False)
-    except Exception as second_error:
+        return await _attempt(loop, addr, second, *options, retry=False)
+    except NextHost as signal:
+        signal.__cause__.__cause__ = first_error
+        raise
+    except (Exception, asyncio.CancelledError) as second_error:
         # A wrong password is the useful answer; the other way's rejection only hides it.
         if (
             isinstance(first_error, exceptions.InvalidPasswordError)
@@ -228,18 +257,23 @@ class _RetryOtherWay(Exception):
     """The attempt failed in a way that the other TLS choice may not (see ``__cause__``)."""
 
 
+class NextHost(Exception):
+    """The server cannot take connections now (starting up, shutting down, in recovery):
+    the next address should be tried. ``__cause__`` is the server's error."""
+
+
 async def _attempt(
-    addr: str | tuple[str, int],
-    params: ConnectParams,
     loop: asyncio.AbstractEventLoop,
+    addr: str | tuple[str, int],
     tls: TLSConfig | None,
+    params: ConnectParams,
+    password: str | None,
     record_class: type | None,
     config: Any,
     *,
     retry: bool,
 ) -> tuple[asyncio.Transport, protocol.Protocol]:
     options = [("client_encoding", "UTF8"), *params.server_settings.items()]
-    password = await _password(params.password)
     cache_size = 100 if config is None else config.statement_cache_size
     lifetime = 300.0 if config is None else float(config.max_cached_statement_lifetime)
     # Looked up at call time: tests substitute their own protocol class.
@@ -267,8 +301,11 @@ async def _attempt(
         await proto.wait_ready()
     except exceptions.PostgresError as e:
         transport.abort()
-        if retry and not proto.auth_received() and on_tls == (tls is not None):
-            raise _RetryOtherWay() from e
+        if not proto.auth_received():
+            if isinstance(e, exceptions.CannotConnectNowError):
+                raise NextHost() from e
+            if retry and on_tls == (tls is not None):
+                raise _RetryOtherWay() from e
         raise
     except BaseException:
         transport.abort()
@@ -318,21 +355,25 @@ async def connect_matching(
     """Connects to the first address in ``params.addrs`` whose server matches
     ``params.target_session_attrs``, trying each in turn.
 
-    ``open_connection(addr)`` opens one connection; an ``OSError`` from it moves on to the
-    next address. With ``prefer-standby`` and no standby, one of the servers reached is
-    used. Every connection not returned is terminated. When no server matches, the last
-    ``OSError`` is raised, or else :class:`~ferropg.exceptions.TargetServerAttributeNotMatched`.
+    ``open_connection(addr)`` opens one connection; an ``OSError`` or :class:`NextHost`
+    from it moves on to the next address. With ``prefer-standby`` and no standby, one of
+    the servers reached is used. Every connection not returned is terminated. When no
+    server matches, the last such error is raised (the server's, for :class:`NextHost`),
+    or else :class:`~ferropg.exceptions.TargetServerAttributeNotMatched`.
     """
     attr = params.target_session_attrs
     candidates: list[Connection] = []
     chosen: Connection | None = None
-    last_error: OSError | None = None
+    last_error: BaseException | None = None
     try:
         for addr in params.addrs:
             try:
                 con = await open_connection(addr)
             except OSError as e:
                 last_error = e
+                continue
+            except NextHost as signal:
+                last_error = signal.__cause__
                 continue
             candidates.append(con)
             if await session_matches(con, attr):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import traceback
 import warnings
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -206,6 +207,9 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
         self._proxy = None
         self._pool_holder = None
         self._pool_release_ctr = 0
+        # Where connect() was called, in asyncio debug mode: the unclosed-connection
+        # warning shows it. connect() sets it.
+        self._source_traceback: traceback.StackSummary | None = None
         self._init_callbacks()
 
     # ------------------------------------------------------------------ state
@@ -674,6 +678,7 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
         self, *, isolation: str | None = None, readonly: bool = False, deferrable: bool = False
     ) -> Transaction:
         """A transaction block (a savepoint when nested), for ``async with``."""
+        self._check_open()
         return Transaction(self, isolation, readonly, deferrable)
 
     async def reset(self, *, timeout: float | None = None) -> None:
@@ -757,12 +762,12 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
         protocol = getattr(self, "_protocol", None)
         if protocol is None or protocol.is_closed():
             return
-        warnings.warn(
-            f"unclosed connection {self!r}; run in asyncio debug mode to show the "
-            "traceback of connection origin",
-            ResourceWarning,
-            stacklevel=2,
-        )
+        origin = getattr(self, "_source_traceback", None)
+        if origin:
+            where = " created at:\n" + "".join(traceback.format_list(origin))
+        else:
+            where = "; run in asyncio debug mode to show the traceback of connection origin"
+        warnings.warn(f"unclosed connection {self!r}{where}", ResourceWarning, stacklevel=2)
         loop = getattr(self, "_loop", None)
         if loop is not None and not loop.is_closed():
             try:
@@ -794,6 +799,8 @@ async def connect(
     target_session_attrs: str | None = None,
     krbsrvname: str | None = None,
     gsslib: str | None = None,
+    service: str | None = None,
+    servicefile: str | None = None,
 ) -> Connection:
     """Connects to a PostgreSQL server, as asyncpg's ``connect()`` does.
 
@@ -808,6 +815,8 @@ async def connect(
     """
     if loop is None:
         loop = asyncio.get_running_loop()
+    # Taken here, in the caller's task: the attempts below run in a task of their own.
+    origin = traceback.extract_stack()[:-1] if loop.get_debug() else None
     if not issubclass(connection_class, Connection):
         raise exceptions.InterfaceError(
             f"connection_class is expected to be a subclass of ferropg.Connection, "
@@ -844,15 +853,25 @@ async def connect(
         target_session_attrs=target_session_attrs,
         ssl=ssl,
         direct_tls=direct_tls,
+        service=service,
+        servicefile=servicefile,
     )
 
     async def open_connection(addr: Any) -> Connection:
         transport, proto = await connect_utils.connect_to(
             addr, params, loop, record_class=record_class, config=config
         )
-        return connection_class(proto, transport, loop, addr, params, config)
+        con = connection_class(proto, transport, loop, addr, params, config)
+        con._source_traceback = origin
+        return con
 
     if timeout is not None and timeout <= 0:
         raise asyncio.TimeoutError
     # The timeout covers every host tried and every target_session_attrs check.
-    return await asyncio.wait_for(connect_utils.connect_matching(params, open_connection), timeout)
+    attempt = connect_utils.connect_matching(params, open_connection)
+    if not hasattr(asyncio, "timeout"):  # Python < 3.11
+        return await asyncio.wait_for(attempt, timeout)
+    # In this task, not wait_for's: a cancellation keeps the error it interrupted
+    # (a fallback's first failure) as its cause.
+    async with asyncio.timeout(timeout):
+        return await attempt

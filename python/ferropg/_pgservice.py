@@ -1,0 +1,50 @@
+"""Connection service files (``pg_service.conf``): named sets of connection parameters,
+chosen with ``service=`` (argument, DSN or ``PGSERVICE``)."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import pathlib
+
+from . import exceptions
+
+__all__ = ("service_params",)
+
+
+def _candidates(servicefile: str | None) -> list[pathlib.Path]:
+    if servicefile:
+        return [pathlib.Path(servicefile)]
+    paths = []
+    if os.environ.get("PGSERVICEFILE"):
+        paths.append(pathlib.Path(os.environ["PGSERVICEFILE"]))
+    else:
+        try:
+            paths.append(pathlib.Path.home() / ".pg_service.conf")
+        except (RuntimeError, KeyError):
+            pass
+    if os.environ.get("PGSYSCONFDIR"):
+        paths.append(pathlib.Path(os.environ["PGSYSCONFDIR"]) / "pg_service.conf")
+    return paths
+
+
+def service_params(service: str, servicefile: str | None = None) -> dict[str, str]:
+    """The parameters of ``service``: from ``servicefile``, else the first of
+    ``PGSERVICEFILE`` (or ``~/.pg_service.conf``) and ``$PGSYSCONFDIR/pg_service.conf``
+    that defines it. A service defined nowhere raises
+    :class:`~ferropg.exceptions.ClientConfigurationError`."""
+    for path in _candidates(servicefile):
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.optionxform = str  # type: ignore[assignment,method-assign]
+        try:
+            with path.open() as f:
+                parser.read_file(f)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            continue
+        except (OSError, configparser.Error) as e:
+            raise exceptions.ClientConfigurationError(
+                f'cannot read service file "{path}": {e}'
+            ) from None
+        if parser.has_section(service):
+            return {k.strip(): v.strip() for k, v in parser.items(service)}
+    raise exceptions.ClientConfigurationError(f'definition of service "{service}" not found')
