@@ -128,6 +128,10 @@ fi
 if (( IS_ROOT )) && ! command -v setpriv >/dev/null 2>&1 && ! command -v runuser >/dev/null 2>&1; then
     apt_install util-linux || MISSING+=("setpriv/runuser")
 fi
+# tests/test_tls.py makes its certificates with the openssl command.
+if ! command -v openssl >/dev/null 2>&1; then
+    apt_install openssl || MISSING+=("openssl")
+fi
 
 # ---------------------------------------------------------------- Python --------
 if ! command -v "$PYTHON" >/dev/null 2>&1; then
