@@ -304,3 +304,16 @@ def test_closed_connection_refuses_a_transaction(run, dsn):
             con.transaction()
 
     run(body())
+
+
+@pytest.mark.parametrize(
+    "arg", ["statement_cache_size", "max_cached_statement_lifetime", "max_cacheable_statement_size"]
+)
+@pytest.mark.parametrize("value", [None, -1, True, "3"])
+def test_cache_options_are_checked_before_connecting(run, arg, value):
+    async def body():
+        # Port 1: nothing listens there, so reaching the network would be another error.
+        with pytest.raises(ValueError, match="greater or equal to 0"):
+            await ferropg.connect(host="127.0.0.1", port=1, **{arg: value})
+
+    run(body())

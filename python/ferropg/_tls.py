@@ -94,6 +94,9 @@ class TLSConfig:
     #: None when ``mode`` is ``disable``.
     context: ssl_module.SSLContext | None
     negotiation: SSLNegotiation = SSLNegotiation.postgres
+    #: Whether TLS was asked about at all (argument, DSN, service or environment)
+    #: rather than left to the default.
+    asked: bool = True
 
     @property
     def advisory(self) -> bool:
@@ -222,6 +225,7 @@ def tls_config(
 
     if ssl is None:
         ssl = option("sslmode")
+    asked = ssl is not None
     if ssl is None and have_tcp:
         ssl = "prefer"
 
@@ -261,7 +265,7 @@ def tls_config(
         raise exceptions.ClientConfigurationError(
             "direct TLS requires sslmode=require, verify-ca, or verify-full"
         )
-    return TLSConfig(mode=mode, context=context, negotiation=negotiation)
+    return TLSConfig(mode=mode, context=context, negotiation=negotiation, asked=asked)
 
 
 class HandshakeFailed(Exception):

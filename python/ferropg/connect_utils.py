@@ -9,9 +9,10 @@ import getpass
 import os
 import pathlib
 import random
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import _native, _pgpass, _pgservice, _tls, exceptions, protocol
 from ._tls import SSLMode, SSLNegotiation, TLSConfig
@@ -70,6 +71,36 @@ class ConnectParams:
     target_session_attrs: SessionAttribute = SessionAttribute.any
     #: None: never TLS (only Unix sockets, no ``ssl`` asked for).
     tls: TLSConfig | None = None
+    #: Kerberos service name and GSS library (accepted and checked; GSSAPI itself is not
+    #: implemented).
+    krbsrvname: str | None = None
+    gsslib: str = "gssapi"
+
+
+def _split_host_specs(spec: str, *, strict: bool = True) -> tuple[list[str], list[int | None]]:
+    """``host[:port]`` items, comma-separated: the hosts, and each one's port or None.
+    An IPv6 address is bracketed when a port follows (``[::1]:5433``); unless ``strict``,
+    a bare one (more than one colon, as the DSN parser leaves it) is taken whole."""
+    hosts: list[str] = []
+    ports: list[int | None] = []
+    for item in (i.strip() for i in spec.split(",")):
+        port = ""
+        bare_ipv6 = not strict and not item.startswith("[") and item.count(":") > 1
+        if item.startswith("/") or bare_ipv6:
+            host = item
+        elif item.startswith("["):
+            m = re.fullmatch(r"\[([^\]]+)\](?::([0-9]*))?", item)
+            if m is None:
+                raise exceptions.ClientConfigurationError(f"invalid IPv6 address: {item!r}")
+            host, port = m.group(1), m.group(2) or ""
+        else:
+            host, _, port = item.partition(":")
+        hosts.append(host)
+        try:
+            ports.append(int(port) if port else None)
+        except ValueError:
+            raise exceptions.ClientConfigurationError(f"invalid port: {port!r}") from None
+    return hosts, ports
 
 
 def _as_list(value: Any) -> list:
@@ -83,7 +114,14 @@ def _as_list(value: Any) -> list:
 
 
 #: DSN query parameters for the client itself: never sent to the server as settings.
-_CLIENT_OPTIONS = ("target_session_attrs", "passfile", "service", *_tls.DSN_OPTIONS)
+_CLIENT_OPTIONS = (
+    "target_session_attrs",
+    "passfile",
+    "service",
+    "krbsrvname",
+    "gsslib",
+    *_tls.DSN_OPTIONS,
+)
 
 
 def resolve_params(
@@ -101,6 +139,8 @@ def resolve_params(
     direct_tls: Any = None,
     service: str | None = None,
     servicefile: str | None = None,
+    krbsrvname: str | None = None,
+    gsslib: str | None = None,
 ) -> ConnectParams:
     """Merges, in order of precedence: keyword arguments, the DSN, the connection
     service (``service=`` of the arguments, the DSN or ``PGSERVICE``), ``PG*`` variables,
@@ -123,12 +163,15 @@ def resolve_params(
     def option(name: str) -> Any:
         return client[name] if client.get(name) is not None else svc.get(name)
 
-    hosts = (
-        _as_list(host)
-        or from_dsn.get("host")
-        or _as_list(svc.get("host"))
-        or _as_list(env.get("PGHOST"))
-    )
+    hosts = _as_list(host)
+    # The DSN's host parameter and PGHOST may give ports too ("db1:5433,[::1]:5434"),
+    # as asyncpg reads them.
+    host_ports: list[int | None] = []
+    if not hosts and from_dsn.get("host"):
+        hosts, host_ports = _split_host_specs(",".join(from_dsn["host"]), strict=False)
+    hosts = hosts or _as_list(svc.get("host"))
+    if not hosts and env.get("PGHOST"):
+        hosts, host_ports = _split_host_specs(env["PGHOST"])
     ports = (
         _as_list(port)
         or from_dsn.get("port")
@@ -144,11 +187,20 @@ def resolve_params(
         if password is None:
             password = source
     database = (
-        database or from_dsn.get("database") or svc.get("dbname") or env.get("PGDATABASE") or user
+        database
+        or from_dsn.get("database")
+        or svc.get("dbname")
+        or svc.get("database")
+        or env.get("PGDATABASE")
+        or user
     )
 
     if not ports:
         ports = [5432]
+    if any(p is not None for p in host_ports):
+        defaults = ports * len(hosts) if len(ports) == 1 else ports
+        if len(defaults) == len(hosts):
+            ports = [hp if hp is not None else d for hp, d in zip(host_ports, defaults)]
     if not hosts:
         hosts = [d for d in _SOCKET_DIRS if os.path.exists(f"{d}/.s.PGSQL.{ports[0]}")]
         hosts.append("localhost")
@@ -180,6 +232,12 @@ def resolve_params(
     if target_session_attrs is None:
         target_session_attrs = env.get("PGTARGETSESSIONATTRS", SessionAttribute.any)
     attrs = _session_attribute(target_session_attrs)
+    krbsrvname = krbsrvname or option("krbsrvname") or env.get("PGKRBSRVNAME")
+    gsslib = gsslib or option("gsslib") or env.get("PGGSSLIB") or "gssapi"
+    if gsslib not in ("gssapi", "sspi"):
+        raise exceptions.ClientConfigurationError(
+            f"gsslib parameter must be either 'gssapi' or 'sspi', got {gsslib!r}"
+        )
     application_name = from_dsn.get("application_name") or svc.get("application_name")
     if application_name:
         settings.setdefault("application_name", application_name)
@@ -194,6 +252,76 @@ def resolve_params(
         connect_timeout=from_dsn.get("connect_timeout"),
         target_session_attrs=attrs,
         tls=tls,
+        krbsrvname=krbsrvname,
+        gsslib=gsslib,
+    )
+
+
+class _ConnectionParameters(NamedTuple):
+    """asyncpg's view of the resolved parameters (see :func:`_parse_connect_dsn_and_args`)."""
+
+    user: str
+    password: Any
+    database: str
+    ssl: Any
+    sslmode: SSLMode
+    ssl_negotiation: SSLNegotiation
+    server_settings: dict[str, str] | None
+    target_session_attrs: SessionAttribute
+    krbsrvname: str | None
+    gsslib: str
+
+
+def _parse_connect_dsn_and_args(
+    *,
+    dsn: str | None,
+    host: Any,
+    port: Any,
+    user: str | None,
+    password: Any,
+    passfile: Any,
+    database: str | None,
+    ssl: Any,
+    direct_tls: Any = None,
+    server_settings: dict[str, str] | None,
+    target_session_attrs: Any,
+    krbsrvname: str | None = None,
+    gsslib: str | None = None,
+    service: str | None = None,
+    servicefile: str | None = None,
+) -> tuple[list[str | tuple[str, int]], _ConnectionParameters]:
+    """:func:`resolve_params` in the shape asyncpg's function of this name returns:
+    the addresses, and the parameters as a named tuple (asyncpg's tests read it)."""
+    p = resolve_params(
+        dsn,
+        host=host,
+        port=port,
+        user=user,
+        password=password,
+        passfile=passfile,
+        database=database,
+        server_settings=server_settings,
+        target_session_attrs=target_session_attrs,
+        ssl=ssl,
+        direct_tls=direct_tls,
+        service=service,
+        servicefile=servicefile,
+        krbsrvname=krbsrvname,
+        gsslib=gsslib,
+    )
+    tls = p.tls
+    assert tls is not None  # resolve_params always decides
+    return p.addrs, _ConnectionParameters(
+        user=p.user,
+        password=p.password,
+        database=p.database,
+        ssl=tls.context if tls.context is not None else (False if tls.asked else None),
+        sslmode=tls.mode,
+        ssl_negotiation=tls.negotiation,
+        server_settings=p.server_settings or None,
+        target_session_attrs=p.target_session_attrs,
+        krbsrvname=p.krbsrvname,
+        gsslib=p.gsslib,
     )
 
 

@@ -835,6 +835,15 @@ async def connect(
                 f"invalid command_timeout value: expected greater than 0 float "
                 f"(got {command_timeout!r})"
             ) from None
+    for name, value in (
+        ("max_cacheable_statement_size", max_cacheable_statement_size),
+        ("max_cached_statement_lifetime", max_cached_statement_lifetime),
+        ("statement_cache_size", statement_cache_size),
+    ):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(
+                f"invalid {name} value: expected greater or equal to 0 number (got {value!r})"
+            )
     config = ConnectionOptions(
         statement_cache_size=statement_cache_size,
         max_cached_statement_lifetime=max_cached_statement_lifetime,
@@ -855,6 +864,8 @@ async def connect(
         direct_tls=direct_tls,
         service=service,
         servicefile=servicefile,
+        krbsrvname=krbsrvname,
+        gsslib=gsslib,
     )
 
     async def open_connection(addr: Any) -> Connection:

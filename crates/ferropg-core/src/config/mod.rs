@@ -13,10 +13,14 @@ pub enum Host {
 }
 
 impl Host {
-    /// A host as libpq reads it: a value starting with `/` is a socket directory.
+    /// A host as libpq reads it: a value starting with `/` is a socket directory. An
+    /// IPv6 address may keep the brackets of URI syntax (`?host=[::1]`, as asyncpg
+    /// accepts); they are not part of the name.
     pub fn from_libpq(value: &str) -> Host {
         if value.starts_with('/') || value.starts_with('@') {
             Host::Unix(value.to_owned())
+        } else if let Some(inner) = value.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
+            Host::Tcp(inner.to_owned())
         } else {
             Host::Tcp(value.to_owned())
         }
@@ -70,6 +74,11 @@ impl Config {
             .or_else(|| trimmed.strip_prefix("postgres://"))
         {
             parse_uri(rest)
+        } else if let Some(scheme) = uri_scheme(trimmed) {
+            Err(ConfigError(format!(
+                "invalid DSN: scheme is expected to be either \"postgresql\" or \"postgres\", \
+                 got {scheme:?}"
+            )))
         } else {
             parse_keywords(trimmed)
         }
@@ -155,6 +164,20 @@ fn fill(slot: &mut Option<String>, value: Option<String>) {
     }
 }
 
+/// The scheme of a string that looks like a URI (`name://...`), which a keyword DSN
+/// never does: a keyword is followed by `=` before any `:`.
+fn uri_scheme(dsn: &str) -> Option<&str> {
+    let (scheme, _) = dsn.split_once("://")?;
+    let valid = scheme
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    valid.then_some(scheme)
+}
+
 fn split_list(value: &str) -> impl Iterator<Item = &str> {
     value.split(',').map(str::trim).filter(|s| !s.is_empty())
 }
@@ -211,7 +234,9 @@ fn parse_uri(rest: &str) -> Result<Config, ConfigError> {
         Some((a, p)) => (a, Some(p)),
         None => (before_query, None),
     };
-    let hostspec = match authority.rsplit_once('@') {
+    // libpq ends the user information at the first '@' (an '@' in a password must be
+    // percent-encoded), and so does asyncpg.
+    let hostspec = match authority.split_once('@') {
         Some((userinfo, hosts)) => {
             let (user, password) = match userinfo.split_once(':') {
                 Some((u, p)) => (u, Some(p)),
@@ -245,6 +270,8 @@ fn parse_uri(rest: &str) -> Result<Config, ConfigError> {
             hosts.push(Host::from_libpq(&host));
         }
         if let Some(p) = port {
+            // Percent-encoding is allowed anywhere in a URI, the port included.
+            let p = percent_decode(p)?;
             ports.push(
                 p.parse()
                     .map_err(|_| ConfigError(format!("invalid port {p:?}")))?,
@@ -361,6 +388,42 @@ mod tests {
         assert_eq!(
             c.addresses().unwrap(),
             vec![(Host::Unix("/tmp/sock".into()), 6000)]
+        );
+    }
+
+    #[test]
+    fn user_information_ends_at_the_first_at_sign() {
+        let c = Config::parse("postgresql://user:p@ss@host/db").unwrap();
+        assert_eq!(c.password.as_deref(), Some("p"));
+        assert_eq!(c.hosts, vec![Host::Tcp("ss@host".into())]);
+        let c = Config::parse("postgresql://user:p%40ss@host/db").unwrap();
+        assert_eq!(c.password.as_deref(), Some("p@ss"));
+    }
+
+    #[test]
+    fn other_uri_schemes_are_refused() {
+        let e = Config::parse("pq:///dbname?host=/sock").unwrap_err();
+        assert!(e.0.starts_with("invalid DSN: scheme"), "{e:?}");
+        assert!(Config::parse("host=a options='-c x=y://z'").is_ok());
+    }
+
+    #[test]
+    fn percent_encoded_uri_parts() {
+        let c = Config::parse("postgresql://us%40r@h%40st1,h%40st2:543%33/d%62").unwrap();
+        assert_eq!(
+            c.hosts,
+            vec![Host::Tcp("h@st1".into()), Host::Tcp("h@st2".into())]
+        );
+        assert_eq!(c.ports, vec![DEFAULT_PORT, 5433]);
+        assert_eq!(c.database.as_deref(), Some("db"));
+    }
+
+    #[test]
+    fn bracketed_ipv6_hosts_in_query() {
+        let c = Config::parse("postgresql:///db?host=[2001:db8::1234],[::1]").unwrap();
+        assert_eq!(
+            c.hosts,
+            vec![Host::Tcp("2001:db8::1234".into()), Host::Tcp("::1".into())]
         );
     }
 
