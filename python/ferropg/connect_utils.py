@@ -476,6 +476,28 @@ async def session_matches(con: Connection, attr: SessionAttribute) -> bool:
     return await _is_read_only(con)
 
 
+async def _connect_addr(
+    *,
+    addr: str | tuple[str, int],
+    loop: asyncio.AbstractEventLoop,
+    params: ConnectParams,
+    config: Any,
+    connection_class: type,
+    record_class: type | None,
+) -> Connection:
+    """Opens one connection to ``addr`` (:func:`connect_to`) and wraps it in a
+    ``connection_class`` instance."""
+    transport, proto = await connect_to(
+        addr, params, loop, record_class=record_class, config=config
+    )
+    return connection_class(proto, transport, loop, addr, params, config)
+
+
+async def _can_use_connection(con: Connection, attr: SessionAttribute) -> bool:
+    """Whether :func:`connect_matching` may keep ``con`` (:func:`session_matches`)."""
+    return await session_matches(con, attr)
+
+
 async def connect_matching(
     params: ConnectParams,
     open_connection: Callable[[str | tuple[str, int]], Awaitable[Connection]],
@@ -504,7 +526,8 @@ async def connect_matching(
                 last_error = signal.__cause__
                 continue
             candidates.append(con)
-            if await session_matches(con, attr):
+            # Looked up at call time, like _connect_addr: asyncpg's tests replace both.
+            if await _can_use_connection(con, attr):
                 chosen = con
                 break
         else:

@@ -869,10 +869,15 @@ async def connect(
     )
 
     async def open_connection(addr: Any) -> Connection:
-        transport, proto = await connect_utils.connect_to(
-            addr, params, loop, record_class=record_class, config=config
+        # Looked up at call time: asyncpg's tests substitute connections of their own.
+        con = await connect_utils._connect_addr(
+            addr=addr,
+            loop=loop,
+            params=params,
+            config=config,
+            connection_class=connection_class,
+            record_class=record_class,
         )
-        con = connection_class(proto, transport, loop, addr, params, config)
         con._source_traceback = origin
         return con
 
