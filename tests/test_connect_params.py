@@ -16,7 +16,7 @@ def clean_env(tmp_path, monkeypatch):
 
 
 def test_host_lists_may_carry_ports(monkeypatch):
-    p = resolve_params("postgresql:///db?host=h1:1111,h2&port=")
+    p = resolve_params("postgresql:///db?host=h1:1111,h2")
     assert p.addrs == [("h1", 1111), ("h2", 5432)]
     p = resolve_params("postgresql:///db?host=[2001:db8::1]:7000,[::1]")
     assert p.addrs == [("2001:db8::1", 7000), ("::1", 5432)]
@@ -68,3 +68,36 @@ def test_asyncpg_shaped_view(tmp_path):
     assert (params.ssl, params.sslmode) == (None, SSLMode.disable)
     _, params = view(host="h", ssl="disable")
     assert (params.ssl, params.sslmode, params.server_settings) == (False, SSLMode.disable, None)
+
+
+def test_ports_given_as_such_win_over_ports_in_hosts(monkeypatch):
+    p = resolve_params("postgresql:///db?host=h1:5434,h2", port=6000)
+    assert p.addrs == [("h1", 6000), ("h2", 6000)]
+    monkeypatch.setenv("PGHOST", "::1")
+    assert resolve_params(None).addrs == [("::1", 5432)]
+
+
+def test_socket_path_and_empty_password(tmp_path, monkeypatch):
+    sock = str(tmp_path / ".s.PGSQL.6543")
+    assert resolve_params(None, host=sock).addrs == [sock]
+    monkeypatch.setenv("PGPASSWORD", "fromenv")
+    assert resolve_params("postgresql://u:@h/db").password == "fromenv"
+
+
+def test_client_encoding_other_than_utf8_is_refused():
+    assert (
+        "client_encoding"
+        not in resolve_params("postgresql://h/db?client_encoding=utf-8").server_settings
+    )
+    with pytest.raises(exceptions.ClientConfigurationError, match="UTF8 only"):
+        resolve_params("postgresql://h/db?client_encoding=latin1")
+
+
+def test_password_stays_out_of_repr():
+    assert "s3cret" not in repr(resolve_params("postgresql://u:s3cret@h/db"))
+
+
+def test_unknown_sslmode_names():
+    for bad in ("parse", "sometimes"):
+        with pytest.raises(AttributeError):
+            SSLMode.parse(bad)

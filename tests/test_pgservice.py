@@ -76,3 +76,18 @@ def test_connect_through_a_service(run, cluster, clean_env):
         await con.close()
 
     run(body())
+
+
+def test_service_file_from_the_dsn_and_no_shared_section(clean_env):
+    f = _write(clean_env / "s.conf", "[DEFAULT]\npassword=leak\n[a]\nhost=ha\n")
+    p = resolve_params(f"postgresql://?service=a&servicefile={f}")
+    assert p.addrs[0][0] == "ha"
+    assert p.password is None
+    assert "servicefile" not in p.server_settings
+
+
+def test_broken_service_file_does_not_quote_its_lines(clean_env):
+    f = _write(clean_env / "bad.conf", "[a]\npassword secret123\n")
+    with pytest.raises(exceptions.ClientConfigurationError) as info:
+        resolve_params(None, service="a", servicefile=str(f))
+    assert "secret123" not in str(info.value)

@@ -225,6 +225,9 @@ def test_server_without_tls(run, cluster):
     async def body():
         kw = {"host": "127.0.0.1", "port": cluster.port, "user": cluster.user}
         con = await ferropg.connect(**kw, ssl="prefer")
+        # The cancel request goes without TLS too, as the connection did.
+        with pytest.raises(asyncio.TimeoutError):
+            await con.fetchval("SELECT pg_sleep(30)", timeout=0.2)
         assert await _tls_of(con) is False
         with pytest.raises(ConnectionError, match="rejected SSL upgrade"):
             await ferropg.connect(**kw, ssl="require")

@@ -34,7 +34,10 @@ def service_params(service: str, servicefile: str | None = None) -> dict[str, st
     that defines it. A service defined nowhere raises
     :class:`~ferropg.exceptions.ClientConfigurationError`."""
     for path in _candidates(servicefile):
-        parser = configparser.ConfigParser(interpolation=None)
+        # libpq's format: "key=value" lines only, and no section shared by all others.
+        parser = configparser.ConfigParser(
+            interpolation=None, delimiters=("=",), default_section="\0no default\0"
+        )
         parser.optionxform = str  # type: ignore[assignment,method-assign]
         try:
             with path.open() as f:
@@ -42,8 +45,10 @@ def service_params(service: str, servicefile: str | None = None) -> dict[str, st
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             continue
         except (OSError, configparser.Error) as e:
+            # Not the parser's message: it quotes the offending line, a password maybe.
+            where = f" (line {e.lineno})" if getattr(e, "lineno", None) else ""
             raise exceptions.ClientConfigurationError(
-                f'cannot read service file "{path}": {e}'
+                f'cannot read service file "{path}"{where}: {type(e).__name__}'
             ) from None
         if parser.has_section(service):
             return {k.strip(): v.strip() for k, v in parser.items(service)}

@@ -76,7 +76,10 @@ class SSLMode(enum.IntEnum):
         unknown name raises AttributeError."""
         if isinstance(value, cls):
             return value
-        return getattr(cls, value.replace("-", "_"))
+        try:
+            return cls.__members__[value.replace("-", "_")]
+        except KeyError:
+            raise AttributeError(value) from None
 
 
 class SSLNegotiation(str, enum.Enum):
@@ -358,7 +361,11 @@ async def open_stream(
     except BaseException:
         transport.close()
         raise
-    proto = factory()
-    transport.set_protocol(proto)
-    proto.connection_made(transport)
+    try:
+        proto = factory()
+        transport.set_protocol(proto)
+        proto.connection_made(transport)
+    except BaseException:
+        transport.close()
+        raise
     return transport, proto, upgrade

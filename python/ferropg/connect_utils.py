@@ -64,7 +64,7 @@ class ConnectParams:
 
     addrs: list[str | tuple[str, int]]
     user: str
-    password: str | None
+    password: str | None = field(repr=False)
     database: str
     server_settings: dict[str, str] = field(default_factory=dict)
     connect_timeout: float | None = None
@@ -77,15 +77,15 @@ class ConnectParams:
     gsslib: str = "gssapi"
 
 
-def _split_host_specs(spec: str, *, strict: bool = True) -> tuple[list[str], list[int | None]]:
+def _split_host_specs(spec: str) -> tuple[list[str], list[int | None]]:
     """``host[:port]`` items, comma-separated: the hosts, and each one's port or None.
-    An IPv6 address is bracketed when a port follows (``[::1]:5433``); unless ``strict``,
-    a bare one (more than one colon, as the DSN parser leaves it) is taken whole."""
+    An IPv6 address is bracketed when a port follows (``[::1]:5433``); a bare one (more
+    than one colon) is taken whole."""
     hosts: list[str] = []
     ports: list[int | None] = []
     for item in (i.strip() for i in spec.split(",")):
         port = ""
-        bare_ipv6 = not strict and not item.startswith("[") and item.count(":") > 1
+        bare_ipv6 = not item.startswith("[") and item.count(":") > 1
         if item.startswith("/") or bare_ipv6:
             host = item
         elif item.startswith("["):
@@ -118,6 +118,7 @@ _CLIENT_OPTIONS = (
     "target_session_attrs",
     "passfile",
     "service",
+    "servicefile",
     "krbsrvname",
     "gsslib",
     *_tls.DSN_OPTIONS,
@@ -158,6 +159,7 @@ def resolve_params(
     settings = dict(from_dsn.get("server_settings") or ())
     client = {name: settings.pop(name, None) for name in _CLIENT_OPTIONS}
     service = service or client["service"] or env.get("PGSERVICE")
+    servicefile = servicefile or client["servicefile"]
     svc = _pgservice.service_params(service, servicefile) if service else {}
 
     def option(name: str) -> Any:
@@ -168,10 +170,12 @@ def resolve_params(
     # as asyncpg reads them.
     host_ports: list[int | None] = []
     if not hosts and from_dsn.get("host"):
-        hosts, host_ports = _split_host_specs(",".join(from_dsn["host"]), strict=False)
+        hosts, host_ports = _split_host_specs(",".join(from_dsn["host"]))
     hosts = hosts or _as_list(svc.get("host"))
     if not hosts and env.get("PGHOST"):
         hosts, host_ports = _split_host_specs(env["PGHOST"])
+    # Ports written into the hosts yield to ports given as such (argument, DSN).
+    explicit_ports = bool(_as_list(port) or from_dsn.get("port"))
     ports = (
         _as_list(port)
         or from_dsn.get("port")
@@ -183,8 +187,9 @@ def resolve_params(
     except ValueError as e:
         raise exceptions.ClientConfigurationError(f"invalid port: {e}") from None
     user = user or from_dsn.get("user") or svc.get("user") or env.get("PGUSER") or getpass.getuser()
+    # An empty password is no password (libpq's and asyncpg's rule): look further.
     for source in (from_dsn.get("password"), svc.get("password"), env.get("PGPASSWORD")):
-        if password is None:
+        if password is None and source:
             password = source
     database = (
         database
@@ -197,7 +202,7 @@ def resolve_params(
 
     if not ports:
         ports = [5432]
-    if any(p is not None for p in host_ports):
+    if not explicit_ports and any(p is not None for p in host_ports):
         defaults = ports * len(hosts) if len(ports) == 1 else ports
         if len(defaults) == len(hosts):
             ports = [hp if hp is not None else d for hp, d in zip(host_ports, defaults)]
@@ -212,7 +217,9 @@ def resolve_params(
         )
     addrs: list[str | tuple[str, int]] = []
     for h, p in zip(hosts, ports):
-        if h.startswith("/"):
+        if h.startswith("/") and ".s.PGSQL." in os.path.basename(h):
+            addrs.append(h)  # already the socket itself
+        elif h.startswith("/"):
             addrs.append(os.path.join(h, f".s.PGSQL.{p}"))
         else:
             addrs.append((h, p))
@@ -243,6 +250,12 @@ def resolve_params(
         settings.setdefault("application_name", application_name)
     if server_settings:
         settings.update(server_settings)
+    encoding = settings.pop("client_encoding", "UTF8")
+    if encoding.replace("-", "").replace("_", "").upper() not in ("UTF8", "UNICODE"):
+        # Every text codec reads UTF-8; another encoding would garble what comes back.
+        raise exceptions.ClientConfigurationError(
+            f"client_encoding {encoding!r} is not supported: ferropg talks UTF8 only"
+        )
     return ConnectParams(
         addrs=addrs,
         user=user,
@@ -490,7 +503,11 @@ async def _connect_addr(
     transport, proto = await connect_to(
         addr, params, loop, record_class=record_class, config=config
     )
-    return connection_class(proto, transport, loop, addr, params, config)
+    try:
+        return connection_class(proto, transport, loop, addr, params, config)
+    except BaseException:
+        transport.abort()
+        raise
 
 
 async def _can_use_connection(con: Connection, attr: SessionAttribute) -> bool:
@@ -560,8 +577,8 @@ async def _cancel(
     """Sends a CancelRequest for ``backend_pid`` on a connection of its own.
 
     The server answers by closing the connection; we wait for that, so the caller knows
-    the request was read. The request goes over TLS when the connections do (but with
-    ``sslmode=allow``, which may well have connected without).
+    the request was read. It goes over TLS when ``params.tls`` says so: the caller passes
+    the TLS settings only when its connection used TLS.
     """
     body = (
         _CANCEL_REQUEST_CODE.to_bytes(4, "big")
@@ -569,13 +586,13 @@ async def _cancel(
         + bytes(backend_secret)
     )
     request = (len(body) + 4).to_bytes(4, "big") + body
-    tls = params.tls
-    if tls is not None and tls.mode == SSLMode.allow:
-        tls = None
     closed = loop.create_future()
-    transport, _, _ = await _tls.open_stream(
-        loop, addr, tls, lambda: _CancelSender(request, closed)
-    )
+    try:
+        transport, _, _ = await _tls.open_stream(
+            loop, addr, params.tls, lambda: _CancelSender(request, closed)
+        )
+    except _tls.HandshakeFailed as e:
+        raise e.__cause__ from None
     try:
         await closed
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import traceback
 import warnings
@@ -346,7 +347,7 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
                 await connect_utils._cancel(
                     loop=self._loop,
                     addr=self._addr,
-                    params=self._params,
+                    params=self._cancel_params(),
                     backend_pid=pid,
                     backend_secret=secret,
                 )
@@ -673,6 +674,12 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
         """A cursor over ``query``'s rows: ``async for`` it, or ``await`` it for a Cursor."""
         self._check_open()
         return cursor.CursorFactory(self, query, None, args, prefetch, timeout, record_class)
+
+    def _cancel_params(self) -> connect_utils.ConnectParams:
+        # A cancel request goes the way the connection went: over TLS exactly when it did.
+        if getattr(self._protocol, "is_ssl", False):
+            return self._params
+        return dataclasses.replace(self._params, tls=None)
 
     def transaction(
         self, *, isolation: str | None = None, readonly: bool = False, deferrable: bool = False
