@@ -1,7 +1,7 @@
 //! Connection settings: parsed from a libpq URI or keyword/value string, or built
 //! with setters, with libpq's `PG*` environment fallback.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use ferropg_core::conn::StartupParams;
 
 pub use ferropg_core::config::Host;
 
+use crate::tls::{self, SslMode, Tls, TlsFiles};
 use crate::Error;
 
 /// Connection settings.
@@ -31,8 +32,15 @@ use crate::Error;
 /// `$USER`, the database the user's name, the host the usual Unix socket
 /// directories and then `localhost`, the port 5432.
 ///
-/// TLS is not implemented yet: `sslmode` values `require`, `verify-ca` and
-/// `verify-full` are rejected; `disable`, `allow` and `prefer` connect without TLS.
+/// TLS over TCP follows libpq's `sslmode` (default `prefer`): `disable`; `allow`
+/// and `prefer` try without TLS first or with it first, and the other way once if
+/// the server turns the first away before authentication; `require` insists on TLS
+/// but checks no certificate, unless a root certificate is there; `verify-ca`
+/// checks the chain; `verify-full` the chain and the host name. The files come
+/// from `sslrootcert`, `sslcert` and `sslkey` (or `PGSSLROOTCERT`, `PGSSLCERT`,
+/// `PGSSLKEY`), else `~/.postgresql/root.crt`, `postgresql.crt` and
+/// `postgresql.key`. Unix sockets never use TLS. Cancel requests go without TLS,
+/// as libpq's `PQcancel` sends them.
 ///
 /// Settings of the client itself, not sent to the server: the statement cache
 /// ([`statement_cache_size`](Config::statement_cache_size),
@@ -271,15 +279,25 @@ impl Config {
         self.inner.addresses().map_err(|e| Error::config(e.0))
     }
 
-    /// Rejects what this client cannot honour.
-    pub(crate) fn check_supported(&self) -> Result<(), Error> {
-        match self.inner.sslmode.as_deref() {
-            None | Some("disable" | "allow" | "prefer") => Ok(()),
-            Some(mode @ ("require" | "verify-ca" | "verify-full")) => Err(Error::config(format!(
-                "sslmode={mode} needs TLS, which this client does not support yet"
-            ))),
-            Some(other) => Err(Error::config(format!("invalid sslmode {other:?}"))),
-        }
+    /// The TLS settings: `sslmode` and the certificate files (the DSN's, else
+    /// `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY`), with the connector built for them.
+    pub(crate) fn tls(&self) -> Result<Tls, Error> {
+        let mode = SslMode::parse(self.inner.sslmode.as_deref())?;
+        let file = |key: &str, var: &str| {
+            self.inner
+                .server_settings
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+                .or_else(|| std::env::var(var).ok().filter(|v| !v.is_empty()))
+                .map(PathBuf::from)
+        };
+        let files = TlsFiles {
+            root_cert: file("sslrootcert", "PGSSLROOTCERT"),
+            cert: file("sslcert", "PGSSLCERT"),
+            key: file("sslkey", "PGSSLKEY"),
+        };
+        Tls::new(mode, &files)
     }
 
     /// The startup message's contents: the user (falling back to `$USER`), the
@@ -301,7 +319,9 @@ impl Config {
             options.push(("application_name".into(), app.clone()));
         }
         for (name, value) in &c.server_settings {
-            if name.eq_ignore_ascii_case("client_encoding") {
+            if name.eq_ignore_ascii_case("client_encoding")
+                || tls::FILE_OPTIONS.contains(&name.as_str())
+            {
                 continue;
             }
             options.push((name.clone(), value.clone()));
@@ -429,15 +449,24 @@ mod tests {
     }
 
     #[test]
-    fn tls_modes_are_rejected() {
-        assert!(Config::parse("sslmode=prefer")
+    fn sslmodes_and_their_files() {
+        for mode in ["disable", "allow", "prefer", "require"] {
+            let c = Config::parse(&format!("sslmode={mode}")).unwrap();
+            assert!(c.tls().is_ok(), "{mode}");
+        }
+        let err = Config::parse("sslmode=sometimes")
             .unwrap()
-            .check_supported()
-            .is_ok());
-        let err = Config::parse("sslmode=require")
-            .unwrap()
-            .check_supported()
+            .tls()
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config);
+        let err = Config::parse("sslmode=verify-ca sslrootcert=/nonexistent/root.crt")
+            .unwrap()
+            .tls()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        // The file options are the client's: never sent as settings.
+        let c = Config::parse("user=u sslrootcert=/r sslcert=/c sslkey=/k").unwrap();
+        let p = c.startup_params().unwrap();
+        assert!(!p.options.iter().any(|(k, _)| k.starts_with("ssl")));
     }
 }

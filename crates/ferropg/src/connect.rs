@@ -5,6 +5,8 @@ use std::time::Duration;
 use ferropg_core::conn::StartupParams;
 
 use crate::config::{ClientSettings, Config, Host};
+use crate::socket::Socket;
+use crate::tls::{SslMode, Tls};
 use crate::{socket, Connection, Error, ErrorKind};
 
 /// Connects with `config`, after filling its unset settings from the `PG*`
@@ -25,13 +27,13 @@ use crate::{socket, Connection, Error, ErrorKind};
 pub async fn connect(config: &Config) -> Result<Connection, Error> {
     let mut config = config.clone();
     config.apply_env()?;
-    config.check_supported()?;
+    let tls = config.tls()?;
     let params = config.startup_params()?;
     let settings = config.client_settings();
     let timeout = config.get_connect_timeout();
     let mut last = None;
     for (host, port) in config.addresses()? {
-        let attempt = establish(&host, port, params.clone(), settings, timeout);
+        let attempt = establish(&host, port, params.clone(), settings, timeout, &tls);
         let result = match timeout {
             Some(limit) => tokio::time::timeout(limit, attempt)
                 .await
@@ -59,18 +61,85 @@ pub async fn connect(config: &Config) -> Result<Connection, Error> {
     Err(last.unwrap_or_else(|| Error::config("no host to connect to")))
 }
 
-/// One attempt: connect the socket, then run startup and authentication.
+/// Connects to one host. `allow` starts without TLS and `prefer` with it; either
+/// goes the other way once when the server turns the first attempt away before
+/// authentication (its `pg_hba.conf` may want the other).
 async fn establish(
     host: &Host,
     port: u16,
     params: StartupParams,
     settings: ClientSettings,
     timeout: Option<Duration>,
+    tls: &Tls,
 ) -> Result<Connection, Error> {
+    let first = match tls.mode {
+        SslMode::Disable => None,
+        SslMode::Allow => None,
+        _ => Some(tls),
+    };
+    let failed = match attempt(host, port, params.clone(), settings, timeout, first).await {
+        Ok(conn) => return Ok(conn),
+        Err(failed) => failed,
+    };
+    let fallback = matches!(tls.mode, SslMode::Allow | SslMode::Prefer)
+        && matches!(host, Host::Tcp(_))
+        && failed.error.kind() == ErrorKind::Db
+        && !failed.authenticated
+        && failed.on_tls == first.is_some();
+    if !fallback {
+        return Err(failed.error);
+    }
+    let second = if first.is_some() { None } else { Some(tls) };
+    attempt(host, port, params, settings, timeout, second)
+        .await
+        .map_err(|f| f.error)
+}
+
+/// How an attempt failed: the error, whether the server had accepted the
+/// credentials, and whether the stream was using TLS.
+struct Failed {
+    error: Error,
+    authenticated: bool,
+    on_tls: bool,
+}
+
+impl From<Error> for Failed {
+    fn from(error: Error) -> Failed {
+        Failed {
+            error,
+            authenticated: false,
+            on_tls: false,
+        }
+    }
+}
+
+/// One attempt: connect the socket, upgrade it to TLS when `tls` is given (and the
+/// host is TCP), then run startup and authentication.
+async fn attempt(
+    host: &Host,
+    port: u16,
+    params: StartupParams,
+    settings: ClientSettings,
+    timeout: Option<Duration>,
+    tls: Option<&Tls>,
+) -> Result<Connection, Failed> {
     let (socket, endpoint) = socket::connect(host, port).await?;
+    let (socket, on_tls) = match (socket, tls, host) {
+        (Socket::Tcp(tcp), Some(tls), Host::Tcp(name)) => match tls.upgrade(tcp, name).await? {
+            Ok(stream) => (Socket::Tls(Box::new(stream)), true),
+            Err(plain) => (Socket::Tcp(plain), false),
+        },
+        (socket, ..) => (socket, false),
+    };
     let mut conn = Connection::new(socket, endpoint, params, settings, timeout);
-    conn.startup().await?;
-    Ok(conn)
+    match conn.startup().await {
+        Ok(()) => Ok(conn),
+        Err(error) => Err(Failed {
+            error,
+            authenticated: conn.core.authenticated(),
+            on_tls,
+        }),
+    }
 }
 
 fn describe(host: &Host, port: u16) -> String {

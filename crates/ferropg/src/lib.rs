@@ -51,7 +51,10 @@
 //! - Enums, composites, domains, ranges and multiranges of one's own are learned
 //!   from the catalog the first time a statement uses them (see [`types`]).
 //!
-//! Not implemented yet: TLS, pipelining several requests, a shared `Client`, pools.
+//! - TLS over TCP with libpq's `sslmode` rules and certificate files (see
+//!   [`Config`]), on rustls.
+//!
+//! Not implemented yet: pipelining several requests, a shared `Client`, pools.
 
 mod cancel;
 pub mod config;
@@ -66,6 +69,7 @@ mod row;
 mod socket;
 mod statement;
 mod stream;
+mod tls;
 mod transaction;
 pub mod types;
 

@@ -5,9 +5,13 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
+use tokio_rustls::client::TlsStream;
 
 use crate::config::Host;
 use crate::Error;
@@ -17,6 +21,7 @@ use crate::Error;
 pub(crate) enum Socket {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Tls(Box<TlsStream<TcpStream>>),
 }
 
 /// The address a socket was connected to.
@@ -32,6 +37,7 @@ impl Socket {
         match self {
             Socket::Tcp(s) => s.read_buf(buf).await,
             Socket::Unix(s) => s.read_buf(buf).await,
+            Socket::Tls(s) => s.read_buf(buf).await,
         }
     }
 
@@ -40,23 +46,54 @@ impl Socket {
         match self {
             Socket::Tcp(s) => s.write_buf(buf).await,
             Socket::Unix(s) => s.write_buf(buf).await,
+            Socket::Tls(s) => {
+                let n = s.write_buf(buf).await?;
+                // The TLS layer may hold the record back until flushed.
+                s.flush().await?;
+                Ok(n)
+            }
         }
     }
 
     /// Reads what has already arrived into `buf`, without waiting
     /// (`WouldBlock` when nothing has).
-    pub(crate) fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
+    pub(crate) fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
         match self {
             Socket::Tcp(s) => s.try_read_buf(buf),
             Socket::Unix(s) => s.try_read_buf(buf),
+            Socket::Tls(s) => {
+                // TLS streams have no try_read: poll once, with nobody to wake.
+                let mut chunk = [0u8; 8192];
+                let mut read = ReadBuf::new(&mut chunk);
+                let mut cx = Context::from_waker(Waker::noop());
+                match Pin::new(s.as_mut()).poll_read(&mut cx, &mut read) {
+                    Poll::Ready(Ok(())) => {
+                        buf.extend_from_slice(read.filled());
+                        Ok(read.filled().len())
+                    }
+                    Poll::Ready(Err(e)) => Err(e),
+                    Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+                }
+            }
         }
     }
 
     /// Writes what the kernel takes right now, without waiting.
-    pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+    pub(crate) fn try_write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Socket::Tcp(s) => s.try_write(buf),
             Socket::Unix(s) => s.try_write(buf),
+            Socket::Tls(s) => {
+                let mut cx = Context::from_waker(Waker::noop());
+                let mut stream = Pin::new(s.as_mut());
+                match stream.as_mut().poll_write(&mut cx, buf) {
+                    Poll::Ready(result) => {
+                        let _ = stream.poll_flush(&mut cx);
+                        result
+                    }
+                    Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+                }
+            }
         }
     }
 
@@ -65,6 +102,7 @@ impl Socket {
         match self {
             Socket::Tcp(s) => s.shutdown().await,
             Socket::Unix(s) => s.shutdown().await,
+            Socket::Tls(s) => s.shutdown().await,
         }
     }
 }

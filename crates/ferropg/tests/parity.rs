@@ -148,7 +148,9 @@ async fn relay(client: TcpStream, server: TcpStream, log: Arc<Mutex<Vec<u8>>>) {
             if !startup {
                 log.lock().unwrap().push(pending[0]);
             }
-            startup = false;
+            // An SSLRequest (sslmode=prefer, the default) precedes the StartupMessage,
+            // untagged too.
+            startup = startup && len == 8 && pending[4..8] == 80877103i32.to_be_bytes();
             pending.drain(..header + len);
         }
         if server_write.write_all(&chunk[..n]).await.is_err() {

@@ -615,6 +615,15 @@ impl TempCluster {
             .map_err(|_| other_error(format!("unexpected server_version_num {text:?}")))
     }
 
+    /// Hands `path` to the OS user the server runs as (when the tests run as
+    /// root), so that the server may read it, a private key included.
+    pub fn give_to_server(&self, path: &Path) -> io::Result<()> {
+        if let Some((_, uid, gid)) = server_os_user()? {
+            std::os::unix::fs::chown(path, Some(uid), Some(gid))?;
+        }
+        Ok(())
+    }
+
     /// Removes all records from `pg_hba.conf` (applied by
     /// [`TempCluster::reload`]).
     pub fn reset_hba(&self) -> io::Result<()> {
