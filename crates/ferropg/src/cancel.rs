@@ -7,7 +7,8 @@ use std::time::Duration;
 use bytes::BytesMut;
 use ferropg_core::message::frontend;
 
-use crate::socket::Endpoint;
+use crate::socket::{Endpoint, Socket};
+use crate::tls::Tls;
 use crate::Error;
 
 /// What is needed to cancel the query a connection is running, from anywhere: the
@@ -20,6 +21,8 @@ use crate::Error;
 #[derive(Debug, Clone)]
 pub struct CancelToken {
     pub(crate) endpoint: Endpoint,
+    /// Set when the connection used TLS: its cancel requests do too.
+    pub(crate) tls: Option<(Tls, String)>,
     pub(crate) process_id: i32,
     pub(crate) secret_key: Vec<u8>,
     pub(crate) connect_timeout: Option<Duration>,
@@ -53,7 +56,13 @@ impl CancelToken {
     }
 
     async fn send(&self) -> Result<(), Error> {
-        let mut socket = self.endpoint.connect().await?;
+        let mut socket = match (self.endpoint.connect().await?, &self.tls) {
+            (Socket::Tcp(tcp), Some((tls, name))) => match tls.upgrade(tcp, name).await? {
+                Ok(stream) => Socket::Tls(Box::new(stream)),
+                Err(plain) => Socket::Tcp(plain),
+            },
+            (socket, _) => socket,
+        };
         let mut buf = BytesMut::with_capacity(12 + self.secret_key.len());
         frontend::cancel_request_with_key(self.process_id, &self.secret_key, &mut buf);
         while !buf.is_empty() {

@@ -39,8 +39,8 @@ use crate::Error;
 /// checks the chain; `verify-full` the chain and the host name. The files come
 /// from `sslrootcert`, `sslcert` and `sslkey` (or `PGSSLROOTCERT`, `PGSSLCERT`,
 /// `PGSSLKEY`), else `~/.postgresql/root.crt`, `postgresql.crt` and
-/// `postgresql.key`. Unix sockets never use TLS. Cancel requests go without TLS,
-/// as libpq's `PQcancel` sends them.
+/// `postgresql.key`. Unix sockets never use TLS. A connection that uses TLS sends
+/// its cancel requests over TLS too.
 ///
 /// Settings of the client itself, not sent to the server: the statement cache
 /// ([`statement_cache_size`](Config::statement_cache_size),

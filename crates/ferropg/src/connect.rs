@@ -132,6 +132,11 @@ async fn attempt(
         (socket, ..) => (socket, false),
     };
     let mut conn = Connection::new(socket, endpoint, params, settings, timeout);
+    if on_tls {
+        if let (Some(tls), Host::Tcp(name)) = (tls, host) {
+            conn.tls = Some((tls.clone(), name.clone()));
+        }
+    }
     match conn.startup().await {
         Ok(()) => Ok(conn),
         Err(error) => Err(Failed {

@@ -26,6 +26,7 @@ use crate::statement::{
     type_from_oid, CloseQueue, Column, PendingName, Source, Statement, ToStatement,
 };
 use crate::stream::RowStream;
+use crate::tls::Tls;
 use crate::transaction::{Transaction, TransactionBuilder};
 use crate::Error;
 
@@ -88,6 +89,8 @@ pub struct Connection {
     /// The per-call time limit.
     timeout: Option<Duration>,
     connect_timeout: Option<Duration>,
+    /// The TLS settings and server name the connection used, for its cancel requests.
+    pub(crate) tls: Option<(Tls, String)>,
     /// Non-built-in types learned from the catalog.
     pub(crate) types: TypeCache,
 }
@@ -165,6 +168,7 @@ impl Connection {
             clock: Instant::now(),
             timeout: settings.command_timeout,
             connect_timeout,
+            tls: None,
             types: TypeCache::default(),
         }
     }
@@ -515,6 +519,7 @@ impl Connection {
     pub fn cancel_token(&self) -> CancelToken {
         CancelToken {
             endpoint: self.endpoint.clone(),
+            tls: self.tls.clone(),
             process_id: self.core.process_id(),
             secret_key: self.core.secret_key().to_vec(),
             connect_timeout: self.connect_timeout,
