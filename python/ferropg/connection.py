@@ -811,8 +811,16 @@ async def connect(
 ) -> Connection:
     """Connects to a PostgreSQL server, as asyncpg's ``connect()`` does.
 
-    Arguments left out come from the DSN, then from the ``PG*`` environment variables,
-    then from libpq's defaults.
+    Arguments left out come from the DSN, then from the connection service file
+    (``service=``), then from the ``PG*`` environment variables, then from libpq's
+    defaults; a password still missing is looked up in the password file
+    (``passfile=``, ``PGPASSFILE``, ``~/.pgpass``).
+
+    ``ssl`` is an ``sslmode`` name (``'disable'``, ``'allow'``, ``'prefer'``, the default
+    over TCP, ``'require'``, ``'verify-ca'``, ``'verify-full'``), ``True`` (the default
+    context, verify-full) or an ``ssl.SSLContext``; certificates come from the DSN
+    (``sslrootcert``, ``sslcert``, ``sslkey``, ``sslcrl``), ``PGSSL*`` or
+    ``~/.postgresql``. Unix sockets never use TLS.
 
     With several hosts, each is tried in turn until one matches ``target_session_attrs``
     (``'any'``, ``'primary'``, ``'standby'``, ``'read-write'``, ``'read-only'`` or
