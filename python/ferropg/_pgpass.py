@@ -10,6 +10,8 @@ import stat
 import warnings
 from collections.abc import Iterable
 
+from ._home import home_file
+
 __all__ = ("default_passfile", "password_from_passfile", "read_passfile")
 
 # A colon separates fields unless a backslash escapes it.
@@ -18,10 +20,7 @@ _FIELD_SEPARATOR = re.compile(r"(?<!\\):")
 
 def default_passfile() -> pathlib.Path | None:
     """``~/.pgpass``, or None when there is no home directory to look in."""
-    try:
-        return pathlib.Path.home() / ".pgpass"
-    except (RuntimeError, KeyError):
-        return None
+    return home_file(".pgpass")
 
 
 def read_passfile(path: pathlib.Path) -> list[tuple[str, ...]]:

@@ -8,6 +8,7 @@ import os
 import pathlib
 
 from . import exceptions
+from ._home import home_file
 
 __all__ = ("service_params",)
 
@@ -18,11 +19,8 @@ def _candidates(servicefile: str | None) -> list[pathlib.Path]:
     paths = []
     if os.environ.get("PGSERVICEFILE"):
         paths.append(pathlib.Path(os.environ["PGSERVICEFILE"]))
-    else:
-        try:
-            paths.append(pathlib.Path.home() / ".pg_service.conf")
-        except (RuntimeError, KeyError):
-            pass
+    elif (home := home_file(".pg_service.conf")) is not None:
+        paths.append(home)
     if os.environ.get("PGSYSCONFDIR"):
         paths.append(pathlib.Path(os.environ["PGSYSCONFDIR"]) / "pg_service.conf")
     return paths

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import exceptions
+from ._home import home_file
 
 __all__ = (
     "DSN_OPTIONS",
@@ -109,10 +110,7 @@ class TLSConfig:
 
 def _dot_postgresql(name: str) -> pathlib.Path | None:
     """``~/.postgresql/name``, or None when there is no usable home directory."""
-    try:
-        return pathlib.Path.home() / ".postgresql" / name
-    except (RuntimeError, KeyError):
-        return None
+    return home_file(".postgresql", name)
 
 
 def _tls_version(value: str) -> ssl_module.TLSVersion:
@@ -134,28 +132,30 @@ def _verify_locations(ctx: ssl_module.SSLContext, mode: SSLMode, rootcert: str |
         ctx.verify_mode = ssl_module.CERT_REQUIRED
         return
     default = _dot_postgresql("root.crt")
-    try:
-        if default is None:
-            raise FileNotFoundError
-        ctx.load_verify_locations(cafile=default)
-    except (FileNotFoundError, NotADirectoryError):
-        if mode == SSLMode.require:
-            ctx.verify_mode = ssl_module.CERT_NONE
+    if default is not None:
+        try:
+            ctx.load_verify_locations(cafile=default)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        else:
+            ctx.verify_mode = ssl_module.CERT_REQUIRED
             return
-        detail = None
-        if default is None:
-            detail = (
-                "Could not determine location of user home directory (HOME is either "
-                "unset, inaccessible, or does not point to a valid directory)"
-            )
-        where = "~/.postgresql/root.crt" if default is None else str(default)
-        raise exceptions.ClientConfigurationError(
-            f'root certificate file "{where}" does not exist or cannot be accessed',
-            hint=f'Provide the certificate file directly or make sure "{where}" exists '
-            "and is readable.",
-            detail=detail,
-        ) from None
-    ctx.verify_mode = ssl_module.CERT_REQUIRED
+    if mode == SSLMode.require:
+        ctx.verify_mode = ssl_module.CERT_NONE
+        return
+    detail = None
+    if default is None:
+        detail = (
+            "Could not determine location of user home directory (HOME is either "
+            "unset, inaccessible, or does not point to a valid directory)"
+        )
+    where = "~/.postgresql/root.crt" if default is None else str(default)
+    raise exceptions.ClientConfigurationError(
+        f'root certificate file "{where}" does not exist or cannot be accessed',
+        hint=f'Provide the certificate file directly or make sure "{where}" exists '
+        "and is readable.",
+        detail=detail,
+    )
 
 
 def _load_crl(ctx: ssl_module.SSLContext, crl: str | None) -> None:

@@ -69,7 +69,7 @@ class ConnectParams:
     server_settings: dict[str, str] = field(default_factory=dict)
     connect_timeout: float | None = None
     target_session_attrs: SessionAttribute = SessionAttribute.any
-    #: None: never TLS (only Unix sockets, no ``ssl`` asked for).
+    #: None: never TLS (a cancel request of a connection that went without).
     tls: TLSConfig | None = None
     #: Kerberos service name and GSS library (accepted and checked; GSSAPI itself is not
     #: implemented).
@@ -175,13 +175,8 @@ def resolve_params(
     if not hosts and env.get("PGHOST"):
         hosts, host_ports = _split_host_specs(env["PGHOST"])
     # Ports written into the hosts yield to ports given as such (argument, DSN).
-    explicit_ports = bool(_as_list(port) or from_dsn.get("port"))
-    ports = (
-        _as_list(port)
-        or from_dsn.get("port")
-        or _as_list(svc.get("port"))
-        or _as_list(env.get("PGPORT"))
-    )
+    given_ports = _as_list(port) or from_dsn.get("port")
+    ports = given_ports or _as_list(svc.get("port")) or _as_list(env.get("PGPORT"))
     try:
         ports = [int(p) for p in ports]
     except ValueError as e:
@@ -202,7 +197,7 @@ def resolve_params(
 
     if not ports:
         ports = [5432]
-    if not explicit_ports and any(p is not None for p in host_ports):
+    if not given_ports and any(p is not None for p in host_ports):
         defaults = ports * len(hosts) if len(ports) == 1 else ports
         if len(defaults) == len(hosts):
             ports = [hp if hp is not None else d for hp, d in zip(host_ports, defaults)]
@@ -364,16 +359,16 @@ async def connect_to(
     tls = params.tls
     # Asked once, whatever number of attempts follows.
     password = await _password(params.password)
-    options = (params, password, record_class, config)
+    common = (params, password, record_class, config)
     if isinstance(addr, str) or tls is None or tls.mode not in (SSLMode.allow, SSLMode.prefer):
-        return await _attempt(loop, addr, tls, *options, retry=False)
+        return await _attempt(loop, addr, tls, *common, retry=False)
     first, second = (tls, None) if tls.mode == SSLMode.prefer else (None, tls)
     try:
-        return await _attempt(loop, addr, first, *options, retry=True)
+        return await _attempt(loop, addr, first, *common, retry=True)
     except _RetryOtherWay as signal:
         first_error = signal.__cause__
     try:
-        return await _attempt(loop, addr, second, *options, retry=False)
+        return await _attempt(loop, addr, second, *common, retry=False)
     except NextHost as signal:
         signal.__cause__.__cause__ = first_error
         raise
@@ -435,7 +430,7 @@ async def _attempt(
     try:
         transport, proto, on_tls = await _tls.open_stream(loop, addr, tls, factory)
     except _tls.HandshakeFailed as e:
-        if retry and isinstance(e.__cause__, OSError):
+        if retry:
             raise _RetryOtherWay() from e.__cause__
         raise e.__cause__ from None
     try:

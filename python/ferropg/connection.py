@@ -477,17 +477,14 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
         one coroutine, and come here only when it raised."""
         if isinstance(exc, asyncio.CancelledError):
             self._abandon(fut)
-            raise exc
-        if isinstance(exc, exceptions.OutdatedSchemaCacheError):
+        elif isinstance(exc, exceptions.OutdatedSchemaCacheError):
             self._schema_changed()
-            raise exc
-        if not isinstance(exc, exceptions.InvalidCachedStatementError):
-            raise exc
-        self._drop_global_statement_cache()
-        if self.is_in_transaction():
-            raise exc
-        # The one retry _execute_retrying would have made.
-        return await self._prepare_and_run(query, args, limit, want_rows, None)
+        elif isinstance(exc, exceptions.InvalidCachedStatementError):
+            self._drop_global_statement_cache()
+            if not self.is_in_transaction():
+                # The one retry _execute_retrying would have made.
+                return await self._prepare_and_run(query, args, limit, want_rows, None)
+        raise exc
 
     async def _prepare_and_run(self, query, args, limit, want_rows, record_class) -> Any:
         stmt = await self._get_statement(query, None, record_class=record_class)

@@ -72,11 +72,7 @@ async fn establish(
     timeout: Option<Duration>,
     tls: &Tls,
 ) -> Result<Connection, Error> {
-    let first = match tls.mode {
-        SslMode::Disable => None,
-        SslMode::Allow => None,
-        _ => Some(tls),
-    };
+    let first = (tls.mode >= SslMode::Prefer).then_some(tls);
     let failed = match attempt(host, port, params.clone(), settings, timeout, first).await {
         Ok(conn) => return Ok(conn),
         Err(failed) => failed,
@@ -124,25 +120,24 @@ async fn attempt(
     tls: Option<&Tls>,
 ) -> Result<Connection, Failed> {
     let (socket, endpoint) = socket::connect(host, port).await?;
-    let (socket, on_tls) = match (socket, tls, host) {
+    let (socket, used_tls) = match (socket, tls, host) {
         (Socket::Tcp(tcp), Some(tls), Host::Tcp(name)) => match tls.upgrade(tcp, name).await? {
-            Ok(stream) => (Socket::Tls(Box::new(stream)), true),
-            Err(plain) => (Socket::Tcp(plain), false),
+            Ok(stream) => (
+                Socket::Tls(Box::new(stream)),
+                Some((tls.clone(), name.clone())),
+            ),
+            Err(plain) => (Socket::Tcp(plain), None),
         },
-        (socket, ..) => (socket, false),
+        (socket, ..) => (socket, None),
     };
     let mut conn = Connection::new(socket, endpoint, params, settings, timeout);
-    if on_tls {
-        if let (Some(tls), Host::Tcp(name)) = (tls, host) {
-            conn.tls = Some((tls.clone(), name.clone()));
-        }
-    }
+    conn.tls = used_tls;
     match conn.startup().await {
         Ok(()) => Ok(conn),
         Err(error) => Err(Failed {
             error,
             authenticated: conn.core.authenticated(),
-            on_tls,
+            on_tls: conn.tls.is_some(),
         }),
     }
 }
