@@ -267,8 +267,8 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
     async def _ready_for_operation(self, timeout: float | None = None) -> None:
         """Refuses a second concurrent operation; waits out an abandoned one.
 
-        Waiting counts against the caller's timeout; if that runs out first the
-        connection's state is unknown and it is closed.
+        Waiting counts against the caller's timeout. If that runs out first, the caller
+        gets TimeoutError and the cancellation goes on: the connection stays usable.
         """
         self._check_open()
         if self._protocol.is_busy():
@@ -279,14 +279,10 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
             # Nothing is sent: there is no time to run anything.
             raise asyncio.TimeoutError
         if self._cancellations or self._protocol.has_pending():
-            try:
-                if timeout is None:
-                    await self._wait_for_cancellation()
-                else:
-                    await asyncio.wait_for(self._wait_for_cancellation(), max(timeout, 0))
-            except asyncio.TimeoutError:
-                self._abort()
-                raise
+            if timeout is None:
+                await self._wait_for_cancellation()
+            else:
+                await asyncio.wait_for(self._wait_for_cancellation(), max(timeout, 0))
             self._check_open()
 
     # -------------------------------------------------------------- timeouts
@@ -375,8 +371,10 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
                 waiter.set_result(None)
 
     async def _wait_for_cancellation(self) -> None:
-        if self._cancellations:
-            await asyncio.gather(*list(self._cancellations), return_exceptions=True)
+        # asyncio.wait, not gather: a caller that gives up waiting must not cancel the
+        # attempts, whose CancelRequest may still be on its way to the server.
+        while pending := [t for t in self._cancellations if not t.done()]:
+            await asyncio.wait(pending)
         await self._protocol._drain_cancels()
 
     def _abort(self) -> None:

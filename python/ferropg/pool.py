@@ -414,9 +414,16 @@ class PoolConnectionHolder:
         self._in_use = self._pool._loop.create_future()
         return proxy
 
-    async def release(self, timeout: Optional[float]) -> None:
-        """Resets the checked-out connection and puts the holder back in the queue, or
-        closes the connection when it is spent, expired or broken."""
+    async def release(
+        self, timeout: Optional[float], con: Optional[_connection.Connection] = None
+    ) -> None:
+        """Resets the checked-out connection ``con`` (default: the holder's) and puts the
+        holder back in the queue, or closes the connection when it is spent, expired or
+        broken."""
+        if con is not None and (self._con is not con or self._in_use is None):
+            # The connection was lost under its user, which already freed the holder (and
+            # it may be checked out again with a new connection): nothing left to release.
+            return
         if self._in_use is None:
             raise exceptions.InternalClientError(
                 "PoolConnectionHolder.release() called on a free connection holder"
@@ -932,6 +939,14 @@ class Pool:
                 f"Pool.release() received invalid connection: "
                 f"{connection!r} is not a member of this pool"
             )
+        await self._release(connection, timeout, None)
+
+    async def _release(
+        self, connection: PoolConnectionProxy, timeout: Optional[float], wait: Optional[float]
+    ) -> None:
+        """Releases ``connection`` with a reset bounded by ``timeout`` (default: the
+        acquire's); the caller waits for it at most ``wait`` seconds (None: to its end),
+        after which the release goes on without it."""
         con = connection._con
         if con is None:
             return  # already released
@@ -940,7 +955,16 @@ class Pool:
         holder = connection._holder
         if timeout is None:
             timeout = holder._timeout
-        await asyncio.shield(self._spawn(holder.release(timeout)))
+        task = self._spawn(holder.release(timeout, con))
+        if wait is None:
+            await asyncio.shield(task)
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), max(wait, 0.0))
+        except asyncio.TimeoutError:
+            # The caller's time is up; the reset goes on, bounded by its own timeout, and
+            # a connection it cannot clean is terminated.
+            pass
 
     # -------------------------------------------------------------- closing
 
@@ -1024,16 +1048,18 @@ class Pool:
     async def execute(self, query: str, *args: Any, timeout: Optional[float] = None) -> str:
         """Runs :meth:`Connection.execute() <ferropg.Connection.execute>` on a pooled
         connection."""
-        async with self.acquire() as con:
-            return await con.execute(query, *args, timeout=timeout)
+        async with _TimedUse(self, timeout) as use:
+            con = use.con
+            return await con.execute(query, *args, timeout=use.left())
 
     async def executemany(
         self, command: str, args: Any, *, timeout: Optional[float] = None
     ) -> None:
         """Runs :meth:`Connection.executemany() <ferropg.Connection.executemany>` on a
         pooled connection."""
-        async with self.acquire() as con:
-            return await con.executemany(command, args, timeout=timeout)
+        async with _TimedUse(self, timeout) as use:
+            con = use.con
+            return await con.executemany(command, args, timeout=use.left())
 
     async def fetch(
         self,
@@ -1044,16 +1070,18 @@ class Pool:
     ) -> list:
         """Runs :meth:`Connection.fetch() <ferropg.Connection.fetch>` on a pooled
         connection."""
-        async with self.acquire() as con:
-            return await con.fetch(query, *args, timeout=timeout, record_class=record_class)
+        async with _TimedUse(self, timeout) as use:
+            con = use.con
+            return await con.fetch(query, *args, timeout=use.left(), record_class=record_class)
 
     async def fetchval(
         self, query: str, *args: Any, column: Any = 0, timeout: Optional[float] = None
     ) -> Any:
         """Runs :meth:`Connection.fetchval() <ferropg.Connection.fetchval>` on a pooled
         connection."""
-        async with self.acquire() as con:
-            return await con.fetchval(query, *args, column=column, timeout=timeout)
+        async with _TimedUse(self, timeout) as use:
+            con = use.con
+            return await con.fetchval(query, *args, column=column, timeout=use.left())
 
     async def fetchrow(
         self,
@@ -1064,8 +1092,9 @@ class Pool:
     ) -> Any:
         """Runs :meth:`Connection.fetchrow() <ferropg.Connection.fetchrow>` on a pooled
         connection."""
-        async with self.acquire() as con:
-            return await con.fetchrow(query, *args, timeout=timeout, record_class=record_class)
+        async with _TimedUse(self, timeout) as use:
+            con = use.con
+            return await con.fetchrow(query, *args, timeout=use.left(), record_class=record_class)
 
     async def fetchmany(
         self,
@@ -1077,8 +1106,9 @@ class Pool:
     ) -> list:
         """Runs :meth:`Connection.fetchmany() <ferropg.Connection.fetchmany>` on a pooled
         connection."""
-        async with self.acquire() as con:
-            return await con.fetchmany(query, args, timeout=timeout, record_class=record_class)
+        async with _TimedUse(self, timeout) as use:
+            con = use.con
+            return await con.fetchmany(query, args, timeout=use.left(), record_class=record_class)
 
     async def copy_from_table(
         self,
@@ -1100,13 +1130,14 @@ class Pool:
     ) -> str:
         """Runs :meth:`Connection.copy_from_table()
         <ferropg.Connection.copy_from_table>` on a pooled connection."""
-        async with self.acquire() as con:
+        async with _TimedUse(self, timeout) as use:
+            con = use.con
             return await con.copy_from_table(
                 table_name,
                 output=output,
                 columns=columns,
                 schema_name=schema_name,
-                timeout=timeout,
+                timeout=use.left(),
                 format=format,
                 oids=oids,
                 delimiter=delimiter,
@@ -1136,12 +1167,13 @@ class Pool:
     ) -> str:
         """Runs :meth:`Connection.copy_from_query()
         <ferropg.Connection.copy_from_query>` on a pooled connection."""
-        async with self.acquire() as con:
+        async with _TimedUse(self, timeout) as use:
+            con = use.con
             return await con.copy_from_query(
                 query,
                 *args,
                 output=output,
-                timeout=timeout,
+                timeout=use.left(),
                 format=format,
                 oids=oids,
                 delimiter=delimiter,
@@ -1177,13 +1209,14 @@ class Pool:
     ) -> str:
         """Runs :meth:`Connection.copy_to_table() <ferropg.Connection.copy_to_table>`
         on a pooled connection."""
-        async with self.acquire() as con:
+        async with _TimedUse(self, timeout) as use:
+            con = use.con
             return await con.copy_to_table(
                 table_name,
                 source=source,
                 columns=columns,
                 schema_name=schema_name,
-                timeout=timeout,
+                timeout=use.left(),
                 format=format,
                 oids=oids,
                 freeze=freeze,
@@ -1211,15 +1244,46 @@ class Pool:
     ) -> str:
         """Runs :meth:`Connection.copy_records_to_table()
         <ferropg.Connection.copy_records_to_table>` on a pooled connection."""
-        async with self.acquire() as con:
+        async with _TimedUse(self, timeout) as use:
+            con = use.con
             return await con.copy_records_to_table(
                 table_name,
                 records=records,
                 columns=columns,
                 schema_name=schema_name,
-                timeout=timeout,
+                timeout=use.left(),
                 where=where,
             )
+
+
+class _TimedUse:
+    """One pooled call's checkout: ``timeout`` bounds the whole call, acquiring, the
+    call itself (given :meth:`left`) and the release, which runs on in the background
+    past the deadline, bounded by ``timeout`` again."""
+
+    __slots__ = ("pool", "timeout", "deadline", "con")
+
+    def __init__(self, pool: Pool, timeout: Optional[float]) -> None:
+        self.pool = pool
+        self.timeout = timeout
+        self.deadline: Optional[float] = None
+        self.con: Any = None
+
+    def left(self) -> Optional[float]:
+        """The seconds left of the call's timeout (None without one)."""
+        if self.deadline is None:
+            return None
+        return max(self.deadline - self.pool._loop.time(), 0.0)
+
+    async def __aenter__(self) -> _TimedUse:
+        if self.timeout is not None:
+            self.deadline = self.pool._loop.time() + self.timeout
+        self.con = await self.pool._acquire(self.timeout)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        con, self.con = self.con, None
+        await self.pool._release(con, None, self.left())
 
 
 class PoolAcquireContext:

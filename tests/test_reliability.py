@@ -1,0 +1,121 @@
+"""Regression tests for the defects that fault injection found (issue: reliability and
+security). Each test is the reproduction from the report, shortened, against a real
+server; where a link must break, a :class:`faultproxy.FaultProxy` stands in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import random
+import time
+
+import pytest
+from faultproxy import FaultProxy
+
+import ferropg
+from ferropg import exceptions
+
+
+def test_stale_cancel_never_reaches_the_next_query(run, dsn):
+    """Timeouts that land inside queries: the CancelRequest sent for an abandoned query
+    must never cancel a later one on the same connection (it did about once in 130
+    queries here, when a later call gave up waiting for the cancellation)."""
+
+    async def worker(con, outcomes, rng):
+        for _ in range(250):
+            try:
+                value = await asyncio.wait_for(
+                    con.fetchval("select 1 from pg_sleep(random() * 0.01)"),
+                    rng.uniform(0, 0.02),
+                )
+            except asyncio.TimeoutError:
+                outcomes["timeout"] += 1
+            except Exception as e:  # any other error is the defect
+                outcomes[f"{type(e).__name__}: {e}"] += 1
+            else:
+                assert value == 1
+                outcomes["ok"] += 1
+
+    async def main():
+        cons = [await ferropg.connect(dsn) for _ in range(8)]
+        outcomes = collections.Counter()
+        rng = random.Random(20261206)
+        try:
+            await asyncio.gather(*(worker(c, outcomes, rng) for c in cons))
+            # Every connection is still open and answers.
+            assert [await c.fetchval("select 2") for c in cons] == [2] * len(cons)
+        finally:
+            for c in cons:
+                await c.close()
+        errors = {k: v for k, v in outcomes.items() if k not in ("ok", "timeout")}
+        assert errors == {}
+        # The run did exercise both outcomes.
+        assert outcomes["timeout"] > 100 and outcomes["ok"] > 100
+
+    run(main())
+
+
+def test_connection_loss_inside_acquire_raises_the_connection_error(run, dsn):
+    """The server ending the session under ``pool.acquire()`` raises
+    ConnectionDoesNotExistError, not the pool's internal error about a free holder."""
+
+    async def main():
+        pool = await ferropg.create_pool(dsn, min_size=1, max_size=1)
+        admin = await ferropg.connect(dsn)
+        try:
+            with pytest.raises(exceptions.ConnectionDoesNotExistError):
+                async with pool.acquire() as con:
+                    pid = await con.fetchval("select pg_backend_pid()")
+                    asyncio.get_running_loop().call_later(
+                        0.3,
+                        asyncio.ensure_future,
+                        admin.execute("select pg_terminate_backend($1)", pid),
+                    )
+                    await con.fetch("select pg_sleep(5)")
+            # The pool recovers, within its size.
+            assert await pool.fetchval("select 1") == 1
+            assert pool.get_size() == 1
+        finally:
+            await admin.close()
+            await pool.close()
+
+    run(main())
+
+
+def test_pool_timeout_bounds_the_release_on_a_blackholed_link(run, cluster, dsn):
+    """``pool.fetchval(..., timeout=T)`` returns by T even when the link goes silent:
+    the release does not wait for a cancellation that cannot arrive, and the connection
+    it cannot clean is terminated rather than handed out again."""
+    if cluster is None:
+        pytest.skip("needs the managed cluster's address")
+    host, port = cluster.connection_kwargs()["host"], cluster.connection_kwargs()["port"]
+
+    async def main(proxy):
+        pool = await ferropg.create_pool(
+            host=proxy.address[0],
+            port=proxy.address[1],
+            user="postgres",
+            database="postgres",
+            ssl=False,
+            min_size=1,
+            max_size=1,
+        )
+        try:
+            assert await pool.fetchval("select 1") == 1
+            proxy.set_mode("blackhole")
+            started = time.monotonic()
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(pool.fetchval("select 1", timeout=1), 10)
+            elapsed = time.monotonic() - started
+            assert elapsed < 1.5, elapsed
+            proxy.set_mode("pass")
+            # The connection that could not be cleaned was terminated; a new one serves.
+            assert await asyncio.wait_for(pool.fetchval("select 2", timeout=5), 10) == 2
+            assert pool.get_size() <= 1
+        finally:
+            proxy.set_mode("pass")
+            await asyncio.wait_for(pool.close(), 10)
+
+    with FaultProxy((host, port)) as proxy:
+        run(main(proxy))
