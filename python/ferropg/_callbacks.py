@@ -23,7 +23,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import exceptions
+from . import exceptions, utils
 
 __all__ = ("CallbacksMixin", "LoggedQuery")
 
@@ -35,10 +35,6 @@ LoggedQuery = collections.namedtuple(
 LoggedQuery.__doc__ = """Log record of an executed query, as passed to query loggers.
 
 ``elapsed`` is in seconds; ``exception`` is what the query raised, or None."""
-
-
-def _quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _is_async(callback: Any) -> bool:
@@ -176,7 +172,7 @@ class CallbacksMixin:
             raise exceptions.InterfaceError("connection is closed")
         is_async = _is_async(callback)
         if channel not in self._listeners:
-            await self.execute(f"LISTEN {_quote_ident(channel)}")
+            await self.execute(f"LISTEN {utils._quote_ident(channel)}")
         # setdefault: another add_listener may have registered the channel meanwhile.
         self._listeners.setdefault(channel, {})[callback] = is_async
 
@@ -193,7 +189,7 @@ class CallbacksMixin:
         del callbacks[callback]
         if not callbacks:
             del self._listeners[channel]
-            await self.execute(f"UNLISTEN {_quote_ident(channel)}")
+            await self.execute(f"UNLISTEN {utils._quote_ident(channel)}")
 
     def _process_notification(self, pid: int, channel: str, payload: str) -> None:
         callbacks = self._listeners.get(channel)

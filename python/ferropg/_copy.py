@@ -34,9 +34,13 @@ def _format_copy_opts(**opts: Any) -> str:
             continue
         if key in ("force_not_null", "force_null", "force_quote"):
             value = "(" + ", ".join(utils._quote_ident(c) for c in value) + ")"
-        elif key in ("oids", "freeze", "header"):
-            value = str(value)
+        elif isinstance(value, bool):
+            value = "TRUE" if value else "FALSE"
+        elif isinstance(value, int) and key in ("oids", "freeze", "header"):
+            value = str(int(value))
         else:
+            # Strings only, quoted by the core's rule: every other value is refused
+            # rather than pasted into the statement.
             value = utils._quote_literal(value)
         parts.append(f"{key.upper()} {value}")
     return "(" + ", ".join(parts) + ")" if parts else ""

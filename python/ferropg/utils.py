@@ -5,19 +5,33 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from . import _native
+from .exceptions import _base
+
 __all__ = ()
 
 _PARAM = re.compile(r"\$(\d+)")
 
 
 def _quote_ident(ident: str) -> str:
-    """An SQL identifier in double quotes, doubling any inside."""
-    return '"{}"'.format(ident.replace('"', '""'))
+    """An SQL identifier in double quotes (the core's rule); DataError for an empty
+    name or a NUL."""
+    return _quoted(_native.quote_ident, ident, "identifier")
 
 
 def _quote_literal(string: str) -> str:
-    """An SQL string literal in single quotes, doubling any inside."""
-    return "'{}'".format(string.replace("'", "''"))
+    """An SQL string literal that reads the same whatever ``standard_conforming_strings``
+    says (the core's rule: ``E'...'``); DataError for a NUL."""
+    return _quoted(_native.quote_literal, string, "string")
+
+
+def _quoted(quote: Any, value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise _base.DataError(f"expected a str for an SQL {what}, got {type(value).__name__}")
+    try:
+        return quote(value)
+    except (ValueError, UnicodeEncodeError) as e:
+        raise _base.DataError(f"invalid SQL {what} {value!r}: {e}") from None
 
 
 async def _mogrify(conn: Any, query: str, args: Any) -> str:

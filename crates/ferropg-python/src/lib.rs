@@ -45,6 +45,21 @@ fn parse_dsn<'py>(py: Python<'py>, dsn: &str) -> PyResult<Bound<'py, pyo3::types
     Ok(d)
 }
 
+/// `value` as an SQL string literal that reads the same under every setting of
+/// `standard_conforming_strings` (see `ferropg_core::quote`); ValueError for a NUL.
+#[pyfunction]
+fn quote_literal(value: &str) -> PyResult<String> {
+    ferropg_core::quote::literal(value)
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))
+}
+
+/// `name` as a quoted SQL identifier; ValueError for an empty name or a NUL.
+#[pyfunction]
+fn quote_ident(name: &str) -> PyResult<String> {
+    ferropg_core::quote::identifier(name)
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))
+}
+
 /// The fast `uuid.UUID` subclass the codecs return.
 #[pyfunction]
 fn uuid_type(py: Python<'_>) -> PyResult<Py<pyo3::types::PyType>> {
@@ -62,5 +77,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_dsn, m)?)?;
     m.add_function(wrap_pyfunction!(types_query, m)?)?;
     m.add_function(wrap_pyfunction!(uuid_type, m)?)?;
+    m.add_function(wrap_pyfunction!(quote_literal, m)?)?;
+    m.add_function(wrap_pyfunction!(quote_ident, m)?)?;
     Ok(())
 }

@@ -80,6 +80,9 @@ pub use connection::Connection;
 pub use copy::{BinaryCopyIn, CopyIn, CopyOut};
 pub use error::{Error, ErrorKind};
 pub use ferropg_core::message::TransactionStatus;
+/// Quoting for SQL text built from values (literals and identifiers), safe under every
+/// setting of `standard_conforming_strings`.
+pub use ferropg_core::quote;
 pub use ferropg_core::{sqlstate, DbError};
 pub use notification::Notification;
 pub use postgres_types::{FromSql, ToSql, Type};
