@@ -119,3 +119,35 @@ def test_pool_timeout_bounds_the_release_on_a_blackholed_link(run, cluster, dsn)
 
     with FaultProxy((host, port)) as proxy:
         run(main(proxy))
+
+
+def _many_params(n: int) -> str:
+    return "SELECT cardinality(ARRAY[" + ",".join(f"${i}::int" for i in range(1, n + 1)) + "])"
+
+
+def test_argument_counts_past_the_protocol_limit_fail_the_call_not_the_connection(run, dsn):
+    """70,000 arguments: the server would write the statement's parameter count as
+    an Int16 (4,464); the call fails with InterfaceError and the connection goes on."""
+
+    async def main():
+        con = await ferropg.connect(dsn)
+        try:
+            too_many = _many_params(70_000)
+            calls = [
+                lambda: con.fetchval(too_many, *range(70_000)),
+                lambda: con.execute(too_many, *range(70_000)),
+                lambda: con.prepare(too_many),
+                lambda: con.executemany(too_many, [range(70_000)]),
+                lambda: con.fetchval("SELECT $1::int", *range(32_768)),
+            ]
+            for call in calls:
+                with pytest.raises(exceptions.InterfaceError, match="cannot exceed 32767"):
+                    await call()
+                assert not con.is_closed()
+                assert await con.fetchval("SELECT 1") == 1
+            # The limit itself works.
+            assert await con.fetchval(_many_params(32_767), *range(32_767)) == 32_767
+        finally:
+            await con.close()
+
+    run(main())

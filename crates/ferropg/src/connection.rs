@@ -710,6 +710,9 @@ impl Connection {
         };
         self.finish(op, &mut resp).await?;
         let params = resp.params.unwrap_or_default();
+        // A statement past the limit could never be bound: it fails here, the
+        // connection (already at its ReadyForQuery) goes on.
+        frontend::check_parameter_count(params.len()).map_err(|e| Error::encode(e.0))?;
         let columns = resp.columns.unwrap_or_else(|| Arc::from([]));
         Ok((params, columns))
     }
@@ -871,6 +874,8 @@ impl Connection {
         params: &[&(dyn ToSql + Sync)],
         exec: Exec<'_>,
     ) -> Result<Request, Error> {
+        // Refused before a statement is prepared for it: nothing is sent.
+        frontend::check_parameter_count(params.len()).map_err(|e| Error::encode(e.0))?;
         let target = self.target(source, params.len(), exec.learn_first).await?;
         // A statement cached from a run that parsed it may still hold stand-in types.
         let learned = match (&target, exec.learn_first) {

@@ -513,11 +513,13 @@ fn parse_body(tag: u8, body: &[u8]) -> Result<Message<'_>, ParseError> {
             }
         }
         b't' => {
-            // The count is sent as an unsigned 16-bit number: a statement may have up
-            // to 65535 parameters.
+            // The count is an Int16 that the server fills from an int: a statement with
+            // more than 65535 parameters arrives with it wrapped. The frame's length is
+            // still right, so the count is taken from it when the two agree modulo
+            // 2^16, and the statement, not the connection, fails on the limit.
             let (count, rest) =
                 split_i16(body).ok_or(ParseError::Truncated("ParameterDescription"))?;
-            if rest.len() != usize::from(count as u16) * 4 {
+            if rest.len() % 4 != 0 || (rest.len() / 4) % 0x1_0000 != usize::from(count as u16) {
                 return Err(ParseError::Invalid("ParameterDescription length"));
             }
             Message::ParameterDescription(ParameterDescription { body: rest })
@@ -720,6 +722,33 @@ mod tests {
         assert_eq!(
             parse_message(&msg),
             Ok(Some((Message::ReadyForQuery(TransactionStatus::Idle), 6)))
+        );
+    }
+
+    #[test]
+    fn parameter_description_counts_past_the_int16_take_the_frame_length() {
+        // 70,000 parameters: the server writes the count as 70,000 mod 65,536 = 4,464.
+        let n = 70_000usize;
+        let mut body = ((n % 0x1_0000) as u16).to_be_bytes().to_vec();
+        for i in 0..n {
+            body.extend_from_slice(&(i as u32).to_be_bytes());
+        }
+        let msg = frame(b't', &body);
+        let Ok(Some((Message::ParameterDescription(desc), used))) = parse_message(&msg) else {
+            panic!("not parsed");
+        };
+        assert_eq!(used, msg.len());
+        assert_eq!(desc.len(), n);
+        assert_eq!(desc.types().last(), Some(n as u32 - 1));
+        // A count that disagrees with the length otherwise is still a broken frame.
+        body[1] = body[1].wrapping_add(1);
+        assert_eq!(
+            parse_message(&frame(b't', &body)),
+            Err(ParseError::Invalid("ParameterDescription length"))
+        );
+        assert_eq!(
+            parse_message(&frame(b't', &[0, 1, 0, 0, 0])),
+            Err(ParseError::Invalid("ParameterDescription length"))
         );
     }
 

@@ -84,7 +84,9 @@ pub fn sasl_response(data: &[u8], buf: &mut BytesMut) -> Result<(), EncodeError>
 
 /// A simple Query.
 pub fn query(sql: &str, buf: &mut BytesMut) -> Result<(), EncodeError> {
-    Ok(frontend::query(sql, buf)?)
+    let start = buf.len();
+    frontend::query(sql, buf)?;
+    check_message_len(buf, start, "Query")
 }
 
 /// Parse `sql` into the statement `name` ("" for the unnamed statement).
@@ -94,7 +96,9 @@ pub fn parse(
     param_types: impl IntoIterator<Item = u32>,
     buf: &mut BytesMut,
 ) -> Result<(), EncodeError> {
-    Ok(frontend::parse(name, sql, param_types, buf)?)
+    let start = buf.len();
+    frontend::parse(name, sql, param_types, buf)?;
+    check_message_len(buf, start, "Parse")
 }
 
 /// Describe a statement (`b'S'`) or a portal (`b'P'`).
@@ -112,6 +116,40 @@ pub fn execute(portal: &str, max_rows: i32, buf: &mut BytesMut) -> Result<(), En
     Ok(frontend::execute(portal, max_rows, buf)?)
 }
 
+/// The most parameters a statement may take here. Bind and Parse carry the count as an
+/// Int16; the server reads it unsigned (65535), but the encoders write it signed, as
+/// asyncpg and tokio-postgres do, so 32767 is the limit a client can rely on.
+pub const MAX_PARAMETERS: usize = i16::MAX as usize;
+
+/// The largest length field the server accepts in a Query, Parse or Bind message
+/// (`PQ_LARGE_MESSAGE_LIMIT`, 1 GiB - 2): a longer message makes it drop the
+/// connection, so it is refused before it is sent.
+pub const MAX_FRONTEND_MESSAGE_LEN: usize = 0x3fff_fffe;
+
+/// Checks a parameter count (arguments given, or a statement's parameters) against
+/// [`MAX_PARAMETERS`].
+pub fn check_parameter_count(count: usize) -> Result<(), EncodeError> {
+    if count > MAX_PARAMETERS {
+        return Err(EncodeError(format!(
+            "the number of query arguments cannot exceed {MAX_PARAMETERS} (got {count})"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses the message written into `buf` since `start` (its tag byte, then its
+/// length field) if that length is over [`MAX_FRONTEND_MESSAGE_LEN`], removing it.
+fn check_message_len(buf: &mut BytesMut, start: usize, what: &str) -> Result<(), EncodeError> {
+    let len = buf.len() - start - 1;
+    if len > MAX_FRONTEND_MESSAGE_LEN {
+        buf.truncate(start);
+        return Err(EncodeError(format!(
+            "the {what} message would be {len} bytes long; the server accepts at most {MAX_FRONTEND_MESSAGE_LEN}"
+        )));
+    }
+    Ok(())
+}
+
 /// Bind parameters to a statement. `write_param` appends parameter `i`'s value and
 /// says whether it was NULL; an error from it aborts the message and is returned as is.
 #[allow(clippy::too_many_arguments)]
@@ -124,6 +162,9 @@ pub fn bind<E>(
     result_formats: impl IntoIterator<Item = i16>,
     buf: &mut BytesMut,
 ) -> Result<(), BindFailure<E>> {
+    if let Err(e) = check_parameter_count(param_count) {
+        return Err(BindFailure::Encode(e));
+    }
     let start = buf.len();
     let mut failure = None;
     let result = frontend::bind(
@@ -143,7 +184,7 @@ pub fn bind<E>(
         buf,
     );
     match result {
-        Ok(()) => Ok(()),
+        Ok(()) => check_message_len(buf, start, "Bind").map_err(BindFailure::Encode),
         Err(err) => {
             // Never leave half a message in the output buffer.
             buf.truncate(start);
@@ -304,5 +345,37 @@ mod tests {
         let mut buf = BytesMut::new();
         assert!(copy_data(&big, &mut buf).is_err());
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn too_many_parameters_are_refused_before_anything_is_written() {
+        let mut buf = BytesMut::from(&b"earlier"[..]);
+        let err = bind::<()>(
+            "",
+            "s",
+            [1],
+            MAX_PARAMETERS + 1,
+            |_, _| Ok(true),
+            [1],
+            &mut buf,
+        )
+        .unwrap_err();
+        match err {
+            BindFailure::Encode(e) => assert!(e.0.contains("cannot exceed 32767"), "{e}"),
+            BindFailure::Param(()) => panic!("no parameter was written"),
+        }
+        assert_eq!(&buf[..], b"earlier");
+        assert!(bind::<()>("", "s", [1], MAX_PARAMETERS, |_, _| Ok(true), [1], &mut buf).is_ok());
+    }
+
+    #[test]
+    fn a_message_longer_than_the_server_takes_is_refused() {
+        let mut buf = BytesMut::from(&b"earlier"[..]);
+        // A Query's length field counts itself (4), the text and its NUL.
+        let huge = "x".repeat(MAX_FRONTEND_MESSAGE_LEN - 4);
+        assert!(query(&huge, &mut buf).is_err());
+        assert_eq!(&buf[..], b"earlier");
+        assert!(query(&huge[..MAX_FRONTEND_MESSAGE_LEN - 5], &mut buf).is_ok());
+        assert_eq!(buf.len(), 7 + 1 + MAX_FRONTEND_MESSAGE_LEN);
     }
 }

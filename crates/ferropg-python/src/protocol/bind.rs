@@ -8,9 +8,6 @@ use crate::codecs::{encode_value, Cache};
 use crate::errors;
 use crate::statement::Statement;
 
-/// The most parameters a Bind may carry here, as in asyncpg (the count is an int16).
-const MAX_ARGS: usize = 32767;
-
 /// Checks the argument count, encodes every argument and writes the messages that bind
 /// `args` to `portal`. On any error nothing is written.
 ///
@@ -37,13 +34,8 @@ pub(super) fn write_bind(
         }
     }
     let given = args.len()?;
-    if given > MAX_ARGS {
-        return Err(errors::client_error(
-            py,
-            "InterfaceError",
-            format!("the number of query arguments cannot exceed {MAX_ARGS}"),
-        ));
-    }
+    frontend::check_parameter_count(given)
+        .map_err(|e| errors::client_error(py, "InterfaceError", e.0))?;
     let expected = st.param_types.len();
     if given != expected {
         return Err(errors::client_error_with_hint(

@@ -859,6 +859,9 @@ impl CoreProtocol {
     ) -> PyResult<Option<Py<PyAny>>> {
         with_output(slf, |this, py| {
             this.ensure_open(py)?;
+            // Refused before a cache miss sends the query to be prepared.
+            frontend::check_parameter_count(args.len())
+                .map_err(|e| errors::client_error(py, "InterfaceError", e.0))?;
             let key = this.cache_key(py, sql, record_class, ignore_custom_codec);
             let now = this.now();
             let found = Cached::from(py, this.cache.get(&key, now));

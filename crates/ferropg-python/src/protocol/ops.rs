@@ -110,7 +110,15 @@ pub(super) fn on_message(
             }
         }
         OpKind::Prepare { described, .. } => match msg {
-            Message::ParameterDescription(p) => described.param_types = p.types().collect(),
+            Message::ParameterDescription(p) => {
+                // A statement past the limit cannot be bound: it fails, the connection
+                // goes on to the ReadyForQuery.
+                if let Err(e) = frontend::check_parameter_count(p.len()) {
+                    op.error
+                        .get_or_insert_with(|| errors::client_error(py, "InterfaceError", e.0));
+                }
+                described.param_types = p.types().collect();
+            }
             Message::RowDescription(desc) => described.set_columns(&desc),
             Message::NoData => described.columns = None,
             _ => {}

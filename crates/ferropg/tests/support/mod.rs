@@ -725,10 +725,6 @@ impl Drop for TempCluster {
     }
 }
 
-/// One cluster per test binary, started on first use and shared by all its
-/// tests (so do not edit its HBA rules or stop it). It is never dropped; its
-/// watchdog stops the server and removes its directory after the test
-/// process exits. Panics if the cluster cannot be started.
 /// A client configuration for the shared cluster's `postgres` database.
 pub fn shared_config() -> ferropg::Config {
     let pg = shared();
@@ -740,6 +736,10 @@ pub fn shared_config() -> ferropg::Config {
     c
 }
 
+/// One cluster per test binary, started on first use and shared by all its
+/// tests (so do not edit its HBA rules or stop it). It is never dropped; its
+/// watchdog stops the server and removes its directory after the test
+/// process exits. Panics if the cluster cannot be started.
 pub fn shared() -> &'static TempCluster {
     static SHARED: OnceLock<TempCluster> = OnceLock::new();
     SHARED.get_or_init(|| {
