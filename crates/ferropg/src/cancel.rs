@@ -2,6 +2,7 @@
 //! per-call timeout built on it.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -26,6 +27,8 @@ pub struct CancelToken {
     pub(crate) process_id: i32,
     pub(crate) secret_key: Vec<u8>,
     pub(crate) connect_timeout: Option<Duration>,
+    /// The connection's record of its cancel requests in flight.
+    pub(crate) gate: Arc<CancelGate>,
 }
 
 impl CancelToken {
@@ -37,25 +40,46 @@ impl CancelToken {
     /// Connects to the server, sends the CancelRequest and waits for the server to
     /// close that side connection (by then it has acted on the request). The
     /// connection's `connect_timeout` applies.
+    ///
+    /// The request runs in a task of its own: dropping this future does not stop it,
+    /// and the connection starts nothing new until the server has answered it, so a
+    /// late cancel can never reach a later query. If it was sent but no answer came in
+    /// time, the connection is closed instead of used.
     pub async fn cancel(&self) -> Result<(), Error> {
-        match self.connect_timeout {
-            Some(t) => tokio::time::timeout(t, self.send())
-                .await
-                .map_err(|_| Error::timeout(format!("cancel request not done within {t:?}")))?,
-            None => self.send().await,
-        }
+        self.cancel_limited(self.connect_timeout).await
     }
 
     /// [`cancel`](CancelToken::cancel), bounded by the connect timeout or, without
     /// one, by `fallback`.
     async fn cancel_within(&self, fallback: Duration) -> Result<(), Error> {
-        let limit = self.connect_timeout.unwrap_or(fallback);
-        tokio::time::timeout(limit, self.send())
+        self.cancel_limited(Some(self.connect_timeout.unwrap_or(fallback)))
             .await
-            .map_err(|_| Error::timeout(format!("cancel request not done within {limit:?}")))?
     }
 
-    async fn send(&self) -> Result<(), Error> {
+    async fn cancel_limited(&self, limit: Option<Duration>) -> Result<(), Error> {
+        let token = self.clone();
+        let mut ticket = self.gate.enter();
+        let task = tokio::spawn(async move {
+            let sending = token.send(&mut ticket);
+            let result = match limit {
+                Some(t) => tokio::time::timeout(t, sending).await.unwrap_or_else(|_| {
+                    Err(Error::timeout(format!(
+                        "cancel request not done within {t:?}"
+                    )))
+                }),
+                None => sending.await,
+            };
+            drop(ticket);
+            result
+        });
+        task.await.unwrap_or_else(|e| {
+            Err(Error::closed(format!(
+                "the cancel request's task failed: {e}"
+            )))
+        })
+    }
+
+    async fn send(&self, ticket: &mut GateTicket) -> Result<(), Error> {
         let mut socket = match (self.endpoint.connect().await?, &self.tls) {
             (Socket::Tcp(tcp), Some((tls, name))) => match tls.upgrade(tcp, name).await? {
                 Ok(stream) => Socket::Tls(Box::new(stream)),
@@ -65,6 +89,7 @@ impl CancelToken {
         };
         let mut buf = BytesMut::with_capacity(12 + self.secret_key.len());
         frontend::cancel_request_with_key(self.process_id, &self.secret_key, &mut buf);
+        ticket.sent = true;
         while !buf.is_empty() {
             let n = socket
                 .write_buf(&mut buf)
@@ -79,13 +104,94 @@ impl CancelToken {
         loop {
             sink.clear();
             match socket.read_buf(&mut sink).await {
-                Ok(0) => return Ok(()),
+                Ok(0) => break,
                 Ok(_) => {}
                 // A reset instead of an orderly close still means the request was read.
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
                 Err(e) => return Err(Error::io("waiting for the cancel request", e)),
             }
         }
+        ticket.answered = true;
+        Ok(())
+    }
+}
+
+/// The cancel requests of one connection that are still on their way.
+///
+/// The server applies a CancelRequest to whatever the backend runs when the request
+/// arrives, and drops it if the backend is idle. So, as libpq and pgx do, a
+/// connection writes nothing new until every request sent for it has been answered
+/// (the server closes the side connection after signalling the backend). A request
+/// that was sent but never answered leaves its fate unknown: the connection is then
+/// closed rather than used.
+#[derive(Debug, Default)]
+pub(crate) struct CancelGate {
+    state: Mutex<GateState>,
+    settled: tokio::sync::Notify,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    in_flight: usize,
+    in_doubt: bool,
+}
+
+impl CancelGate {
+    fn enter(self: &Arc<Self>) -> GateTicket {
+        self.lock().in_flight += 1;
+        GateTicket {
+            gate: Arc::clone(self),
+            sent: false,
+            answered: false,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Returns once no cancel request is in flight; an error if one may still reach
+    /// the server.
+    pub(crate) async fn settled(&self) -> Result<(), Error> {
+        loop {
+            let notified = self.settled.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let state = self.lock();
+                if state.in_doubt {
+                    return Err(Error::closed(
+                        "a cancel request was sent but never answered: it could still cancel a later query",
+                    ));
+                }
+                if state.in_flight == 0 {
+                    return Ok(());
+                }
+            }
+            notified.await;
+        }
+    }
+}
+
+/// One cancel request's place in its [`CancelGate`], given back when dropped.
+struct GateTicket {
+    gate: Arc<CancelGate>,
+    /// The request's bytes may have reached the server.
+    sent: bool,
+    /// The server closed the side connection: it has acted on the request.
+    answered: bool,
+}
+
+impl Drop for GateTicket {
+    fn drop(&mut self) {
+        {
+            let mut state = self.gate.lock();
+            state.in_flight -= 1;
+            if self.sent && !self.answered {
+                state.in_doubt = true;
+            }
+        }
+        self.gate.settled.notify_waiters();
     }
 }
 

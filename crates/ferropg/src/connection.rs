@@ -14,7 +14,7 @@ use ferropg_core::statement_cache::{Lookup, StatementCache};
 use ferropg_core::{sqlstate, DbError};
 use postgres_types::{IsNull, ToSql, Type};
 
-use crate::cancel::{timed, CancelToken, Deadline};
+use crate::cancel::{timed, CancelGate, CancelToken, Deadline};
 use crate::config::ClientSettings;
 use crate::copy::{CopyIn, CopyOut};
 use crate::exchange::{Op, Response, NO_OP};
@@ -93,6 +93,8 @@ pub struct Connection {
     pub(crate) tls: Option<(Tls, String)>,
     /// Non-built-in types learned from the catalog.
     pub(crate) types: TypeCache,
+    /// Cancel requests sent for this connection and not yet answered.
+    pub(crate) cancel_gate: Arc<CancelGate>,
 }
 
 /// What a request runs: a statement to bind, or SQL text parsed in the same request.
@@ -170,6 +172,7 @@ impl Connection {
             connect_timeout,
             tls: None,
             types: TypeCache::default(),
+            cancel_gate: Arc::default(),
         }
     }
 
@@ -523,6 +526,7 @@ impl Connection {
             process_id: self.core.process_id(),
             secret_key: self.core.secret_key().to_vec(),
             connect_timeout: self.connect_timeout,
+            gate: Arc::clone(&self.cancel_gate),
         }
     }
 

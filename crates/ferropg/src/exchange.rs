@@ -183,6 +183,11 @@ impl Connection {
             let frame = self.read_frame().await?;
             self.route(&frame, NO_OP)?;
         }
+        // Nor behind a cancel request still on its way: it would cancel this one.
+        let gate = Arc::clone(&self.cancel_gate);
+        if let Err(e) = gate.settled().await {
+            return Err(self.fail(e));
+        }
         Ok(())
     }
 

@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use ferropg::{quote, Connection, ErrorKind, ToSql};
 
 async fn connect_with(settings: &[(&str, &str)]) -> Connection {
@@ -76,4 +78,59 @@ async fn quoted_values_read_back_exactly_under_both_string_settings() {
             .get(0);
         assert_eq!(n, 0);
     }
+}
+
+/// A small deterministic generator for the tests' random timeouts.
+struct XorShift(u64);
+
+impl XorShift {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[tokio::test]
+async fn a_cancel_request_never_reaches_a_later_query() {
+    // Per-call timeouts that land inside queries (each one sends a CancelRequest),
+    // and outer timeouts that drop calls, even while their cancel is on its way.
+    // Only the query that timed out may be cancelled.
+    let mut tasks = Vec::new();
+    for seed in 1..=8u64 {
+        tasks.push(tokio::spawn(async move {
+            let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut conn = connect_with(&[]).await;
+            let (mut ok, mut timed_out) = (0, 0);
+            for _ in 0..200 {
+                conn.set_timeout(Some(Duration::from_micros(1 + rng.below(20_000))));
+                let outer = Duration::from_micros(1 + rng.below(25_000));
+                let call = conn.query_one("SELECT 1 FROM pg_sleep(random() * 0.01)", &[]);
+                match tokio::time::timeout(outer, call).await {
+                    Ok(Ok(row)) => {
+                        assert_eq!(row.get::<_, i32>(0), 1);
+                        ok += 1;
+                    }
+                    Ok(Err(e)) if e.kind() == ErrorKind::Timeout => timed_out += 1,
+                    Ok(Err(e)) => panic!("an innocent query failed: {e}"),
+                    Err(_) => timed_out += 1,
+                }
+            }
+            conn.set_timeout(None);
+            let one: i32 = conn.query_one("SELECT 1", &[]).await.unwrap().get(0);
+            assert_eq!(one, 1);
+            (ok, timed_out)
+        }));
+    }
+    let (mut ok, mut timed_out) = (0, 0);
+    for task in tasks {
+        let (o, t) = task.await.unwrap();
+        ok += o;
+        timed_out += t;
+    }
+    assert!(
+        ok > 100 && timed_out > 100,
+        "ok {ok}, timed out {timed_out}"
+    );
 }
