@@ -176,6 +176,12 @@ fn int_in_range(obj: &Bound<'_, PyAny>, min: i64, max: i64, name: &str) -> PyRes
     } else if !obj.is_instance_of::<PyString>() && obj.hasattr(intern!(py, "__int__"))? {
         // Floats and Decimals are taken when they hold a whole number (asyncpg takes any
         // __int__, truncating); a fractional part would be lost silently, so it is refused.
+        // The range is checked first: Decimal('1e1000000').__int__() takes a minute.
+        if obj.lt(min).unwrap_or(false) || obj.gt(max).unwrap_or(false) {
+            return Err(PyOverflowError::new_err(format!(
+                "value out of {name} range"
+            )));
+        }
         let int = obj.call_method0(intern!(py, "__int__"))?;
         if !int.eq(obj)? {
             return Err(PyValueError::new_err(format!(

@@ -2,6 +2,7 @@
 
 use bytes::BytesMut;
 use ferropg_core::message::frontend;
+use pyo3::intern;
 use pyo3::prelude::*;
 
 use crate::codecs::{encode_value, Cache};
@@ -91,7 +92,12 @@ pub(super) fn write_bind(
                 ));
             }
             let value = args.get_item(failed_at)?;
-            let mut repr = value.repr()?.to_string();
+            // reprlib bounds the depth and width: a value nested 100,000 levels deep
+            // (or a huge one) still gets a short message, not a RecursionError.
+            let mut repr = py
+                .import(intern!(py, "reprlib"))?
+                .call_method1(intern!(py, "repr"), (value,))?
+                .to_string();
             if repr.chars().count() > 40 {
                 repr = repr.chars().take(40).collect::<String>() + "...";
             }
