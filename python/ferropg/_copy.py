@@ -284,6 +284,8 @@ class CopyMixin:
             if not fut.done():
                 fut.cancel()
             raise
+        # The op's future resolves early when the server ends the COPY with an error or
+        # the connection is lost: feeding then stops, even from an endless source.
         try:
             if isinstance(source, _Records):
                 first = True
@@ -296,16 +298,22 @@ class CopyMixin:
                             await protocol.writing_allowed()
                         first = False
                         await protocol.writing_allowed()
+                        if fut.done():
+                            return await fut
                     protocol.copy_records(source.stmt, iter(()), _RECORDS_CHUNK, first, True)
                 else:
                     it = iter(iterator)
                     while protocol.copy_records(source.stmt, it, _RECORDS_CHUNK, first, True):
                         first = False
                         await protocol.writing_allowed()
+                        if fut.done():
+                            return await fut
             else:
                 async for chunk in self._source_chunks(source):
                     protocol.copy_data(chunk)
                     await protocol.writing_allowed()
+                    if fut.done():
+                        return await fut
         except BaseException as e:
             # The server rolls the COPY back on CopyFail; its error follows.
             protocol.copy_fail(_describe(e))
