@@ -235,6 +235,10 @@ class CopyMixin:
 
         def sink(data: bytes) -> None:
             # Runs inside data_received: queue, and stop reading if the writer lags.
+            if fut.done():
+                # The consumer went away: drop the rest. Pausing now would stall the
+                # server in its write, where no cancel request reaches it.
+                return
             chunks.append(data)
             if len(chunks) >= _HIGH_WATER and not state["paused"]:
                 state["paused"] = True
@@ -319,10 +323,13 @@ class CopyMixin:
             protocol.copy_fail(_describe(e))
             try:
                 await asyncio.shield(fut)
-            except exceptions.QueryCanceledError:
-                pass
             except exceptions.PostgresError:
                 pass
+            except BaseException:
+                # Cancelled again while waiting for the server's answer: abandon the
+                # COPY's future too, or the connection would count as busy.
+                fut.cancel()
+                raise
             raise
         protocol.copy_done()
         return await fut

@@ -267,11 +267,15 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
     async def _ready_for_operation(self, timeout: float | None = None) -> None:
         """Refuses a second concurrent operation; waits out an abandoned one.
 
-        Waiting counts against the caller's timeout. If that runs out first, the caller
-        gets TimeoutError and the cancellation goes on: the connection stays usable.
+        Waiting counts against the caller's ``timeout``: a connection that cannot be
+        cleaned up within the budget of the next call is closed (as asyncpg does), not
+        waited on. A caller cancelled meanwhile (``wait_for``) leaves it as it is: the
+        cancellation goes on and the connection stays usable.
         """
         self._check_open()
-        if self._protocol.is_busy():
+        # The connection's own background work (cancellations, the roll-back of an
+        # abandoned BEGIN) awaits the server too: only a caller's operation is "busy".
+        if self._protocol.is_busy() and not self._cancellations:
             raise exceptions.InterfaceError(
                 "cannot perform operation: another operation is in progress"
             )
@@ -279,11 +283,19 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
             # Nothing is sent: there is no time to run anything.
             raise asyncio.TimeoutError
         if self._cancellations or self._protocol.has_pending():
-            if timeout is None:
-                await self._wait_for_cancellation()
-            else:
-                await asyncio.wait_for(self._wait_for_cancellation(), max(timeout, 0))
+            try:
+                if timeout is None:
+                    await self._wait_for_cancellation()
+                else:
+                    await asyncio.wait_for(self._wait_for_cancellation(), max(timeout, 0))
+            except asyncio.TimeoutError:
+                self._abort()
+                raise
             self._check_open()
+            if self._protocol.is_busy():
+                raise exceptions.InterfaceError(
+                    "cannot perform operation: another operation is in progress"
+                )
 
     # -------------------------------------------------------------- timeouts
 
@@ -369,6 +381,32 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
         finally:
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
+
+    def _end_abandoned_begin(self) -> None:
+        """A BEGIN whose caller stopped waiting may still run: once it has, roll back
+        the transaction it opened, before any other operation (they wait for the tasks
+        in ``_cancellations``)."""
+        if self._protocol.is_closed():
+            return
+
+        async def end() -> None:
+            me = asyncio.current_task()
+            while pending := [t for t in self._cancellations if t is not me and not t.done()]:
+                await asyncio.wait(pending)
+            await self._protocol.wait_idle()
+            if self._protocol.is_closed() or not self._protocol.is_in_transaction():
+                return
+            if self._top_xact is None:
+                try:
+                    await self._protocol.query_script("ROLLBACK;")
+                except Exception:
+                    # A connection that cannot roll back cannot be trusted with the next
+                    # operation.
+                    self._abort()
+
+        task = self._loop.create_task(end())
+        self._cancellations.add(task)
+        task.add_done_callback(self._cancellations.discard)
 
     async def _wait_for_cancellation(self) -> None:
         # asyncio.wait, not gather: a caller that gives up waiting must not cancel the
@@ -607,7 +645,10 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
             except exceptions.PostgresError as server_error:
                 raise server_error from client_error
             except BaseException:
-                pass
+                # Cancelled while waiting for the server's answer: abandon the future
+                # too, or the connection would count as busy.
+                fut.cancel()
+                raise
             raise
         protocol.executemany_end(False)
         result = await fut

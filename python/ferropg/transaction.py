@@ -7,6 +7,7 @@ error messages and the ``async with`` rules follow asyncpg 0.32.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import itertools
 from typing import Any
@@ -147,6 +148,13 @@ class Transaction:
         con = self._connection
         top = con._top_xact
         if top is None:
+            ready = getattr(con, "_ready_for_operation", None)
+            if ready is not None:
+                # The transaction status is the server's after the last operation: an
+                # abandoned one (and the roll-back of its BEGIN) must end first.
+                await ready()
+                top = con._top_xact
+        if top is None:
             if con._protocol.is_in_transaction():
                 raise exceptions.InterfaceError(
                     "cannot use Connection.transaction() in a manually started transaction"
@@ -182,11 +190,18 @@ class Transaction:
 
         try:
             await con.execute(query)
-        except BaseException:
+        except BaseException as e:
             self._state = TransactionState.FAILED
             if con._top_xact is self:
                 # No BEGIN took effect that a later block could nest in.
                 con._top_xact = None
+            if not self._nested and isinstance(e, (asyncio.CancelledError, TimeoutError)):
+                # The BEGIN may still run after its caller gave up: the connection rolls
+                # back what it starts before anything else runs. (A savepoint left so is
+                # ended by its outer block.)
+                end = getattr(con, "_end_abandoned_begin", None)
+                if end is not None:
+                    end()
             raise
         self._state = TransactionState.STARTED
 

@@ -2,18 +2,21 @@
 //! into COPY queries, identifiers, listener channels): quoted so that the server reads
 //! back exactly the value, whatever the session's settings.
 //!
-//! A plain `'...'` literal is not safe to build: with `standard_conforming_strings`
-//! off (a role, a database or `SET` can turn it off at any time), a backslash in it
-//! escapes the next character, so a value ending in `\` or holding `\'` ends the
-//! literal early. An escape string `E'...'` reads the same under both settings once
-//! every backslash and every quote in it is doubled. Identifiers in double quotes
-//! take no backslash escapes in either setting; doubling `"` is enough.
+//! A plain `'...'` literal holding a backslash is not safe to build: with
+//! `standard_conforming_strings` off (a role, a database or `SET` can turn it off at
+//! any time), the backslash escapes the next character, so a value ending in `\` or
+//! holding `\'` ends the literal early. An escape string `E'...'` reads the same under
+//! both settings once every backslash and every quote in it is doubled, so a value
+//! with a backslash is written that way; one without is written `'...'` (quotes
+//! doubled), which also reads the same under both settings. Identifiers in double
+//! quotes take no backslash escapes in either setting; doubling `"` is enough.
 //!
 //! Every face builds its SQL through these functions: the rule lives here once.
 //!
 //! ```
 //! use ferropg_core::quote;
 //!
+//! assert_eq!(quote::literal("it's").unwrap(), "'it''s'");
 //! assert_eq!(quote::literal(r"it's a \ test").unwrap(), r"E'it''s a \\ test'");
 //! assert_eq!(quote::identifier(r#"my "table""#).unwrap(), r#""my ""table""""#);
 //! assert!(quote::literal("nul\0").is_err());
@@ -41,7 +44,8 @@ impl fmt::Display for QuoteError {
 
 impl std::error::Error for QuoteError {}
 
-/// `value` as an SQL string literal: `E'...'` with backslashes and quotes doubled.
+/// `value` as an SQL string literal: `'...'` with quotes doubled, or, when it holds a
+/// backslash, `E'...'` with backslashes and quotes doubled.
 pub fn literal(value: &str) -> Result<String, QuoteError> {
     let mut out = String::with_capacity(value.len() + 4);
     push_literal(&mut out, value)?;
@@ -51,7 +55,10 @@ pub fn literal(value: &str) -> Result<String, QuoteError> {
 /// Appends `value` to `out` as [`literal`] writes it; `out` is unchanged on error.
 pub fn push_literal(out: &mut String, value: &str) -> Result<(), QuoteError> {
     check_nul(value)?;
-    out.push_str("E'");
+    if value.contains('\\') {
+        out.push('E');
+    }
+    out.push('\'');
     push_doubling(out, value, |c| c == '\'' || c == '\\');
     out.push('\'');
     Ok(())
@@ -107,16 +114,26 @@ fn push_doubling(out: &mut String, value: &str, doubled: impl Fn(char) -> bool) 
 
 /// Reads back a literal written by [`literal`]; None if `text` is not exactly one.
 /// Tests and the fuzz target use it to check, without a server, that quoting
-/// round-trips: it takes only what [`literal`] writes (`\\` and `''` inside
-/// `E'...'`), so a text that would mean something else to the server's lexer is
-/// refused rather than misread.
+/// round-trips: it takes only what [`literal`] writes (`''` inside `'...'`; `\\` and
+/// `''` inside `E'...'`), so a text that would mean something else to the server's
+/// lexer is refused rather than misread.
 pub fn parse_literal(text: &str) -> Option<String> {
     check_nul(text).ok()?;
-    let body = text.strip_prefix("E'")?;
+    // The form is part of the check: `E` exactly when the value has a backslash.
+    let (body, escaped) = match text.strip_prefix("E'") {
+        Some(body) => (body, true),
+        None => (text.strip_prefix('\'')?, false),
+    };
+    let value = parse_literal_body(body, escaped)?;
+    (value.contains('\\') == escaped).then_some(value)
+}
+
+fn parse_literal_body(body: &str, escaped: bool) -> Option<String> {
     let mut value = String::with_capacity(body.len());
     let mut chars = body.chars();
     while let Some(c) = chars.next() {
         match c {
+            '\\' if !escaped => return None,
             '\\' => match chars.next()? {
                 '\\' => value.push('\\'),
                 _ => return None,
@@ -159,15 +176,15 @@ mod tests {
 
     #[test]
     fn literals_double_quotes_and_backslashes() {
-        assert_eq!(literal("").unwrap(), "E''");
-        assert_eq!(literal("plain").unwrap(), "E'plain'");
-        assert_eq!(literal("'").unwrap(), "E''''");
+        assert_eq!(literal("").unwrap(), "''");
+        assert_eq!(literal("plain").unwrap(), "'plain'");
+        assert_eq!(literal("'").unwrap(), "''''");
         assert_eq!(literal("\\").unwrap(), "E'\\\\'");
         assert_eq!(
             literal("\\') TO STDOUT; DROP TABLE canary; --").unwrap(),
             "E'\\\\'') TO STDOUT; DROP TABLE canary; --'"
         );
-        assert_eq!(literal("é€😀").unwrap(), "E'é€😀'");
+        assert_eq!(literal("é€😀").unwrap(), "'é€😀'");
     }
 
     #[test]
@@ -203,7 +220,8 @@ mod tests {
         }
         assert_eq!(parse_literal("E'a'b'"), None);
         assert_eq!(parse_literal("E'a"), None);
-        assert_eq!(parse_literal("'a'"), None);
+        assert_eq!(parse_literal("'a\\b'"), None);
+        assert_eq!(parse_literal("E'ab'"), None);
         assert_eq!(parse_identifier("\"a\"b\""), None);
         assert_eq!(parse_identifier("\"\""), None);
         assert_eq!(parse_literal("E'\0'"), None);

@@ -376,7 +376,22 @@ impl CoreProtocol {
                     ) = (&msg, &mut op.kind)
                     {
                         if let Some(r) = ready.take() {
-                            done.push(Completion::Ok(r, py.None()));
+                            let abandoned = r
+                                .bind(py)
+                                .call_method0(intern!(py, "done"))
+                                .and_then(|d| d.is_truthy())
+                                .unwrap_or(true);
+                            if abandoned {
+                                // The caller left before the server was ready for data.
+                                // End the COPY now: a backend waiting for COPY data
+                                // takes no cancel request, it would wait forever.
+                                let _ = frontend::copy_fail_message(
+                                    "COPY abandoned by the client",
+                                    &mut self.out,
+                                );
+                            } else {
+                                done.push(Completion::Ok(r, py.None()));
+                            }
                         }
                         return;
                     }
