@@ -7,7 +7,7 @@ CARGO ?= cargo
 # Extension builds: debug for tests (fast to build), release for benchmarks and demos.
 MATURIN_FLAGS ?=
 
-.PHONY: help setup venv build build-release demo test test-rust test-python conformance lint fmt fuzz-check fuzz-smoke bench clean
+.PHONY: help setup venv build build-release demo test test-rust test-python conformance soak lint fmt fuzz-check fuzz-smoke bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ test-python:  ## pytest against a temporary cluster, on asyncio and uvloop
 
 conformance:  ## asyncpg 0.32.0's own test suite; fails if a test in tests/conformance/expected-pass.txt stops passing
 	PYTHON=$(PY) bash scripts/conformance.sh --log-only $(CONFORMANCE_ARGS)
+
+soak: setup build-release  ## leak soak: RSS and descriptors over 1M queries, 10k connects, 100k errors and 100k statements (make test runs a tenth)
+	$(PY) tests/soak.py $(SOAK_ARGS)
 
 lint:  ## rustfmt, clippy with warnings as errors, ruff
 	$(CARGO) fmt --all -- --check

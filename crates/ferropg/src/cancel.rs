@@ -49,17 +49,19 @@ impl CancelToken {
         self.cancel_limited(self.connect_timeout).await
     }
 
-    /// [`cancel`](CancelToken::cancel), bounded by the connect timeout or, without
-    /// one, by `fallback`.
-    async fn cancel_within(&self, fallback: Duration) -> Result<(), Error> {
-        self.cancel_limited(Some(self.connect_timeout.unwrap_or(fallback)))
-            .await
+    async fn cancel_limited(&self, limit: Option<Duration>) -> Result<(), Error> {
+        self.spawn_cancel(limit).await.unwrap_or_else(|e| {
+            Err(Error::closed(format!(
+                "the cancel request's task failed: {e}"
+            )))
+        })
     }
 
-    async fn cancel_limited(&self, limit: Option<Duration>) -> Result<(), Error> {
+    /// Starts the cancel request in a task of its own, bounded by `limit`.
+    fn spawn_cancel(&self, limit: Option<Duration>) -> tokio::task::JoinHandle<Result<(), Error>> {
         let token = self.clone();
         let mut ticket = self.gate.enter();
-        let task = tokio::spawn(async move {
+        tokio::spawn(async move {
             let sending = token.send(&mut ticket);
             let result = match limit {
                 Some(t) => tokio::time::timeout(t, sending).await.unwrap_or_else(|_| {
@@ -71,11 +73,6 @@ impl CancelToken {
             };
             drop(ticket);
             result
-        });
-        task.await.unwrap_or_else(|e| {
-            Err(Error::closed(format!(
-                "the cancel request's task failed: {e}"
-            )))
         })
     }
 
@@ -206,8 +203,11 @@ pub(crate) struct Deadline {
 
 /// Runs `fut` within `deadline`. When time runs out the future is dropped (its
 /// request, if sent, stays queued on the connection, whose next call reads the
-/// rest of its response), a CancelRequest is sent and awaited, and the call fails
-/// with [`Timeout`](crate::ErrorKind::Timeout).
+/// rest of its response), a CancelRequest is started, and the call fails with
+/// [`Timeout`](crate::ErrorKind::Timeout) at once: a link gone silent cannot hold
+/// it past its limit. The connection's next call waits for the cancel request to be
+/// answered (within the connect timeout, or [`CANCEL_LIMIT`]), and finds the
+/// connection closed if it never is.
 pub(crate) async fn timed<T>(
     deadline: Option<Deadline>,
     fut: impl Future<Output = Result<T, Error>>,
@@ -218,12 +218,9 @@ pub(crate) async fn timed<T>(
     match tokio::time::timeout(limit, fut).await {
         Ok(result) => result,
         Err(_) => {
-            let cancel = match token.cancel_within(CANCEL_LIMIT).await {
-                Ok(()) => "the server was asked to cancel it".to_owned(),
-                Err(e) => format!("cancelling it failed: {e}"),
-            };
+            drop(token.spawn_cancel(Some(token.connect_timeout.unwrap_or(CANCEL_LIMIT))));
             Err(Error::timeout(format!(
-                "the call did not finish within {limit:?}; {cancel}"
+                "the call did not finish within {limit:?}; the server was asked to cancel it"
             )))
         }
     }

@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::io;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use ferropg_core::message::frontend::{self, COPY_DATA_MAX};
@@ -20,6 +21,10 @@ use crate::{Connection, Error};
 
 /// Buffered COPY data is written out once it reaches this size.
 const FLUSH_AT: usize = 128 * 1024;
+
+/// How often a COPY whose data trickles in looks at what the server said, so that a
+/// server error or a lost connection ends it even before a buffer fills.
+const POLL_EVERY: Duration = Duration::from_millis(50);
 
 /// The signature, flags and header extension length that open binary COPY data.
 const BINARY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
@@ -46,6 +51,8 @@ pub struct CopyIn<'a> {
     ended: bool,
     /// `finish` or `abort` took over: dropping no longer aborts.
     closing: bool,
+    /// When `send` last looked at what the server said.
+    polled: Instant,
 }
 
 impl<'a> CopyIn<'a> {
@@ -74,6 +81,7 @@ impl<'a> CopyIn<'a> {
                         resp,
                         ended: false,
                         closing: false,
+                        polled: Instant::now(),
                     });
                 }
                 Step::Msg(msg) => conn.on_message(msg, &frame, &mut resp)?,
@@ -130,8 +138,14 @@ impl<'a> CopyIn<'a> {
 
     async fn maybe_flush(&mut self) -> Result<(), Error> {
         if self.conn.write_buf.len() < FLUSH_AT {
-            return Ok(());
+            if self.polled.elapsed() < POLL_EVERY {
+                return Ok(());
+            }
+            self.polled = Instant::now();
+            self.poll_response()?;
+            return self.check();
         }
+        self.polled = Instant::now();
         let deadline = self.conn.deadline();
         timed(deadline, self.conn.flush()).await?;
         self.poll_response()?;
@@ -143,12 +157,11 @@ impl<'a> CopyIn<'a> {
     fn poll_response(&mut self) -> Result<(), Error> {
         let conn = &mut *self.conn;
         conn.read_buf.reserve(4096);
-        match conn.socket.try_read_buf(&mut conn.read_buf) {
-            // An end of stream is reported by the next blocking read.
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        let at_end = match conn.socket.try_read_buf(&mut conn.read_buf) {
+            Ok(n) => n == 0,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
             Err(e) => return Err(conn.fail(Error::io("reading from the server", e))),
-        }
+        };
         while let Some(frame) = conn.buffered_frame() {
             match conn.route(&frame, self.op)? {
                 Step::Skip => {}
@@ -158,6 +171,14 @@ impl<'a> CopyIn<'a> {
                     break;
                 }
             }
+        }
+        if at_end && !self.ended {
+            // The server hung up (its last words, a FATAL error, were routed above).
+            let reason = match &self.resp.error {
+                Some(e) => format!("the server closed the connection during COPY: {e}"),
+                None => "the server closed the connection during COPY".to_owned(),
+            };
+            return Err(conn.fail(Error::closed(reason)));
         }
         Ok(())
     }

@@ -38,6 +38,8 @@
 
 #![allow(dead_code)]
 
+pub mod faultproxy;
+
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Read, Write};
