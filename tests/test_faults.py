@@ -398,3 +398,72 @@ def test_pool_recovers_from_kills_in_use_and_during_reset(run, own_cluster, meth
             await server.close()
 
     run(main())
+
+
+# ------------------------------------------------------------------- broken links
+
+
+def _via(proxy: FaultProxy, cluster) -> dict:
+    kwargs = cluster.connection_kwargs()
+    kwargs.update(host=proxy.address[0], port=proxy.address[1], ssl=False)
+    return kwargs
+
+
+@pytest.mark.parametrize("cut", ["reset", "half-close"])
+def test_a_cut_link_fails_the_call_at_once(run, own_cluster, cut):
+    async def main(proxy):
+        con = await ferropg.connect(**_via(proxy, own_cluster))
+        try:
+            task = asyncio.ensure_future(con.fetchval("SELECT pg_sleep(30)"))
+            await asyncio.sleep(0.3)
+            proxy.reset() if cut == "reset" else proxy.half_close()
+            await _expect_break(task, cut)
+            assert con.is_closed()
+        finally:
+            con.terminate()
+
+    kw = own_cluster.connection_kwargs()
+    with FaultProxy((kw["host"], kw["port"])) as proxy:
+        run(main(proxy))
+
+
+@pytest.mark.parametrize("mode", ["bytewise", "delay"])
+def test_slow_and_split_replies_decode_the_same(run, own_cluster, mode):
+    async def main(proxy):
+        proxy.set_mode(mode, delay=0.01)
+        con = await ferropg.connect(**_via(proxy, own_cluster))
+        try:
+            rows = await con.fetch("SELECT g, repeat('x', g) FROM generate_series(1, 200) g")
+            assert [(r[0], len(r[1])) for r in rows] == [(g, g) for g in range(1, 201)]
+        finally:
+            await con.close()
+
+    kw = own_cluster.connection_kwargs()
+    with FaultProxy((kw["host"], kw["port"])) as proxy:
+        run(main(proxy))
+
+
+def test_a_blackholed_link_cannot_hold_a_call_past_its_timeout(run, own_cluster):
+    """The call returns at its timeout; the next one, whose budget runs out while the
+    first one's cancellation cannot complete, closes the connection rather than wait."""
+
+    async def main(proxy):
+        con = await ferropg.connect(**_via(proxy, own_cluster))
+        try:
+            proxy.set_mode("blackhole")
+            for _ in range(2):
+                started = time.monotonic()
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(con.fetchval("SELECT 1", timeout=0.5), PROMPT)
+                assert time.monotonic() - started < 1.0
+            assert con.is_closed()
+        finally:
+            proxy.set_mode("pass")
+            con.terminate()
+        con = await ferropg.connect(**_via(proxy, own_cluster))
+        assert await con.fetchval("SELECT 2") == 2
+        await con.close()
+
+    kw = own_cluster.connection_kwargs()
+    with FaultProxy((kw["host"], kw["port"])) as proxy:
+        run(main(proxy))

@@ -151,3 +151,21 @@ def test_argument_counts_past_the_protocol_limit_fail_the_call_not_the_connectio
             await con.close()
 
     run(main())
+
+
+def test_pool_reset_drops_temporary_tables(run, dsn):
+    """Decision (docs/reliability.md): a pooled connection's next user sees none of
+    the last user's temporary tables, and can create its own of the same name."""
+
+    async def main():
+        pool = await ferropg.create_pool(dsn, min_size=1, max_size=1)
+        try:
+            for _ in range(2):
+                async with pool.acquire() as con:
+                    assert await con.fetchval("SELECT to_regclass('pg_temp.leftover')") is None
+                    await con.execute("CREATE TEMP TABLE leftover (secret text)")
+                    await con.execute("INSERT INTO leftover VALUES ('x')")
+        finally:
+            await pool.close()
+
+    run(main())

@@ -248,6 +248,9 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
                 parts.append("UNLISTEN *;")
             if caps.sql_reset:
                 parts.append("RESET ALL;")
+                # Temporary tables go too: the next user of a pooled connection must
+                # not see (or collide with) the last one's. asyncpg keeps them.
+                parts.append("DISCARD TEMP;")
             self._reset_query = "\n".join(parts)
         return self._reset_query
 
