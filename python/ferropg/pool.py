@@ -258,13 +258,13 @@ class _HolderQueue:
                 return stack.pop(i)
         return stack.pop()
 
-    def get_disconnected_nowait(self) -> PoolConnectionHolder:
-        """Takes the newest holder that has no live connection (for the floor task)."""
-        stack = self._stack
-        for i in range(len(stack) - 1, -1, -1):
-            if not stack[i].is_connected():
-                return stack.pop(i)
-        raise asyncio.QueueEmpty
+    def take_disconnected(self) -> Optional[PoolConnectionHolder]:
+        """Takes the newest holder without a live connection (for the floor task), or
+        None when every queued holder is connected."""
+        for i in range(len(self._stack) - 1, -1, -1):
+            if not self._stack[i].is_connected():
+                return self._stack.pop(i)
+        return None
 
     async def get(self) -> PoolConnectionHolder:
         while not self._stack:
@@ -815,35 +815,37 @@ class Pool:
         delay = _FLOOR_RETRY_FIRST
         try:
             while not self.is_closing() and self.get_size() < self._minsize:
-                try:
-                    holder = self._queue.get_disconnected_nowait()
-                except asyncio.QueueEmpty:
-                    return
-                failed = False
-                try:
-                    if holder._con is not None:
-                        # Closed but not yet cleaned up.
-                        holder.terminate()
-                    await holder.connect()
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    if self.is_closing():
-                        return
-                    failed = True
-                    logger.warning(
-                        "Failed to restore the pool connection floor; retrying", exc_info=True
-                    )
-                finally:
-                    self._queue.put_nowait(holder)
-                if failed:
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, _FLOOR_RETRY_MAX)
-                else:
+                holder = self._queue.take_disconnected()
+                if holder is None:
+                    return  # acquirers are connecting the others themselves
+                if await self._reconnect_idle(holder):
                     delay = _FLOOR_RETRY_FIRST
+                    continue
+                if self.is_closing():
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _FLOOR_RETRY_MAX)
         finally:
             if self._maintenance_task is asyncio.current_task():
                 self._maintenance_task = None
+
+    async def _reconnect_idle(self, holder: PoolConnectionHolder) -> bool:
+        """Gives an idle ``holder`` a new connection, then queues it again; False (and
+        a warning) when connecting failed."""
+        assert self._queue is not None
+        try:
+            # A connection that closed but was not cleaned up yet goes first.
+            holder.terminate()
+            await holder.connect()
+        except Exception:
+            if not self.is_closing():
+                logger.warning(
+                    "Failed to restore the pool connection floor; retrying", exc_info=True
+                )
+            return False
+        finally:
+            self._queue.put_nowait(holder)
+        return True
 
     def _spawn(self, coro: Any) -> asyncio.Task:
         """Runs ``coro`` as a task the pool keeps a reference to until it ends."""
