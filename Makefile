@@ -48,8 +48,9 @@ test-python:  ## pytest against a temporary cluster, on asyncio and uvloop
 conformance:  ## asyncpg 0.32.0's own test suite; fails if a test in tests/conformance/expected-pass.txt stops passing
 	PYTHON=$(PY) bash scripts/conformance.sh --log-only $(CONFORMANCE_ARGS)
 
-soak: setup build-release  ## leak soak: RSS and descriptors over 1M queries, 10k connects, 100k errors and 100k statements (make test runs a tenth)
+soak: setup build-release  ## leak soak, both faces: RSS and descriptors over 1M queries, 10k connects, 100k errors, 100k statements (make test runs a tenth)
 	$(PY) tests/soak.py $(SOAK_ARGS)
+	FERROPG_SOAK_SCALE=1 $(CARGO) test --release --quiet -p ferropg --test soak -- --nocapture
 
 lint:  ## rustfmt, clippy with warnings as errors, ruff
 	$(CARGO) fmt --all -- --check
