@@ -134,3 +134,45 @@ async fn a_cancel_request_never_reaches_a_later_query() {
         "ok {ok}, timed out {timed_out}"
     );
 }
+
+#[tokio::test]
+async fn hostile_values_fail_the_call_not_the_connection() {
+    let mut conn = connect_with(&[]).await;
+    let huge = "x".repeat(4 * 1024 * 1024);
+    let nul = "a\0b".to_owned();
+    let big: i64 = i64::MAX;
+    let nan = f64::NAN;
+    let cases: Vec<(&str, &(dyn ToSql + Sync))> = vec![
+        // A Rust type the column's type does not take: refused before sending.
+        ("SELECT $1::int4", &big),
+        ("SELECT $1::text", &big),
+        // Values the server refuses: a data error.
+        ("SELECT $1::text", &nul),
+        ("SELECT $1::numeric::int4", &nan),
+        ("SELECT $1::name", &huge),
+        ("SELECT $1::int8", &huge),
+    ];
+    for (sql, value) in cases {
+        let err = conn.query_one(sql, &[value]).await.unwrap_err();
+        assert!(!err.is_closed(), "{sql}: {err}");
+        assert!(
+            matches!(err.kind(), ErrorKind::ToSql | ErrorKind::Db),
+            "{sql}: {err}"
+        );
+        let one: i32 = conn.query_one("SELECT 1", &[]).await.unwrap().get(0);
+        assert_eq!(one, 1, "{sql}");
+    }
+    // Accepted as they are: NaN is a float, a long text is text.
+    let back: f64 = conn
+        .query_one("SELECT $1::float8", &[&nan])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(back.is_nan());
+    let len: i32 = conn
+        .query_one("SELECT length($1::text)", &[&huge])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(len as usize, huge.len());
+}

@@ -54,7 +54,10 @@ where
         budget / 1024.0,
         descriptors() as i64 - fds0 as i64
     );
-    assert!(grown <= budget, "{name}: RSS grew {grown} bytes over {count}");
+    assert!(
+        grown <= budget,
+        "{name}: RSS grew {grown} bytes over {count}"
+    );
     assert_eq!(descriptors(), fds0, "{name}: descriptors not given back");
 }
 
@@ -66,42 +69,61 @@ async fn no_leaks() {
     measure("queries", (1e6 * s) as usize, per_query, |n| async move {
         let mut conn = connect().await;
         for i in 0..n as i32 {
-            let v: i32 = conn.query_one("SELECT $1::int", &[&i]).await.unwrap().get(0);
+            let v: i32 = conn
+                .query_one("SELECT $1::int", &[&i])
+                .await
+                .unwrap()
+                .get(0);
             assert_eq!(v, i);
         }
     })
     .await;
-    measure("connect/close", (1e4 * s) as usize, 5.0 * 1024.0, |n| async move {
-        for _ in 0..n {
+    measure(
+        "connect/close",
+        (1e4 * s) as usize,
+        5.0 * 1024.0,
+        |n| async move {
+            for _ in 0..n {
+                let mut conn = connect().await;
+                conn.close().await.unwrap();
+            }
+        },
+    )
+    .await;
+    measure(
+        "server errors",
+        (1e5 * s) as usize,
+        per_query,
+        |n| async move {
             let mut conn = connect().await;
-            conn.close().await.unwrap();
-        }
-    })
+            for i in 0..n as i32 {
+                let err = conn
+                    .query_one("SELECT 1 / ($1::int - $1::int)", &[&i])
+                    .await
+                    .unwrap_err();
+                assert!(err.code().is_some());
+            }
+        },
+    )
     .await;
-    measure("server errors", (1e5 * s) as usize, per_query, |n| async move {
-        let mut conn = connect().await;
-        for i in 0..n as i32 {
-            let err = conn
-                .query_one("SELECT 1 / ($1::int - $1::int)", &[&i])
+    measure(
+        "prepared statements",
+        (1e5 * s) as usize,
+        per_query,
+        |n| async move {
+            let mut conn = connect().await;
+            for i in 0..n {
+                let stmt = conn.prepare(&format!("SELECT {i}::int")).await.unwrap();
+                let v: i32 = conn.query_one(&stmt, &[]).await.unwrap().get(0);
+                assert_eq!(v as usize, i);
+            }
+            let held: i64 = conn
+                .query_one("SELECT count(*) FROM pg_prepared_statements", &[])
                 .await
-                .unwrap_err();
-            assert!(err.code().is_some());
-        }
-    })
-    .await;
-    measure("prepared statements", (1e5 * s) as usize, per_query, |n| async move {
-        let mut conn = connect().await;
-        for i in 0..n {
-            let stmt = conn.prepare(&format!("SELECT {i}::int")).await.unwrap();
-            let v: i32 = conn.query_one(&stmt, &[]).await.unwrap().get(0);
-            assert_eq!(v as usize, i);
-        }
-        let held: i64 = conn
-            .query_one("SELECT count(*) FROM pg_prepared_statements", &[])
-            .await
-            .unwrap()
-            .get(0);
-        assert!(held <= 1000, "{held} statements left on the server");
-    })
+                .unwrap()
+                .get(0);
+            assert!(held <= 1000, "{held} statements left on the server");
+        },
+    )
     .await;
 }
