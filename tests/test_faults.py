@@ -467,3 +467,29 @@ def test_a_blackholed_link_cannot_hold_a_call_past_its_timeout(run, own_cluster)
     kw = own_cluster.connection_kwargs()
     with FaultProxy((kw["host"], kw["port"])) as proxy:
         run(main(proxy))
+
+
+def test_an_unanswered_cancel_request_closes_the_connection(run, own_cluster, monkeypatch):
+    """On a black-holed link a cancel request is never answered: past its limit the
+    connection is closed (the server might still act on it), not left waiting."""
+    from ferropg import connection as connection_module
+
+    monkeypatch.setattr(connection_module, "_CANCEL_LIMIT", 0.5)
+
+    async def main(proxy):
+        con = await ferropg.connect(**_via(proxy, own_cluster))
+        try:
+            proxy.set_mode("blackhole")
+            with pytest.raises(asyncio.TimeoutError):
+                await con.fetchval("SELECT 1", timeout=0.3)
+            deadline = time.monotonic() + PROMPT
+            while not con.is_closed():
+                assert time.monotonic() < deadline, "still open"
+                await asyncio.sleep(0.05)
+        finally:
+            proxy.set_mode("pass")
+            con.terminate()
+
+    kw = own_cluster.connection_kwargs()
+    with FaultProxy((kw["host"], kw["port"])) as proxy:
+        run(main(proxy))

@@ -27,6 +27,9 @@ _uid = 0
 #: How often, and how far apart, a cancel request is repeated while its query runs on.
 _CANCEL_RETRIES = 5
 _CANCEL_RETRY_AFTER = 0.5
+#: How long one cancel request may take to be answered. Past it, whether the server
+#: will still act on it is unknown, so the connection is closed rather than used.
+_CANCEL_LIMIT = 10.0
 
 #: How much encoded executemany() input goes out per write, as asyncpg's four 32 KiB
 #: buffers: large enough to keep the server busy, small enough to stop early on errors.
@@ -355,12 +358,15 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
             # The server drops a cancel that arrives while it reads the next pipelined
             # message rather than running one, so ask again while the query runs on.
             for _ in range(_CANCEL_RETRIES):
-                await connect_utils._cancel(
-                    loop=self._loop,
-                    addr=self._addr,
-                    params=self._cancel_params(),
-                    backend_pid=pid,
-                    backend_secret=secret,
+                await asyncio.wait_for(
+                    connect_utils._cancel(
+                        loop=self._loop,
+                        addr=self._addr,
+                        params=self._cancel_params(),
+                        backend_pid=pid,
+                        backend_secret=secret,
+                    ),
+                    _CANCEL_LIMIT,
                 )
                 idle = self._protocol.wait_idle()
                 try:
