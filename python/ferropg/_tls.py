@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import exceptions
+from . import _native, exceptions
 from ._home import home_file
 
 __all__ = (
@@ -31,7 +31,8 @@ __all__ = (
 
 #: The code an SSLRequest carries where a StartupMessage has its protocol version.
 SSL_REQUEST_CODE = 80877103
-_SSL_REQUEST = (8).to_bytes(4, "big") + SSL_REQUEST_CODE.to_bytes(4, "big")
+#: Built by the core's encoder, like every message.
+_SSL_REQUEST = _native.ssl_request()
 
 #: The ALPN protocol name PostgreSQL 17 requires for direct TLS.
 _ALPN = ["postgresql"]

@@ -31,8 +31,6 @@ __all__ = (
     "session_matches",
 )
 
-_CANCEL_REQUEST_CODE = 80877102
-_SSL_REQUEST_CODE = _tls.SSL_REQUEST_CODE
 
 _SOCKET_DIRS = ("/run/postgresql", "/var/run/postgresql", "/tmp", "/private/tmp")
 
@@ -575,12 +573,7 @@ async def _cancel(
     the request was read. It goes over TLS when ``params.tls`` says so: the caller passes
     the TLS settings only when its connection used TLS.
     """
-    body = (
-        _CANCEL_REQUEST_CODE.to_bytes(4, "big")
-        + backend_pid.to_bytes(4, "big", signed=True)
-        + bytes(backend_secret)
-    )
-    request = (len(body) + 4).to_bytes(4, "big") + body
+    request = _native.cancel_request(backend_pid, bytes(backend_secret))
     closed = loop.create_future()
     try:
         transport, _, _ = await _tls.open_stream(

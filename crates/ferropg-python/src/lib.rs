@@ -60,6 +60,27 @@ fn quote_ident(name: &str) -> PyResult<String> {
         .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))
 }
 
+/// The CancelRequest for backend `process_id` with its secret `key` (the core's
+/// encoder), to send alone on a new connection.
+#[pyfunction]
+fn cancel_request<'py>(
+    py: Python<'py>,
+    process_id: i32,
+    key: &[u8],
+) -> Bound<'py, pyo3::types::PyBytes> {
+    let mut buf = bytes::BytesMut::new();
+    ferropg_core::message::frontend::cancel_request_with_key(process_id, key, &mut buf);
+    pyo3::types::PyBytes::new(py, &buf)
+}
+
+/// The SSLRequest that opens a connection asking for TLS (the core's encoder).
+#[pyfunction]
+fn ssl_request(py: Python<'_>) -> Bound<'_, pyo3::types::PyBytes> {
+    let mut buf = bytes::BytesMut::new();
+    ferropg_core::message::frontend::ssl_request(&mut buf);
+    pyo3::types::PyBytes::new(py, &buf)
+}
+
 /// The fast `uuid.UUID` subclass the codecs return.
 #[pyfunction]
 fn uuid_type(py: Python<'_>) -> PyResult<Py<pyo3::types::PyType>> {
@@ -78,6 +99,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(types_query, m)?)?;
     m.add_function(wrap_pyfunction!(uuid_type, m)?)?;
     m.add_function(wrap_pyfunction!(quote_literal, m)?)?;
+    m.add_function(wrap_pyfunction!(cancel_request, m)?)?;
+    m.add_function(wrap_pyfunction!(ssl_request, m)?)?;
     m.add_function(wrap_pyfunction!(quote_ident, m)?)?;
     Ok(())
 }
