@@ -116,6 +116,21 @@ impl DbError {
     pub fn is_fatal(&self) -> bool {
         matches!(self.severity_en(), "FATAL" | "PANIC")
     }
+
+    /// True when the server refused to run a prepared statement because its plan would
+    /// now change its result type ("cached plan must not change result type"): the
+    /// statement must be prepared again. Told by SQLSTATE and routine, never by the
+    /// message, which is translated.
+    pub fn is_stale_plan(&self) -> bool {
+        is_stale_plan(self.sqlstate().code(), self.routine())
+    }
+}
+
+/// [`DbError::is_stale_plan`] from an error's SQLSTATE and routine (`R` field), for a
+/// face that holds them apart.
+pub fn is_stale_plan(sqlstate: &str, routine: Option<&str>) -> bool {
+    sqlstate == crate::sqlstate::FEATURE_NOT_SUPPORTED.code()
+        && routine == Some("RevalidateCachedQuery")
 }
 
 impl fmt::Display for DbError {

@@ -987,9 +987,7 @@ fn is_stale(err: &Error) -> bool {
     let Some(db) = err.as_db_error() else {
         return false;
     };
-    let code = db.sqlstate();
-    (code == sqlstate::FEATURE_NOT_SUPPORTED && db.routine() == Some("RevalidateCachedQuery"))
-        || code == sqlstate::INVALID_SQL_STATEMENT_NAME
+    db.is_stale_plan() || db.sqlstate() == sqlstate::INVALID_SQL_STATEMENT_NAME
 }
 
 /// The error for a parameter count that does not match the statement's.
