@@ -9,10 +9,11 @@ use std::fmt;
 use std::io;
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use ferropg_core::message::frontend::{self, COPY_DATA_MAX};
 use ferropg_core::message::Message;
 use ferropg_core::sqlstate;
+use ferropg_core::types::copy_binary;
 use postgres_types::{IsNull, ToSql, Type};
 
 use crate::cancel::timed;
@@ -25,9 +26,6 @@ const FLUSH_AT: usize = 128 * 1024;
 /// How often a COPY whose data trickles in looks at what the server said, so that a
 /// server error or a lost connection ends it even before a buffer fills.
 const POLL_EVERY: Duration = Duration::from_millis(50);
-
-/// The signature, flags and header extension length that open binary COPY data.
-const BINARY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 
 /// A `COPY ... FROM STDIN` in progress, from [`Connection::copy_in`]: a sink for
 /// the data, in whatever format the COPY names (text, csv, binary).
@@ -289,7 +287,7 @@ impl<'a> BinaryCopyIn<'a> {
     pub fn new(copy: CopyIn<'a>, types: &[Type]) -> BinaryCopyIn<'a> {
         let mut buf = BytesMut::with_capacity(FLUSH_AT + 8 * 1024);
         let frame = frontend::begin_copy_data(&mut buf);
-        buf.extend_from_slice(BINARY_HEADER);
+        copy_binary::put_header(&mut buf);
         BinaryCopyIn {
             copy,
             types: types.to_vec(),
@@ -325,7 +323,7 @@ impl<'a> BinaryCopyIn<'a> {
     /// Writes the trailer and [`finish`](CopyIn::finish)es the COPY: the number of
     /// rows copied.
     pub async fn finish(mut self) -> Result<u64, Error> {
-        self.buf.put_i16(-1);
+        copy_binary::put_trailer(&mut self.buf);
         self.send_batch().await?;
         self.copy.finish().await
     }
@@ -351,19 +349,15 @@ fn encode_row(
     types: &[Type],
     row: &[&(dyn ToSql + Sync)],
 ) -> Result<(), Error> {
-    // A table has at most 1600 columns.
-    let count = i16::try_from(row.len()).map_err(|_| Error::encode("too many columns"))?;
-    buf.put_i16(count);
+    copy_binary::begin_tuple(buf, row.len()).map_err(|e| Error::encode(e.0))?;
     for (i, (value, ty)) in row.iter().zip(types).enumerate() {
-        let at = buf.len();
-        buf.put_i32(0);
-        let len = match value.to_sql_checked(ty, buf) {
-            Ok(IsNull::Yes) => -1,
-            Ok(IsNull::No) => i32::try_from(buf.len() - at - 4)
-                .map_err(|_| Error::encode(format!("value {} is larger than 2 GiB", i + 1)))?,
+        let at = copy_binary::begin_field(buf);
+        let null = match value.to_sql_checked(ty, buf) {
+            Ok(is_null) => matches!(is_null, IsNull::Yes),
             Err(e) => return Err(Error::to_sql(i, e)),
         };
-        buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        copy_binary::end_field(buf, at, null)
+            .map_err(|e| Error::encode(format!("value {}: {e}", i + 1)))?;
     }
     Ok(())
 }

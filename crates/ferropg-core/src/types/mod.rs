@@ -5,6 +5,7 @@
 
 pub mod array;
 pub mod binary;
+pub mod copy_binary;
 pub mod datetime;
 pub mod geometry;
 pub mod network;

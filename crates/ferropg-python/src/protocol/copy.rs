@@ -4,12 +4,11 @@ use bytes::{BufMut, BytesMut};
 use pyo3::intern;
 use pyo3::prelude::*;
 
+use ferropg_core::types::{copy_binary, EncodeError};
+
 use crate::codecs::{encode_value, Cache, Encoder, Registry};
 use crate::errors;
 use crate::statement::Statement;
-
-/// The signature, flags and header-extension length that open a binary COPY stream.
-const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 
 /// The binary encoder of every column, or an error naming one that has none.
 pub(super) fn binary_encoders(
@@ -52,7 +51,7 @@ pub(super) fn write_records(
     let len_at = out.len();
     out.put_i32(0);
     if first {
-        out.put_slice(HEADER);
+        copy_binary::put_header(out);
     }
     let mut more = true;
     while out.len() - len_at < max_bytes {
@@ -75,15 +74,14 @@ pub(super) fn write_records(
                 ),
             ));
         }
-        out.put_i16(count as i16);
+        copy_binary::begin_tuple(out, count).map_err(|e| encode_error(py, e))?;
         for (i, enc) in encoders.iter().enumerate() {
             let value = item.get_item(i)?;
+            let at = copy_binary::begin_field(out);
             if value.is_none() {
-                out.put_i32(-1);
+                copy_binary::end_field(out, at, true).map_err(|e| encode_error(py, e))?;
                 continue;
             }
-            let at = out.len();
-            out.put_i32(0);
             encode_value(py, cache, enc, &value, out).map_err(|e| {
                 let msg = format!(
                     "invalid input for copy of column {}: {}",
@@ -94,15 +92,17 @@ pub(super) fn write_records(
                 err.set_cause(py, Some(e));
                 err
             })?;
-            let n = (out.len() - at - 4) as i32;
-            out[at..at + 4].copy_from_slice(&n.to_be_bytes());
+            copy_binary::end_field(out, at, false).map_err(|e| encode_error(py, e))?;
         }
     }
     if !more && last {
-        // The trailer: a field count of -1.
-        out.put_i16(-1);
+        copy_binary::put_trailer(out);
     }
     let n = (out.len() - len_at) as i32;
     out[len_at..len_at + 4].copy_from_slice(&n.to_be_bytes());
     Ok(more)
+}
+
+fn encode_error(py: Python<'_>, e: EncodeError) -> PyErr {
+    errors::client_error(py, "DataError", e.0)
 }
