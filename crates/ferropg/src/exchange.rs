@@ -14,7 +14,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use ferropg_core::conn::{message_name, Routed};
 use ferropg_core::message::backend::frame_len;
-use ferropg_core::message::frontend::{self, EncodeError};
+use ferropg_core::message::frontend;
 use ferropg_core::message::{parse_message, DataRow, Message};
 use ferropg_core::DbError;
 
@@ -288,20 +288,15 @@ impl Connection {
                 Step::Msg(msg)
             }
             Routed::Op(Message::CopyInResponse(_)) => {
-                // Refuse any other COPY FROM STDIN (run through a query method, or
-                // abandoned): the server answers with an error, then ReadyForQuery
-                // (in the extended protocol after one more Sync, since it ignores
-                // those sent during COPY).
+                // Any other COPY FROM STDIN (run through a query method, or
+                // abandoned) is refused.
                 let extended = self.core.head().is_some_and(|h| h.extended);
                 self.encode(|buf| {
-                    frontend::copy_fail_message(
+                    frontend::refuse_copy_in(
                         "COPY FROM STDIN is only supported through copy_in",
+                        extended,
                         buf,
-                    )?;
-                    if extended {
-                        frontend::sync(buf);
-                    }
-                    Ok::<(), EncodeError>(())
+                    )
                 })?;
                 Step::Skip
             }
@@ -386,12 +381,8 @@ impl Connection {
         let Some(columns) = columns else {
             return Err(self.fail(Error::protocol("DataRow without a RowDescription")));
         };
-        if row.len() != columns.len() {
-            return Err(self.fail(Error::protocol(format!(
-                "DataRow has {} columns, the RowDescription {}",
-                row.len(),
-                columns.len()
-            ))));
+        if let Err(e) = row.check_width(columns.len()) {
+            return Err(self.fail(Error::protocol(e)));
         }
         Ok(Row::new(columns.clone(), frame, row))
     }

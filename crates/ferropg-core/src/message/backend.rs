@@ -234,6 +234,19 @@ impl<'a> DataRow<'a> {
     pub fn len(&self) -> usize {
         usize::from(self.count)
     }
+    /// Checks the row against the `columns` its RowDescription announced; a row of
+    /// another width means the stream is out of step, so the error is the
+    /// connection's, not the statement's.
+    pub fn check_width(&self, columns: usize) -> Result<(), String> {
+        if self.len() == columns {
+            Ok(())
+        } else {
+            Err(format!(
+                "DataRow has {} columns, the RowDescription {columns}",
+                self.len()
+            ))
+        }
+    }
     /// True when the row has no columns.
     pub fn is_empty(&self) -> bool {
         self.count == 0

@@ -208,6 +208,22 @@ pub enum BindFailure<E> {
     Encode(EncodeError),
 }
 
+/// Refuses a COPY FROM STDIN that no COPY API asked for (one run through a query
+/// method, or whose caller left): CopyFail with `message`, then, when the query went
+/// through the extended protocol, one more Sync, since the server ignores the Syncs
+/// sent during COPY IN and would otherwise never send ReadyForQuery.
+pub fn refuse_copy_in(
+    message: &str,
+    extended: bool,
+    buf: &mut BytesMut,
+) -> Result<(), EncodeError> {
+    copy_fail_message(message, buf)?;
+    if extended {
+        sync(buf);
+    }
+    Ok(())
+}
+
 /// CopyFail with this message.
 pub fn copy_fail_message(message: &str, buf: &mut BytesMut) -> Result<(), EncodeError> {
     Ok(frontend::copy_fail(message, buf)?)

@@ -89,16 +89,12 @@ pub(super) fn on_message(
             return;
         }
         Message::CopyInResponse(_) if !matches!(op.kind, OpKind::CopyIn { .. }) => {
-            // COPY FROM STDIN outside the copy API: refuse, so the server ends the command.
-            let _ = frontend::copy_fail_message(
+            // COPY FROM STDIN outside the copy API: refused, so the server ends it.
+            let _ = frontend::refuse_copy_in(
                 "COPY FROM STDIN is not supported here; use copy_to_table() or copy_records_to_table()",
+                !matches!(op.kind, OpKind::Script { .. }),
                 out,
             );
-            // The server ignores a Sync sent during COPY IN (ours went out with Execute),
-            // so the extended protocol needs another; a simple Query needs none.
-            if !matches!(op.kind, OpKind::Script { .. }) {
-                frontend::sync(out);
-            }
             return;
         }
         _ => {}
@@ -169,16 +165,8 @@ fn decode_row(
     st: &Statement,
     row: &DataRow<'_>,
 ) -> PyResult<Py<PyAny>> {
-    if row.len() != st.decoders.len() {
-        return Err(errors::client_error(
-            py,
-            "ProtocolError",
-            format!(
-                "row has {} columns, expected {}",
-                row.len(),
-                st.decoders.len()
-            ),
-        ));
+    if let Err(e) = row.check_width(st.decoders.len()) {
+        return Err(errors::client_error(py, "ProtocolError", e));
     }
     let mut record = RecordBuilder::new(py, st.record_class.bind(py), &st.desc, row.len())?;
     for (value, decoder) in row.values().zip(&st.decoders) {
