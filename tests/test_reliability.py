@@ -169,3 +169,24 @@ def test_pool_reset_drops_temporary_tables(run, dsn):
             await pool.close()
 
     run(main())
+
+
+def test_a_stray_copy_from_stdin_is_refused_and_the_connection_goes_on(run, dsn):
+    """COPY FROM STDIN through a query method (simple and extended protocol) fails
+    that call; the connection stays in step."""
+
+    async def main():
+        con = await ferropg.connect(dsn)
+        try:
+            await con.execute("CREATE TEMP TABLE stray (x int)")
+            for call in (
+                lambda: con.execute("COPY stray FROM STDIN"),
+                lambda: con.fetch("COPY stray FROM STDIN"),
+            ):
+                with pytest.raises(exceptions.PostgresError, match="not supported here"):
+                    await call()
+                assert await con.fetchval("SELECT count(*) FROM stray") == 0
+        finally:
+            await con.close()
+
+    run(main())
