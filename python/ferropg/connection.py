@@ -10,7 +10,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from . import connect_utils, cursor, exceptions, prepared_stmt, serverversion
+from . import _native, connect_utils, cursor, exceptions, prepared_stmt, serverversion
 from ._builtin_types import BUILTIN_TYPES
 from ._callbacks import CallbacksMixin, LoggedQuery  # noqa: F401 - asyncpg exports it here
 from ._codecs import CodecsMixin
@@ -449,8 +449,9 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
             stmt = self._protocol.cache_get(query, record_class, ignore_custom_codec)
             if stmt is not None:
                 return stmt
-            limit = self._config.max_cacheable_statement_size
-            use_cache = self._stmt_cache_enabled and (not limit or len(query) <= limit)
+            use_cache = _native.cacheable(
+                query, self._stmt_cache_enabled, self._config.max_cacheable_statement_size
+            )
         if isinstance(named, str):
             name = named
         elif use_cache or named:

@@ -25,6 +25,15 @@ pub enum Lookup<'a, V> {
     Expired(V),
 }
 
+/// Whether a statement prepared from SQL text `sql` goes into the cache: the cache
+/// is on and the text is at most `max_chars` characters long (0: no limit), as
+/// asyncpg's `max_cacheable_statement_size` says. Longer texts are prepared for the
+/// one run only, so that a few huge statements cannot crowd out the common ones.
+pub fn takes(sql: &str, cache_on: bool, max_chars: usize) -> bool {
+    // Bytes are never fewer than characters: the cheap test settles most texts.
+    cache_on && (max_chars == 0 || sql.len() <= max_chars || sql.chars().count() <= max_chars)
+}
+
 /// The cache.
 pub struct StatementCache<K, V> {
     entries: HashMap<K, Entry<V>>,

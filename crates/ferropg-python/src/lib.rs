@@ -81,6 +81,13 @@ fn ssl_request(py: Python<'_>) -> Bound<'_, pyo3::types::PyBytes> {
     pyo3::types::PyBytes::new(py, &buf)
 }
 
+/// Whether the statement cache takes a statement of this SQL text (the core's rule):
+/// the cache is on and the text is at most `max_chars` characters (0: no limit).
+#[pyfunction]
+fn cacheable(sql: &str, cache_on: bool, max_chars: usize) -> bool {
+    ferropg_core::statement_cache::takes(sql, cache_on, max_chars)
+}
+
 /// The fast `uuid.UUID` subclass the codecs return.
 #[pyfunction]
 fn uuid_type(py: Python<'_>) -> PyResult<Py<pyo3::types::PyType>> {
@@ -101,6 +108,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(quote_literal, m)?)?;
     m.add_function(wrap_pyfunction!(cancel_request, m)?)?;
     m.add_function(wrap_pyfunction!(ssl_request, m)?)?;
+    m.add_function(wrap_pyfunction!(cacheable, m)?)?;
     m.add_function(wrap_pyfunction!(quote_ident, m)?)?;
     Ok(())
 }

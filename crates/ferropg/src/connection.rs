@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use ferropg_core::conn::{Connection as CoreConnection, Phase, Routed, StartupParams};
 use ferropg_core::message::frontend::{self, BindFailure, EncodeError};
 use ferropg_core::message::{parse_message, TransactionStatus};
-use ferropg_core::statement_cache::{Lookup, StatementCache};
+use ferropg_core::statement_cache::{self, Lookup, StatementCache};
 use ferropg_core::{sqlstate, DbError};
 use postgres_types::{IsNull, ToSql, Type};
 
@@ -612,10 +612,7 @@ impl Connection {
 
     /// Whether the statement cache takes `sql`.
     fn cacheable(&self, sql: &str) -> bool {
-        self.cache.max_size() > 0
-            && (self.max_cacheable == 0
-                || sql.len() <= self.max_cacheable
-                || sql.chars().count() <= self.max_cacheable)
+        statement_cache::takes(sql, self.cache.max_size() > 0, self.max_cacheable)
     }
 
     /// The live cached statement for `sql`; an expired one is dropped (and closed
