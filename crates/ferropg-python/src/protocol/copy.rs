@@ -1,9 +1,10 @@
 //! Binary COPY: records from Python encoded as `PGCOPY` tuples.
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use pyo3::intern;
 use pyo3::prelude::*;
 
+use ferropg_core::message::frontend;
 use ferropg_core::types::{copy_binary, EncodeError};
 
 use crate::codecs::{encode_value, Cache, Encoder, Registry};
@@ -47,14 +48,12 @@ pub(super) fn write_records(
     last: bool,
     out: &mut BytesMut,
 ) -> PyResult<bool> {
-    out.put_u8(b'd');
-    let len_at = out.len();
-    out.put_i32(0);
+    let frame = frontend::begin_copy_data(out);
     if first {
         copy_binary::put_header(out);
     }
     let mut more = true;
-    while out.len() - len_at < max_bytes {
+    while out.len() - frame < max_bytes {
         let item = match iterator.call_method0(intern!(py, "__next__")) {
             Ok(item) => item,
             Err(e) if e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) => {
@@ -98,8 +97,7 @@ pub(super) fn write_records(
     if !more && last {
         copy_binary::put_trailer(out);
     }
-    let n = (out.len() - len_at) as i32;
-    out[len_at..len_at + 4].copy_from_slice(&n.to_be_bytes());
+    frontend::end_copy_data(frame, out).map_err(|e| errors::client_error(py, "DataError", e.0))?;
     Ok(more)
 }
 

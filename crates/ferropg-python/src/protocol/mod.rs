@@ -518,15 +518,6 @@ impl CoreProtocol {
     }
 }
 
-/// Appends one CopyData message.
-fn write_copy_data(out: &mut BytesMut, data: &[u8]) {
-    use bytes::BufMut;
-    out.reserve(data.len() + 5);
-    out.put_u8(b'd');
-    out.put_i32((data.len() + 4) as i32);
-    out.put_slice(data);
-}
-
 /// Writes, then resolves futures, with no borrow of the protocol held.
 fn settle(
     py: Python<'_>,
@@ -1138,9 +1129,11 @@ impl CoreProtocol {
 
     /// Sends one chunk of COPY data.
     fn copy_data(slf: &Bound<'_, Self>, data: &[u8]) -> PyResult<()> {
-        with_output(slf, |this, _py| {
+        with_output(slf, |this, py| {
             if !this.lost {
-                write_copy_data(&mut this.out, data);
+                for chunk in data.chunks(frontend::COPY_DATA_MAX) {
+                    frontend::copy_data(chunk, &mut this.out).map_err(|e| enc_err(py, e))?;
+                }
             }
             Ok(())
         })
