@@ -32,6 +32,9 @@ __all__ = (
 )
 
 
+#: The SSLRequest code (asyncpg has it here; the request itself is the core's).
+_SSL_REQUEST_CODE = _tls.SSL_REQUEST_CODE
+
 _SOCKET_DIRS = ("/run/postgresql", "/var/run/postgresql", "/tmp", "/private/tmp")
 
 
