@@ -35,8 +35,6 @@ __all__ = (
 #: The SSLRequest code (asyncpg has it here; the request itself is the core's).
 _SSL_REQUEST_CODE = _tls.SSL_REQUEST_CODE
 
-_SOCKET_DIRS = ("/run/postgresql", "/var/run/postgresql", "/tmp", "/private/tmp")
-
 
 class SessionAttribute(str, enum.Enum):
     """The kind of server ``target_session_attrs`` asks for (asyncpg's enum and values)."""
@@ -203,8 +201,7 @@ def resolve_params(
         if len(defaults) == len(hosts):
             ports = [hp if hp is not None else d for hp, d in zip(host_ports, defaults)]
     if not hosts:
-        hosts = [d for d in _SOCKET_DIRS if os.path.exists(f"{d}/.s.PGSQL.{ports[0]}")]
-        hosts.append("localhost")
+        hosts = _native.default_hosts(ports[0])
     if len(ports) == 1:
         ports = ports * len(hosts)
     elif len(ports) != len(hosts):

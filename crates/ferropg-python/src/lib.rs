@@ -88,6 +88,19 @@ fn cacheable(sql: &str, cache_on: bool, max_chars: usize) -> bool {
     ferropg_core::statement_cache::takes(sql, cache_on, max_chars)
 }
 
+/// The hosts to try when none is given (the core's rule): each socket directory
+/// holding a server socket for `port`, then `localhost`.
+#[pyfunction]
+fn default_hosts(port: u16) -> Vec<String> {
+    use ferropg_core::config::Host;
+    ferropg_core::config::default_hosts(port)
+        .into_iter()
+        .map(|h| match h {
+            Host::Tcp(s) | Host::Unix(s) => s,
+        })
+        .collect()
+}
+
 /// The fast `uuid.UUID` subclass the codecs return.
 #[pyfunction]
 fn uuid_type(py: Python<'_>) -> PyResult<Py<pyo3::types::PyType>> {
@@ -109,6 +122,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cancel_request, m)?)?;
     m.add_function(wrap_pyfunction!(ssl_request, m)?)?;
     m.add_function(wrap_pyfunction!(cacheable, m)?)?;
+    m.add_function(wrap_pyfunction!(default_hosts, m)?)?;
     m.add_function(wrap_pyfunction!(quote_ident, m)?)?;
     Ok(())
 }

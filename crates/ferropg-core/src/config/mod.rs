@@ -111,10 +111,10 @@ impl Config {
     }
 
     /// The `(host, port)` pairs to try, with libpq's pairing rules and defaults
-    /// (`/run/postgresql`, then `/var/run/postgresql`, `/tmp` and `localhost` when no host is set).
+    /// ([`default_hosts`] when no host is set).
     pub fn addresses(&self) -> Result<Vec<(Host, u16)>, ConfigError> {
         let hosts = if self.hosts.is_empty() {
-            default_hosts()
+            default_hosts(self.ports.first().copied().unwrap_or(DEFAULT_PORT))
         } else {
             self.hosts.clone()
         };
@@ -148,10 +148,25 @@ impl Config {
     }
 }
 
-fn default_hosts() -> Vec<Host> {
-    let mut hosts: Vec<Host> = ["/run/postgresql", "/var/run/postgresql", "/tmp"]
+/// Where libpq looks for a server's Unix socket when no host is given: Debian's
+/// directory, its older name, `/tmp`, and macOS's `/private/tmp`.
+pub const SOCKET_DIRS: [&str; 4] = [
+    "/run/postgresql",
+    "/var/run/postgresql",
+    "/tmp",
+    "/private/tmp",
+];
+
+/// The hosts to try when none is given: each of [`SOCKET_DIRS`] that holds a server
+/// socket for `port`, then `localhost`. Both faces take this list.
+pub fn default_hosts(port: u16) -> Vec<Host> {
+    let mut hosts: Vec<Host> = SOCKET_DIRS
         .into_iter()
-        .filter(|d| std::path::Path::new(d).is_dir())
+        .filter(|d| {
+            std::path::Path::new(d)
+                .join(format!(".s.PGSQL.{port}"))
+                .exists()
+        })
         .map(|d| Host::Unix(d.to_owned()))
         .collect();
     hosts.push(Host::Tcp("localhost".into()));
@@ -456,5 +471,20 @@ mod tests {
     fn mismatched_ports_are_an_error() {
         let c = Config::parse("host=a,b,c port=1,2").unwrap();
         assert!(c.addresses().is_err());
+    }
+
+    #[test]
+    fn default_hosts_are_the_socket_directories_holding_the_port_then_localhost() {
+        // A port no server here uses, and a socket file for it in /tmp.
+        let port = 47_000 + (std::process::id() % 1000) as u16;
+        assert_eq!(default_hosts(port), vec![Host::Tcp("localhost".into())]);
+        let socket = std::path::Path::new("/tmp").join(format!(".s.PGSQL.{port}"));
+        std::fs::write(&socket, b"").unwrap();
+        let hosts = default_hosts(port);
+        std::fs::remove_file(&socket).unwrap();
+        assert_eq!(
+            hosts,
+            vec![Host::Unix("/tmp".into()), Host::Tcp("localhost".into())]
+        );
     }
 }
