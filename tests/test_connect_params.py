@@ -3,6 +3,7 @@ host lists with ports, the GSS options, and the asyncpg-shaped view of the resul
 
 import pytest
 
+import ferropg
 from ferropg import exceptions
 from ferropg.connect_utils import SSLMode, _parse_connect_dsn_and_args, resolve_params
 
@@ -101,3 +102,22 @@ def test_unknown_sslmode_names():
     for bad in ("parse", "sometimes"):
         with pytest.raises(AttributeError):
             SSLMode.parse(bad)
+
+
+def test_libpq_client_keywords_are_never_sent_as_server_settings(run, dsn):
+    """The core splits libpq's client keywords from the server settings: the ones this
+    face reads are all among them, and one it does not implement (keepalives) no
+    longer ends the connection with FATAL 42704."""
+    from ferropg import _native, connect_utils
+
+    assert set(connect_utils._CLIENT_OPTIONS) - {"sslmode"} <= set(_native.CLIENT_KEYWORDS)
+
+    async def main():
+        sep = "&" if "?" in dsn else "?"
+        con = await ferropg.connect(dsn + sep + "keepalives=1&search_path=pg_catalog")
+        try:
+            assert await con.fetchval("SHOW search_path") == "pg_catalog"
+        finally:
+            await con.close()
+
+    run(main())

@@ -154,9 +154,11 @@ def resolve_params(
     """
     from_dsn: dict[str, Any] = _native.parse_dsn(dsn) if dsn else {}
     env = os.environ
-    # The DSN parser hands back every unknown query parameter as a server setting.
+    # The core's DSN parser splits libpq's client keywords from the server settings;
+    # those this face does not implement (keepalives, ...) are not sent to the server.
     settings = dict(from_dsn.get("server_settings") or ())
-    client = {name: settings.pop(name, None) for name in _CLIENT_OPTIONS}
+    client_options = dict(from_dsn.get("client_options") or ())
+    client = {name: client_options.get(name) for name in _CLIENT_OPTIONS}
     service = service or client["service"] or env.get("PGSERVICE")
     servicefile = servicefile or client["servicefile"]
     svc = _pgservice.service_params(service, servicefile) if service else {}

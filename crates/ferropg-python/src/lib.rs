@@ -42,6 +42,7 @@ fn parse_dsn<'py>(py: Python<'py>, dsn: &str) -> PyResult<Bound<'py, pyo3::types
     d.set_item("sslmode", cfg.sslmode)?;
     d.set_item("application_name", cfg.application_name)?;
     d.set_item("server_settings", cfg.server_settings)?;
+    d.set_item("client_options", cfg.client_options)?;
     Ok(d)
 }
 
@@ -123,6 +124,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ssl_request, m)?)?;
     m.add_function(wrap_pyfunction!(cacheable, m)?)?;
     m.add_function(wrap_pyfunction!(default_hosts, m)?)?;
+    m.add(
+        "CLIENT_KEYWORDS",
+        pyo3::types::PyTuple::new(m.py(), ferropg_core::config::CLIENT_KEYWORDS)?,
+    )?;
     m.add_function(wrap_pyfunction!(quote_ident, m)?)?;
     Ok(())
 }

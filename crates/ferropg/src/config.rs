@@ -89,9 +89,19 @@ impl Config {
     /// Parses a `postgresql://` (or `postgres://`) URI or a libpq `key=value` string.
     /// Keys ferropg does not know are sent to the server as run-time settings.
     pub fn parse(dsn: &str) -> Result<Config, Error> {
-        core::Config::parse(dsn)
-            .map(Config::from)
-            .map_err(|e| Error::config(e.0))
+        let inner = core::Config::parse(dsn).map_err(|e| Error::config(e.0))?;
+        // libpq's client keywords that this face does not implement yet are refused
+        // here, rather than ignored or sent to the server (which ends the connection).
+        if let Some((key, _)) = inner
+            .client_options
+            .iter()
+            .find(|(k, _)| !tls::FILE_OPTIONS.contains(&k.as_str()))
+        {
+            return Err(Error::config(format!(
+                "the connection option {key} is not supported by ferropg's Rust client yet"
+            )));
+        }
+        Ok(Config::from(inner))
     }
 
     /// Adds a host, tried in order. A value starting with `/` is the directory of a
@@ -285,7 +295,7 @@ impl Config {
         let mode = SslMode::parse(self.inner.sslmode.as_deref())?;
         let file = |key: &str, var: &str| {
             self.inner
-                .server_settings
+                .client_options
                 .iter()
                 .find(|(k, _)| k == key)
                 .map(|(_, v)| v.clone())
@@ -319,9 +329,7 @@ impl Config {
             options.push(("application_name".into(), app.clone()));
         }
         for (name, value) in &c.server_settings {
-            if name.eq_ignore_ascii_case("client_encoding")
-                || tls::FILE_OPTIONS.contains(&name.as_str())
-            {
+            if name.eq_ignore_ascii_case("client_encoding") || core::is_client_keyword(name) {
                 continue;
             }
             options.push((name.clone(), value.clone()));
@@ -468,5 +476,27 @@ mod tests {
         let c = Config::parse("user=u sslrootcert=/r sslcert=/c sslkey=/k").unwrap();
         let p = c.startup_params().unwrap();
         assert!(!p.options.iter().any(|(k, _)| k.starts_with("ssl")));
+    }
+
+    #[test]
+    fn client_keywords_this_face_lacks_are_refused_not_sent() {
+        for dsn in [
+            "host=h target_session_attrs=read-write",
+            "host=h passfile=/p",
+            "postgresql://h/db?service=s",
+            "host=h keepalives=1",
+            "host=h channel_binding=require",
+        ] {
+            let err = Config::parse(dsn).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Config, "{dsn}");
+            assert!(err.to_string().contains("not supported"), "{dsn}: {err}");
+        }
+        // A server setting still goes to the server.
+        let c = Config::parse("host=h user=u search_path=x").unwrap();
+        let p = c.startup_params().unwrap();
+        assert!(p
+            .options
+            .iter()
+            .any(|(k, v)| k == "search_path" && v == "x"));
     }
 }

@@ -48,6 +48,51 @@ pub struct Config {
     pub application_name: Option<String>,
     /// Further parameters, sent to the server as run-time settings (`options` is kept raw).
     pub server_settings: Vec<(String, String)>,
+    /// libpq's client-side keywords ([`CLIENT_KEYWORDS`]) as written: each face
+    /// implements or refuses them; none is ever sent to the server.
+    pub client_options: Vec<(String, String)>,
+}
+
+/// libpq's connection keywords that configure the client, not the server session:
+/// a DSN may carry them, and sending one to the server as a setting would end the
+/// connection (FATAL 42704). The ones [`Config`] reads itself (host, port, user,
+/// password, dbname, connect_timeout, sslmode, application_name) are not listed.
+pub const CLIENT_KEYWORDS: &[&str] = &[
+    "channel_binding",
+    "fallback_application_name",
+    "gssdelegation",
+    "gssencmode",
+    "gsslib",
+    "keepalives",
+    "keepalives_count",
+    "keepalives_idle",
+    "keepalives_interval",
+    "krbsrvname",
+    "load_balance_hosts",
+    "passfile",
+    "require_auth",
+    "requirepeer",
+    "service",
+    "servicefile",
+    "ssl_max_protocol_version",
+    "ssl_min_protocol_version",
+    "sslcert",
+    "sslcertmode",
+    "sslcompression",
+    "sslcrl",
+    "sslcrldir",
+    "sslkey",
+    "sslnegotiation",
+    "sslpassword",
+    "sslrootcert",
+    "sslsni",
+    "target_session_attrs",
+    "tcp_user_timeout",
+];
+
+/// Whether `key` is one of libpq's client-side keywords ([`CLIENT_KEYWORDS`]).
+pub fn is_client_keyword(key: &str) -> bool {
+    CLIENT_KEYWORDS.contains(&key)
 }
 
 /// A DSN that cannot be parsed.
@@ -142,6 +187,7 @@ impl Config {
             "connect_timeout" => self.connect_timeout = Some(parse_timeout(&value)?),
             "sslmode" => self.sslmode = Some(value),
             "application_name" => self.application_name = Some(value),
+            _ if is_client_keyword(key) => self.client_options.push((key.to_owned(), value)),
             _ => self.server_settings.push((key.to_owned(), value)),
         }
         Ok(())
@@ -486,5 +532,25 @@ mod tests {
             hosts,
             vec![Host::Unix("/tmp".into()), Host::Tcp("localhost".into())]
         );
+    }
+
+    #[test]
+    fn client_keywords_are_never_server_settings() {
+        let c = Config::parse(
+            "host=h target_session_attrs=read-write keepalives=1 sslrootcert=/r search_path=x",
+        )
+        .unwrap();
+        assert_eq!(c.server_settings, vec![("search_path".into(), "x".into())]);
+        assert_eq!(
+            c.client_options,
+            vec![
+                ("target_session_attrs".into(), "read-write".into()),
+                ("keepalives".into(), "1".into()),
+                ("sslrootcert".into(), "/r".into()),
+            ]
+        );
+        let c = Config::parse("postgresql://h/db?passfile=/p&application_name=a").unwrap();
+        assert_eq!(c.client_options, vec![("passfile".into(), "/p".into())]);
+        assert!(c.server_settings.is_empty());
     }
 }
