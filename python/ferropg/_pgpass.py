@@ -1,21 +1,21 @@
 """The password file (``~/.pgpass``, ``PGPASSFILE``, ``passfile=``): where the password
-comes from when neither the arguments, the DSN nor ``PGPASSWORD`` give one."""
+comes from when neither the arguments, the DSN nor ``PGPASSWORD`` give one.
+
+Its lines and which entry wins are the core's rules (``ferropg_core::config::passfile``);
+reading the file, and refusing one that others may read, happen here."""
 
 from __future__ import annotations
 
 import os
 import pathlib
-import re
 import stat
 import warnings
 from collections.abc import Iterable
 
+from . import _native
 from ._home import home_file
 
-__all__ = ("default_passfile", "password_from_passfile", "read_passfile")
-
-# A colon separates fields unless a backslash escapes it.
-_FIELD_SEPARATOR = re.compile(r"(?<!\\):")
+__all__ = ("default_passfile", "password_from_passfile", "read_passfile_text")
 
 
 def default_passfile() -> pathlib.Path | None:
@@ -23,41 +23,25 @@ def default_passfile() -> pathlib.Path | None:
     return home_file(".pgpass")
 
 
-def read_passfile(path: pathlib.Path) -> list[tuple[str, ...]]:
-    """The entries of a password file: (host, port, database, user, password) each.
-
-    A missing file has none. One that is not a regular file, or that others may read,
-    is ignored with a warning, as libpq does. Fields are compared as written, escapes
-    included, as asyncpg does (so ``test\\:db`` in the file matches a database named
-    ``test\\:db``); only the separating colons are told apart from escaped ones.
-    """
+def read_passfile_text(path: pathlib.Path) -> str | None:
+    """The text of a password file, or None for a missing one. One that is not a
+    regular file, or that others may read, is ignored with a warning, as libpq does."""
     try:
         if not path.exists():
-            return []
+            return None
         if not path.is_file():
             warnings.warn(f"password file {str(path)!r} is not a plain file", stacklevel=3)
-            return []
+            return None
         if os.name != "nt" and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             warnings.warn(
                 f"password file {str(path)!r} has group or world access; "
                 "permissions should be u=rw (0600) or less",
                 stacklevel=3,
             )
-            return []
-        entries = []
-        with path.open() as f:
-            for line in f:
-                line = line.strip()
-                if not line or line.startswith("#"):
-                    continue
-                # An escaped backslash must not escape the colon after it.
-                line = line.replace("\\\\", "\n")
-                fields = _FIELD_SEPARATOR.split(line, maxsplit=4)
-                if len(fields) == 5:
-                    entries.append(tuple(p.replace("\n", "\\\\") for p in fields))
-        return entries
+            return None
+        return path.read_text(errors="replace")
     except OSError:
-        return []
+        return None
 
 
 def password_from_passfile(
@@ -68,20 +52,14 @@ def password_from_passfile(
 ) -> str | None:
     """The password of the first entry that matches an address (in order), the database
     and the user; ``*`` matches anything, and a Unix socket is ``localhost``."""
-    entries = read_passfile(path)
-    if not entries:
+    text = read_passfile_text(path)
+    if not text:
         return None
+    pairs = []
     for addr in addrs:
         if isinstance(addr, str):
-            host, port = "localhost", addr.rsplit(".", 1)[-1]
+            port = addr.rsplit(".", 1)[-1]
+            pairs.append(("localhost", int(port) if port.isdigit() else 0))
         else:
-            host, port = addr[0], str(addr[1])
-        for e_host, e_port, e_database, e_user, e_password in entries:
-            if (
-                e_host in ("*", host)
-                and e_port in ("*", port)
-                and e_database in ("*", database)
-                and e_user in ("*", user)
-            ):
-                return e_password
-    return None
+            pairs.append((addr[0], int(addr[1])))
+    return _native.passfile_password(text, pairs, database, user)

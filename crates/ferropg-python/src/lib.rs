@@ -102,6 +102,23 @@ fn default_hosts(port: u16) -> Vec<String> {
         .collect()
 }
 
+/// The password a password file's `text` gives for the first of `addrs` (each
+/// `(host, port)`; a Unix socket's host is `localhost`) that an entry serves, with
+/// `database` and `user` (the core's rules).
+#[pyfunction]
+fn passfile_password(
+    text: &str,
+    addrs: Vec<(String, u16)>,
+    database: &str,
+    user: &str,
+) -> Option<String> {
+    use ferropg_core::config::passfile;
+    let entries = passfile::parse(text);
+    addrs.iter().find_map(|(host, port)| {
+        passfile::lookup(&entries, host, *port, database, user).map(str::to_owned)
+    })
+}
+
 /// The fast `uuid.UUID` subclass the codecs return.
 #[pyfunction]
 fn uuid_type(py: Python<'_>) -> PyResult<Py<pyo3::types::PyType>> {
@@ -124,6 +141,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ssl_request, m)?)?;
     m.add_function(wrap_pyfunction!(cacheable, m)?)?;
     m.add_function(wrap_pyfunction!(default_hosts, m)?)?;
+    m.add_function(wrap_pyfunction!(passfile_password, m)?)?;
     m.add(
         "CLIENT_KEYWORDS",
         pyo3::types::PyTuple::new(m.py(), ferropg_core::config::CLIENT_KEYWORDS)?,

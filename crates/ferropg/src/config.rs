@@ -95,7 +95,7 @@ impl Config {
         if let Some((key, _)) = inner
             .client_options
             .iter()
-            .find(|(k, _)| !tls::FILE_OPTIONS.contains(&k.as_str()))
+            .find(|(k, _)| k != "passfile" && !tls::FILE_OPTIONS.contains(&k.as_str()))
         {
             return Err(Error::config(format!(
                 "the connection option {key} is not supported by ferropg's Rust client yet"
@@ -310,6 +310,34 @@ impl Config {
         Tls::new(mode, &files)
     }
 
+    /// The password the password file gives for `user` at `host`:`port`, when no
+    /// password is set: the file is `passfile=`, else `$PGPASSFILE`, else
+    /// `~/.pgpass`; like libpq, one that others may read is ignored. Its rules are
+    /// the core's (`ferropg_core::config::passfile`).
+    pub(crate) fn passfile_password(&self, host: &Host, port: u16, user: &str) -> Option<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self
+            .inner
+            .client_options
+            .iter()
+            .find(|(k, _)| k == "passfile")
+            .map(|(_, v)| PathBuf::from(v))
+            .or_else(|| std::env::var_os("PGPASSFILE").map(PathBuf::from))
+            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".pgpass")))?;
+        let meta = std::fs::metadata(&path).ok()?;
+        if !meta.is_file() || meta.permissions().mode() & 0o077 != 0 {
+            return None;
+        }
+        let text = std::fs::read_to_string(&path).ok()?;
+        let entries = core::passfile::parse(&text);
+        let host = match host {
+            Host::Unix(_) => "localhost",
+            Host::Tcp(h) => h.as_str(),
+        };
+        let database = self.inner.database.as_deref().unwrap_or(user);
+        core::passfile::lookup(&entries, host, port, database, user).map(str::to_owned)
+    }
+
     /// The startup message's contents: the user (falling back to `$USER`), the
     /// database, the password and the run-time settings, with `client_encoding`
     /// forced to UTF8 (text values are decoded as UTF-8).
@@ -482,7 +510,6 @@ mod tests {
     fn client_keywords_this_face_lacks_are_refused_not_sent() {
         for dsn in [
             "host=h target_session_attrs=read-write",
-            "host=h passfile=/p",
             "postgresql://h/db?service=s",
             "host=h keepalives=1",
             "host=h channel_binding=require",
@@ -491,8 +518,8 @@ mod tests {
             assert_eq!(err.kind(), ErrorKind::Config, "{dsn}");
             assert!(err.to_string().contains("not supported"), "{dsn}: {err}");
         }
-        // A server setting still goes to the server.
-        let c = Config::parse("host=h user=u search_path=x").unwrap();
+        // A server setting still goes to the server; passfile is the client's.
+        let c = Config::parse("host=h user=u search_path=x passfile=/p").unwrap();
         let p = c.startup_params().unwrap();
         assert!(p
             .options

@@ -33,7 +33,11 @@ pub async fn connect(config: &Config) -> Result<Connection, Error> {
     let timeout = config.get_connect_timeout();
     let mut last = None;
     for (host, port) in config.addresses()? {
-        let attempt = establish(&host, port, params.clone(), settings, timeout, &tls);
+        let mut params = params.clone();
+        if params.password.is_none() {
+            params.password = config.passfile_password(&host, port, &params.user);
+        }
+        let attempt = establish(&host, port, params, settings, timeout, &tls);
         let result = match timeout {
             Some(limit) => tokio::time::timeout(limit, attempt)
                 .await

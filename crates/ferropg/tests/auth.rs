@@ -152,3 +152,38 @@ async fn no_hba_rule_is_rejected_by_the_server() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn password_from_the_password_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let pg = cluster();
+    let dir = std::env::temp_dir().join(format!("ferropg-passfile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("pgpass");
+    // The first entry that serves the address, database and user wins; `*` matches.
+    std::fs::write(
+        &path,
+        format!(
+            "# comment\nother:*:*:*:wrong\n127.0.0.1:{}:postgres:scram_user:scram sécret\n*:*:*:*:wrong\n",
+            pg.port
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let dsn = format!(
+        "host=127.0.0.1 port={} user=scram_user dbname=postgres passfile={}",
+        pg.port,
+        path.display()
+    );
+    let config: Config = dsn.parse().unwrap();
+    let mut conn = ferropg::connect(&config)
+        .await
+        .expect("password from the file");
+    let one: i32 = conn.query_one("select 1", &[]).await.unwrap().get(0);
+    assert_eq!(one, 1);
+    // A file that others may read is ignored, as libpq does.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = ferropg::connect(&config).await.unwrap_err();
+    assert_ne!(err.kind(), ErrorKind::Io, "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,6 +1,8 @@
 //! Connection settings with libpq's semantics: a `postgresql://` URI or a
 //! `key=value` string, then the `PG*` environment for whatever is still unset.
 
+pub mod passfile;
+
 use std::fmt;
 
 /// Where to reach a server.
