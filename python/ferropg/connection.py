@@ -281,10 +281,8 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
         self._check_open()
         # The connection's own background work (cancellations, the roll-back of an
         # abandoned BEGIN) awaits the server too: only a caller's operation is "busy".
-        if self._protocol.is_busy() and not self._cancellations:
-            raise exceptions.InterfaceError(
-                "cannot perform operation: another operation is in progress"
-            )
+        if not self._cancellations:
+            self._check_not_busy()
         if timeout is not None and timeout <= 0:
             # Nothing is sent: there is no time to run anything.
             raise asyncio.TimeoutError
@@ -298,10 +296,13 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
                 self._abort()
                 raise
             self._check_open()
-            if self._protocol.is_busy():
-                raise exceptions.InterfaceError(
-                    "cannot perform operation: another operation is in progress"
-                )
+            self._check_not_busy()
+
+    def _check_not_busy(self) -> None:
+        if self._protocol.is_busy():
+            raise exceptions.InterfaceError(
+                "cannot perform operation: another operation is in progress"
+            )
 
     # -------------------------------------------------------------- timeouts
 
@@ -399,10 +400,7 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
             return
 
         async def end() -> None:
-            me = asyncio.current_task()
-            while pending := [t for t in self._cancellations if t is not me and not t.done()]:
-                await asyncio.wait(pending)
-            await self._protocol.wait_idle()
+            await self._wait_for_cancellation(but=asyncio.current_task())
             if self._protocol.is_closed() or not self._protocol.is_in_transaction():
                 return
             if self._top_xact is None:
@@ -417,10 +415,12 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
         self._cancellations.add(task)
         task.add_done_callback(self._cancellations.discard)
 
-    async def _wait_for_cancellation(self) -> None:
+    async def _wait_for_cancellation(self, but: asyncio.Task | None = None) -> None:
+        """Waits for the background work in ``_cancellations`` (``but`` the task that
+        asks), then for every abandoned operation's end."""
         # asyncio.wait, not gather: a caller that gives up waiting must not cancel the
         # attempts, whose CancelRequest may still be on its way to the server.
-        while pending := [t for t in self._cancellations if not t.done()]:
+        while pending := [t for t in self._cancellations if t is not but and not t.done()]:
             await asyncio.wait(pending)
         await self._protocol._drain_cancels()
 

@@ -1051,8 +1051,7 @@ class Pool:
         """Runs :meth:`Connection.execute() <ferropg.Connection.execute>` on a pooled
         connection."""
         async with _TimedUse(self, timeout) as use:
-            con = use.con
-            return await con.execute(query, *args, timeout=use.left())
+            return await use.con.execute(query, *args, timeout=use.left())
 
     async def executemany(
         self, command: str, args: Any, *, timeout: Optional[float] = None
@@ -1060,8 +1059,7 @@ class Pool:
         """Runs :meth:`Connection.executemany() <ferropg.Connection.executemany>` on a
         pooled connection."""
         async with _TimedUse(self, timeout) as use:
-            con = use.con
-            return await con.executemany(command, args, timeout=use.left())
+            return await use.con.executemany(command, args, timeout=use.left())
 
     async def fetch(
         self,
@@ -1073,8 +1071,7 @@ class Pool:
         """Runs :meth:`Connection.fetch() <ferropg.Connection.fetch>` on a pooled
         connection."""
         async with _TimedUse(self, timeout) as use:
-            con = use.con
-            return await con.fetch(query, *args, timeout=use.left(), record_class=record_class)
+            return await use.con.fetch(query, *args, timeout=use.left(), record_class=record_class)
 
     async def fetchval(
         self, query: str, *args: Any, column: Any = 0, timeout: Optional[float] = None
@@ -1082,8 +1079,7 @@ class Pool:
         """Runs :meth:`Connection.fetchval() <ferropg.Connection.fetchval>` on a pooled
         connection."""
         async with _TimedUse(self, timeout) as use:
-            con = use.con
-            return await con.fetchval(query, *args, column=column, timeout=use.left())
+            return await use.con.fetchval(query, *args, column=column, timeout=use.left())
 
     async def fetchrow(
         self,
@@ -1095,8 +1091,9 @@ class Pool:
         """Runs :meth:`Connection.fetchrow() <ferropg.Connection.fetchrow>` on a pooled
         connection."""
         async with _TimedUse(self, timeout) as use:
-            con = use.con
-            return await con.fetchrow(query, *args, timeout=use.left(), record_class=record_class)
+            return await use.con.fetchrow(
+                query, *args, timeout=use.left(), record_class=record_class
+            )
 
     async def fetchmany(
         self,
@@ -1109,8 +1106,9 @@ class Pool:
         """Runs :meth:`Connection.fetchmany() <ferropg.Connection.fetchmany>` on a pooled
         connection."""
         async with _TimedUse(self, timeout) as use:
-            con = use.con
-            return await con.fetchmany(query, args, timeout=use.left(), record_class=record_class)
+            return await use.con.fetchmany(
+                query, args, timeout=use.left(), record_class=record_class
+            )
 
     async def copy_from_table(
         self,
@@ -1133,8 +1131,7 @@ class Pool:
         """Runs :meth:`Connection.copy_from_table()
         <ferropg.Connection.copy_from_table>` on a pooled connection."""
         async with _TimedUse(self, timeout) as use:
-            con = use.con
-            return await con.copy_from_table(
+            return await use.con.copy_from_table(
                 table_name,
                 output=output,
                 columns=columns,
@@ -1170,8 +1167,7 @@ class Pool:
         """Runs :meth:`Connection.copy_from_query()
         <ferropg.Connection.copy_from_query>` on a pooled connection."""
         async with _TimedUse(self, timeout) as use:
-            con = use.con
-            return await con.copy_from_query(
+            return await use.con.copy_from_query(
                 query,
                 *args,
                 output=output,
@@ -1212,8 +1208,7 @@ class Pool:
         """Runs :meth:`Connection.copy_to_table() <ferropg.Connection.copy_to_table>`
         on a pooled connection."""
         async with _TimedUse(self, timeout) as use:
-            con = use.con
-            return await con.copy_to_table(
+            return await use.con.copy_to_table(
                 table_name,
                 source=source,
                 columns=columns,
@@ -1247,8 +1242,7 @@ class Pool:
         """Runs :meth:`Connection.copy_records_to_table()
         <ferropg.Connection.copy_records_to_table>` on a pooled connection."""
         async with _TimedUse(self, timeout) as use:
-            con = use.con
-            return await con.copy_records_to_table(
+            return await use.con.copy_records_to_table(
                 table_name,
                 records=records,
                 columns=columns,

@@ -46,15 +46,13 @@ impl CancelToken {
     /// late cancel can never reach a later query. If it was sent but no answer came in
     /// time, the connection is closed instead of used.
     pub async fn cancel(&self) -> Result<(), Error> {
-        self.cancel_limited(self.connect_timeout).await
-    }
-
-    async fn cancel_limited(&self, limit: Option<Duration>) -> Result<(), Error> {
-        self.spawn_cancel(limit).await.unwrap_or_else(|e| {
-            Err(Error::closed(format!(
-                "the cancel request's task failed: {e}"
-            )))
-        })
+        self.spawn_cancel(self.connect_timeout)
+            .await
+            .unwrap_or_else(|e| {
+                Err(Error::closed(format!(
+                    "the cancel request's task failed: {e}"
+                )))
+            })
     }
 
     /// Starts the cancel request in a task of its own, bounded by `limit`.

@@ -5,7 +5,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 
 use ferropg_core::message::frontend;
-use ferropg_core::types::{copy_binary, EncodeError};
+use ferropg_core::types::copy_binary;
 
 use crate::codecs::{encode_value, Cache, Encoder, Registry};
 use crate::errors;
@@ -97,10 +97,11 @@ pub(super) fn write_records(
     if !more && last {
         copy_binary::put_trailer(out);
     }
-    frontend::end_copy_data(frame, out).map_err(|e| errors::client_error(py, "DataError", e.0))?;
+    frontend::end_copy_data(frame, out).map_err(|e| encode_error(py, e))?;
     Ok(more)
 }
 
-fn encode_error(py: Python<'_>, e: EncodeError) -> PyErr {
-    errors::client_error(py, "DataError", e.0)
+/// A record the binary COPY format cannot carry (the core's framing refused it).
+fn encode_error(py: Python<'_>, e: impl std::fmt::Display) -> PyErr {
+    errors::client_error(py, "DataError", e.to_string())
 }
