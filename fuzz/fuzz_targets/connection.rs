@@ -1,36 +1,53 @@
-//! The connection state machine fed with whatever the "server" sends: `process()` must
-//! never panic, and the queue of operations must stay consistent (FIFO completion,
-//! messages routed to an operation only while one is pending).
+//! The connection state machine fed with whatever the "server" sends, through
+//! `handle_input` in reads of random sizes: it must never panic, and the queue of
+//! operations must stay consistent (FIFO completion, operation events only while an
+//! operation is pending, nothing after an error).
 //!
-//! Input: one flags byte, then the server's bytes.
+//! Input: one flags byte, one byte of read size, then the server's bytes.
 //! - bit 0: the client has a password (reaches the MD5/cleartext/SCRAM replies);
 //! - bit 1: a canned startup (AuthenticationOk, BackendKeyData, ParameterStatus,
 //!   ReadyForQuery) runs first, so the fuzzer's bytes start in the Ready phase;
-//! - bit 2: stop at the first error from `process()`, as a client would; otherwise
-//!   keep feeding, which `process()` must survive too;
-//! - bit 3: push a new operation every time one completes;
-//! - bits 4..=6: how many operations to push once startup is done (0..=7).
+//! - bit 3: queue a new operation every time one completes;
+//! - bits 4..=6: how many operations to queue once startup is done (0..=7).
 #![no_main]
 
 use bytes::BytesMut;
-use ferropg_core::conn::{Connection, Phase, Routed, StartupParams};
-use ferropg_core::message::{parse_message, Message};
-use ferropg_fuzz::{check_frontend_frames, step, walk, Step};
+use ferropg_core::conn::{Connection, Events, Flow, Outcome, Phase, StartupParams};
+use ferropg_core::message::DataRow;
+use ferropg_core::DbError;
+use ferropg_fuzz::check_frontend_frames;
 use libfuzzer_sys::fuzz_target;
 
 const MAX_OPS: u32 = 64;
 
-struct Ops {
-    next_id: u32,
+#[derive(Default)]
+struct Check {
+    ready: bool,
     next_done: u32,
+    finished: Vec<u32>,
 }
 
-impl Ops {
-    fn push(&mut self, conn: &mut Connection<u32>) {
-        if self.next_id < MAX_OPS {
-            conn.push(self.next_id);
-            self.next_id += 1;
-        }
+impl Events<u32> for Check {
+    fn ready(&mut self) {
+        assert!(!self.ready, "startup finished twice");
+        self.ready = true;
+    }
+    fn notice(&mut self, notice: DbError) {
+        let _ = notice.to_string();
+    }
+    fn server_error(&mut self, error: DbError) {
+        let _ = (error.sqlstate(), error.is_fatal());
+    }
+    fn row(&mut self, _op: &mut u32, row: DataRow<'_>) -> Flow {
+        assert_eq!(row.values().count(), row.len());
+        Flow::Continue
+    }
+    fn done(&mut self, op: u32, outcome: Outcome) -> Flow {
+        assert_eq!(op, self.next_done, "operations completed out of order");
+        self.next_done += 1;
+        self.finished.push(op);
+        let _ = outcome.map_err(|e| e.to_string());
+        Flow::Continue
     }
 }
 
@@ -49,13 +66,20 @@ fn canned_startup() -> Vec<u8> {
     v
 }
 
+fn queue(conn: &mut Connection<u32>, next_id: &mut u32, out: &mut BytesMut) {
+    if *next_id < MAX_OPS {
+        conn.query("select 1", *next_id, out).expect("Query");
+        *next_id += 1;
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
-    let Some((&flags, stream)) = data.split_first() else {
+    let [flags, read_size, stream @ ..] = data else {
         return;
     };
+    let read_size = usize::from(*read_size).max(1);
     let password = flags & 1 != 0;
     let auto_startup = flags & 2 != 0;
-    let stop_at_error = flags & 4 != 0;
     let refill = flags & 8 != 0;
     let initial_ops = (flags >> 4) & 7;
 
@@ -67,102 +91,52 @@ fuzz_target!(|data: &[u8]| {
     });
     let mut out = BytesMut::new();
     conn.start(&mut out).expect("StartupMessage");
-    let mut ops = Ops {
-        next_id: 0,
-        next_done: 0,
-    };
-    let mut startup_done = false;
+    let mut check = Check::default();
+    let mut next_id = 0;
+    let mut queued_at_startup = false;
 
     if auto_startup {
         let canned = canned_startup();
-        let mut rest = &canned[..];
-        while let Ok(Some((msg, used))) = parse_message(rest) {
-            conn.process(msg, &mut out).expect("canned startup");
-            rest = &rest[used..];
-        }
+        let used = conn
+            .handle_input(&canned, &mut out, &mut check)
+            .expect("canned startup");
+        assert_eq!(used, canned.len());
         assert_eq!(conn.phase(), Phase::Ready);
         assert_eq!(conn.process_id(), 42);
-        startup_done = true;
-        for _ in 0..initial_ops {
-            ops.push(&mut conn);
-        }
     }
 
-    let mut rest = stream;
-    while !rest.is_empty() {
-        let (msg, used) = match step(rest) {
-            Step::Message(msg, used) => (msg, used),
-            Step::BadBody(_, used) => {
-                rest = &rest[used..];
-                continue;
+    for chunk in stream.chunks(read_size) {
+        if check.ready && !queued_at_startup {
+            queued_at_startup = true;
+            for _ in 0..initial_ops {
+                queue(&mut conn, &mut next_id, &mut out);
             }
-            Step::BadHeader(_) | Step::NeedMore => break,
-        };
-        rest = &rest[used..];
-        walk(&msg);
-
-        let phase_before = conn.phase();
-        let pending_before = conn.pending_len();
-        let is_rfq = matches!(msg, Message::ReadyForQuery(_));
+        }
         out.clear();
-        match conn.process(msg, &mut out) {
-            Ok(routed) => match routed {
-                Routed::Handled => {
-                    assert_eq!(phase_before, Phase::Startup, "Handled after startup");
-                }
-                Routed::StartupDone => {
-                    assert!(!startup_done, "startup finished twice");
-                    assert_eq!(phase_before, Phase::Startup);
-                    assert_eq!(conn.phase(), Phase::Ready);
-                    startup_done = true;
-                    for _ in 0..initial_ops {
-                        ops.push(&mut conn);
-                    }
-                }
-                Routed::Op(m) => {
-                    assert!(
-                        pending_before > 0,
-                        "message routed with no operation pending"
-                    );
-                    assert!(!matches!(m, Message::ReadyForQuery(_)));
-                    assert_eq!(conn.pending_len(), pending_before);
-                    assert!(conn.head_mut().is_some());
-                }
-                Routed::OpDone(id) => {
-                    assert!(is_rfq, "an operation ended without ReadyForQuery");
-                    assert_eq!(id, ops.next_done, "operations completed out of order");
-                    ops.next_done += 1;
-                    assert_eq!(conn.pending_len() + 1, pending_before);
-                    if refill {
-                        ops.push(&mut conn);
-                    }
-                }
-                Routed::Notice(f) => {
-                    let _ = f.iter().count();
-                }
-                Routed::Notification { .. } => {}
-                Routed::ParameterChanged { name, value } => {
-                    assert_eq!(conn.parameter(name), Some(value));
-                }
-                Routed::UnsolicitedError(f) => {
-                    assert_eq!(
-                        pending_before, 0,
-                        "unsolicited error with an operation pending"
-                    );
-                    let _ = f.iter().count();
-                }
-            },
+        let finished_before = check.finished.len();
+        match conn.handle_input(chunk, &mut out, &mut check) {
+            Ok(used) => assert_eq!(used, chunk.len(), "nothing paused, all is taken"),
             Err(e) => {
                 let _ = e.to_string();
-                if stop_at_error {
-                    break;
-                }
+                assert_eq!(conn.phase(), Phase::Closed, "an error closes the connection");
+                assert!(!conn.has_partial_input());
+                break;
             }
         }
         check_frontend_frames(&out);
+        if refill {
+            for _ in finished_before..check.finished.len() {
+                queue(&mut conn, &mut next_id, &mut out);
+            }
+        }
         let _ = conn.parameters().count();
         let _ = (conn.transaction_status(), conn.secret_key().len());
-        assert!(conn.pending().count() == conn.pending_len());
+        assert_eq!(conn.pending().count(), conn.pending_len());
+        assert_eq!(
+            conn.pending_len() as u32,
+            next_id - check.next_done,
+            "every queued operation is pending or done"
+        );
     }
 
     let pending = conn.pending_len();

@@ -3,9 +3,9 @@
 //! invariants the parser documents ("every view is validated when the message is
 //! parsed, so iterating afterwards cannot fail and cannot panic").
 
-use ferropg_core::conn::message_name;
-use ferropg_core::message::backend::message_len;
-use ferropg_core::message::{parse_message, Authentication, Message, ParseError};
+use ferropg_core::message::backend::{
+    message_len, parse_message, Authentication, Message, ParseError,
+};
 use ferropg_core::types::{binary, datetime, numeric};
 use ferropg_core::DbError;
 
@@ -84,7 +84,6 @@ pub fn step(buf: &[u8]) -> Step<'_> {
 
 /// Touches every view of `msg` and checks what parse time promised.
 pub fn walk(msg: &Message<'_>) {
-    let _ = message_name(msg);
     let _ = format!("{msg:?}");
     match msg {
         Message::Authentication(auth) => match auth {
@@ -147,7 +146,7 @@ pub fn walk(msg: &Message<'_>) {
                 assert_eq!(fields.get(code).is_some(), true);
                 n += 1;
             }
-            let err = DbError::from_fields(fields);
+            let err = DbError::from_pairs(fields.iter());
             assert_eq!(err.fields().count(), n);
             let _ = err.to_string();
             let _ = err.sqlstate();

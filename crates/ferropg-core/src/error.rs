@@ -14,7 +14,7 @@ pub struct DbError {
 
 impl DbError {
     /// Copies the fields out of a parsed message.
-    pub fn from_fields(fields: &ErrorFields<'_>) -> Self {
+    pub(crate) fn from_fields(fields: &ErrorFields<'_>) -> Self {
         DbError {
             fields: fields.iter().map(|(c, v)| (c, Box::from(v))).collect(),
         }

@@ -6,10 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use ferropg_core::conn::{Connection as CoreConnection, Phase, Routed, StartupParams};
-use ferropg_core::message::frontend::{self, BindFailure, EncodeError};
-use ferropg_core::message::{parse_message, TransactionStatus};
+use bytes::{Bytes, BytesMut};
+use ferropg_core::conn::{
+    Connection as CoreConnection, Phase, Request as CoreRequest, StartupParams,
+};
+use ferropg_core::message::frontend::{self, BindFailure};
+use ferropg_core::message::TransactionStatus;
 use ferropg_core::statement_cache::{self, Lookup, StatementCache};
 use ferropg_core::{sqlstate, DbError};
 use postgres_types::{IsNull, ToSql, Type};
@@ -17,7 +19,7 @@ use postgres_types::{IsNull, ToSql, Type};
 use crate::cancel::{timed, CancelGate, CancelToken, Deadline};
 use crate::config::ClientSettings;
 use crate::copy::{CopyIn, CopyOut};
-use crate::exchange::{Op, Response, NO_OP};
+use crate::exchange::{Response, NO_OP};
 use crate::introspect::{is_placeholder, TypeCache};
 use crate::notification::Notification;
 use crate::row::Row;
@@ -34,7 +36,7 @@ use crate::Error;
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A notice handler: called with each NOTICE, WARNING, INFO, ... the server sends.
-type NoticeHandler = Box<dyn FnMut(&DbError) + Send>;
+pub(crate) type NoticeHandler = Box<dyn FnMut(&DbError) + Send>;
 
 /// An open session with a PostgreSQL server.
 ///
@@ -66,8 +68,11 @@ type NoticeHandler = Box<dyn FnMut(&DbError) + Send>;
 pub struct Connection {
     pub(crate) socket: Socket,
     pub(crate) endpoint: Endpoint,
-    pub(crate) core: CoreConnection<Op>,
+    /// The protocol; each operation is known by its id.
+    pub(crate) core: CoreConnection<u64>,
     pub(crate) read_buf: BytesMut,
+    /// Bytes read but not yet handed to the core (a stream paused at a row).
+    pub(crate) unread: Bytes,
     pub(crate) write_buf: BytesMut,
     pub(crate) id: u64,
     pub(crate) next_op: u64,
@@ -129,8 +134,6 @@ pub(crate) struct Exec<'p> {
     pub(crate) portal: &'p str,
     /// Execute it with this row limit (0: all rows), or only bind it.
     pub(crate) max_rows: Option<i32>,
-    /// The caller needs the result columns (rows are built, or the portal kept).
-    pub(crate) describe: bool,
     /// Rows are handed out as they arrive, before their types could be looked up:
     /// SQL text is described (and its types learned) before it runs, even without
     /// parameters.
@@ -151,6 +154,7 @@ impl Connection {
             endpoint,
             core: CoreConnection::new(params),
             read_buf: BytesMut::with_capacity(16 * 1024),
+            unread: Bytes::new(),
             write_buf: BytesMut::with_capacity(4 * 1024),
             id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
             next_op: NO_OP,
@@ -183,16 +187,12 @@ impl Connection {
             .map_err(Error::from_core)?;
         loop {
             self.flush().await?;
-            let frame = self.read_frame().await?;
-            let msg = match parse_message(&frame) {
-                Ok(Some((msg, _))) => msg,
-                Ok(None) => return Err(self.fail(Error::protocol("incomplete message"))),
-                Err(e) => return Err(self.fail(Error::protocol(e.to_string()))),
-            };
-            match self.core.process(msg, &mut self.write_buf) {
-                Ok(Routed::StartupDone) => return Ok(()),
-                Ok(_) => {}
-                Err(e) => return Err(self.fail(Error::from_core(e))),
+            if self
+                .read_events(NO_OP, &mut Response::default())
+                .await?
+                .ready
+            {
+                return Ok(());
             }
         }
     }
@@ -573,13 +573,9 @@ impl Connection {
                 self.write_cleanup()?;
             }
             self.flush().await?;
-            let frame = self.read_frame().await?;
-            self.route(&frame, NO_OP)?;
-            // Route what else came in the same read, so that a burst of
+            // Everything that came in the same read is taken in, so that a burst of
             // notifications lands in the queue together.
-            while let Some(frame) = self.buffered_frame() {
-                self.route(&frame, NO_OP)?;
-            }
+            self.read_events(NO_OP, &mut Response::default()).await?;
             if !self.write_buf.is_empty() {
                 self.flush().await?;
             }
@@ -698,22 +694,21 @@ impl Connection {
         types: &[Type],
     ) -> Result<(Vec<u32>, Arc<[Column]>), Error> {
         let op = self.begin_op().await?;
-        self.encode(|buf| {
-            frontend::parse(name, sql, types.iter().map(Type::oid), buf)?;
-            frontend::describe(b'S', name, buf)?;
-            frontend::sync(buf);
-            Ok::<(), EncodeError>(())
-        })?;
-        self.core.push(Op::extended(op));
+        let mut req = self.core.request(&mut self.write_buf);
+        req.parse(name, sql, types.iter().map(Type::oid))?;
+        req.describe_statement(name)?;
+        req.send(op);
         let mut resp = Response {
             describe: true,
             ..Response::default()
         };
         self.finish(op, &mut resp).await?;
-        let params = resp.params.unwrap_or_default();
         // A statement past the limit could never be bound: it fails here, the
         // connection (already at its ReadyForQuery) goes on.
-        frontend::check_parameter_count(params.len()).map_err(|e| Error::encode(e.0))?;
+        if let Some(why) = resp.unbindable {
+            return Err(Error::encode(why));
+        }
+        let params = resp.params.unwrap_or_default();
         let columns = resp.columns.unwrap_or_else(|| Arc::from([]));
         Ok((params, columns))
     }
@@ -796,7 +791,6 @@ impl Connection {
         let exec = Exec {
             portal: "",
             max_rows: Some(0),
-            describe: collect,
             learn_first: false,
         };
         let mut retried = false;
@@ -894,40 +888,44 @@ impl Connection {
             cached: false,
             statement: None,
         };
+        let mut wire = self.core.request(&mut self.write_buf);
         match target {
             Target::Bound { statement, cached } => {
-                self.encode(|buf| {
-                    bind(buf, portal, statement.name(), statement.params(), params)?;
-                    if let Some(max) = exec.max_rows {
-                        frontend::execute(portal, max, buf)?;
-                    }
-                    frontend::sync(buf);
-                    Ok::<(), Error>(())
-                })?;
+                bind(
+                    &mut wire,
+                    portal,
+                    statement.name(),
+                    statement.params(),
+                    params,
+                )?;
+                if let Some(max) = exec.max_rows {
+                    wire.execute(portal, max)?;
+                }
+                wire.rows_of(statement.columns_arc().len());
+                wire.send(op);
                 req.resp.columns = Some(learned.unwrap_or_else(|| statement.columns_arc().clone()));
                 req.cached = cached;
                 req.statement = Some(statement);
             }
             Target::Parse { sql, name } => {
                 // A new name is described as a statement (for the cache); the
-                // unnamed statement's portal, when its columns are needed.
+                // unnamed statement's portal always, even when its rows are discarded:
+                // the core checks every row against its description.
                 let stmt = name.as_ref().map_or("", PendingName::name);
-                let describe_portal = name.is_none() && (exec.describe || exec.max_rows.is_none());
-                let encoded = self.encode(|buf| {
-                    frontend::parse(stmt, sql, [], buf)?;
-                    if !stmt.is_empty() {
-                        frontend::describe(b'S', stmt, buf)?;
-                    }
-                    bind(buf, portal, stmt, &[], &[])?;
-                    if describe_portal {
-                        frontend::describe(b'P', portal, buf)?;
+                let encoded = (|| {
+                    wire.parse(stmt, sql, [])?;
+                    if stmt.is_empty() {
+                        bind(&mut wire, portal, stmt, &[], &[])?;
+                        wire.describe_portal(portal)?;
+                    } else {
+                        wire.describe_statement(stmt)?;
+                        bind(&mut wire, portal, stmt, &[], &[])?;
                     }
                     if let Some(max) = exec.max_rows {
-                        frontend::execute(portal, max, buf)?;
+                        wire.execute(portal, max)?;
                     }
-                    frontend::sync(buf);
                     Ok::<(), Error>(())
-                });
+                })();
                 if let Err(e) = encoded {
                     // Nothing was sent: nothing to close.
                     if let Some(name) = name {
@@ -935,11 +933,11 @@ impl Connection {
                     }
                     return Err(e);
                 }
+                wire.send(op);
                 req.resp.describe = true;
                 req.adopt = name.map(|name| (sql.to_owned(), name));
             }
         }
-        self.core.push(Op::extended(op));
         Ok(req)
     }
 
@@ -999,7 +997,7 @@ fn check_count(expected: usize, got: usize) -> Result<(), Error> {
 /// Encodes a Bind of `portal`: every parameter in binary, converted with its
 /// statement type, and every result column asked for in binary.
 fn bind(
-    buf: &mut BytesMut,
+    req: &mut CoreRequest<'_, u64>,
     portal: &str,
     statement: &str,
     types: &[Type],
@@ -1016,10 +1014,11 @@ fn bind(
             Err(e) => Err(Error::to_sql(i, e)),
         }
     };
-    frontend::bind(portal, statement, formats, params.len(), write, [1], buf).map_err(|e| match e {
-        BindFailure::Param(e) => e,
-        BindFailure::Encode(e) => Error::encode(e.0),
-    })
+    req.bind(portal, statement, formats, params.len(), write, [1])
+        .map_err(|e| match e {
+            BindFailure::Param(e) => e,
+            BindFailure::Encode(e) => Error::encode(e.0),
+        })
 }
 
 impl fmt::Debug for Connection {

@@ -10,14 +10,13 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use ferropg_core::message::frontend::{self, COPY_DATA_MAX};
-use ferropg_core::message::Message;
+use ferropg_core::message::frontend;
 use ferropg_core::sqlstate;
 use ferropg_core::types::copy_binary;
 use postgres_types::{IsNull, ToSql, Type};
 
 use crate::cancel::timed;
-use crate::exchange::{Op, Response, Step};
+use crate::exchange::Response;
 use crate::{Connection, Error};
 
 /// Buffered COPY data is written out once it reaches this size.
@@ -57,38 +56,26 @@ impl<'a> CopyIn<'a> {
     /// Sends `sql` and waits for the server's CopyInResponse.
     pub(crate) async fn start(conn: &'a mut Connection, sql: &str) -> Result<CopyIn<'a>, Error> {
         let op = conn.begin_op().await?;
-        conn.encode(|buf| frontend::query(sql, buf))?;
-        conn.core.push(Op {
-            copy_in: true,
-            ..Op::simple(op)
-        });
+        conn.core.copy_in(sql, op, &mut conn.write_buf)?;
         conn.flush().await?;
         let mut resp = Response::default();
         loop {
-            let frame = conn.read_frame().await?;
-            match conn.route(&frame, op)? {
-                Step::Skip => {}
-                Step::Msg(Message::CopyInResponse(_)) => {
-                    // A second COPY FROM STDIN in the same query string is refused.
-                    if let Some(head) = conn.core.head_mut() {
-                        head.copy_in = false;
-                    }
-                    return Ok(CopyIn {
-                        conn,
-                        op,
-                        resp,
-                        ended: false,
-                        closing: false,
-                        polled: Instant::now(),
-                    });
-                }
-                Step::Msg(msg) => conn.on_message(msg, &frame, &mut resp)?,
-                Step::Done => {
-                    return Err(match resp.error.take() {
-                        Some(e) => Error::db(e),
-                        None => Error::copy("the statement did not start a COPY FROM STDIN"),
-                    })
-                }
+            let progress = conn.read_events(op, &mut resp).await?;
+            if resp.copy_in_ready {
+                return Ok(CopyIn {
+                    conn,
+                    op,
+                    resp,
+                    ended: false,
+                    closing: false,
+                    polled: Instant::now(),
+                });
+            }
+            if progress.ended {
+                return Err(match resp.error.take() {
+                    Some(e) => Error::db(e),
+                    None => Error::copy("the statement did not start a COPY FROM STDIN"),
+                });
             }
             if !conn.write_buf.is_empty() {
                 conn.flush().await?;
@@ -101,9 +88,8 @@ impl<'a> CopyIn<'a> {
     /// [`timeout`](Connection::set_timeout)); `finish` writes the rest.
     pub async fn send(&mut self, data: impl AsRef<[u8]>) -> Result<(), Error> {
         self.check()?;
-        for chunk in data.as_ref().chunks(COPY_DATA_MAX) {
-            self.conn.encode(|buf| frontend::copy_data(chunk, buf))?;
-        }
+        let conn = &mut *self.conn;
+        conn.core.copy_data(data.as_ref(), &mut conn.write_buf)?;
         self.maybe_flush().await
     }
 
@@ -160,15 +146,12 @@ impl<'a> CopyIn<'a> {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
             Err(e) => return Err(conn.fail(Error::io("reading from the server", e))),
         };
-        while let Some(frame) = conn.buffered_frame() {
-            match conn.route(&frame, self.op)? {
-                Step::Skip => {}
-                Step::Msg(msg) => conn.on_message(msg, &frame, &mut self.resp)?,
-                Step::Done => {
-                    self.ended = true;
-                    break;
-                }
+        loop {
+            conn.take_read();
+            if self.ended || conn.unread.is_empty() {
+                break;
             }
+            self.ended = conn.process(self.op, &mut self.resp)?.ended;
         }
         if at_end && !self.ended {
             // The server hung up (its last words, a FATAL error, were routed above).
@@ -221,13 +204,11 @@ impl<'a> CopyIn<'a> {
                 None => Ok(()),
             };
         }
-        self.conn.encode(|buf| match fail {
-            Some(message) => frontend::copy_fail_message(message, buf),
-            None => {
-                frontend::copy_done(buf);
-                Ok(())
-            }
-        })?;
+        let conn = &mut *self.conn;
+        match fail {
+            Some(message) => conn.core.copy_fail(message, &mut conn.write_buf)?,
+            None => conn.core.copy_done(&mut conn.write_buf),
+        }
         let result = self.conn.finish(self.op, &mut self.resp).await;
         self.ended = true;
         result
@@ -247,9 +228,10 @@ impl Drop for CopyIn<'_> {
         if !self.closing && !self.ended && !self.conn.is_closed() {
             // Goes out with the next request; the server then rolls the COPY back
             // and ends the operation, which that request reads past.
-            let _ = self.conn.encode(|buf| {
-                frontend::copy_fail_message("the COPY was abandoned by the client", buf)
-            });
+            let conn = &mut *self.conn;
+            let _ = conn
+                .core
+                .copy_fail("the COPY was abandoned by the client", &mut conn.write_buf);
         }
     }
 }
@@ -381,26 +363,25 @@ impl<'a> CopyOut<'a> {
         let op = conn.begin_op().await?;
         conn.send_simple(op, sql)?;
         conn.flush().await?;
-        let mut resp = Response::default();
+        let mut resp = Response {
+            stream_copy: true,
+            ..Response::default()
+        };
         loop {
-            let frame = conn.read_frame().await?;
-            match conn.route(&frame, op)? {
-                Step::Skip => {}
-                Step::Msg(Message::CopyOutResponse(_)) => {
-                    return Ok(CopyOut {
-                        conn,
-                        op,
-                        resp,
-                        done: false,
-                    })
-                }
-                Step::Msg(msg) => conn.on_message(msg, &frame, &mut resp)?,
-                Step::Done => {
-                    return Err(match resp.error.take() {
-                        Some(e) => Error::db(e),
-                        None => Error::copy("the statement did not start a COPY TO STDOUT"),
-                    })
-                }
+            let progress = conn.read_events(op, &mut resp).await?;
+            if resp.copy_out_started {
+                return Ok(CopyOut {
+                    conn,
+                    op,
+                    resp,
+                    done: false,
+                });
+            }
+            if progress.ended {
+                return Err(match resp.error.take() {
+                    Some(e) => Error::db(e),
+                    None => Error::copy("the statement did not start a COPY TO STDOUT"),
+                });
             }
             if !conn.write_buf.is_empty() {
                 conn.flush().await?;
@@ -435,22 +416,21 @@ impl<'a> CopyOut<'a> {
         let conn = &mut *self.conn;
         conn.check_open()?;
         loop {
+            if let Some(chunk) = self.resp.next_chunk.take() {
+                return Ok(Some(chunk));
+            }
+            // The end may have come with the CopyOutResponse, in the same read.
+            if self.resp.ended {
+                self.done = true;
+                return match &self.resp.error {
+                    Some(e) => Err(Error::db(e.clone())),
+                    None => Ok(None),
+                };
+            }
             if !conn.write_buf.is_empty() {
                 conn.flush().await?;
             }
-            let frame = conn.read_frame().await?;
-            match conn.route(&frame, self.op)? {
-                Step::Skip => {}
-                Step::Msg(Message::CopyData(data)) => return Ok(Some(frame.slice_ref(data))),
-                Step::Msg(msg) => conn.on_message(msg, &frame, &mut self.resp)?,
-                Step::Done => {
-                    self.done = true;
-                    return match &self.resp.error {
-                        Some(e) => Err(Error::db(e.clone())),
-                        None => Ok(None),
-                    };
-                }
-            }
+            conn.read_events(self.op, &mut self.resp).await?;
         }
     }
 

@@ -1,6 +1,6 @@
-//! Driving the sans-IO core over the socket: reading whole messages, routing them
-//! to the operation they belong to, and collecting one operation's response up to
-//! its ReadyForQuery.
+//! Driving the sans-IO core over the socket: handing it what was read, and turning
+//! its events into the response of the operation being waited for, up to its
+//! ReadyForQuery.
 //!
 //! Every operation gets an id that is queued in the core's FIFO. Messages of an
 //! operation nobody waits for any more (a future dropped half-way, a lazy ROLLBACK,
@@ -9,15 +9,16 @@
 //! are pipelined in front of the next request; an abandoned request is waited out
 //! first (`Connection::settle`).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use ferropg_core::conn::{message_name, Routed};
-use ferropg_core::message::backend::frame_len;
-use ferropg_core::message::frontend;
-use ferropg_core::message::{parse_message, DataRow, Message};
+use bytes::Bytes;
+use ferropg_core::conn::{CopyIn, Events, Flow, Outcome};
+use ferropg_core::message::frontend::EncodeError;
+use ferropg_core::message::{DataRow, ParameterDescription, RowDescription};
 use ferropg_core::DbError;
 
+use crate::connection::NoticeHandler;
 use crate::notification::Notification;
 use crate::row::Row;
 use crate::statement::Column;
@@ -29,48 +30,6 @@ const READ_CHUNK: usize = 16 * 1024;
 /// An operation id that is never queued: reading for nothing in particular.
 pub(crate) const NO_OP: u64 = 0;
 
-/// An operation in the core's FIFO.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Op {
-    /// Who waits for it (compared with the id a call waits for).
-    pub(crate) id: u64,
-    /// Sent with the extended protocol (ended by Sync) rather than as a simple Query.
-    pub(crate) extended: bool,
-    /// A COPY FROM STDIN its caller will feed (`copy_in`); any other operation's
-    /// CopyInResponse is refused with CopyFail.
-    pub(crate) copy_in: bool,
-}
-
-impl Op {
-    /// A simple Query.
-    pub(crate) fn simple(id: u64) -> Op {
-        Op {
-            id,
-            extended: false,
-            copy_in: false,
-        }
-    }
-
-    /// Extended-protocol messages ended by one Sync.
-    pub(crate) fn extended(id: u64) -> Op {
-        Op {
-            id,
-            extended: true,
-            copy_in: false,
-        }
-    }
-}
-
-/// What one routed message means for the operation being waited for.
-pub(crate) enum Step<'m> {
-    /// Not ours (or fully handled): read on.
-    Skip,
-    /// A message of our operation.
-    Msg(Message<'m>),
-    /// Our operation's ReadyForQuery.
-    Done,
-}
-
 /// What an operation's response is collected into.
 #[derive(Default)]
 pub(crate) struct Response {
@@ -80,8 +39,18 @@ pub(crate) struct Response {
     pub(crate) describe: bool,
     /// The rows, when they are collected.
     pub(crate) rows: Option<Vec<Row>>,
+    /// Hand rows out one at a time, through `next_row`, instead of collecting them.
+    pub(crate) stream_rows: bool,
+    /// Hand COPY data out one chunk at a time, through `next_chunk`.
+    pub(crate) stream_copy: bool,
+    /// The row just read, for a stream.
+    pub(crate) next_row: Option<Row>,
+    /// The COPY data just read, for a stream.
+    pub(crate) next_chunk: Option<Bytes>,
     /// The parameter types from a ParameterDescription.
     pub(crate) params: Option<Vec<u32>>,
+    /// Why the described statement could never be bound (too many parameters).
+    pub(crate) unbindable: Option<String>,
     /// The row count of the last CommandComplete.
     pub(crate) rows_affected: u64,
     /// The first ErrorResponse.
@@ -90,15 +59,178 @@ pub(crate) struct Response {
     pub(crate) suspended: bool,
     /// A CommandComplete arrived (the statement, or the last one, ran to its end).
     pub(crate) completed: bool,
+    /// The server waits for COPY FROM STDIN data.
+    pub(crate) copy_in_ready: bool,
+    /// The server started sending COPY TO STDOUT data.
+    pub(crate) copy_out_started: bool,
+    /// The operation's ReadyForQuery arrived.
+    pub(crate) ended: bool,
 }
 
-/// The row count in a command tag (`INSERT 0 5`, `UPDATE 3`, `SELECT 2`); 0 for
-/// tags without one (`CREATE TABLE`).
-pub(crate) fn rows_affected(tag: &str) -> u64 {
-    tag.rsplit(' ')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+/// What one pass over the read bytes brought.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Progress {
+    /// The operation waited for ended (its ReadyForQuery).
+    pub(crate) ended: bool,
+    /// Startup finished.
+    pub(crate) ready: bool,
+}
+
+/// The core's events for one pass: those of the operation waited for go into its
+/// response; notices and notifications go where the connection keeps them; the
+/// rest (operations nobody waits for any more) is dropped.
+struct Collector<'a> {
+    op: u64,
+    resp: &'a mut Response,
+    /// The bytes being handed to the core, which rows and COPY data are slices of.
+    chunk: &'a Bytes,
+    notifications: &'a mut VecDeque<Notification>,
+    notice_handler: &'a mut Option<NoticeHandler>,
+    /// What ends the connection: a FATAL error, or rows the face cannot place.
+    failure: Option<Error>,
+    progress: Progress,
+}
+
+impl Collector<'_> {
+    fn ours(&self, op: u64) -> bool {
+        op == self.op && op != NO_OP
+    }
+
+    /// `data` as a shared slice of the chunk, or a copy when the core assembled it
+    /// from two reads.
+    fn share(&self, data: &[u8]) -> Bytes {
+        let start = self.chunk.as_ptr() as usize;
+        let at = data.as_ptr() as usize;
+        if at >= start && at + data.len() <= start + self.chunk.len() {
+            self.chunk.slice_ref(data)
+        } else {
+            Bytes::copy_from_slice(data)
+        }
+    }
+
+    fn fail(&mut self, err: Error) -> Flow {
+        self.failure.get_or_insert(err);
+        Flow::Pause
+    }
+}
+
+impl Events<u64> for Collector<'_> {
+    fn ready(&mut self) {
+        self.progress.ready = true;
+    }
+
+    fn notice(&mut self, notice: DbError) {
+        if let Some(handler) = self.notice_handler {
+            handler(&notice);
+        }
+    }
+
+    fn notification(&mut self, process_id: i32, channel: &str, payload: &str) {
+        self.notifications.push_back(Notification {
+            process_id,
+            channel: channel.to_owned(),
+            payload: payload.to_owned(),
+        });
+    }
+
+    fn server_error(&mut self, error: DbError) {
+        if error.is_fatal() {
+            self.fail(Error::db(error));
+        } else if let Some(handler) = self.notice_handler {
+            handler(&error);
+        }
+    }
+
+    fn parameters(&mut self, op: &mut u64, types: Result<ParameterDescription<'_>, EncodeError>) {
+        if self.ours(*op) {
+            match types {
+                Ok(types) => self.resp.params = Some(types.types().collect()),
+                Err(e) => self.resp.unbindable = Some(e.0),
+            }
+        }
+    }
+
+    fn columns(&mut self, op: &mut u64, columns: Option<&RowDescription<'_>>) {
+        if self.ours(*op) && self.resp.describe {
+            self.resp.columns = Some(match columns {
+                Some(desc) => desc.fields().map(|f| Column::from_field(&f)).collect(),
+                None => Arc::from([]),
+            });
+        }
+    }
+
+    fn row(&mut self, op: &mut u64, row: DataRow<'_>) -> Flow {
+        if !self.ours(*op) || !(self.resp.stream_rows || self.resp.rows.is_some()) {
+            return Flow::Continue;
+        }
+        let Some(columns) = &self.resp.columns else {
+            return self.fail(Error::protocol("DataRow without a RowDescription"));
+        };
+        let row = Row::new(columns.clone(), self.share(row.raw()), &row);
+        if self.resp.stream_rows {
+            self.resp.next_row = Some(row);
+            return Flow::Pause;
+        }
+        if let Some(rows) = &mut self.resp.rows {
+            rows.push(row);
+        }
+        Flow::Continue
+    }
+
+    fn copy_in_ready(&mut self, op: &mut u64) -> CopyIn {
+        if self.ours(*op) {
+            self.resp.copy_in_ready = true;
+            CopyIn::Feed
+        } else {
+            // Its caller went away before the server was ready.
+            CopyIn::Abandon
+        }
+    }
+
+    fn copy_out_started(&mut self, op: &mut u64) {
+        if self.ours(*op) {
+            self.resp.copy_out_started = true;
+        }
+    }
+
+    fn copy_data(&mut self, op: &mut u64, data: &[u8]) -> Flow {
+        if !self.ours(*op) || !self.resp.stream_copy {
+            return Flow::Continue;
+        }
+        self.resp.next_chunk = Some(self.share(data));
+        Flow::Pause
+    }
+
+    fn command_complete(&mut self, op: &mut u64, _tag: &str, rows: Option<u64>) {
+        if self.ours(*op) {
+            self.resp.rows_affected = rows.unwrap_or(0);
+            self.resp.completed = true;
+        }
+    }
+
+    fn portal_suspended(&mut self, op: &mut u64) {
+        if self.ours(*op) {
+            self.resp.suspended = true;
+        }
+    }
+
+    fn error(&mut self, op: &mut u64, error: &DbError) {
+        if error.is_fatal() {
+            self.fail(Error::db(error.clone()));
+        } else if self.ours(*op) {
+            self.resp.error.get_or_insert_with(|| error.clone());
+        }
+    }
+
+    fn done(&mut self, op: u64, _outcome: Outcome) -> Flow {
+        if self.ours(op) {
+            self.progress.ended = true;
+            self.resp.ended = true;
+            Flow::Pause
+        } else {
+            Flow::Continue
+        }
+    }
 }
 
 impl Connection {
@@ -135,9 +267,8 @@ impl Connection {
     /// operation of its own that nobody waits for.
     pub(crate) fn write_cleanup(&mut self) -> Result<(), Error> {
         for sql in std::mem::take(&mut self.cleanup_sql) {
-            frontend::query(&sql, &mut self.write_buf)?;
             let id = self.next_op_id();
-            self.core.push(Op::simple(id));
+            self.core.query(&sql, id, &mut self.write_buf)?;
         }
         let names = {
             let mut queue = self.close_queue.lock().unwrap_or_else(|p| p.into_inner());
@@ -145,22 +276,22 @@ impl Connection {
         };
         let portals = std::mem::take(&mut self.cleanup_portals);
         if !names.is_empty() || !portals.is_empty() {
+            let id = self.next_op_id();
+            let mut req = self.core.request(&mut self.write_buf);
             for name in &portals {
-                frontend::close(b'P', name, &mut self.write_buf)?;
+                req.close_portal(name)?;
             }
             for name in &names {
-                frontend::close(b'S', name, &mut self.write_buf)?;
+                req.close_statement(name)?;
             }
-            frontend::sync(&mut self.write_buf);
-            let id = self.next_op_id();
-            self.core.push(Op::extended(id));
+            req.send(id);
         }
         Ok(())
     }
 
     /// Starts an operation: waits out abandoned operations, checks the connection,
-    /// queues pending clean-up and returns the new operation's id (queue it with
-    /// `core.push` once encoded).
+    /// queues pending clean-up and returns the new operation's id (queue it in the
+    /// core once encoded).
     ///
     /// Callers encode and queue their messages right after this returns, without
     /// waiting in between, so that a dropped future either sent nothing or has its
@@ -180,8 +311,7 @@ impl Connection {
         while self.core.pending_len() > 0 {
             self.check_open()?;
             self.flush().await?;
-            let frame = self.read_frame().await?;
-            self.route(&frame, NO_OP)?;
+            self.read_events(NO_OP, &mut Response::default()).await?;
         }
         // Nor behind a cancel request still on its way: it would cancel this one.
         let gate = Arc::clone(&self.cancel_gate);
@@ -191,24 +321,9 @@ impl Connection {
         Ok(())
     }
 
-    /// Encodes messages with `f`; on failure the buffer is restored, so that no
-    /// partial message is ever sent.
-    pub(crate) fn encode<E>(
-        &mut self,
-        f: impl FnOnce(&mut BytesMut) -> Result<(), E>,
-    ) -> Result<(), E> {
-        let mark = self.write_buf.len();
-        let result = f(&mut self.write_buf);
-        if result.is_err() {
-            self.write_buf.truncate(mark);
-        }
-        result
-    }
-
     /// Encodes a simple Query and queues it as operation `op`.
     pub(crate) fn send_simple(&mut self, op: u64, sql: &str) -> Result<(), Error> {
-        self.encode(|buf| frontend::query(sql, buf))?;
-        self.core.push(Op::simple(op));
+        self.core.query(sql, op, &mut self.write_buf)?;
         Ok(())
     }
 
@@ -225,128 +340,76 @@ impl Connection {
         Ok(())
     }
 
-    /// Reads one whole message, as a shared slice of the read buffer. Cancel-safe.
-    pub(crate) async fn read_frame(&mut self) -> Result<Bytes, Error> {
-        loop {
-            match frame_len(&self.read_buf) {
-                Ok(Some(total)) => {
-                    if self.read_buf.len() >= total {
-                        return Ok(self.read_buf.split_to(total).freeze());
-                    }
-                    self.read_buf
-                        .reserve((total - self.read_buf.len()).max(READ_CHUNK / 4));
-                }
-                Ok(None) => {
-                    if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
-                        self.read_buf.reserve(READ_CHUNK);
-                    }
-                }
-                Err(e) => return Err(self.fail(Error::protocol(e.to_string()))),
+    /// Makes sure some bytes from the server wait to be handed to the core: those a
+    /// pause left, or a new read. Cancel-safe.
+    async fn fill(&mut self) -> Result<(), Error> {
+        if !self.unread.is_empty() {
+            return Ok(());
+        }
+        if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
+            self.read_buf.reserve(READ_CHUNK);
+        }
+        match self.socket.read_buf(&mut self.read_buf).await {
+            Ok(0) => Err(self.fail(self.hang_up())),
+            Ok(_) => {
+                self.unread = self.read_buf.split().freeze();
+                Ok(())
             }
-            match self.socket.read_buf(&mut self.read_buf).await {
-                Ok(0) => {
-                    let what = if self.read_buf.is_empty() {
-                        "the server closed the connection unexpectedly"
-                    } else {
-                        "the server closed the connection in the middle of a message"
-                    };
-                    return Err(self.fail(Error::closed(what)));
-                }
-                Ok(_) => {}
-                Err(e) => return Err(self.fail(Error::io("reading from the server", e))),
-            }
+            Err(e) => Err(self.fail(Error::io("reading from the server", e))),
         }
     }
 
-    /// A whole message already in the read buffer, without reading the socket.
-    pub(crate) fn buffered_frame(&mut self) -> Option<Bytes> {
-        match frame_len(&self.read_buf) {
-            Ok(Some(total)) if self.read_buf.len() >= total => {
-                Some(self.read_buf.split_to(total).freeze())
-            }
-            _ => None,
-        }
-    }
-
-    /// Parses one frame and passes it through the core; says whether it belongs to
-    /// operation `op`. Notices, notifications and other operations' messages are
-    /// dealt with here.
-    pub(crate) fn route<'m>(&mut self, frame: &'m Bytes, op: u64) -> Result<Step<'m>, Error> {
-        let msg = match parse_message(frame) {
-            Ok(Some((msg, _))) => msg,
-            Ok(None) => return Err(self.fail(Error::protocol("incomplete message"))),
-            Err(e) => return Err(self.fail(Error::protocol(e.to_string()))),
-        };
-        let routed = match self.core.process(msg, &mut self.write_buf) {
-            Ok(r) => r,
-            Err(e) => return Err(self.fail(Error::from_core(e))),
-        };
-        Ok(match routed {
-            Routed::Op(msg @ Message::CopyInResponse(_))
-                if self.core.head().is_some_and(|h| h.id == op && h.copy_in) =>
-            {
-                Step::Msg(msg)
-            }
-            Routed::Op(Message::CopyInResponse(_)) => {
-                // Any other COPY FROM STDIN (run through a query method, or
-                // abandoned) is refused.
-                let extended = self.core.head().is_some_and(|h| h.extended);
-                self.encode(|buf| {
-                    frontend::refuse_copy_in(
-                        "COPY FROM STDIN is only supported through copy_in",
-                        extended,
-                        buf,
-                    )
-                })?;
-                Step::Skip
-            }
-            Routed::Op(msg) => {
-                if self.core.head().map(|h| h.id) == Some(op) {
-                    Step::Msg(msg)
-                } else {
-                    if let Message::ErrorResponse(fields) = &msg {
-                        let err = DbError::from_fields(fields);
-                        if err.is_fatal() {
-                            return Err(self.fail(Error::db(err)));
-                        }
-                    }
-                    Step::Skip
-                }
-            }
-            Routed::OpDone(done) if done.id == op => Step::Done,
-            Routed::Notice(fields) => {
-                if let Some(handler) = &mut self.notice_handler {
-                    handler(&DbError::from_fields(&fields));
-                }
-                Step::Skip
-            }
-            Routed::Notification {
-                process_id,
-                channel,
-                payload,
-            } => {
-                self.notifications.push_back(Notification {
-                    process_id,
-                    channel: channel.to_owned(),
-                    payload: payload.to_owned(),
-                });
-                Step::Skip
-            }
-            Routed::UnsolicitedError(fields) => {
-                let err = DbError::from_fields(&fields);
-                if err.is_fatal() {
-                    return Err(self.fail(Error::db(err)));
-                }
-                if let Some(handler) = &mut self.notice_handler {
-                    handler(&err);
-                }
-                Step::Skip
-            }
-            Routed::OpDone(_)
-            | Routed::Handled
-            | Routed::StartupDone
-            | Routed::ParameterChanged { .. } => Step::Skip,
+    /// The error for a server that closed the connection.
+    pub(crate) fn hang_up(&self) -> Error {
+        Error::closed(if self.core.has_partial_input() {
+            "the server closed the connection in the middle of a message"
+        } else {
+            "the server closed the connection unexpectedly"
         })
+    }
+
+    /// Takes in what a non-blocking read brought, if nothing is waiting already.
+    pub(crate) fn take_read(&mut self) {
+        if self.unread.is_empty() && !self.read_buf.is_empty() {
+            self.unread = self.read_buf.split().freeze();
+        }
+    }
+
+    /// Hands the bytes waiting to the core, collecting operation `op`'s events into
+    /// `resp`, until they run out or an event pauses the reading.
+    pub(crate) fn process(&mut self, op: u64, resp: &mut Response) -> Result<Progress, Error> {
+        let chunk = std::mem::take(&mut self.unread);
+        let mut collector = Collector {
+            op,
+            resp,
+            chunk: &chunk,
+            notifications: &mut self.notifications,
+            notice_handler: &mut self.notice_handler,
+            failure: None,
+            progress: Progress::default(),
+        };
+        let result = self
+            .core
+            .handle_input(&chunk, &mut self.write_buf, &mut collector);
+        let (failure, progress) = (collector.failure.take(), collector.progress);
+        match result {
+            Ok(used) => self.unread = chunk.slice(used..),
+            Err(e) => return Err(self.fail(Error::from_core(e))),
+        }
+        match failure {
+            Some(e) => Err(self.fail(e)),
+            None => Ok(progress),
+        }
+    }
+
+    /// Reads (unless bytes are waiting) and processes what came, for operation `op`.
+    pub(crate) async fn read_events(
+        &mut self,
+        op: u64,
+        resp: &mut Response,
+    ) -> Result<Progress, Error> {
+        self.fill().await?;
+        self.process(op, resp)
     }
 
     /// Sends what is buffered and reads until operation `op`'s ReadyForQuery,
@@ -355,104 +418,17 @@ impl Connection {
     pub(crate) async fn finish(&mut self, op: u64, resp: &mut Response) -> Result<(), Error> {
         self.flush().await?;
         loop {
-            let frame = self.read_frame().await?;
-            match self.route(&frame, op)? {
-                Step::Skip => {}
-                Step::Done => break,
-                Step::Msg(msg) => self.on_message(msg, &frame, resp)?,
-            }
+            let progress = self.read_events(op, resp).await?;
             if !self.write_buf.is_empty() {
                 self.flush().await?;
+            }
+            if progress.ended {
+                break;
             }
         }
         match resp.error.take() {
             Some(e) => Err(Error::db(e)),
             None => Ok(()),
         }
-    }
-
-    /// A row of the response: the DataRow checked against the columns.
-    pub(crate) fn make_row(
-        &mut self,
-        columns: Option<&Arc<[Column]>>,
-        frame: &Bytes,
-        row: &DataRow<'_>,
-    ) -> Result<Row, Error> {
-        let Some(columns) = columns else {
-            return Err(self.fail(Error::protocol("DataRow without a RowDescription")));
-        };
-        if let Err(e) = row.check_width(columns.len()) {
-            return Err(self.fail(Error::protocol(e)));
-        }
-        Ok(Row::new(columns.clone(), frame, row))
-    }
-
-    /// Collects one message of the operation waited for into `resp`.
-    pub(crate) fn on_message(
-        &mut self,
-        msg: Message<'_>,
-        frame: &Bytes,
-        resp: &mut Response,
-    ) -> Result<(), Error> {
-        match msg {
-            Message::DataRow(row) => {
-                if resp.rows.is_some() {
-                    let row = self.make_row(resp.columns.as_ref(), frame, &row)?;
-                    if let Some(rows) = &mut resp.rows {
-                        rows.push(row);
-                    }
-                }
-            }
-            Message::CommandComplete { tag } => {
-                resp.rows_affected = rows_affected(tag);
-                resp.completed = true;
-            }
-            Message::PortalSuspended => resp.suspended = true,
-            Message::RowDescription(desc) => {
-                if resp.describe {
-                    resp.columns = Some(desc.fields().map(|f| Column::from_field(&f)).collect());
-                }
-            }
-            Message::NoData => {
-                if resp.describe {
-                    resp.columns = Some(Arc::from([]));
-                }
-            }
-            Message::ParameterDescription(desc) => resp.params = Some(desc.types().collect()),
-            Message::ErrorResponse(fields) => {
-                let err = DbError::from_fields(&fields);
-                if err.is_fatal() {
-                    return Err(self.fail(Error::db(err)));
-                }
-                resp.error.get_or_insert(err);
-            }
-            Message::ParseComplete
-            | Message::BindComplete
-            | Message::CloseComplete
-            | Message::EmptyQueryResponse
-            | Message::CopyInResponse(_)
-            | Message::CopyOutResponse(_)
-            | Message::CopyData(_)
-            | Message::CopyDone => {}
-            other => {
-                let name = message_name(&other);
-                return Err(self.fail(Error::protocol(format!("unexpected {name} message"))));
-            }
-        }
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::rows_affected;
-
-    #[test]
-    fn command_tags() {
-        assert_eq!(rows_affected("INSERT 0 5"), 5);
-        assert_eq!(rows_affected("UPDATE 3"), 3);
-        assert_eq!(rows_affected("SELECT 0"), 0);
-        assert_eq!(rows_affected("CREATE TABLE"), 0);
-        assert_eq!(rows_affected(""), 0);
     }
 }

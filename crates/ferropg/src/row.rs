@@ -25,9 +25,9 @@ pub struct Row {
 }
 
 impl Row {
-    /// Builds a row over `frame`, the whole DataRow message that `row` was parsed from.
-    pub(crate) fn new(columns: Arc<[Column]>, frame: &Bytes, row: &DataRow<'_>) -> Row {
-        let body = frame.slice_ref(row.raw());
+    /// Builds a row over `body`, the bytes of `row`'s values (its `raw()` part, shared
+    /// or copied).
+    pub(crate) fn new(columns: Arc<[Column]>, body: Bytes, row: &DataRow<'_>) -> Row {
         let mut offsets = Vec::with_capacity(row.len());
         let mut pos = 0usize;
         for value in row.values() {

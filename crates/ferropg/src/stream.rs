@@ -4,13 +4,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use ferropg_core::message::frontend::{self, EncodeError};
-use ferropg_core::message::Message;
 use postgres_types::ToSql;
 
 use crate::cancel::timed;
 use crate::connection::{Exec, Request};
-use crate::exchange::{Op, Response, Step};
+use crate::exchange::Response;
 use crate::row::Row;
 use crate::statement::{Column, Source, Statement, ToStatement};
 use crate::transaction::Transaction;
@@ -44,10 +42,10 @@ impl<'a> RowStream<'a> {
         let exec = Exec {
             portal: "",
             max_rows: Some(0),
-            describe: true,
             learn_first: true,
         };
-        let req = conn.start(source, params, exec).await?;
+        let mut req = conn.start(source, params, exec).await?;
+        req.resp.stream_rows = true;
         conn.flush().await?;
         Ok(RowStream {
             conn,
@@ -92,23 +90,18 @@ impl<'a> RowStream<'a> {
             if !conn.write_buf.is_empty() {
                 conn.flush().await?;
             }
-            let frame = conn.read_frame().await?;
-            match conn.route(&frame, self.req.op)? {
-                Step::Skip => {}
-                Step::Msg(Message::DataRow(row)) => {
-                    let row = conn.make_row(self.req.resp.columns.as_ref(), &frame, &row)?;
-                    return Ok(Some(row));
-                }
-                Step::Msg(msg) => conn.on_message(msg, &frame, &mut self.req.resp)?,
-                Step::Done => {
-                    self.done = true;
-                    let result = match self.req.resp.error.take() {
-                        Some(e) => Err(Error::db(e)),
-                        None => Ok(()),
-                    };
-                    conn.complete(&mut self.req, &result);
-                    return result.map(|()| None);
-                }
+            let progress = conn.read_events(self.req.op, &mut self.req.resp).await?;
+            if let Some(row) = self.req.resp.next_row.take() {
+                return Ok(Some(row));
+            }
+            if progress.ended {
+                self.done = true;
+                let result = match self.req.resp.error.take() {
+                    Some(e) => Err(Error::db(e)),
+                    None => Ok(()),
+                };
+                conn.complete(&mut self.req, &result);
+                return result.map(|()| None);
             }
         }
     }
@@ -178,7 +171,6 @@ impl<'t, 'c> Portal<'t, 'c> {
         let exec = Exec {
             portal: &name,
             max_rows: None,
-            describe: true,
             learn_first: false,
         };
         let mut req = conn.start(source, params, exec).await?;
@@ -214,13 +206,10 @@ impl<'t, 'c> Portal<'t, 'c> {
         let max = i32::try_from(max_rows).unwrap_or(i32::MAX);
         let conn = self.tx.conn_mut();
         let op = conn.begin_op().await?;
-        let name = &self.name;
-        conn.encode(|buf| {
-            frontend::execute(name, max, buf)?;
-            frontend::sync(buf);
-            Ok::<(), EncodeError>(())
-        })?;
-        conn.core.push(Op::extended(op));
+        let mut req = conn.core.request(&mut conn.write_buf);
+        req.execute(&self.name, max)?;
+        req.rows_of(self.columns.len());
+        req.send(op);
         let mut resp = Response {
             columns: Some(self.columns.clone()),
             rows: Some(Vec::with_capacity(max_rows.clamp(1, 1024))),

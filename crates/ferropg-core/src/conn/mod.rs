@@ -1,10 +1,18 @@
 //! The connection state machine: startup and authentication, then a FIFO of
-//! pending operations, each ended by one ReadyForQuery.
+//! operations, each ended by one ReadyForQuery.
 //!
-//! The front end owns the socket: it feeds each parsed message to
-//! [`Connection::process`], writes whatever lands in the output buffer, and
-//! interprets the messages routed to the operation at the head of the queue.
+//! The contract (see `docs/architecture.md`): the front end owns the socket and the
+//! clock. It writes requests through [`Connection::query`], [`Connection::copy_in`]
+//! and [`Connection::request`], which encode them into its output buffer and queue
+//! them, sends that buffer, and hands every byte it reads to
+//! [`Connection::handle_input`]. The core parses the server's messages (a message
+//! split across reads is buffered here), applies the protocol's rules, writes any
+//! reply into the output buffer, and reports what happened as [`Events`], each
+//! operation event with the front end's own record of its operation.
 
+mod events;
+mod input;
+mod request;
 mod startup;
 
 use std::collections::VecDeque;
@@ -12,8 +20,12 @@ use std::collections::VecDeque;
 use bytes::BytesMut;
 
 use crate::error::{DbError, Error};
-use crate::message::{frontend, ErrorFields, Message, TransactionStatus};
+use crate::message::backend::Message;
+use crate::message::frontend::{self, EncodeError};
+use crate::message::TransactionStatus;
 
+pub use events::{rows_affected, CopyIn, Events, Flow, Outcome};
+pub use request::Request;
 pub use startup::StartupParams;
 use startup::{Startup, StartupStep};
 
@@ -24,52 +36,68 @@ pub enum Phase {
     Startup,
     /// The session is established.
     Ready,
-    /// Terminate was sent or a fatal error arrived.
+    /// Terminate was sent, a fatal error arrived, or the server's bytes made no sense.
     Closed,
 }
 
-/// What a processed message means for the front end.
-#[derive(Debug)]
-pub enum Routed<'m, T> {
-    /// Nothing to do: the core consumed it (an authentication step, a key, a parameter).
-    Handled,
-    /// Startup finished: the session is ready for queries.
-    StartupDone,
-    /// A message of the operation at the head of the queue ([`Connection::head_mut`]).
-    Op(Message<'m>),
-    /// The head operation ended with ReadyForQuery and was taken off the queue.
-    OpDone(T),
-    /// A NoticeResponse (notice, warning, ...).
-    Notice(ErrorFields<'m>),
-    /// A LISTEN/NOTIFY notification.
-    Notification {
-        /// The notifying backend's process ID.
-        process_id: i32,
-        /// The channel.
-        channel: &'m str,
-        /// The payload.
-        payload: &'m str,
-    },
-    /// A run-time parameter changed (already stored in [`Connection::parameter`]).
-    ParameterChanged {
-        /// The parameter.
-        name: &'m str,
-        /// Its new value.
-        value: &'m str,
-    },
-    /// An ErrorResponse outside any operation, such as a FATAL shutdown notice.
-    UnsolicitedError(ErrorFields<'m>),
+/// Where an operation's COPY FROM STDIN stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CopyInState {
+    /// The operation is not a COPY FROM STDIN the front end will feed.
+    Refused,
+    /// The front end will feed the first one.
+    Expected,
+    /// The first one started; any further one in the same query string is refused.
+    Taken,
 }
+
+/// One queued operation: the front end's record and what the core tracks of it.
+struct Pending<T> {
+    op: T,
+    /// Ended by Sync (extended protocol) rather than a simple Query.
+    extended: bool,
+    copy_in: CopyInState,
+    /// The width of the rows that follow: the last RowDescription's, or the one the
+    /// request announced.
+    width: Option<usize>,
+    /// The first server error.
+    error: Option<DbError>,
+}
+
+impl<T> Pending<T> {
+    fn new(op: T, extended: bool, copy_in: bool, width: Option<usize>) -> Self {
+        Pending {
+            op,
+            extended,
+            copy_in: if copy_in {
+                CopyInState::Expected
+            } else {
+                CopyInState::Refused
+            },
+            width,
+            error: None,
+        }
+    }
+}
+
+/// What a COPY FROM STDIN that the front end did not ask for is failed with.
+const REFUSED_COPY_IN: &str =
+    "COPY FROM STDIN cannot run through a query call; use the driver's COPY API";
+
+/// What a COPY FROM STDIN whose caller left is failed with.
+const ABANDONED_COPY_IN: &str = "COPY abandoned by the client";
 
 /// The sans-IO connection: generic over the front end's operation record `T`.
 pub struct Connection<T> {
     phase: Phase,
     startup: Option<Startup>,
-    pending: VecDeque<T>,
+    pending: VecDeque<Pending<T>>,
     tx_status: TransactionStatus,
     parameters: Vec<(String, String)>,
     process_id: i32,
     secret_key: Vec<u8>,
+    /// The start of a message an earlier read left unfinished.
+    partial: Vec<u8>,
 }
 
 impl<T> Connection<T> {
@@ -83,6 +111,7 @@ impl<T> Connection<T> {
             parameters: Vec::new(),
             process_id: 0,
             secret_key: Vec::new(),
+            partial: Vec::new(),
         }
     }
 
@@ -121,6 +150,12 @@ impl<T> Connection<T> {
         &self.secret_key
     }
 
+    /// The CancelRequest that cancels this session's running statement, to be sent
+    /// alone on a new connection to the same server.
+    pub fn cancel_request(&self, out: &mut BytesMut) {
+        frontend::cancel_request_with_key(self.process_id, &self.secret_key, out);
+    }
+
     /// A run-time parameter reported by the server (`server_version`, `TimeZone`, ...).
     pub fn parameter(&self, name: &str) -> Option<&str> {
         self.parameters
@@ -136,33 +171,90 @@ impl<T> Connection<T> {
             .map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
-    /// Queues an operation whose messages the front end has written; it must end with
-    /// exactly one Sync (or be a simple Query).
-    pub fn push(&mut self, op: T) {
-        self.pending.push_back(op);
+    // ------------------------------------------------------------ requests
+
+    /// A simple Query (one or more statements), queued as operation `op`. Its rows,
+    /// command tags and any COPY TO STDOUT data come as events; a COPY FROM STDIN in
+    /// it is refused (use [`copy_in`](Connection::copy_in)).
+    pub fn query(&mut self, sql: &str, op: T, out: &mut BytesMut) -> Result<(), EncodeError> {
+        whole(out, |out| frontend::query(sql, out))?;
+        self.pending.push_back(Pending::new(op, false, false, None));
+        Ok(())
     }
 
-    /// The operation the next routed messages belong to, for reading.
+    /// A simple Query running a `COPY ... FROM STDIN` that the front end feeds with
+    /// [`copy_data`](Connection::copy_data) once the
+    /// [`copy_in_ready`](Events::copy_in_ready) event came, and ends with
+    /// [`copy_done`](Connection::copy_done) or [`copy_fail`](Connection::copy_fail).
+    pub fn copy_in(&mut self, sql: &str, op: T, out: &mut BytesMut) -> Result<(), EncodeError> {
+        whole(out, |out| frontend::query(sql, out))?;
+        self.pending.push_back(Pending::new(op, false, true, None));
+        Ok(())
+    }
+
+    /// An extended-protocol request, queued when [`Request::send`] ends it.
+    pub fn request<'a>(&'a mut self, out: &'a mut BytesMut) -> Request<'a, T> {
+        Request::new(self, out, false)
+    }
+
+    /// More messages of the batch last opened with [`Request::send_open`].
+    pub fn resume_batch<'a>(&'a mut self, out: &'a mut BytesMut) -> Request<'a, T> {
+        Request::new(self, out, true)
+    }
+
+    /// A chunk of COPY FROM STDIN data, split into messages the server accepts.
+    pub fn copy_data(&self, data: &[u8], out: &mut BytesMut) -> Result<(), EncodeError> {
+        let mark = out.len();
+        for chunk in data.chunks(frontend::COPY_DATA_MAX) {
+            if let Err(e) = frontend::copy_data(chunk, out) {
+                out.truncate(mark);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends COPY FROM STDIN data: the server commits the COPY.
+    pub fn copy_done(&self, out: &mut BytesMut) {
+        frontend::copy_done(out);
+    }
+
+    /// Makes a COPY FROM STDIN fail with `message`: the server rolls it back.
+    pub fn copy_fail(&self, message: &str, out: &mut BytesMut) -> Result<(), EncodeError> {
+        whole(out, |out| frontend::copy_fail_message(message, out))
+    }
+
+    // ------------------------------------------------------------ the FIFO
+
+    /// The operation the next events belong to, for reading.
     ///
     /// ```
+    /// use bytes::BytesMut;
     /// use ferropg_core::conn::{Connection, StartupParams};
     ///
     /// let mut conn: Connection<u32> = Connection::new(StartupParams::default());
+    /// let mut out = BytesMut::new();
     /// assert_eq!(conn.head(), None);
-    /// conn.push(1);
-    /// conn.push(2);
+    /// conn.query("select 1", 1, &mut out).unwrap();
+    /// conn.query("select 2", 2, &mut out).unwrap();
     /// assert_eq!(conn.head(), Some(&1));
     /// *conn.head_mut().unwrap() = 10;
     /// assert_eq!(conn.head(), Some(&10));
     /// assert_eq!(conn.pending_len(), 2);
     /// ```
     pub fn head(&self) -> Option<&T> {
-        self.pending.front()
+        self.pending.front().map(|p| &p.op)
     }
 
-    /// The operation the next routed messages belong to.
+    /// The operation the next events belong to.
     pub fn head_mut(&mut self) -> Option<&mut T> {
-        self.pending.front_mut()
+        self.pending.front_mut().map(|p| &mut p.op)
+    }
+
+    /// True when the operation at the head of the queue has had a server error (its
+    /// remaining messages are being skipped by the server).
+    pub fn head_failed(&self) -> bool {
+        self.pending.front().is_some_and(|p| p.error.is_some())
     }
 
     /// How many operations await their ReadyForQuery.
@@ -172,12 +264,12 @@ impl<T> Connection<T> {
 
     /// The pending operations, head first.
     pub fn pending(&self) -> impl Iterator<Item = &T> {
-        self.pending.iter()
+        self.pending.iter().map(|p| &p.op)
     }
 
     /// Takes every pending operation, for the front end to fail when the link is gone.
     pub fn take_pending(&mut self) -> Vec<T> {
-        self.pending.drain(..).collect()
+        self.pending.drain(..).map(|p| p.op).collect()
     }
 
     /// Writes Terminate and closes the state machine.
@@ -193,46 +285,77 @@ impl<T> Connection<T> {
         self.phase = Phase::Closed;
     }
 
-    /// Processes one message from the server, writing any reply into `out`.
-    pub fn process<'m>(
+    // ------------------------------------------------------------ input
+
+    /// Takes bytes read from the server: parses every whole message, applies it and
+    /// reports it to `events`, writing any reply (an authentication step, a CopyFail)
+    /// into `out`. The start of a message cut off at the end of `input` is kept for
+    /// the next call.
+    ///
+    /// Returns how many bytes of `input` were taken: all of them, unless an event
+    /// asked to [`Pause`](Flow::Pause), in which case the caller feeds the rest
+    /// later. An error means the connection cannot go on (bytes that are not the
+    /// protocol, a message out of place, a failed startup); it is then closed.
+    pub fn handle_input<E: Events<T>>(
         &mut self,
-        msg: Message<'m>,
+        input: &[u8],
         out: &mut BytesMut,
-    ) -> Result<Routed<'m, T>, Error> {
+        events: &mut E,
+    ) -> Result<usize, Error> {
+        let result = self.take_input(input, out, events);
+        if result.is_err() {
+            self.phase = Phase::Closed;
+            self.partial.clear();
+        }
+        result
+    }
+
+    /// True while the start of a message the server has not finished sending is
+    /// buffered (a connection that ends now ends in the middle of a message).
+    pub fn has_partial_input(&self) -> bool {
+        !self.partial.is_empty()
+    }
+
+    /// Applies one message from the server.
+    fn dispatch<E: Events<T>>(
+        &mut self,
+        msg: Message<'_>,
+        out: &mut BytesMut,
+        events: &mut E,
+    ) -> Result<Flow, Error> {
         match msg {
             Message::ParameterStatus { name, value } => {
                 self.set_parameter(name, value);
-                return Ok(if self.phase == Phase::Startup {
-                    Routed::Handled
-                } else {
-                    Routed::ParameterChanged { name, value }
-                });
+                if self.phase != Phase::Startup {
+                    events.parameter_changed(name, value);
+                }
+                Ok(Flow::Continue)
             }
-            Message::NoticeResponse(fields) => return Ok(Routed::Notice(fields)),
+            Message::NoticeResponse(fields) => {
+                events.notice(DbError::from_fields(&fields));
+                Ok(Flow::Continue)
+            }
             Message::NotificationResponse {
                 process_id,
                 channel,
                 payload,
             } => {
-                return Ok(Routed::Notification {
-                    process_id,
-                    channel,
-                    payload,
-                })
+                events.notification(process_id, channel, payload);
+                Ok(Flow::Continue)
             }
-            _ => {}
-        }
-        match self.phase {
-            Phase::Startup => self.process_startup(msg, out),
-            Phase::Ready | Phase::Closed => self.process_ready(msg),
+            _ => match self.phase {
+                Phase::Startup => self.startup_message(msg, out, events),
+                Phase::Ready | Phase::Closed => self.operation_message(msg, out, events),
+            },
         }
     }
 
-    fn process_startup<'m>(
+    fn startup_message<E: Events<T>>(
         &mut self,
-        msg: Message<'m>,
+        msg: Message<'_>,
         out: &mut BytesMut,
-    ) -> Result<Routed<'m, T>, Error> {
+        events: &mut E,
+    ) -> Result<Flow, Error> {
         match msg {
             Message::BackendKeyData {
                 process_id,
@@ -240,7 +363,6 @@ impl<T> Connection<T> {
             } => {
                 self.process_id = process_id;
                 self.secret_key = secret_key.to_vec();
-                Ok(Routed::Handled)
             }
             Message::ReadyForQuery(status) => {
                 if self.startup.as_ref().is_some_and(|s| !s.authenticated()) {
@@ -251,11 +373,10 @@ impl<T> Connection<T> {
                 self.tx_status = status;
                 self.phase = Phase::Ready;
                 self.startup = None;
-                Ok(Routed::StartupDone)
+                events.ready();
             }
             Message::ErrorResponse(fields) => {
-                self.phase = Phase::Closed;
-                Err(Error::Db(DbError::from_fields(&fields)))
+                return Err(Error::Db(DbError::from_fields(&fields)));
             }
             other => {
                 let startup = self
@@ -263,43 +384,108 @@ impl<T> Connection<T> {
                     .as_mut()
                     .ok_or_else(|| Error::Unexpected("startup state lost".into()))?;
                 match startup.handle(other, out)? {
-                    StartupStep::Continue => Ok(Routed::Handled),
+                    StartupStep::Continue => {}
                 }
             }
         }
+        Ok(Flow::Continue)
     }
 
-    fn process_ready<'m>(&mut self, msg: Message<'m>) -> Result<Routed<'m, T>, Error> {
-        match msg {
-            Message::ReadyForQuery(status) => {
-                self.tx_status = status;
-                match self.pending.pop_front() {
-                    Some(op) => Ok(Routed::OpDone(op)),
-                    None => Err(Error::Unexpected(
-                        "ReadyForQuery with no operation pending".into(),
-                    )),
-                }
-            }
-            Message::ErrorResponse(fields) if self.pending.is_empty() => {
+    fn operation_message<E: Events<T>>(
+        &mut self,
+        msg: Message<'_>,
+        out: &mut BytesMut,
+        events: &mut E,
+    ) -> Result<Flow, Error> {
+        if let Message::ReadyForQuery(status) = msg {
+            self.tx_status = status;
+            let Some(done) = self.pending.pop_front() else {
+                return Err(Error::Unexpected(
+                    "ReadyForQuery with no operation pending".into(),
+                ));
+            };
+            let outcome = match done.error {
+                Some(e) => Err(e),
+                None => Ok(()),
+            };
+            return Ok(events.done(done.op, outcome));
+        }
+        let Some(head) = self.pending.front_mut() else {
+            if let Message::ErrorResponse(fields) = msg {
                 let err = DbError::from_fields(&fields);
                 if err.is_fatal() {
                     self.phase = Phase::Closed;
                 }
-                Ok(Routed::UnsolicitedError(fields))
+                events.server_error(err);
+                return Ok(Flow::Continue);
             }
-            Message::Authentication(_) | Message::BackendKeyData { .. } => Err(Error::Unexpected(
-                format!("{} after startup", message_name(&msg)),
-            )),
-            other => {
-                if self.pending.is_empty() {
-                    return Err(Error::Unexpected(format!(
-                        "{} with no operation pending",
-                        message_name(&other)
-                    )));
+            return Err(Error::Unexpected(format!(
+                "{} with no operation pending",
+                message_name(&msg)
+            )));
+        };
+        let op = &mut head.op;
+        match msg {
+            Message::DataRow(row) => {
+                let Some(width) = head.width else {
+                    return Err(Error::Unexpected("DataRow without a RowDescription".into()));
+                };
+                row.check_width(width).map_err(Error::Unexpected)?;
+                return Ok(events.row(op, row));
+            }
+            Message::CopyData(data) => return Ok(events.copy_data(op, data)),
+            Message::CommandComplete { tag } => {
+                events.command_complete(op, tag, rows_affected(tag));
+            }
+            Message::RowDescription(desc) => {
+                head.width = Some(desc.len());
+                events.columns(op, Some(&desc));
+            }
+            Message::NoData => {
+                head.width = Some(0);
+                events.columns(op, None);
+            }
+            Message::ParameterDescription(params) => {
+                let checked = frontend::check_parameter_count(params.len()).map(|()| params);
+                events.parameters(op, checked);
+            }
+            Message::PortalSuspended => events.portal_suspended(op),
+            Message::ErrorResponse(fields) => {
+                let err = DbError::from_fields(&fields);
+                if err.is_fatal() {
+                    self.phase = Phase::Closed;
                 }
-                Ok(Routed::Op(other))
+                if head.error.is_none() {
+                    events.error(op, &err);
+                    head.error = Some(err);
+                }
+            }
+            Message::CopyInResponse(_) => {
+                if head.copy_in == CopyInState::Expected {
+                    head.copy_in = CopyInState::Taken;
+                    if events.copy_in_ready(op) == CopyIn::Abandon {
+                        frontend::copy_fail_message(ABANDONED_COPY_IN, out)?;
+                    }
+                } else {
+                    // A Sync sent during COPY IN is ignored: an extended request needs
+                    // one more to reach its ReadyForQuery.
+                    frontend::refuse_copy_in(REFUSED_COPY_IN, head.extended, out)?;
+                }
+            }
+            Message::CopyOutResponse(_) => events.copy_out_started(op),
+            Message::ParseComplete
+            | Message::BindComplete
+            | Message::CloseComplete
+            | Message::EmptyQueryResponse
+            | Message::CopyDone => {}
+            other => {
+                return Err(Error::Unexpected(format!(
+                    "unexpected {} message",
+                    message_name(&other)
+                )))
             }
         }
+        Ok(Flow::Continue)
     }
 
     fn set_parameter(&mut self, name: &str, value: &str) {
@@ -310,8 +496,22 @@ impl<T> Connection<T> {
     }
 }
 
+/// Runs an encoder, taking back what it wrote if it fails: no partial message is
+/// ever left in the output (a string with a NUL fails half-way).
+pub(crate) fn whole(
+    out: &mut BytesMut,
+    encode: impl FnOnce(&mut BytesMut) -> Result<(), EncodeError>,
+) -> Result<(), EncodeError> {
+    let mark = out.len();
+    let result = encode(out);
+    if result.is_err() {
+        out.truncate(mark);
+    }
+    result
+}
+
 /// A short name of a message, for protocol-error texts.
-pub fn message_name(msg: &Message<'_>) -> &'static str {
+fn message_name(msg: &Message<'_>) -> &'static str {
     match msg {
         Message::Authentication(_) => "Authentication",
         Message::BackendKeyData { .. } => "BackendKeyData",
@@ -339,6 +539,3 @@ pub fn message_name(msg: &Message<'_>) -> &'static str {
         Message::RowDescription(_) => "RowDescription",
     }
 }
-
-#[cfg(test)]
-mod tests;

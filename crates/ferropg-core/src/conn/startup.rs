@@ -4,7 +4,8 @@ use bytes::BytesMut;
 
 use crate::auth::{self, Scram};
 use crate::error::Error;
-use crate::message::{frontend, Authentication, Message};
+use crate::message::backend::Message;
+use crate::message::{frontend, Authentication};
 
 /// What the client sends in its StartupMessage, and the password to answer with.
 #[derive(Debug, Clone, Default)]

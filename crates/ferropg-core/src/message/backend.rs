@@ -418,14 +418,6 @@ pub fn parse_message(buf: &[u8]) -> Result<Option<(Message<'_>, usize)>, ParseEr
 /// (it counts itself) or above [`MAX_MESSAGE_LEN`]. A bad length means the stream
 /// has lost its framing: nothing after it can be read. Only the header is looked
 /// at; the body may still be on its way.
-///
-/// ```
-/// use ferropg_core::message::backend::frame_len;
-///
-/// assert_eq!(frame_len(b"Z\0\0"), Ok(None));
-/// assert_eq!(frame_len(b"Z\0\0\0\x05"), Ok(Some(6)));
-/// assert!(frame_len(b"Z\0\0\0\x02").is_err());
-/// ```
 pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, ParseError> {
     let Some(header) = buf.get(..5) else {
         return Ok(None);
@@ -717,6 +709,13 @@ fn read_cstr<'a>(buf: &'a [u8], what: &'static str) -> Result<(&'a str, &'a [u8]
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn frame_len_reads_only_the_header() {
+        assert_eq!(frame_len(b"Z\0\0"), Ok(None));
+        assert_eq!(frame_len(b"Z\0\0\0\x05"), Ok(Some(6)));
+        assert!(frame_len(b"Z\0\0\0\x02").is_err());
+    }
     use super::*;
 
     fn frame(tag: u8, body: &[u8]) -> Vec<u8> {

@@ -1,10 +1,20 @@
 //! Wire messages: a zero-copy parser for what the server sends, and encoders for what
 //! the client sends.
+//!
+//! The parsed server message itself stays inside the core: front ends see the
+//! connection's [events](crate::conn::Events) and the borrowed views below, never a
+//! message to match on. The `fuzzing` feature opens the parser to fuzz targets.
 
+#[cfg(feature = "fuzzing")]
 pub mod backend;
+// Some views and helpers of the parser only serve the fuzz targets.
+#[cfg(not(feature = "fuzzing"))]
+#[allow(dead_code)]
+pub(crate) mod backend;
 pub mod frontend;
 
+pub(crate) use backend::{Authentication, ErrorFields};
 pub use backend::{
-    parse_message, Authentication, DataRow, ErrorFields, FieldDescription, Message,
-    ParameterDescription, ParseError, RowDescription, TransactionStatus,
+    DataRow, DataRowValues, FieldDescription, ParameterDescription, ParseError, RowDescription,
+    TransactionStatus, MAX_MESSAGE_LEN,
 };

@@ -1,6 +1,6 @@
 //! Writing Bind (and, for the unnamed statement, its Parse) from Python arguments.
 
-use bytes::BytesMut;
+use ferropg_core::conn::Request;
 use ferropg_core::message::frontend;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -8,6 +8,8 @@ use pyo3::prelude::*;
 use crate::codecs::{encode_value, Cache};
 use crate::errors;
 use crate::statement::Statement;
+
+use super::ops::Op;
 
 /// Checks the argument count, encodes every argument and writes the messages that bind
 /// `args` to `portal`. On any error nothing is written.
@@ -20,7 +22,7 @@ pub(super) fn write_bind(
     args: &Bound<'_, PyAny>,
     portal: &str,
     seqno: Option<usize>,
-    out: &mut BytesMut,
+    req: &mut Request<'_, Op>,
 ) -> PyResult<()> {
     if let Some(n) = seqno {
         if args.cast::<pyo3::types::PySequence>().is_err()
@@ -50,15 +52,15 @@ pub(super) fn write_bind(
             "Check the query against the passed list of arguments.",
         ));
     }
-    let start = out.len();
     if st.name.is_empty() {
         // The unnamed statement may have been replaced since it was prepared (another
         // query, or a pooler handing us a different server session): parse it again.
-        frontend::parse("", &st.query, st.param_types.iter().copied(), out)
+        // Should the Bind fail, the caller drops the request, Parse included.
+        req.parse("", &st.query, st.param_types.iter().copied())
             .map_err(|e| errors::client_error(py, "InterfaceError", e.0))?;
     }
     let mut failed_at = 0usize;
-    let result = frontend::bind(
+    let result = req.bind(
         portal,
         &st.name,
         st.param_formats.iter().copied(),
@@ -73,13 +75,11 @@ pub(super) fn write_bind(
             Ok(false)
         },
         st.result_formats.iter().copied(),
-        out,
     );
     let failure = match result {
         Ok(()) => return Ok(()),
         Err(f) => f,
     };
-    out.truncate(start);
     match failure {
         frontend::BindFailure::Param(cause) => {
             // A type the client cannot send at all is not a bad value: say so as is.

@@ -16,19 +16,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::BytesMut;
-use ferropg_core::conn::{Connection, Phase, Routed, StartupParams};
-use ferropg_core::message::backend::frame_len;
-use ferropg_core::message::{frontend, parse_message, TransactionStatus};
+use ferropg_core::conn::{Connection, Phase, StartupParams};
+use ferropg_core::message::{frontend, TransactionStatus};
 use ferropg_core::statement_cache::{Lookup, StatementCache};
-use ferropg_core::DbError;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple, PyType};
+use pyo3::types::{PyBytes, PyDict, PyTuple, PyType};
 
 use crate::codecs::{Alias, Cache, CustomCodec, Format, Registry, Shape, TypeInfo};
 use crate::errors;
 use crate::statement::Statement;
-use ops::{Op, OpKind};
+use ops::{Completion, Op, OpKind, ResultShape};
 
 static STATEMENT_IDS: AtomicU64 = AtomicU64::new(1);
 
@@ -54,12 +52,6 @@ fn variant_key(sql: &str, cls: usize, own: usize, icc: bool) -> CacheKey {
     }
 }
 
-/// A future to resolve once the borrow of the protocol is released.
-enum Completion {
-    Ok(Py<PyAny>, Py<PyAny>),
-    Err(Py<PyAny>, PyErr),
-}
-
 /// The asyncio protocol of one PostgreSQL connection.
 #[pyclass(subclass, module = "ferropg._native")]
 pub struct CoreProtocol {
@@ -69,7 +61,6 @@ pub struct CoreProtocol {
     /// `transport.write` and `loop.create_future`, bound once: every query calls both.
     write: Option<Py<PyAny>>,
     create_future: Py<PyAny>,
-    inbuf: Vec<u8>,
     out: BytesMut,
     /// Resolved once, when startup ends either way; kept so late callers see the outcome.
     ready_waiter: Py<PyAny>,
@@ -97,6 +88,15 @@ fn status_char(s: TransactionStatus) -> &'static str {
         TransactionStatus::Idle => "I",
         TransactionStatus::InTransaction => "T",
         TransactionStatus::Failed => "E",
+    }
+}
+
+/// The shape of a plain execution's result.
+fn shape_of(want_rows: bool) -> ResultShape {
+    if want_rows {
+        ResultShape::Rows
+    } else {
+        ResultShape::Status
     }
 }
 
@@ -142,7 +142,7 @@ impl CoreProtocol {
         found: Cached,
         args: &Bound<'_, PyTuple>,
         limit: i32,
-        want_rows: bool,
+        shape: ResultShape,
     ) -> PyResult<Option<Py<PyAny>>> {
         let stmt = match found {
             Cached::Hit(s) => s,
@@ -154,16 +154,7 @@ impl CoreProtocol {
         };
         let fut = self.new_future(py)?;
         let args = args.as_any();
-        self.start_execute(
-            py,
-            fut.clone_ref(py),
-            stmt,
-            args,
-            "",
-            limit,
-            want_rows,
-            false,
-        )?;
+        self.start_execute(py, fut.clone_ref(py), stmt, args, "", limit, shape)?;
         Ok(Some(fut))
     }
 
@@ -230,10 +221,15 @@ impl CoreProtocol {
     ) -> PyResult<()> {
         self.ensure_open(py)?;
         self.queue_closes(py)?;
-        frontend::query(sql, &mut self.out).map_err(|e| enc_err(py, e))?;
+        let op = Op::new(waiter.clone_ref(py), Some(sql.to_owned()), kind);
+        let copy_in = matches!(op.kind, OpKind::CopyIn { .. });
+        let written = if copy_in {
+            self.conn.copy_in(sql, op, &mut self.out)
+        } else {
+            self.conn.query(sql, op, &mut self.out)
+        };
+        written.map_err(|e| enc_err(py, e))?;
         self.queries_count += 1;
-        self.conn
-            .push(Op::new(waiter.clone_ref(py), Some(sql.to_owned()), kind));
         Ok(())
     }
 
@@ -248,90 +244,53 @@ impl CoreProtocol {
         args: &Bound<'_, PyAny>,
         portal: &str,
         limit: i32,
-        want_rows: bool,
-        portal_result: bool,
+        shape: ResultShape,
     ) -> PyResult<()> {
         let st = stmt.get();
         check_statement_open(py, st)?;
         let cache = Cache::get(py)?;
         self.queue_closes(py)?;
-        bind::write_bind(py, cache, st, args, portal, None, &mut self.out)?;
-        frontend::execute(portal, limit, &mut self.out).map_err(|e| enc_err(py, e))?;
-        frontend::sync(&mut self.out);
-        self.queries_count += 1;
+        let mut req = self.conn.request(&mut self.out);
+        bind::write_bind(py, cache, st, args, portal, None, &mut req)?;
+        req.execute(portal, limit).map_err(|e| enc_err(py, e))?;
+        req.rows_of(st.columns.len());
         let query = Some(st.query.clone());
-        self.conn.push(Op::new(
-            waiter,
-            query,
-            OpKind::Execute {
-                stmt,
-                rows: PyList::empty(py).unbind(),
-                status: String::new(),
-                want_rows,
-                portal_result,
-                suspended: false,
-            },
-        ));
+        req.send(Op::new(waiter, query, OpKind::execute(py, stmt, shape)));
+        self.queries_count += 1;
         Ok(())
     }
 
-    /// Handles the messages of one read, collecting the futures to resolve.
-    ///
-    /// Whole messages are parsed where they lie in `data`: only a message split
-    /// across reads is copied, into `inbuf`, so a large result is not copied twice
-    /// on its way to the decoders.
+    /// Hands the bytes of one read to the core, collecting the futures to resolve.
     fn feed(&mut self, py: Python<'_>, data: &[u8], done: &mut Vec<Completion>) -> PyResult<()> {
         let cache = Cache::get(py)?;
-        let mut rest = data;
-        let mut result = Ok(());
-        if !self.inbuf.is_empty() {
-            if !complete_split_message(&mut self.inbuf, &mut rest) {
-                return Ok(());
-            }
-            let split = std::mem::take(&mut self.inbuf);
-            let (used, r) = self.process_bytes(py, cache, &split, done);
-            self.inbuf = split;
-            self.inbuf.drain(..used);
-            result = r;
-        }
-        if result.is_ok() {
-            let (used, r) = self.process_bytes(py, cache, rest, done);
-            rest = &rest[used..];
-            result = r;
-        }
-        self.inbuf.extend_from_slice(rest);
+        let result = {
+            let ready_waiter = (!self.started).then_some(&self.ready_waiter);
+            let mut sink = ops::Sink {
+                py,
+                cache,
+                types: &self.types,
+                done: &mut *done,
+                loop_: &self.loop_,
+                notice_callback: self.notice_callback.as_ref(),
+                notification_callback: self.notification_callback.as_ref(),
+                ready_waiter,
+                started: &mut self.started,
+                closed: &mut self.closed,
+            };
+            self.conn.handle_input(data, &mut self.out, &mut sink)
+        };
         if let Some(op) = self.conn.head_mut() {
             ops::flush_copy_out(py, op);
         }
         if let Err(err) = result {
             self.fail_all(py, &err, done);
         }
-        Ok(())
-    }
-
-    /// Parses and routes the whole messages at the front of `bytes`; returns how
-    /// many bytes they took, and the error that stopped the reading, if any.
-    fn process_bytes(
-        &mut self,
-        py: Python<'_>,
-        cache: &Cache,
-        bytes: &[u8],
-        done: &mut Vec<Completion>,
-    ) -> (usize, Result<(), ferropg_core::Error>) {
-        let mut consumed = 0;
-        let result = loop {
-            let (msg, len) = match parse_message(&bytes[consumed..]) {
-                Ok(Some(p)) => p,
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(ferropg_core::Error::Parse(e)),
-            };
-            consumed += len;
-            match self.conn.process(msg, &mut self.out) {
-                Ok(routed) => self.route(py, cache, routed, done),
-                Err(e) => break Err(e),
+        if self.conn.pending_len() == 0 {
+            for w in self.idle_waiters.drain(..) {
+                done.push(Completion::Ok(w, py.None()));
             }
-        };
-        (consumed, result)
+        }
+        Ok(())
     }
 
     /// The link cannot go on (garbage from the server, a failed startup): fail everything.
@@ -352,158 +311,6 @@ impl CoreProtocol {
         self.closed = true;
         if let Some(t) = &self.transport {
             let _ = t.bind(py).call_method0(intern!(py, "abort"));
-        }
-    }
-
-    fn route(
-        &mut self,
-        py: Python<'_>,
-        cache: &Cache,
-        routed: Routed<'_, Op>,
-        done: &mut Vec<Completion>,
-    ) {
-        match routed {
-            Routed::Handled | Routed::ParameterChanged { .. } => {}
-            Routed::StartupDone => {
-                self.started = true;
-                done.push(Completion::Ok(self.ready_waiter.clone_ref(py), py.None()));
-            }
-            Routed::Op(msg) => {
-                if let Some(op) = self.conn.head_mut() {
-                    if let (
-                        ferropg_core::message::Message::CopyInResponse(_),
-                        OpKind::CopyIn { ready, .. },
-                    ) = (&msg, &mut op.kind)
-                    {
-                        if let Some(r) = ready.take() {
-                            let abandoned = r
-                                .bind(py)
-                                .call_method0(intern!(py, "done"))
-                                .and_then(|d| d.is_truthy())
-                                .unwrap_or(true);
-                            if abandoned {
-                                // The caller left before the server was ready for data.
-                                // End the COPY now: a backend waiting for COPY data
-                                // takes no cancel request, it would wait forever.
-                                let _ = frontend::copy_fail_message(
-                                    "COPY abandoned by the client",
-                                    &mut self.out,
-                                );
-                            } else {
-                                done.push(Completion::Ok(r, py.None()));
-                            }
-                        }
-                        return;
-                    }
-                    ops::on_message(py, cache, op, msg, &mut self.out);
-                }
-            }
-            Routed::OpDone(op) => {
-                self.finish(py, op, done);
-                if self.conn.pending_len() == 0 {
-                    for w in self.idle_waiters.drain(..) {
-                        done.push(Completion::Ok(w, py.None()));
-                    }
-                }
-            }
-            Routed::Notice(fields) => {
-                if let Some(cb) = &self.notice_callback {
-                    let err = DbError::from_fields(&fields);
-                    let cb = cb.clone_ref(py);
-                    match errors::log_message(py, &err) {
-                        Ok(msg) => {
-                            let _ = self
-                                .loop_
-                                .bind(py)
-                                .call_method1(intern!(py, "call_soon"), (cb, msg));
-                        }
-                        Err(e) => e.write_unraisable(py, None),
-                    }
-                }
-            }
-            Routed::Notification {
-                process_id,
-                channel,
-                payload,
-            } => {
-                if let Some(cb) = &self.notification_callback {
-                    let cb = cb.clone_ref(py);
-                    let _ = self
-                        .loop_
-                        .bind(py)
-                        .call_method1(intern!(py, "call_soon"), (cb, process_id, channel, payload));
-                }
-            }
-            Routed::UnsolicitedError(fields) => {
-                // A FATAL notice before the server hangs up (shutdown, termination).
-                if DbError::from_fields(&fields).is_fatal() {
-                    self.closed = true;
-                }
-            }
-        }
-    }
-
-    fn finish(&mut self, py: Python<'_>, op: Op, done: &mut Vec<Completion>) {
-        let Op {
-            waiter,
-            error,
-            kind,
-            ..
-        } = op;
-        let Some(waiter) = waiter else { return };
-        if let Some(err) = error {
-            done.push(Completion::Err(waiter, err));
-            return;
-        }
-        let outcome: PyResult<Py<PyAny>> = (|| match kind {
-            OpKind::Script { status } => Ok(status.into_pyobject(py)?.into_any().unbind()),
-            OpKind::Prepare {
-                name,
-                query,
-                described,
-                record_class,
-                ignore_custom_codec,
-            } => {
-                let stmt = Statement::new(
-                    py,
-                    name,
-                    query,
-                    described,
-                    record_class,
-                    &self.types,
-                    ignore_custom_codec,
-                )?;
-                Ok(Py::new(py, stmt)?.into_any())
-            }
-            OpKind::Execute {
-                rows,
-                status,
-                want_rows,
-                portal_result,
-                suspended,
-                ..
-            } => {
-                if portal_result {
-                    // A suspended portal has no command status yet.
-                    let status = (!status.is_empty()).then_some(status);
-                    Ok((rows, suspended, status)
-                        .into_pyobject(py)?
-                        .into_any()
-                        .unbind())
-                } else if want_rows {
-                    Ok(rows.into_any())
-                } else {
-                    Ok(status.into_pyobject(py)?.into_any().unbind())
-                }
-            }
-            OpKind::Plain => Ok(py.None()),
-            OpKind::CopyOut { status, .. } | OpKind::CopyIn { status, .. } => {
-                Ok(status.into_pyobject(py)?.into_any().unbind())
-            }
-        })();
-        match outcome {
-            Ok(value) => done.push(Completion::Ok(waiter, value)),
-            Err(e) => done.push(Completion::Err(waiter, e)),
         }
     }
 
@@ -603,7 +410,6 @@ impl CoreProtocol {
             transport: None,
             write: None,
             create_future,
-            inbuf: Vec::new(),
             out: BytesMut::with_capacity(8192),
             ready_waiter,
             started: false,
@@ -804,16 +610,12 @@ impl CoreProtocol {
             let fut = this.new_future(py)?;
             let name = name.unwrap_or_else(statement_name);
             this.queue_closes(py)?;
-            let start = this.out.len();
-            let written = frontend::parse(&name, sql, std::iter::empty(), &mut this.out)
-                .and_then(|()| frontend::describe(b'S', &name, &mut this.out));
-            if let Err(e) = written {
-                this.out.truncate(start);
-                return Err(enc_err(py, e));
-            }
-            frontend::sync(&mut this.out);
             let record_class = record_class.unwrap_or_else(|| this.record_class.clone_ref(py));
-            this.conn.push(Op::new(
+            let mut req = this.conn.request(&mut this.out);
+            req.parse(&name, sql, std::iter::empty())
+                .and_then(|()| req.describe_statement(&name))
+                .map_err(|e| enc_err(py, e))?;
+            req.send(Op::new(
                 fut.clone_ref(py),
                 Some(sql.to_owned()),
                 OpKind::Prepare {
@@ -845,7 +647,7 @@ impl CoreProtocol {
             }
             let now = this.now();
             let found = Cached::from(py, this.cache.get_borrowed(sql, now));
-            this.start_cached(py, found, args, limit, want_rows)
+            this.start_cached(py, found, args, limit, shape_of(want_rows))
         })
     }
 
@@ -871,7 +673,7 @@ impl CoreProtocol {
             let key = this.cache_key(py, sql, record_class, ignore_custom_codec);
             let now = this.now();
             let found = Cached::from(py, this.cache.get(&key, now));
-            this.start_cached(py, found, args, limit, want_rows)
+            this.start_cached(py, found, args, limit, shape_of(want_rows))
         })
     }
 
@@ -891,16 +693,12 @@ impl CoreProtocol {
         with_output(slf, |this, py| {
             this.ensure_open(py)?;
             let fut = this.new_future(py)?;
-            this.start_execute(
-                py,
-                fut.clone_ref(py),
-                stmt,
-                args,
-                portal,
-                limit,
-                want_rows,
-                portal_result,
-            )?;
+            let shape = if portal_result {
+                ResultShape::Portal
+            } else {
+                shape_of(want_rows)
+            };
+            this.start_execute(py, fut.clone_ref(py), stmt, args, portal, limit, shape)?;
             Ok(fut)
         })
     }
@@ -919,9 +717,9 @@ impl CoreProtocol {
             let fut = this.new_future(py)?;
             let cache = Cache::get(py)?;
             this.queue_closes(py)?;
-            bind::write_bind(py, cache, st, args, portal, None, &mut this.out)?;
-            frontend::sync(&mut this.out);
-            this.conn.push(Op::new(
+            let mut req = this.conn.request(&mut this.out);
+            bind::write_bind(py, cache, st, args, portal, None, &mut req)?;
+            req.send(Op::new(
                 fut.clone_ref(py),
                 Some(st.query.clone()),
                 OpKind::Plain,
@@ -941,22 +739,13 @@ impl CoreProtocol {
         with_output(slf, |this, py| {
             this.ensure_open(py)?;
             let fut = this.new_future(py)?;
-            frontend::execute(portal, limit, &mut this.out).map_err(|e| enc_err(py, e))?;
-            frontend::sync(&mut this.out);
-            this.queries_count += 1;
+            let mut req = this.conn.request(&mut this.out);
+            req.execute(portal, limit).map_err(|e| enc_err(py, e))?;
+            req.rows_of(stmt.get().columns.len());
             let query = Some(stmt.get().query.clone());
-            this.conn.push(Op::new(
-                fut.clone_ref(py),
-                query,
-                OpKind::Execute {
-                    stmt,
-                    rows: PyList::empty(py).unbind(),
-                    status: String::new(),
-                    want_rows: true,
-                    portal_result: true,
-                    suspended: false,
-                },
-            ));
+            let kind = OpKind::execute(py, stmt, ResultShape::Portal);
+            req.send(Op::new(fut.clone_ref(py), query, kind));
+            this.queries_count += 1;
             Ok(fut)
         })
     }
@@ -966,10 +755,9 @@ impl CoreProtocol {
         with_output(slf, |this, py| {
             this.ensure_open(py)?;
             let fut = this.new_future(py)?;
-            frontend::close(b'P', portal, &mut this.out).map_err(|e| enc_err(py, e))?;
-            frontend::sync(&mut this.out);
-            this.conn
-                .push(Op::new(fut.clone_ref(py), None, OpKind::Plain));
+            let mut req = this.conn.request(&mut this.out);
+            req.close_portal(portal).map_err(|e| enc_err(py, e))?;
+            req.send(Op::new(fut.clone_ref(py), None, OpKind::Plain));
             Ok(fut)
         })
     }
@@ -989,19 +777,14 @@ impl CoreProtocol {
             this.queue_closes(py)?;
             this.queries_count += 1;
             let query = Some(stmt.get().query.clone());
+            let mut req = this.conn.request(&mut this.out);
+            req.rows_of(stmt.get().columns.len());
             let kind = if want_rows {
-                OpKind::Execute {
-                    stmt,
-                    rows: PyList::empty(py).unbind(),
-                    status: String::new(),
-                    want_rows: true,
-                    portal_result: false,
-                    suspended: false,
-                }
+                OpKind::execute(py, stmt, ResultShape::Rows)
             } else {
                 OpKind::Plain
             };
-            this.conn.push(Op::new(fut.clone_ref(py), query, kind));
+            req.send_open(Op::new(fut.clone_ref(py), query, kind));
             Ok(fut)
         })
     }
@@ -1020,16 +803,17 @@ impl CoreProtocol {
             if this.lost {
                 return Ok((false, seqno));
             }
-            let failed = this.conn.head().is_some_and(|op| op.error.is_some());
+            let failed =
+                this.conn.head_failed() || this.conn.head().is_some_and(|op| op.error.is_some());
             if failed {
                 return Ok((false, seqno));
             }
             let cache = Cache::get(py)?;
             let st = stmt.get();
             let mut n = seqno;
-            let start = this.out.len();
+            let mut req = this.conn.resume_batch(&mut this.out);
             let result = (|| -> PyResult<bool> {
-                while this.out.len() - start < max_bytes {
+                while req.written() < max_bytes {
                     let Some(item) = iterator
                         .call_method0(intern!(py, "__next__"))
                         .map(Some)
@@ -1043,26 +827,20 @@ impl CoreProtocol {
                     else {
                         return Ok(false);
                     };
-                    bind::write_bind(py, cache, st, &item, "", Some(n), &mut this.out)?;
-                    frontend::execute("", 0, &mut this.out).map_err(|e| enc_err(py, e))?;
+                    bind::write_bind(py, cache, st, &item, "", Some(n), &mut req)?;
+                    req.execute("", 0).map_err(|e| enc_err(py, e))?;
                     n += 1;
                 }
                 Ok(true)
             })();
-            match result {
-                Ok(more) => {
-                    // Flush makes the server report an error now rather than at the Sync,
-                    // so that we stop reading the caller's input early.
-                    frontend::flush(&mut this.out);
-                    Ok((more, n))
-                }
-                Err(e) => {
-                    // The batch that failed to encode is not sent: what the server has
-                    // already run is what earlier batches held.
-                    this.out.truncate(start);
-                    Err(e)
-                }
-            }
+            // On failure `req` is dropped unkept: the batch that failed to encode is not
+            // sent, and what the server has already run is what earlier batches held.
+            let more = result?;
+            // Flush makes the server report an error now rather than at the Sync, so
+            // that we stop reading the caller's input early.
+            req.flush();
+            req.keep();
+            Ok((more, n))
         })
     }
 
@@ -1073,24 +851,18 @@ impl CoreProtocol {
             if this.lost {
                 return Ok(());
             }
-            if client_failed && this.conn.transaction_status() == TransactionStatus::Idle {
-                frontend::parse("", "ROLLBACK", std::iter::empty(), &mut this.out)
+            let idle = this.conn.transaction_status() == TransactionStatus::Idle;
+            let mut req = this.conn.resume_batch(&mut this.out);
+            if client_failed && idle {
+                req.parse("", "ROLLBACK", std::iter::empty())
                     .map_err(|e| enc_err(py, e))?;
-                frontend::bind::<PyErr>(
-                    "",
-                    "",
-                    std::iter::empty(),
-                    0,
-                    |_, _| Ok(false),
-                    std::iter::empty(),
-                    &mut this.out,
-                )
-                .map_err(|_| {
-                    errors::client_error(py, "InterfaceError", "cannot encode ROLLBACK")
-                })?;
-                frontend::execute("", 0, &mut this.out).map_err(|e| enc_err(py, e))?;
+                req.bind::<PyErr>("", "", [], 0, |_, _| Ok(false), [])
+                    .map_err(|_| {
+                        errors::client_error(py, "InterfaceError", "cannot encode ROLLBACK")
+                    })?;
+                req.execute("", 0).map_err(|e| enc_err(py, e))?;
             }
-            frontend::sync(&mut this.out);
+            req.sync();
             Ok(())
         })
     }
@@ -1131,9 +903,9 @@ impl CoreProtocol {
     fn copy_data(slf: &Bound<'_, Self>, data: &[u8]) -> PyResult<()> {
         with_output(slf, |this, py| {
             if !this.lost {
-                for chunk in data.chunks(frontend::COPY_DATA_MAX) {
-                    frontend::copy_data(chunk, &mut this.out).map_err(|e| enc_err(py, e))?;
-                }
+                this.conn
+                    .copy_data(data, &mut this.out)
+                    .map_err(|e| enc_err(py, e))?;
             }
             Ok(())
         })
@@ -1143,7 +915,7 @@ impl CoreProtocol {
     fn copy_done(slf: &Bound<'_, Self>) -> PyResult<()> {
         with_output(slf, |this, _py| {
             if !this.lost {
-                frontend::copy_done(&mut this.out);
+                this.conn.copy_done(&mut this.out);
             }
             Ok(())
         })
@@ -1153,7 +925,9 @@ impl CoreProtocol {
     fn copy_fail(slf: &Bound<'_, Self>, message: &str) -> PyResult<()> {
         with_output(slf, |this, py| {
             if !this.lost {
-                frontend::copy_fail_message(message, &mut this.out).map_err(|e| enc_err(py, e))?;
+                this.conn
+                    .copy_fail(message, &mut this.out)
+                    .map_err(|e| enc_err(py, e))?;
             }
             Ok(())
         })
@@ -1594,27 +1368,3 @@ impl CoreProtocol {
         self.notification_callback = notification;
     }
 }
-
-/// Moves bytes from the front of `data` onto `partial`, the start of a message an
-/// earlier read left unfinished, until that message is whole. Returns false when
-/// `data` ran out first. A header that cannot be valid counts as whole: parsing it
-/// reports the error.
-fn complete_split_message(partial: &mut Vec<u8>, data: &mut &[u8]) -> bool {
-    loop {
-        let want = match frame_len(partial) {
-            Ok(Some(total)) if partial.len() >= total => return true,
-            Ok(Some(total)) => total,
-            Ok(None) => HEADER_LEN,
-            Err(_) => return true,
-        };
-        let n = (want - partial.len()).min(data.len());
-        if n == 0 {
-            return false;
-        }
-        partial.extend_from_slice(&data[..n]);
-        *data = &data[n..];
-    }
-}
-
-/// A backend message's header: the tag byte and the Int32 length.
-const HEADER_LEN: usize = 5;
