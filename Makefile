@@ -7,7 +7,7 @@ CARGO ?= cargo
 # Extension builds: debug for tests (fast to build), release for benchmarks and demos.
 MATURIN_FLAGS ?=
 
-.PHONY: help setup venv build build-release demo test test-rust test-python conformance soak lint fmt fuzz-check fuzz-smoke bench clean
+.PHONY: help setup venv build build-release demo test test-rust test-python conformance soak lint gen fmt fuzz-check fuzz-smoke bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -18,10 +18,10 @@ setup: $(PY)  ## install what is missing: PostgreSQL server, Python tools into .
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-venv: $(PY)  ## the project's virtualenv with maturin, pytest, uvloop, hypothesis, ruff
-	@$(PY) -c 'import maturin, pytest, uvloop, hypothesis, distro, asyncpg' 2>/dev/null || \
+venv: $(PY)  ## the project's virtualenv with maturin, pytest, uvloop, hypothesis, ruff, mypy
+	@$(PY) -c 'import maturin, pytest, pytest_timeout, uvloop, hypothesis, distro, mypy, asyncpg' 2>/dev/null || \
 		$(PY) -m pip install --quiet --disable-pip-version-check \
-			'maturin>=1.9,<2' pytest uvloop hypothesis ruff distro asyncpg==0.32.0
+			'maturin>=1.9,<2' pytest pytest-timeout uvloop hypothesis ruff distro mypy asyncpg==0.32.0
 
 build: venv  ## build the extension into the virtualenv (debug)
 	$(VENV)/bin/maturin develop --quiet $(MATURIN_FLAGS)
@@ -52,11 +52,18 @@ soak: setup build-release  ## leak soak, both faces: RSS and descriptors over 1M
 	$(PY) tests/soak.py $(SOAK_ARGS)
 	FERROPG_SOAK_SCALE=1 $(CARGO) test --release --quiet -p ferropg --test soak -- --nocapture
 
-lint:  ## rustfmt, clippy with warnings as errors, ruff
+lint:  ## rustfmt, clippy with warnings as errors, ruff, every generator's --check, stubtest of _native
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 	$(VENV)/bin/ruff check python tests tools examples benches
 	$(VENV)/bin/ruff format --check python tests tools examples benches
+	$(PY) tools/gen_sqlstate.py --check
+	$(PY) tools/gen_types.py --check
+	$(PY) -m mypy.stubtest ferropg._native
+
+gen:  ## regenerate everything that is generated (SQLSTATE tables, the type catalogue)
+	$(PY) tools/gen_sqlstate.py
+	$(PY) tools/gen_types.py
 
 fmt:  ## format Rust and Python sources
 	$(CARGO) fmt --all

@@ -9,7 +9,7 @@
 #   * contrib extensions (hstore, citext, isn): postgresql-contrib.
 #   * the `postgres` OS user (ferropg.cluster runs the server as that user when root).
 #   * Python packages for the current python3 (only the missing ones):
-#     maturin>=1.9,<2, pytest, uvloop, hypothesis, ruff, distro.
+#     maturin>=1.9,<2, pytest, pytest-timeout, uvloop, hypothesis, ruff, distro, mypy.
 #
 # As root it uses apt-get and useradd directly (no sudo).  As another user it only
 # reports what is missing for those, and still pip-installs Python packages.
@@ -151,8 +151,9 @@ else
     # One interpreter start for all import checks (pyenv shims make each one slow).
     read -r -a absent <<< "$("$PYTHON" -c '
 import importlib.util
-print(" ".join(m for m in ("pytest", "uvloop", "hypothesis", "distro")
-               if importlib.util.find_spec(m) is None))')"
+wanted = {"pytest": "pytest", "pytest_timeout": "pytest-timeout", "uvloop": "uvloop",
+          "hypothesis": "hypothesis", "distro": "distro", "mypy": "mypy"}
+print(" ".join(pkg for mod, pkg in wanted.items() if importlib.util.find_spec(mod) is None))')"
     PIP_WANT+=("${absent[@]}")
     command -v ruff >/dev/null 2>&1 || "$PYTHON" -m ruff --version >/dev/null 2>&1 \
         || PIP_WANT+=("ruff")

@@ -7,10 +7,11 @@ codec.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import _introspection, exceptions
-from ._builtin_types import BUILTIN_TYPES
+from ._builtin_types import BUILTIN_TYPES, TUPLE_FORMAT_TYPES
 
 # SQL spellings of built-in types, besides their pg_type names.
 _ALIASES = {
@@ -40,10 +41,6 @@ BUILTIN_TYPE_NAME_MAP.update(
 # set_builtin_type_codec's names of codecs for extension types without a fixed OID.
 _EXTENSION_CODECS = {"pg_contrib.hstore": "hstore"}
 
-# Built-in types with a tuple format (their wire integers): date, time, timestamp,
-# timestamptz, interval, timetz.
-_TUPLE_FORMAT_TYPES = frozenset((1082, 1083, 1114, 1184, 1186, 1266))
-
 # Introspection rounds before giving up (a race with reload_schema_state costs one).
 _MAX_INTROSPECTION_TRIES = 5
 
@@ -57,6 +54,31 @@ class _TypeRecord(tuple):
         if isinstance(key, str):
             key = self._KEYS[key]
         return super().__getitem__(key)
+
+
+def _codec_refusal(typeinfo: Any, qualified: str, format: str) -> Exception | None:
+    """Why a codec of ``format`` cannot be set on the type, or None when it can."""
+    if _introspection.is_composite_type(typeinfo):
+        if format == "tuple":
+            return None
+        return exceptions.UnsupportedClientFeatureError(
+            "only tuple-format codecs can be used on composite types",
+            hint="Pass format='tuple': the encoder then returns, and the decoder receives, "
+            "a tuple of the attribute values.",
+        )
+    if not _introspection.is_scalar_type(typeinfo):
+        return exceptions.InterfaceError(
+            f"cannot use custom codec on type {qualified}: "
+            "it is neither a scalar type nor a composite type"
+        )
+    if format == "tuple" and typeinfo["oid"] not in TUPLE_FORMAT_TYPES:
+        return exceptions.UnsupportedClientFeatureError(
+            f"type {qualified} has no tuple format",
+            hint="Use format='text' or format='binary'; the tuple format exists "
+            "for composites and date, time, timetz, timestamp, timestamptz and "
+            "interval.",
+        )
+    return None
 
 
 class CodecsMixin:
@@ -132,35 +154,17 @@ class CodecsMixin:
                 f"invalid format {format!r}: expected 'text', 'binary' or 'tuple'"
             )
         typeinfo = await self._introspect_type(typename, schema)
-        if _introspection.is_scalar_type(typeinfo):
-            if format == "tuple" and typeinfo["oid"] not in _TUPLE_FORMAT_TYPES:
-                raise exceptions.UnsupportedClientFeatureError(
-                    f"type {schema}.{typename} has no tuple format",
-                    hint="Use format='text' or format='binary'; the tuple format exists "
-                    "for composites and date, time, timetz, timestamp, timestamptz and "
-                    "interval.",
-                )
-            await self._learn_type(typeinfo["oid"])
-        elif _introspection.is_composite_type(typeinfo):
-            if format != "tuple":
-                raise exceptions.UnsupportedClientFeatureError(
-                    "only tuple-format codecs can be used on composite types",
-                    hint="Use `set_type_codec(..., format='tuple')` and "
-                    "pass/interpret data as a Python tuple.",
-                )
-            await self._learn_type(typeinfo["oid"])
-        else:
-            raise exceptions.InterfaceError(
-                f"cannot use custom codec on type {schema}.{typename}: "
-                f"it is neither a scalar type nor a composite type"
-            )
+        refusal = _codec_refusal(typeinfo, f"{schema}.{typename}", format)
+        if refusal is not None:
+            raise refusal
+        await self._learn_type(typeinfo["oid"])
         if _introspection.is_domain_type(typeinfo):
             raise exceptions.UnsupportedClientFeatureError(
                 "custom codecs on domain types are not supported",
                 hint="Set the codec on the base type.",
                 detail=(
-                    "PostgreSQL does not distinguish domains from "
-                    "their base types in query results at the protocol level."
+                    "Result columns of a domain type arrive described as its base type, so "
+                    "a codec registered for the domain itself would never be used."
                 ),
             )
         self._protocol.set_type_codec(typeinfo["oid"], format, encoder, decoder)

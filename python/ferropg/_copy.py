@@ -46,6 +46,32 @@ def _format_copy_opts(**opts: Any) -> str:
     return "(" + ", ".join(parts) + ")" if parts else ""
 
 
+#: The COPY options the copy methods take as keyword arguments, in the order COPY's
+#: option list is written.
+_COPY_OPTIONS = (
+    "format",
+    "oids",
+    "freeze",
+    "delimiter",
+    "null",
+    "header",
+    "quote",
+    "escape",
+    "force_quote",
+    "force_not_null",
+    "force_null",
+    "encoding",
+)
+
+
+def _copy_options(arguments: dict[str, Any]) -> str:
+    """The option list for a copy method called with ``arguments`` (its ``locals()``
+    taken before anything else): the COPY options among them that it has."""
+    return _format_copy_opts(
+        **{name: arguments[name] for name in _COPY_OPTIONS if name in arguments}
+    )
+
+
 def _table(table_name: str, schema_name: str | None) -> str:
     name = utils._quote_ident(table_name)
     if schema_name:
@@ -81,17 +107,7 @@ class CopyMixin:
         encoding: Any = None,
     ) -> str:
         """Copies a table's contents to ``output`` (a path, a file, or an async callable)."""
-        opts = _format_copy_opts(
-            format=format,
-            oids=oids,
-            delimiter=delimiter,
-            null=null,
-            header=header,
-            quote=quote,
-            escape=escape,
-            force_quote=force_quote,
-            encoding=encoding,
-        )
+        opts = _copy_options(locals())
         sql = f"COPY {_table(table_name, schema_name)}{_columns(columns)} TO STDOUT {opts}"
         return await self._copy_out(sql, output, timeout)
 
@@ -112,17 +128,7 @@ class CopyMixin:
         encoding: Any = None,
     ) -> str:
         """Copies a query's result to ``output``; arguments are inlined as literals."""
-        opts = _format_copy_opts(
-            format=format,
-            oids=oids,
-            delimiter=delimiter,
-            null=null,
-            header=header,
-            quote=quote,
-            escape=escape,
-            force_quote=force_quote,
-            encoding=encoding,
-        )
+        opts = _copy_options(locals())
         if args:
             query = await utils._mogrify(self, query, args)
         return await self._copy_out(f"COPY ({query}) TO STDOUT {opts}", output, timeout)
@@ -150,20 +156,9 @@ class CopyMixin:
         where: Any = None,
     ) -> str:
         """Copies ``source`` (a path, a file, bytes, or an async iterable) into a table."""
-        opts = _format_copy_opts(
-            format=format,
-            oids=oids,
-            freeze=freeze,
-            delimiter=delimiter,
-            null=null,
-            header=header,
-            quote=quote,
-            escape=escape,
-            force_quote=force_quote,
-            force_not_null=force_not_null,
-            force_null=force_null,
-            encoding=encoding,
-        )
+        # FORCE_QUOTE is an option of COPY TO only: taken for asyncpg's signature, and
+        # left out of the statement as asyncpg does.
+        opts = _copy_options({**locals(), "force_quote": None})
         sql = f"COPY {_table(table_name, schema_name)}{_columns(columns)} FROM STDIN {opts}"
         if where:
             sql += f" WHERE {where}"
@@ -285,7 +280,12 @@ class CopyMixin:
         try:
             await ready
         except BaseException:
-            if not fut.done():
+            if fut.done():
+                # The COPY ended before it started: the operation's error is the one
+                # raised here, so the future's copy of it counts as seen.
+                if not fut.cancelled():
+                    fut.exception()
+            else:
                 fut.cancel()
             raise
         # The op's future resolves early when the server ends the COPY with an error or

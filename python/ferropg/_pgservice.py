@@ -1,29 +1,17 @@
 """Connection service files (``pg_service.conf``): named sets of connection parameters,
-chosen with ``service=`` (argument, DSN or ``PGSERVICE``)."""
+chosen with ``service=`` (argument, DSN or ``PGSERVICE``).
+
+Which files are looked at and what a file says are the core's rules
+(``ferropg_core::config::service``); reading the files is done here."""
 
 from __future__ import annotations
 
-import configparser
 import os
-import pathlib
 
-from . import exceptions
+from . import _native, exceptions
 from ._home import home_file
 
 __all__ = ("service_params",)
-
-
-def _candidates(servicefile: str | None) -> list[pathlib.Path]:
-    if servicefile:
-        return [pathlib.Path(servicefile)]
-    paths = []
-    if os.environ.get("PGSERVICEFILE"):
-        paths.append(pathlib.Path(os.environ["PGSERVICEFILE"]))
-    elif (home := home_file(".pg_service.conf")) is not None:
-        paths.append(home)
-    if os.environ.get("PGSYSCONFDIR"):
-        paths.append(pathlib.Path(os.environ["PGSYSCONFDIR"]) / "pg_service.conf")
-    return paths
 
 
 def service_params(service: str, servicefile: str | None = None) -> dict[str, str]:
@@ -31,23 +19,21 @@ def service_params(service: str, servicefile: str | None = None) -> dict[str, st
     ``PGSERVICEFILE`` (or ``~/.pg_service.conf``) and ``$PGSYSCONFDIR/pg_service.conf``
     that defines it. A service defined nowhere raises
     :class:`~ferropg.exceptions.ClientConfigurationError`."""
-    for path in _candidates(servicefile):
-        # libpq's format: "key=value" lines only, and no section shared by all others.
-        parser = configparser.ConfigParser(
-            interpolation=None, delimiters=("=",), default_section="\0no default\0"
-        )
-        parser.optionxform = str  # type: ignore[assignment,method-assign]
+    home = home_file()
+    for path in _native.service_candidates(servicefile, os.environ, str(home) if home else None):
         try:
-            with path.open() as f:
-                parser.read_file(f)
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             continue
-        except (OSError, configparser.Error) as e:
-            # Not the parser's message: it quotes the offending line, a password maybe.
-            where = f" (line {e.lineno})" if getattr(e, "lineno", None) else ""
+        except (OSError, UnicodeDecodeError) as e:
             raise exceptions.ClientConfigurationError(
-                f'cannot read service file "{path}"{where}: {type(e).__name__}'
+                f'cannot read service file "{path}": {type(e).__name__}'
             ) from None
-        if parser.has_section(service):
-            return {k.strip(): v.strip() for k, v in parser.items(service)}
+        try:
+            params = _native.service_lookup(text, service)
+        except exceptions.ClientConfigurationError as e:
+            raise exceptions.ClientConfigurationError(f'service file "{path}": {e}') from None
+        if params is not None:
+            return dict(params)
     raise exceptions.ClientConfigurationError(f'definition of service "{service}" not found')

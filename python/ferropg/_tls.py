@@ -84,7 +84,7 @@ class SSLMode(enum.IntEnum):
             raise AttributeError(value) from None
 
 
-class SSLNegotiation(str, enum.Enum):
+class SSLNegotiation(enum.StrEnum):
     """How TLS starts: after an SSLRequest (``postgres``) or at once (``direct``)."""
 
     postgres = "postgres"
@@ -201,9 +201,54 @@ def _context_for(mode: SSLMode, option: Callable[[str], Any]) -> ssl_module.SSLC
     ctx.minimum_version = _tls_version(option("ssl_min_protocol_version") or "TLSv1.2")
     if option("ssl_max_protocol_version"):
         ctx.maximum_version = _tls_version(option("ssl_max_protocol_version"))
+    return _offer_alpn(ctx)
+
+
+def _offer_alpn(ctx: ssl_module.SSLContext) -> ssl_module.SSLContext:
+    # Direct TLS needs the protocol name; with an SSLRequest first it does no harm.
     if ssl_module.HAS_ALPN:
         ctx.set_alpn_protocols(_ALPN)
     return ctx
+
+
+def _parse_sslmode(name: str | SSLMode) -> SSLMode:
+    try:
+        return SSLMode.parse(name)
+    except AttributeError:
+        pass
+    spelled = ", ".join(member.name.replace("_", "-") for member in SSLMode)
+    raise exceptions.ClientConfigurationError(f"`sslmode` parameter must be one of: {spelled}")
+
+
+def _mode_and_context(
+    ssl: Any, option: Callable[[str], Any]
+) -> tuple[SSLMode, ssl_module.SSLContext | None]:
+    """What the ``ssl`` argument (or the DSN's ``sslmode``) stands for."""
+    if ssl is True:
+        return SSLMode.verify_full, _offer_alpn(ssl_module.create_default_context())
+    if isinstance(ssl, ssl_module.SSLContext):
+        # The caller's context is used untouched and treated as ``require``.
+        return SSLMode.require, ssl
+    if not isinstance(ssl, (str, SSLMode)):
+        return SSLMode.disable, None
+    mode = _parse_sslmode(ssl)
+    if mode == SSLMode.disable:
+        return mode, None
+    return mode, _context_for(mode, option)
+
+
+def _negotiation(direct_tls: Any, option: Callable[[str], Any]) -> SSLNegotiation:
+    """``direct_tls=`` when given, else the ``sslnegotiation`` option (default postgres)."""
+    if direct_tls is not None:
+        return SSLNegotiation.direct if direct_tls else SSLNegotiation.postgres
+    name = option("sslnegotiation")
+    if name is None:
+        return SSLNegotiation.postgres
+    if name not in {member.value for member in SSLNegotiation}:
+        raise exceptions.ClientConfigurationError(
+            "`sslnegotiation` parameter must be one of: postgres, direct"
+        )
+    return SSLNegotiation(name)
 
 
 def tls_config(
@@ -233,38 +278,8 @@ def tls_config(
     if ssl is None and have_tcp:
         ssl = "prefer"
 
-    if direct_tls is not None:
-        negotiation = SSLNegotiation.direct if direct_tls else SSLNegotiation.postgres
-    elif option("sslnegotiation") is not None:
-        try:
-            negotiation = SSLNegotiation(option("sslnegotiation"))
-        except ValueError:
-            raise exceptions.ClientConfigurationError(
-                "`sslnegotiation` parameter must be one of: postgres, direct"
-            ) from None
-    else:
-        negotiation = SSLNegotiation.postgres
-
-    context: ssl_module.SSLContext | None
-    if isinstance(ssl, (str, SSLMode)):
-        try:
-            mode = SSLMode.parse(ssl)
-        except AttributeError:
-            names = ", ".join(m.name.replace("_", "-") for m in SSLMode)
-            raise exceptions.ClientConfigurationError(
-                f"`sslmode` parameter must be one of: {names}"
-            ) from None
-        context = _context_for(mode, option) if mode >= SSLMode.allow else None
-    elif ssl is True:
-        context = ssl_module.create_default_context()
-        if ssl_module.HAS_ALPN:
-            context.set_alpn_protocols(_ALPN)
-        mode = SSLMode.verify_full
-    elif isinstance(ssl, ssl_module.SSLContext):
-        context, mode = ssl, SSLMode.require
-    else:
-        context, mode = None, SSLMode.disable
-
+    negotiation = _negotiation(direct_tls, option)
+    mode, context = _mode_and_context(ssl, option)
     if negotiation is SSLNegotiation.direct and mode < SSLMode.require:
         raise exceptions.ClientConfigurationError(
             "direct TLS requires sslmode=require, verify-ca, or verify-full"

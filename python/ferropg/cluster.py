@@ -138,14 +138,7 @@ def _has_server(bindir: str, *, need_initdb: bool = True) -> bool:
 
 def _pg_config_bindir(pg_config: str) -> str | None:
     try:
-        out = subprocess.run(
-            [pg_config, "--bindir"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            env=_clean_env(),
-            check=False,
-        )
+        out = _run_captured([pg_config, "--bindir"], timeout=30)
     except (OSError, subprocess.SubprocessError):
         return None
     bindir = out.stdout.strip()
@@ -258,6 +251,18 @@ def _clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env.update(extra or {})
     return env
+
+
+def _run_captured(
+    argv: list[str], *, timeout: float | None, env: dict[str, str] | None = None, **more: Any
+) -> subprocess.CompletedProcess[str]:
+    """Runs ``argv`` to its end, its output captured as text; the exit status is the
+    caller's to judge.  ``env`` defaults to this environment without ``PG*`` variables."""
+    if env is None:
+        env = _clean_env()
+    return subprocess.run(
+        argv, capture_output=True, text=True, check=False, timeout=timeout, env=env, **more
+    )
 
 
 def _pid_alive(pid: int) -> bool:
@@ -463,14 +468,7 @@ class Cluster:
     @staticmethod
     def _read_version(postgres: str) -> Any:
         try:
-            out = subprocess.run(
-                [postgres, "--version"],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                env=_clean_env(),
-                check=False,
-            )
+            out = _run_captured([postgres, "--version"], timeout=30)
         except (OSError, subprocess.SubprocessError) as e:
             raise ClusterError(f"cannot run {postgres} --version: {e}") from e
         if out.returncode != 0:
@@ -504,15 +502,8 @@ class Cluster:
         if self._owner is not None:
             cwd = self._ensure_rundir()
         try:
-            proc = subprocess.run(
-                self._run_as + args,
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=timeout,
-                env=env,
-                cwd=cwd,
-                stdin=subprocess.DEVNULL,
+            proc = _run_captured(
+                self._run_as + args, timeout=timeout, env=env, cwd=cwd, stdin=subprocess.DEVNULL
             )
         except subprocess.TimeoutExpired as e:
             raise ClusterError(
@@ -579,6 +570,15 @@ class Cluster:
         return self._bindir
 
     @property
+    def server_version(self) -> str:
+        """Server version as text, e.g. ``'15.18'`` (from ``postgres --version``)."""
+        v = self.get_pg_version()
+        text = f"{v.major}.{v.micro}" if v.major >= 10 else f"{v.major}.{v.minor}.{v.micro}"
+        if v.releaselevel != "final":
+            text = f"{v.major}{v.releaselevel}{v.serial or ''}"
+        return text
+
+    @property
     def user(self) -> str:
         """The bootstrap superuser (``postgres``)."""
         return self._user
@@ -587,15 +587,6 @@ class Cluster:
     def database(self) -> str:
         """The default database (``postgres``)."""
         return self._database
-
-    @property
-    def server_version(self) -> str:
-        """Server version as text, e.g. ``'15.18'`` (from ``postgres --version``)."""
-        v = self.get_pg_version()
-        text = f"{v.major}.{v.micro}" if v.major >= 10 else f"{v.major}.{v.minor}.{v.micro}"
-        if v.releaselevel != "final":
-            text = f"{v.major}{v.releaselevel}{v.serial or ''}"
-        return text
 
     def get_pg_version(self) -> Any:
         """Server version tuple ``(major, minor, micro, releaselevel, serial)``."""

@@ -36,7 +36,7 @@ __all__ = (
 _SSL_REQUEST_CODE = _tls.SSL_REQUEST_CODE
 
 
-class SessionAttribute(str, enum.Enum):
+class SessionAttribute(str, enum.Enum):  # noqa: UP042 - asyncpg's is (str, Enum) too
     """The kind of server ``target_session_attrs`` asks for (asyncpg's enum and values)."""
 
     any = "any"
@@ -201,7 +201,9 @@ def resolve_params(
     if not given_ports and any(p is not None for p in host_ports):
         defaults = ports * len(hosts) if len(ports) == 1 else ports
         if len(defaults) == len(hosts):
-            ports = [hp if hp is not None else d for hp, d in zip(host_ports, defaults)]
+            ports = [
+                hp if hp is not None else d for hp, d in zip(host_ports, defaults, strict=False)
+            ]
     if not hosts:
         hosts = _native.default_hosts(ports[0])
     if len(ports) == 1:
@@ -211,7 +213,7 @@ def resolve_params(
             f"could not match {len(ports)} port numbers to {len(hosts)} hosts"
         )
     addrs: list[str | tuple[str, int]] = []
-    for h, p in zip(hosts, ports):
+    for h, p in zip(hosts, ports, strict=True):
         if h.startswith("/") and ".s.PGSQL." in os.path.basename(h):
             addrs.append(h)  # already the socket itself
         elif h.startswith("/"):
@@ -300,23 +302,9 @@ def _parse_connect_dsn_and_args(
 ) -> tuple[list[str | tuple[str, int]], _ConnectionParameters]:
     """:func:`resolve_params` in the shape asyncpg's function of this name returns:
     the addresses, and the parameters as a named tuple (asyncpg's tests read it)."""
-    p = resolve_params(
-        dsn,
-        host=host,
-        port=port,
-        user=user,
-        password=password,
-        passfile=passfile,
-        database=database,
-        server_settings=server_settings,
-        target_session_attrs=target_session_attrs,
-        ssl=ssl,
-        direct_tls=direct_tls,
-        service=service,
-        servicefile=servicefile,
-        krbsrvname=krbsrvname,
-        gsslib=gsslib,
-    )
+    # The keywords are resolve_params' own, so they go on as they came (nothing else is
+    # defined before this line).
+    p = resolve_params(**locals())
     tls = p.tls
     assert tls is not None  # resolve_params always decides
     return p.addrs, _ConnectionParameters(
@@ -369,24 +357,31 @@ async def connect_to(
         first_error = signal.__cause__
     try:
         return await _attempt(loop, addr, second, *common, retry=False)
-    except NextHost as signal:
-        signal.__cause__.__cause__ = first_error
-        raise
     except (Exception, asyncio.CancelledError) as second_error:
-        # A wrong password is the useful answer; the other way's rejection only hides it.
-        if (
-            isinstance(first_error, exceptions.InvalidPasswordError)
-            and not isinstance(second_error, exceptions.InvalidPasswordError)
-            and isinstance(
-                second_error,
-                (
-                    exceptions.InvalidAuthorizationSpecificationError,
-                    exceptions.ConnectionDoesNotExistError,
-                ),
-            )
-        ):
+        if isinstance(second_error, NextHost):
+            # The server's error (the signal's cause) keeps the first failure behind it.
+            second_error.__cause__.__cause__ = first_error
+            raise
+        if _hides_wrong_password(first_error, second_error):
             raise first_error from None
         raise second_error from first_error
+
+
+#: How a server turns away a connection that its ``pg_hba.conf`` rules do not admit.
+_REJECTIONS = (
+    exceptions.InvalidAuthorizationSpecificationError,
+    exceptions.ConnectionDoesNotExistError,
+)
+
+
+def _hides_wrong_password(first: BaseException | None, second: BaseException) -> bool:
+    """Whether the second way only got a plain rejection after the first way was told
+    that the password is wrong: the first failure is then the one worth reporting."""
+    if not isinstance(first, exceptions.InvalidPasswordError):
+        return False
+    return isinstance(second, _REJECTIONS) and not isinstance(
+        second, exceptions.InvalidPasswordError
+    )
 
 
 class _RetryOtherWay(Exception):
@@ -450,21 +445,14 @@ async def _attempt(
     return transport, proto
 
 
-async def _in_hot_standby(con: Connection) -> bool:
-    # PostgreSQL 14+ reports in_hot_standby at startup (and on promotion); older servers
-    # have to be asked.
-    status = getattr(con.get_settings(), "in_hot_standby", None)
-    if status is not None:
-        return status == "on"
-    return bool(await con.fetchval("SELECT pg_catalog.pg_is_in_recovery()"))
-
-
-async def _is_read_only(con: Connection) -> bool:
-    # default_transaction_read_only (reported by 14+) makes even a primary refuse writes;
-    # without it, only a hot standby does.
-    if getattr(con.get_settings(), "default_transaction_read_only", "off") == "on":
-        return True
-    return await _in_hot_standby(con)
+async def _server_state(con: Connection) -> tuple[bool, bool]:
+    """``(in hot standby, read-only)``: from what the server reported at startup
+    (PostgreSQL 14+), else by asking it. The decision is the core's."""
+    state = _native.server_state(con._protocol.get_settings())
+    if state is None:
+        row = await con.fetchrow(_native.SESSION_STATE_QUERY)
+        state = _native.server_state_from_row(row[0], row[1])
+    return state
 
 
 async def session_matches(con: Connection, attr: SessionAttribute) -> bool:
@@ -475,13 +463,7 @@ async def session_matches(con: Connection, attr: SessionAttribute) -> bool:
     """
     if attr is SessionAttribute.any:
         return True
-    if attr is SessionAttribute.primary:
-        return not await _in_hot_standby(con)
-    if attr in (SessionAttribute.standby, SessionAttribute.prefer_standby):
-        return await _in_hot_standby(con)
-    if attr is SessionAttribute.read_write:
-        return not await _is_read_only(con)
-    return await _is_read_only(con)
+    return _native.session_accepts(attr.value, await _server_state(con))
 
 
 async def _connect_addr(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 import traceback
@@ -148,6 +149,23 @@ class StatementCacheView:
         return self._protocol.cache_len()
 
 
+def _command_timeout_seconds(value: Any) -> float | None:
+    """``connect(command_timeout=)`` as a float: None, or a number above zero (a bool is
+    not taken for one)."""
+    if value is None:
+        return None
+    seconds: Any = value
+    if not isinstance(value, bool):
+        with contextlib.suppress(ValueError):
+            seconds = float(value)
+    if not isinstance(seconds, float) or seconds <= 0:
+        # The refused value is shown as converted when it could be.
+        raise ValueError(
+            f"invalid command_timeout value: expected greater than 0 float (got {seconds!r})"
+        )
+    return seconds
+
+
 def _check_record_class(record_class: Any) -> None:
     if record_class is Record:
         return
@@ -191,12 +209,10 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
         params: connect_utils.ConnectParams,
         config: ConnectionOptions,
     ) -> None:
-        self._protocol = protocol
-        self._transport = transport
-        self._loop = loop
-        self._addr = addr
-        self._params = params
-        self._config = config
+        # What the connection runs over, and on which loop.
+        self._protocol, self._transport, self._loop = protocol, transport, loop
+        # What it was opened with: the address, the resolved parameters, the options.
+        self._addr, self._params, self._config = addr, params, config
         self._server_version = serverversion.split_server_version_string(
             protocol.get_settings().get("server_version", "0")
         )
@@ -242,19 +258,17 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
         """The SQL that :meth:`reset` runs to return the session to a clean state."""
         if self._reset_query is None:
             caps = self._server_caps
-            parts = []
-            if caps.advisory_locks:
-                parts.append("SELECT pg_advisory_unlock_all();")
-            if caps.sql_close_all:
-                parts.append("CLOSE ALL;")
-            if caps.notifications and caps.plpgsql:
-                parts.append("UNLISTEN *;")
-            if caps.sql_reset:
-                parts.append("RESET ALL;")
+            # Each statement, and whether this server can run it.
+            steps = (
+                ("SELECT pg_advisory_unlock_all();", caps.advisory_locks),
+                ("CLOSE ALL;", caps.sql_close_all),
+                ("UNLISTEN *;", caps.notifications and caps.plpgsql),
+                ("RESET ALL;", caps.sql_reset),
                 # Temporary tables go too: the next user of a pooled connection must
                 # not see (or collide with) the last one's. asyncpg keeps them.
-                parts.append("DISCARD TEMP;")
-            self._reset_query = "\n".join(parts)
+                ("DISCARD TEMP;", caps.sql_reset),
+            )
+            self._reset_query = "\n".join(sql for sql, supported in steps if supported)
         return self._reset_query
 
     @property
@@ -285,14 +299,14 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
             self._check_not_busy()
         if timeout is not None and timeout <= 0:
             # Nothing is sent: there is no time to run anything.
-            raise asyncio.TimeoutError
+            raise TimeoutError
         if self._cancellations or self._protocol.has_pending():
             try:
                 if timeout is None:
                     await self._wait_for_cancellation()
                 else:
                     await asyncio.wait_for(self._wait_for_cancellation(), max(timeout, 0))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self._abort()
                 raise
             self._check_open()
@@ -322,9 +336,9 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
                 return await fut
             if timeout <= 0:
                 fut.cancel()
-                raise asyncio.TimeoutError
+                raise TimeoutError
             return await asyncio.wait_for(fut, timeout)
-        except (asyncio.TimeoutError, asyncio.CancelledError):
+        except (TimeoutError, asyncio.CancelledError):
             self._abandon(fut)
             raise
         except exceptions.OutdatedSchemaCacheError:
@@ -373,7 +387,7 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
                 try:
                     await asyncio.wait_for(asyncio.shield(idle), _CANCEL_RETRY_AFTER)
                     return
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     if self._protocol.is_closed():
                         return
             await self._protocol.wait_idle()
@@ -454,10 +468,9 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
             )
         if isinstance(named, str):
             name = named
-        elif use_cache or named:
-            name = self._get_unique_id("stmt")
         else:
-            name = ""
+            # A statement kept for later needs a name of its own; "" is the unnamed one.
+            name = self._get_unique_id("stmt") if use_cache or named else ""
         stmt = await self._wait(
             self._protocol.prepare(query, name, record_class, ignore_custom_codec), timeout
         )
@@ -512,8 +525,15 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
     def _start_fast(self, query: str, args: tuple, limit: int, want_rows: bool):
         """Starts ``query`` without the checks of :meth:`_execute` when none can apply:
         no timeout, no query logger, nothing pending, the statement cached. Returns the
-        protocol future, or None for the checked path."""
-        if self._cancellations or self._query_loggers or self._config.command_timeout is not None:
+        protocol future, or None for the checked path.  It also stands aside when
+        :meth:`_execute` is not this class's own (a tracer wrapped it, a subclass overrode
+        it): in asyncpg every query passes through ``_execute``."""
+        if (
+            self._cancellations
+            or self._query_loggers
+            or self._config.command_timeout is not None
+            or type(self)._execute is not _OWN_EXECUTE
+        ):
             return None
         return self._protocol.fast_execute(query, args, limit, want_rows)
 
@@ -539,9 +559,13 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
         )
 
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
-        """Execute an SQL command (or commands): with no arguments a whole script runs
-        through the simple protocol. Returns the status of the last command."""
-        if args and timeout is None:
+        """Execute an SQL command for its effect (the docstring's first words are an API
+        fact: asyncpg's test of pool wrappers looks for them). Without ``args`` the text
+        may hold several statements (sent as one simple-protocol script); the result is
+        the command tag the server gave the last one, e.g. ``'INSERT 0 1'``."""
+        if not args:
+            return await self._execute_script(query, timeout)
+        if timeout is None:
             fut = self._start_fast(query, args, 0, False)
             if fut is not None:
                 try:
@@ -549,6 +573,15 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
                 except BaseException as exc:
                     return await self._fast_failed(exc, fut, query, args, 0, False)
         return await self._execute(query, args, 0, timeout, want_rows=False)
+
+    async def _execute_script(self, query: str, timeout: float | None) -> str:
+        """Runs a script with the simple protocol.  As in asyncpg it does not pass through
+        :meth:`_execute`: a tracer that wraps both (Sentry's integration) would report
+        the script twice."""
+        timeout = self._timeout(timeout)
+        await self._ready_for_operation(timeout)
+        with self._log_query(query, (), timeout):
+            return await self._wait(self._protocol.query_script(query), timeout)
 
     async def fetch(
         self, query: str, *args: Any, timeout: float | None = None, record_class: Any = None
@@ -820,13 +853,20 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
             where = " created at:\n" + "".join(traceback.format_list(origin))
         else:
             where = "; run in asyncio debug mode to show the traceback of connection origin"
-        warnings.warn(f"unclosed connection {self!r}{where}", ResourceWarning, stacklevel=2)
+        message = f"unclosed connection {self!r}{where}"
+        # The session ends first: a warnings filter that turns the warning into an
+        # exception must not leave the socket open on the loop.
         loop = getattr(self, "_loop", None)
         if loop is not None and not loop.is_closed():
             try:
                 self.terminate()
             except Exception:  # noqa: S110 - nothing to report to from a finaliser
                 pass
+        warnings.warn(message, ResourceWarning, stacklevel=2)
+
+
+#: ``Connection._execute`` as defined above; see ``Connection._start_fast``.
+_OWN_EXECUTE = Connection._execute
 
 
 async def connect(
@@ -884,18 +924,7 @@ async def connect(
             f"got {connection_class!r}"
         )
     _check_record_class(record_class)
-    if command_timeout is not None:
-        try:
-            if isinstance(command_timeout, bool):
-                raise ValueError
-            command_timeout = float(command_timeout)
-            if command_timeout <= 0:
-                raise ValueError
-        except ValueError:
-            raise ValueError(
-                f"invalid command_timeout value: expected greater than 0 float "
-                f"(got {command_timeout!r})"
-            ) from None
+    command_timeout = _command_timeout_seconds(command_timeout)
     for name, value in (
         ("max_cacheable_statement_size", max_cacheable_statement_size),
         ("max_cached_statement_lifetime", max_cached_statement_lifetime),
@@ -929,25 +958,24 @@ async def connect(
         gsslib=gsslib,
     )
 
+    same_for_every_host = {
+        "loop": loop,
+        "params": params,
+        "config": config,
+        "connection_class": connection_class,
+        "record_class": record_class,
+    }
+
     async def open_connection(addr: Any) -> Connection:
         # Looked up at call time: asyncpg's tests substitute connections of their own.
-        con = await connect_utils._connect_addr(
-            addr=addr,
-            loop=loop,
-            params=params,
-            config=config,
-            connection_class=connection_class,
-            record_class=record_class,
-        )
+        con = await connect_utils._connect_addr(addr=addr, **same_for_every_host)
         con._source_traceback = origin
         return con
 
     if timeout is not None and timeout <= 0:
-        raise asyncio.TimeoutError
+        raise TimeoutError
     # The timeout covers every host tried and every target_session_attrs check.
     attempt = connect_utils.connect_matching(params, open_connection)
-    if not hasattr(asyncio, "timeout"):  # Python < 3.11
-        return await asyncio.wait_for(attempt, timeout)
     # In this task, not wait_for's: a cancellation keeps the error it interrupted
     # (a fallback's first failure) as its cause.
     async with asyncio.timeout(timeout):

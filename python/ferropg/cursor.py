@@ -12,6 +12,9 @@ from ._released import guard_released, release_counter
 
 __all__ = ("Cursor", "CursorFactory", "CursorIterator")
 
+#: Rows an ``async for`` cursor asks the server for at a time, unless told otherwise.
+_DEFAULT_PREFETCH = 50
+
 
 class CursorOutsideTransactionError(
     exceptions.NoActiveSQLTransactionError, exceptions.InterfaceError
@@ -26,46 +29,27 @@ class CursorOutsideTransactionError(
 class CursorFactory:
     """What :meth:`Connection.cursor` returns: ``async for`` over it, or ``await`` it."""
 
-    __slots__ = (
-        "_connection",
-        "_query",
-        "_state",
-        "_args",
-        "_prefetch",
-        "_timeout",
-        "_record_class",
-    )
+    __slots__ = ("_connection", "_cursor_args", "_prefetch", "_timeout")
 
     def __init__(self, connection, query, state, args, prefetch, timeout, record_class):
         if prefetch is not None and prefetch <= 0:
             raise exceptions.InterfaceError("prefetch argument must be greater than zero")
         self._connection = connection
-        self._query = query
-        self._state = state
-        self._args = args
+        # Both kinds of cursor start from the same five things.
+        self._cursor_args = (connection, query, state, args, record_class)
         self._prefetch = prefetch
         self._timeout = timeout
-        self._record_class = record_class
 
     def __aiter__(self) -> CursorIterator:
-        prefetch = 50 if self._prefetch is None else self._prefetch
-        return CursorIterator(
-            self._connection,
-            self._query,
-            self._state,
-            self._args,
-            self._record_class,
-            prefetch,
-            self._timeout,
-        )
+        batch = _DEFAULT_PREFETCH if self._prefetch is None else self._prefetch
+        return CursorIterator(*self._cursor_args, batch, self._timeout)
 
     def __await__(self):
         if self._prefetch is not None:
             raise exceptions.InterfaceError(
                 "prefetch argument can only be specified for iterable cursor"
             )
-        cur = Cursor(self._connection, self._query, self._state, self._args, self._record_class)
-        return cur._init(self._timeout).__await__()
+        return Cursor(*self._cursor_args)._init(self._timeout).__await__()
 
 
 class _BaseCursor:
@@ -133,7 +117,13 @@ class _BaseCursor:
         )
         self._portal = portal
 
-    async def _exec(self, n: int, timeout: float | None) -> list:
+    async def _bind_exec(self, n: int, timeout: float | None) -> list:
+        """Opens the portal and reads its first ``n`` rows (an iterator's first batch)."""
+        await self._bind(timeout)
+        return await self._read(n, timeout)
+
+    async def _read(self, n: int, timeout: float | None) -> list:
+        """Reads the portal's next ``n`` rows, closing it after its last."""
         con = self._connection
         self._check_ready()
         if self._exhausted:
@@ -146,6 +136,12 @@ class _BaseCursor:
             self._exhausted = True
             await con._wait(con._protocol.close_portal(self._portal), con._timeout(timeout))
         return rows
+
+    # Every round trip that reads rows goes through _bind_exec (first batch of an
+    # iterator) or _exec (every other): asyncpg's names, which tracers wrap on the class
+    # (Sentry's integration patches BaseCursor._bind_exec and BaseCursor._exec).
+    # _bind_exec reads through _read so that a wrapped _exec does not report it twice.
+    _exec = _read
 
     def __repr__(self) -> str:
         attrs = [f'"{self._query[:30]}"']
@@ -170,8 +166,9 @@ class CursorIterator(_BaseCursor):
 
     async def __anext__(self) -> Any:
         if self._portal is None:
-            await self._bind(self._timeout)
-        if not self._buffer and not self._exhausted:
+            self._buffer = await self._bind_exec(self._prefetch, self._timeout)
+            self._buffer.reverse()
+        elif not self._buffer and not self._exhausted:
             self._buffer = await self._exec(self._prefetch, self._timeout)
             self._buffer.reverse()
         if self._buffer:
@@ -219,3 +216,8 @@ class Cursor(_BaseCursor):
         if moved < n:
             self._exhausted = True
         return moved
+
+
+#: asyncpg's name for the base class of both cursors (``asyncpg.cursor.BaseCursor``),
+#: which Sentry's integration imports and patches.
+BaseCursor = _BaseCursor

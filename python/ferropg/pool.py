@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import functools
 import inspect
 import logging
-import sys
 import weakref
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any, Optional
 
 from . import connection as _connection
 from . import exceptions
@@ -50,22 +51,12 @@ _FLOOR_RETRY_MAX = 60.0
 _LONG_CLOSE_WARNING_AFTER = 60.0
 
 
-if sys.version_info >= (3, 11):
-
-    async def _within(aw: Any, timeout: Optional[float]) -> Any:
-        """Awaits ``aw`` in this task, raising TimeoutError after ``timeout`` seconds."""
-        if timeout is None:
-            return await aw
-        async with asyncio.timeout(timeout):
-            return await aw
-
-else:  # pragma: no cover - exercised on Python < 3.11 only
-
-    async def _within(aw: Any, timeout: Optional[float]) -> Any:
-        """Awaits ``aw``, raising TimeoutError after ``timeout`` seconds."""
-        if timeout is None:
-            return await aw
-        return await asyncio.wait_for(aw, timeout)
+async def _within(aw: Any, timeout: Optional[float]) -> Any:
+    """Awaits ``aw`` in this task, raising TimeoutError after ``timeout`` seconds."""
+    if timeout is None:
+        return await aw
+    async with asyncio.timeout(timeout):
+        return await aw
 
 
 def _mark_coroutine_function(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -336,11 +327,12 @@ class PoolConnectionHolder:
 
     def is_connected(self) -> bool:
         """True when the holder has a connection that is not closed."""
-        return self._con is not None and not self._con.is_closed()
+        con = self._con
+        return False if con is None else not con.is_closed()
 
     def is_idle(self) -> bool:
         """True when nobody has the connection checked out."""
-        return not self._in_use
+        return self._in_use is None
 
     # ------------------------------------------------------------ connecting
 
@@ -348,7 +340,7 @@ class PoolConnectionHolder:
         """Opens this holder's connection (the holder must have none)."""
         if self._con is not None:
             raise exceptions.InternalClientError(
-                "PoolConnectionHolder.connect() called while another connection already exists"
+                "PoolConnectionHolder.connect(): the holder has a connection already"
             )
         pool = self._pool
         # Taken before connecting: an expire_connections() meanwhile makes it stale.
@@ -569,7 +561,7 @@ class PoolConnectionHolder:
         if con is None or self._in_use is not None:
             return
         pool = self._pool
-        if self.is_connected() and not pool.is_closing() and pool.get_size() <= pool._minsize:
+        if self.is_connected() and not pool.is_closing() and pool.get_size() <= pool._sizes.min:
             # Part of the floor: kept, and not timed again until it is next used.
             return
         con.terminate()
@@ -586,18 +578,115 @@ async def _close_quietly(con: _connection.Connection, timeout: Optional[float]) 
 # ---------------------------------------------------------------------------- pool
 
 
+def _pooled(name: str) -> Callable[..., Any]:
+    """A Pool method running ``Connection.<name>`` on a pooled connection.
+
+    Its arguments go to the connection's method as they came, except ``timeout``, which
+    bounds the whole call (see :class:`_TimedUse`); the connection method gets what is
+    left of it.  Name, docstring and signature are the connection method's.
+    """
+
+    async def shortcut(self: Pool, *args: Any, timeout: Optional[float] = None, **kwargs: Any):
+        async with _TimedUse(self, timeout) as use:
+            return await getattr(use.con, name)(*args, timeout=use.left(), **kwargs)
+
+    functools.update_wrapper(shortcut, getattr(_connection.Connection, name))
+    shortcut.__module__ = __name__
+    shortcut.__qualname__ = f"Pool.{name}"
+    shortcut.__doc__ = (
+        f"Runs :meth:`Connection.{name}() <ferropg.Connection.{name}>` on a pooled "
+        "connection; ``timeout`` covers acquiring and releasing it too."
+    )
+    return shortcut
+
+
+#: The size arguments' rules, checked in this order: a test on the arguments that
+#: fails them, and the error's text.
+_SIZE_RULES: tuple[tuple[Callable[[Any], bool], str], ...] = (
+    (lambda a: a.max <= 0, "max_size is expected to be greater than zero"),
+    (lambda a: a.min < 0, "min_size is expected to be greater or equal to zero"),
+    (lambda a: a.min > a.max, "min_size is greater than max_size"),
+    (lambda a: a.init < 0, "init_size is expected to be greater or equal to zero"),
+    (lambda a: a.init > a.max, "init_size is greater than max_size"),
+    (lambda a: a.init < a.min, "init_size is smaller than min_size"),
+    (lambda a: a.max_queries <= 0, "max_queries is expected to be greater than zero"),
+    (
+        lambda a: a.idle_lifetime < 0,
+        "max_inactive_connection_lifetime is expected to be greater or equal to zero",
+    ),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Sizes:
+    """A pool's size arguments, once they passed :data:`_SIZE_RULES`."""
+
+    #: Connections opened when the pool is initialised.
+    init: int
+    #: The floor kept open, and the most the pool opens.
+    min: int
+    max: int
+    #: Queries after which a released connection is replaced.
+    max_queries: int
+    #: Seconds after which an idle connection above the floor is closed (0: never).
+    idle_lifetime: float
+
+    @classmethod
+    def checked(
+        cls,
+        init: Optional[int],
+        min: int,
+        max: int,
+        max_queries: int,
+        idle_lifetime: float,
+    ) -> _Sizes:
+        sizes = cls(min if init is None else init, min, max, max_queries, idle_lifetime)
+        for broken, message in _SIZE_RULES:
+            if broken(sizes):
+                raise ValueError(message)
+        return sizes
+
+
+def _check_classes(connection_class: Any, record_class: Any) -> None:
+    for given, base, expected in (
+        (connection_class, _connection.Connection, "connection_class"),
+        (record_class, Record, "record_class"),
+    ):
+        if not (isinstance(given, type) and issubclass(given, base)):
+            raise TypeError(
+                f"{expected} is expected to be a subclass of ferropg.{base.__name__}, got {given!r}"
+            )
+
+
+def _check_connect_result(con: Any, expected: type) -> None:
+    """Refuses what a ``connect=`` callback returned unless it is an ``expected``."""
+    if isinstance(con, expected):
+        return
+    got = type(con)
+    # Builtins are named bare (``'int'``); everything else with its module.
+    got_name = got.__name__ if got.__module__ == "builtins" else _dotted(got)
+    raise exceptions.InterfaceError(
+        "expected pool connect callback to return an instance of "
+        f"'{_dotted(expected)}', got '{got_name}'"
+    )
+
+
+def _dotted(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__name__}"
+
+
 def _check_callable(name: str, value: Any) -> None:
     if value is not None and not callable(value):
         raise TypeError(f"{name} is expected to be a callable, got {value!r}")
 
 
 class Pool:
-    """A connection pool.
+    """Connections shared between tasks: each borrows one with :meth:`acquire` and gives
+    it back with :meth:`release` (or at the end of ``async with``).
 
-    Connections are acquired from the pool, used, and released back to it.  Releasing
-    resets the session (closing cursors, rolling back, ``RESET ALL``...) but keeps the
-    connection's prepared statements and type codecs.  Pools are made by
-    :func:`create_pool`.
+    Giving a connection back cleans its session (cursors closed, transaction rolled back,
+    ``RESET ALL``...); its prepared statements and type codecs stay for the next user.
+    Made by :func:`create_pool`.
     """
 
     def __init__(
@@ -617,38 +706,10 @@ class Pool:
         record_class: type = Record,
         **connect_kwargs: Any,
     ) -> None:
-        if max_size <= 0:
-            raise ValueError("max_size is expected to be greater than zero")
-        if min_size < 0:
-            raise ValueError("min_size is expected to be greater or equal to zero")
-        if min_size > max_size:
-            raise ValueError("min_size is greater than max_size")
-        if init_size is None:
-            init_size = min_size
-        if init_size < 0:
-            raise ValueError("init_size is expected to be greater or equal to zero")
-        if init_size > max_size:
-            raise ValueError("init_size is greater than max_size")
-        if init_size < min_size:
-            raise ValueError("init_size is smaller than min_size")
-        if max_queries <= 0:
-            raise ValueError("max_queries is expected to be greater than zero")
-        if max_inactive_connection_lifetime < 0:
-            raise ValueError(
-                "max_inactive_connection_lifetime is expected to be greater or equal to zero"
-            )
-        if not (
-            isinstance(connection_class, type)
-            and issubclass(connection_class, _connection.Connection)
-        ):
-            raise TypeError(
-                "connection_class is expected to be a subclass of ferropg.Connection, "
-                f"got {connection_class!r}"
-            )
-        if not (isinstance(record_class, type) and issubclass(record_class, Record)):
-            raise TypeError(
-                f"record_class is expected to be a subclass of ferropg.Record, got {record_class!r}"
-            )
+        self._sizes = _Sizes.checked(
+            init_size, min_size, max_size, max_queries, max_inactive_connection_lifetime
+        )
+        _check_classes(connection_class, record_class)
         for name, value in (
             ("connect", connect),
             ("setup", setup),
@@ -659,19 +720,13 @@ class Pool:
 
         #: Bound when the pool is initialised, if not given.
         self._loop = loop
-        self._initsize = init_size
-        self._minsize = min_size
-        self._maxsize = max_size
-        self._max_queries = max_queries
-        self._max_inactive_connection_lifetime = max_inactive_connection_lifetime
+        # How new connections are opened; set_connect_args() replaces the arguments.
         self._connect = connect if connect is not None else _connection.connect
         self._connect_args: Any = connect_args
         self._connect_kwargs = connect_kwargs
-        self._connection_class = connection_class
-        self._record_class = record_class
-        self._setup = setup
-        self._init = init
-        self._reset = reset
+        self._connection_class, self._record_class = connection_class, record_class
+        # The user's callbacks: once per new connection, per acquire, per release.
+        self._init, self._setup, self._reset = init, setup, reset
 
         self._holders: list[PoolConnectionHolder] = []
         self._queue: Optional[_HolderQueue] = None
@@ -690,43 +745,45 @@ class Pool:
     async def _async__init__(self) -> Pool:
         if self._initialized:
             return self
-        if self._initializing:
-            raise exceptions.InterfaceError("pool is being initialized in another task")
-        if self._closed:
-            raise exceptions.InterfaceError("pool is closed")
+        if self._initializing or self._closed:
+            raise exceptions.InterfaceError(
+                "pool is being initialized in another task"
+                if self._initializing
+                else "pool is closed"
+            )
         self._initializing = True
+        done = False
         try:
             await self._initialize()
-            return self
-        except BaseException:
-            # No half-made pool: it is closed, and connections already opened go.
-            self._closed = True
-            for holder in self._holders:
-                holder.terminate()
-            raise
+            done = True
         finally:
+            if not done:
+                # No half-made pool: it is closed, and connections already opened go.
+                self._closed = True
+                self._terminate_holders()
             self._initializing = False
             self._initialized = True
             self._schedule_min_size_maintenance()
+        return self
 
     async def _initialize(self) -> None:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         self._queue = _HolderQueue(self._loop)
-        for _ in range(self._maxsize):
+        for _ in range(self._sizes.max):
             holder = PoolConnectionHolder(
                 self,
-                max_queries=self._max_queries,
+                max_queries=self._sizes.max_queries,
                 setup=self._setup,
-                max_inactive_time=self._max_inactive_connection_lifetime,
+                max_inactive_time=self._sizes.idle_lifetime,
             )
             self._holders.append(holder)
             self._queue.put_nowait(holder)
-        if not self._initsize:
+        if not self._sizes.init:
             return
         # The queue hands out its newest holders first: connect those.  The first
         # connection is made alone, so that a wrong DSN fails fast with one error.
-        first, *rest = self._holders[::-1][: self._initsize]
+        first, *rest = self._holders[::-1][: self._sizes.init]
         await first.connect()
         if not rest:
             return
@@ -761,23 +818,15 @@ class Pool:
             raise exceptions.InterfaceError("pool is closed")
 
     async def _get_new_connection(self) -> _connection.Connection:
-        con = await self._connect(
+        opening = self._connect(
             *self._connect_args,
-            loop=self._loop,
-            connection_class=self._connection_class,
-            record_class=self._record_class,
             **self._connect_kwargs,
+            loop=self._loop,
+            record_class=self._record_class,
+            connection_class=self._connection_class,
         )
-        if not isinstance(con, self._connection_class):
-            expected = self._connection_class
-            got = type(con)
-            got_name = (
-                got.__name__ if got.__module__ == "builtins" else f"{got.__module__}.{got.__name__}"
-            )
-            raise exceptions.InterfaceError(
-                "expected pool connect callback to return an instance of "
-                f"'{expected.__module__}.{expected.__name__}', got '{got_name}'"
-            )
+        con = await opening
+        _check_connect_result(con, self._connection_class)
         if self._init is not None:
             try:
                 await self._init(con)
@@ -795,11 +844,11 @@ class Pool:
             not self._initialized
             or self._initializing
             or self.is_closing()
-            or not self._minsize
+            or not self._sizes.min
             or self._maintenance_task is not None
         ):
             return
-        if self.get_size() < self._minsize:
+        if self.get_size() < self._sizes.min:
             assert self._loop is not None
             self._maintenance_task = self._loop.create_task(self._maintain_min_size())
 
@@ -814,7 +863,7 @@ class Pool:
         assert self._queue is not None
         delay = _FLOOR_RETRY_FIRST
         try:
-            while not self.is_closing() and self.get_size() < self._minsize:
+            while not self.is_closing() and self.get_size() < self._sizes.min:
                 holder = self._queue.take_disconnected()
                 if holder is None:
                     return  # acquirers are connecting the others themselves
@@ -873,15 +922,15 @@ class Pool:
 
     def get_init_size(self) -> int:
         """How many connections the pool opens when it is initialised."""
-        return self._initsize
+        return self._sizes.init
 
     def get_min_size(self) -> int:
         """The floor: how many connections the pool keeps open when idle."""
-        return self._minsize
+        return self._sizes.min
 
     def get_max_size(self) -> int:
         """The most connections the pool opens."""
-        return self._maxsize
+        return self._sizes.max
 
     def get_idle_size(self) -> int:
         """How many open connections are not checked out."""
@@ -963,7 +1012,7 @@ class Pool:
             return
         try:
             await asyncio.wait_for(asyncio.shield(task), max(wait, 0.0))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             # The caller's time is up; the reset goes on, bounded by its own timeout, and
             # a connection it cannot clean is terminated.
             pass
@@ -981,21 +1030,26 @@ class Pool:
             return
         self._check_init()
         self._closing = True
-        warning = None
         try:
             await self._stop_maintenance()
-            assert self._loop is not None
-            warning = self._loop.call_later(_LONG_CLOSE_WARNING_AFTER, self._warn_on_long_close)
-            await asyncio.gather(*(holder.wait_until_released() for holder in self._holders))
-            await asyncio.gather(*(holder.close() for holder in self._holders))
+            await self._close_holders()
         except BaseException:
             self.terminate()
             raise
         finally:
-            if warning is not None:
-                warning.cancel()
             self._closed = True
             self._closing = False
+
+    async def _close_holders(self) -> None:
+        """Waits for every checked-out connection to come back, then closes them all;
+        a warning is logged if that takes long."""
+        assert self._loop is not None
+        slow = self._loop.call_later(_LONG_CLOSE_WARNING_AFTER, self._warn_on_long_close)
+        try:
+            await asyncio.gather(*(holder.wait_until_released() for holder in self._holders))
+            await asyncio.gather(*(holder.close() for holder in self._holders))
+        finally:
+            slow.cancel()
 
     async def _stop_maintenance(self) -> None:
         task, self._maintenance_task = self._maintenance_task, None
@@ -1005,9 +1059,8 @@ class Pool:
 
     def _warn_on_long_close(self) -> None:
         logger.warning(
-            "Pool.close() is taking over %d seconds to complete. Check if you have any "
-            "unreleased connections left. Use asyncio.wait_for() to set a timeout for "
-            "Pool.close().",
+            "Pool.close() has been waiting for %d seconds: some connections acquired from "
+            "the pool have not been released yet (asyncio.wait_for() can bound the wait).",
             _LONG_CLOSE_WARNING_AFTER,
         )
 
@@ -1017,9 +1070,12 @@ class Pool:
             return
         self._check_init()
         self._closed = True
-        if self._maintenance_task is not None:
-            # It clears the attribute itself when it ends.
-            self._maintenance_task.cancel()
+        task = self._maintenance_task
+        if task is not None:
+            task.cancel()  # the task clears the attribute itself as it ends
+        self._terminate_holders()
+
+    def _terminate_holders(self) -> None:
         for holder in self._holders:
             holder.terminate()
 
@@ -1046,210 +1102,19 @@ class Pool:
                     drop()
 
     # ----------------------------------------------------------- shortcuts
+    # Each runs the Connection method of the same name on a connection of the pool's,
+    # under one ``timeout`` for acquiring, the call and the release.
 
-    async def execute(self, query: str, *args: Any, timeout: Optional[float] = None) -> str:
-        """Runs :meth:`Connection.execute() <ferropg.Connection.execute>` on a pooled
-        connection."""
-        async with _TimedUse(self, timeout) as use:
-            return await use.con.execute(query, *args, timeout=use.left())
-
-    async def executemany(
-        self, command: str, args: Any, *, timeout: Optional[float] = None
-    ) -> None:
-        """Runs :meth:`Connection.executemany() <ferropg.Connection.executemany>` on a
-        pooled connection."""
-        async with _TimedUse(self, timeout) as use:
-            return await use.con.executemany(command, args, timeout=use.left())
-
-    async def fetch(
-        self,
-        query: str,
-        *args: Any,
-        timeout: Optional[float] = None,
-        record_class: Any = None,
-    ) -> list:
-        """Runs :meth:`Connection.fetch() <ferropg.Connection.fetch>` on a pooled
-        connection."""
-        async with _TimedUse(self, timeout) as use:
-            return await use.con.fetch(query, *args, timeout=use.left(), record_class=record_class)
-
-    async def fetchval(
-        self, query: str, *args: Any, column: Any = 0, timeout: Optional[float] = None
-    ) -> Any:
-        """Runs :meth:`Connection.fetchval() <ferropg.Connection.fetchval>` on a pooled
-        connection."""
-        async with _TimedUse(self, timeout) as use:
-            return await use.con.fetchval(query, *args, column=column, timeout=use.left())
-
-    async def fetchrow(
-        self,
-        query: str,
-        *args: Any,
-        timeout: Optional[float] = None,
-        record_class: Any = None,
-    ) -> Any:
-        """Runs :meth:`Connection.fetchrow() <ferropg.Connection.fetchrow>` on a pooled
-        connection."""
-        async with _TimedUse(self, timeout) as use:
-            return await use.con.fetchrow(
-                query, *args, timeout=use.left(), record_class=record_class
-            )
-
-    async def fetchmany(
-        self,
-        query: str,
-        args: Any,
-        *,
-        timeout: Optional[float] = None,
-        record_class: Any = None,
-    ) -> list:
-        """Runs :meth:`Connection.fetchmany() <ferropg.Connection.fetchmany>` on a pooled
-        connection."""
-        async with _TimedUse(self, timeout) as use:
-            return await use.con.fetchmany(
-                query, args, timeout=use.left(), record_class=record_class
-            )
-
-    async def copy_from_table(
-        self,
-        table_name: str,
-        *,
-        output: Any,
-        columns: Any = None,
-        schema_name: Optional[str] = None,
-        timeout: Optional[float] = None,
-        format: Any = None,
-        oids: Any = None,
-        delimiter: Any = None,
-        null: Any = None,
-        header: Any = None,
-        quote: Any = None,
-        escape: Any = None,
-        force_quote: Any = None,
-        encoding: Any = None,
-    ) -> str:
-        """Runs :meth:`Connection.copy_from_table()
-        <ferropg.Connection.copy_from_table>` on a pooled connection."""
-        async with _TimedUse(self, timeout) as use:
-            return await use.con.copy_from_table(
-                table_name,
-                output=output,
-                columns=columns,
-                schema_name=schema_name,
-                timeout=use.left(),
-                format=format,
-                oids=oids,
-                delimiter=delimiter,
-                null=null,
-                header=header,
-                quote=quote,
-                escape=escape,
-                force_quote=force_quote,
-                encoding=encoding,
-            )
-
-    async def copy_from_query(
-        self,
-        query: str,
-        *args: Any,
-        output: Any,
-        timeout: Optional[float] = None,
-        format: Any = None,
-        oids: Any = None,
-        delimiter: Any = None,
-        null: Any = None,
-        header: Any = None,
-        quote: Any = None,
-        escape: Any = None,
-        force_quote: Any = None,
-        encoding: Any = None,
-    ) -> str:
-        """Runs :meth:`Connection.copy_from_query()
-        <ferropg.Connection.copy_from_query>` on a pooled connection."""
-        async with _TimedUse(self, timeout) as use:
-            return await use.con.copy_from_query(
-                query,
-                *args,
-                output=output,
-                timeout=use.left(),
-                format=format,
-                oids=oids,
-                delimiter=delimiter,
-                null=null,
-                header=header,
-                quote=quote,
-                escape=escape,
-                force_quote=force_quote,
-                encoding=encoding,
-            )
-
-    async def copy_to_table(
-        self,
-        table_name: str,
-        *,
-        source: Any,
-        columns: Any = None,
-        schema_name: Optional[str] = None,
-        timeout: Optional[float] = None,
-        format: Any = None,
-        oids: Any = None,
-        freeze: Any = None,
-        delimiter: Any = None,
-        null: Any = None,
-        header: Any = None,
-        quote: Any = None,
-        escape: Any = None,
-        force_quote: Any = None,
-        force_not_null: Any = None,
-        force_null: Any = None,
-        encoding: Any = None,
-        where: Any = None,
-    ) -> str:
-        """Runs :meth:`Connection.copy_to_table() <ferropg.Connection.copy_to_table>`
-        on a pooled connection."""
-        async with _TimedUse(self, timeout) as use:
-            return await use.con.copy_to_table(
-                table_name,
-                source=source,
-                columns=columns,
-                schema_name=schema_name,
-                timeout=use.left(),
-                format=format,
-                oids=oids,
-                freeze=freeze,
-                delimiter=delimiter,
-                null=null,
-                header=header,
-                quote=quote,
-                escape=escape,
-                force_quote=force_quote,
-                force_not_null=force_not_null,
-                force_null=force_null,
-                encoding=encoding,
-                where=where,
-            )
-
-    async def copy_records_to_table(
-        self,
-        table_name: str,
-        *,
-        records: Any,
-        columns: Any = None,
-        schema_name: Optional[str] = None,
-        timeout: Optional[float] = None,
-        where: Any = None,
-    ) -> str:
-        """Runs :meth:`Connection.copy_records_to_table()
-        <ferropg.Connection.copy_records_to_table>` on a pooled connection."""
-        async with _TimedUse(self, timeout) as use:
-            return await use.con.copy_records_to_table(
-                table_name,
-                records=records,
-                columns=columns,
-                schema_name=schema_name,
-                timeout=use.left(),
-                where=where,
-            )
+    execute = _pooled("execute")
+    executemany = _pooled("executemany")
+    fetch = _pooled("fetch")
+    fetchval = _pooled("fetchval")
+    fetchrow = _pooled("fetchrow")
+    fetchmany = _pooled("fetchmany")
+    copy_from_table = _pooled("copy_from_table")
+    copy_from_query = _pooled("copy_from_query")
+    copy_to_table = _pooled("copy_to_table")
+    copy_records_to_table = _pooled("copy_records_to_table")
 
 
 class _TimedUse:
@@ -1349,19 +1214,6 @@ def create_pool(
     working when it is released; listeners still registered then are removed with an
     :class:`~ferropg.exceptions.InterfaceWarning`.
     """
-    return Pool(
-        dsn,
-        init_size=init_size,
-        min_size=min_size,
-        max_size=max_size,
-        max_queries=max_queries,
-        max_inactive_connection_lifetime=max_inactive_connection_lifetime,
-        connect=connect,
-        setup=setup,
-        init=init,
-        reset=reset,
-        loop=loop,
-        connection_class=connection_class,
-        record_class=record_class,
-        **connect_kwargs,
-    )
+    # Every parameter above is Pool's too, with the same default: pass them all on.
+    options = dict(locals())
+    return Pool(options.pop("dsn"), **options.pop("connect_kwargs"), **options)

@@ -35,18 +35,21 @@ ISOLATION_LEVELS = frozenset(
 
 # ``SHOW transaction_isolation`` spelling -> argument spelling, to compare a nested
 # block's level with an outer block that took the session default.
-ISOLATION_LEVELS_BY_VALUE = {
-    "read committed": "read_committed",
-    "read uncommitted": "read_uncommitted",
-    "serializable": "serializable",
-    "repeatable read": "repeatable_read",
+ISOLATION_LEVELS_BY_VALUE = {level.replace("_", " "): level for level in ISOLATION_LEVELS}
+
+#: What ``BEGIN`` says for each ``isolation`` argument: the argument's words, upper-cased.
+_ISOLATION_CLAUSE = {
+    level: "ISOLATION LEVEL " + level.replace("_", " ").upper() for level in ISOLATION_LEVELS
 }
 
-_BEGIN_ISOLATION = {
-    "read_committed": " ISOLATION LEVEL READ COMMITTED",
-    "read_uncommitted": " ISOLATION LEVEL READ UNCOMMITTED",
-    "repeatable_read": " ISOLATION LEVEL REPEATABLE READ",
-    "serializable": " ISOLATION LEVEL SERIALIZABLE",
+#: Why an operation is refused in a state other than the one it needs (NEW to start,
+#: STARTED to commit or roll back); the message reads ``cannot <operation>; <reason>``.
+_REFUSAL = {
+    TransactionState.NEW: "the transaction is not yet started",
+    TransactionState.STARTED: "the transaction is already started",
+    TransactionState.COMMITTED: "the transaction is already committed",
+    TransactionState.ROLLEDBACK: "the transaction is already rolled back",
+    TransactionState.FAILED: "the transaction is in error state",
 }
 
 # Used when the connection has no ``_get_unique_id``; process-wide either way, so names
@@ -127,11 +130,9 @@ class Transaction:
                 # released: the pool's release rolls back for us.
                 return
             raise
+        # A block left by an exception is rolled back, one left normally committed.
         try:
-            if extype is not None:
-                await self._rollback()
-            else:
-                await self._commit()
+            await self._end(commit=extype is None)
         finally:
             self._managed = False
 
@@ -139,11 +140,10 @@ class Transaction:
 
     @guard_released("Transaction")
     async def start(self) -> None:
-        """Enters the transaction or savepoint block."""
+        """Sends ``BEGIN`` (``SAVEPOINT`` when another block is open) and marks the block
+        started."""
         self._check_conn_validity("start")
-        self._check_state_base("start")
-        if self._state is TransactionState.STARTED:
-            raise exceptions.InterfaceError("cannot start; the transaction is already started")
+        self._require(TransactionState.NEW, "start")
 
         con = self._connection
         top = con._top_xact
@@ -179,14 +179,7 @@ class Transaction:
             self._id = unique_id("savepoint") if unique_id is not None else _savepoint_name()
             query = f"SAVEPOINT {self._id};"
         else:
-            query = "BEGIN"
-            if self._isolation:
-                query += _BEGIN_ISOLATION[self._isolation]
-            if self._readonly:
-                query += " READ ONLY"
-            if self._deferrable:
-                query += " DEFERRABLE"
-            query += ";"
+            query = self._begin_statement()
 
         try:
             await con.execute(query)
@@ -207,37 +200,45 @@ class Transaction:
 
     @guard_released("Transaction")
     async def commit(self) -> None:
-        """Leaves the block and commits it (releases the savepoint when nested)."""
-        self._check_conn_validity("commit")
-        if self._managed:
-            raise exceptions.InterfaceError(
-                "cannot manually commit from within an `async with` block"
-            )
-        await self._commit()
+        """Keeps the block's work: ``COMMIT``, or ``RELEASE SAVEPOINT`` when nested."""
+        await self._end_by_hand("commit")
 
     @guard_released("Transaction")
     async def rollback(self) -> None:
-        """Leaves the block and rolls it back (to the savepoint when nested)."""
-        self._check_conn_validity("rollback")
+        """Undoes the block's work: ``ROLLBACK``, or ``ROLLBACK TO`` its savepoint when
+        nested."""
+        await self._end_by_hand("rollback")
+
+    async def _end_by_hand(self, opname: str) -> None:
+        self._check_conn_validity(opname)
         if self._managed:
+            # The ``async with`` block ends the transaction itself on its way out.
             raise exceptions.InterfaceError(
-                "cannot manually rollback from within an `async with` block"
+                f"cannot manually {opname} from within an `async with` block"
             )
-        await self._rollback()
+        await self._end(commit=opname == "commit")
 
     # -------------------------------------------------------------- helpers
 
-    async def _commit(self) -> None:
-        self._check_state("commit")
-        query = f"RELEASE SAVEPOINT {self._id};" if self._nested else "COMMIT;"
-        await self._finish(query, TransactionState.COMMITTED)
+    def _begin_statement(self) -> str:
+        words = ["BEGIN"]
+        if self._isolation:
+            words.append(_ISOLATION_CLAUSE[self._isolation])
+        if self._readonly:
+            words.append("READ ONLY")
+        if self._deferrable:
+            words.append("DEFERRABLE")
+        return " ".join(words) + ";"
 
-    async def _rollback(self) -> None:
-        self._check_state("rollback")
-        query = f"ROLLBACK TO {self._id};" if self._nested else "ROLLBACK;"
-        await self._finish(query, TransactionState.ROLLEDBACK)
-
-    async def _finish(self, query: str, state: TransactionState) -> None:
+    async def _end(self, commit: bool) -> None:
+        """COMMIT or ROLLBACK the block (RELEASE or ROLLBACK TO its savepoint)."""
+        self._require(TransactionState.STARTED, "commit" if commit else "rollback")
+        if not self._nested:
+            query = "COMMIT;" if commit else "ROLLBACK;"
+        elif commit:
+            query = f"RELEASE SAVEPOINT {self._id};"
+        else:
+            query = f"ROLLBACK TO {self._id};"
         con = self._connection
         # Cleared first: whatever the server says, this block no longer hosts savepoints.
         if con._top_xact is self:
@@ -247,7 +248,7 @@ class Transaction:
         except BaseException:
             self._state = TransactionState.FAILED
             raise
-        self._state = state
+        self._state = TransactionState.COMMITTED if commit else TransactionState.ROLLEDBACK
 
     def _check_conn_validity(self, meth_name: str) -> None:
         con = self._connection
@@ -261,35 +262,21 @@ class Transaction:
                 f"cannot call Transaction.{meth_name}(): the underlying connection is closed"
             )
 
-    def _check_state_base(self, opname: str) -> None:
-        state = self._state
-        if state is TransactionState.COMMITTED:
-            raise exceptions.InterfaceError(
-                f"cannot {opname}; the transaction is already committed"
-            )
-        if state is TransactionState.ROLLEDBACK:
-            raise exceptions.InterfaceError(
-                f"cannot {opname}; the transaction is already rolled back"
-            )
-        if state is TransactionState.FAILED:
-            raise exceptions.InterfaceError(f"cannot {opname}; the transaction is in error state")
-
-    def _check_state(self, opname: str) -> None:
-        if self._state is TransactionState.STARTED:
-            return
-        if self._state is TransactionState.NEW:
-            raise exceptions.InterfaceError(f"cannot {opname}; the transaction is not yet started")
-        self._check_state_base(opname)
+    def _require(self, needed: TransactionState, opname: str) -> None:
+        if self._state is not needed:
+            raise exceptions.InterfaceError(f"cannot {opname}; {_REFUSAL[self._state]}")
 
     def __repr__(self) -> str:
-        attrs = [f"state:{self._state.name.lower()}"]
-        if self._isolation is not None:
-            attrs.append(self._isolation)
-        if self._readonly:
-            attrs.append("readonly")
-        if self._deferrable:
-            attrs.append("deferrable")
-        mod = type(self).__module__
-        if mod == "ferropg" or mod.startswith("ferropg."):
-            mod = "ferropg"
-        return f"<{mod}.{type(self).__name__} {' '.join(attrs)} {id(self):#x}>"
+        flags = [
+            f"state:{self._state.name.lower()}",
+            self._isolation,
+            "readonly" if self._readonly else None,
+            "deferrable" if self._deferrable else None,
+        ]
+        cls = type(self)
+        # Subclasses defined inside the package are shown under its top-level name.
+        home = cls.__module__
+        if home.split(".", 1)[0] == "ferropg":
+            home = "ferropg"
+        shown = " ".join(flag for flag in flags if flag is not None)
+        return f"<{home}.{cls.__name__} {shown} {id(self):#x}>"

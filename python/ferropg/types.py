@@ -141,14 +141,23 @@ class Range(Generic[_T]):
             self._empty = False
 
     @property
-    def lower(self) -> _T | None:
-        """The lower bound, or ``None`` when it is infinite or the range is empty."""
-        return self._lower
+    def isempty(self) -> bool:
+        """Whether this is the empty range."""
+        return self._empty
 
     @property
-    def upper(self) -> _T | None:
-        """The upper bound, or ``None`` when it is infinite or the range is empty."""
-        return self._upper
+    def lower_inf(self) -> bool:
+        """Whether the range is unbounded below (never true for an empty range)."""
+        return self._infinite(self._lower)
+
+    @property
+    def upper_inf(self) -> bool:
+        """Whether the range is unbounded above (never true for an empty range)."""
+        return self._infinite(self._upper)
+
+    def _infinite(self, bound: Any) -> bool:
+        # An empty range keeps None in both bounds, yet neither of them is infinite.
+        return not self._empty and bound is None
 
     @property
     def lower_inc(self) -> bool:
@@ -161,19 +170,14 @@ class Range(Generic[_T]):
         return self._upper_inc
 
     @property
-    def lower_inf(self) -> bool:
-        """Whether the range is unbounded below (never true for an empty range)."""
-        return self._lower is None and not self._empty
+    def lower(self) -> _T | None:
+        """The lower bound, or ``None`` when it is infinite or the range is empty."""
+        return self._lower
 
     @property
-    def upper_inf(self) -> bool:
-        """Whether the range is unbounded above (never true for an empty range)."""
-        return self._upper is None and not self._empty
-
-    @property
-    def isempty(self) -> bool:
-        """Whether this is the empty range."""
-        return self._empty
+    def upper(self) -> _T | None:
+        """The upper bound, or ``None`` when it is infinite or the range is empty."""
+        return self._upper
 
     def issubset(self, other: Range[_T]) -> bool:
         """Whether every value in this range is also in ``other``.
@@ -608,16 +612,15 @@ class Path:
         self._is_closed = is_closed
         return self
 
-    @property
-    def is_closed(self) -> bool:
-        """Whether the last point joins back to the first."""
-        return self._is_closed
+    is_closed = property(
+        operator.attrgetter("_is_closed"), doc="Whether the last point joins back to the first."
+    )
 
     def __eq__(self, other: object) -> bool:
         """Paths are equal when their points and closedness are."""
-        if not isinstance(other, Path):
-            return NotImplemented
-        return self._is_closed == other._is_closed and self.points == other.points
+        if isinstance(other, Path):
+            return (self.points, self._is_closed) == (other.points, other._is_closed)
+        return NotImplemented
 
     def __hash__(self) -> int:
         """A hash consistent with ``==``."""

@@ -15,11 +15,46 @@ fn module(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
         .map(|m| m.bind(py))
 }
 
-/// An instance of the named class of `ferropg.exceptions`, built from one message.
-pub fn client_error(py: Python<'_>, class: &str, message: impl Into<String>) -> PyErr {
+/// The client-side exception classes of `ferropg.exceptions` that the extension
+/// raises: one variant per class, so a misspelt name cannot reach run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientError {
+    /// `InterfaceError`: the call was wrong (a closed statement, bad arguments).
+    Interface,
+    /// `ProtocolError`: the server's bytes made no sense.
+    Protocol,
+    /// `DataError`: a value could not be encoded.
+    Data,
+    /// `ClientConfigurationError`: connection settings that cannot work.
+    ClientConfiguration,
+    /// `ConnectionDoesNotExistError`: the connection is gone.
+    ConnectionDoesNotExist,
+    /// `UnsupportedClientFeatureError`: something this client cannot do.
+    UnsupportedClientFeature,
+    /// `InternalClientError`: a state the client should never reach.
+    InternalClient,
+}
+
+impl ClientError {
+    /// The class name in `ferropg.exceptions`.
+    pub fn class_name(self) -> &'static str {
+        match self {
+            ClientError::Interface => "InterfaceError",
+            ClientError::Protocol => "ProtocolError",
+            ClientError::Data => "DataError",
+            ClientError::ClientConfiguration => "ClientConfigurationError",
+            ClientError::ConnectionDoesNotExist => "ConnectionDoesNotExistError",
+            ClientError::UnsupportedClientFeature => "UnsupportedClientFeatureError",
+            ClientError::InternalClient => "InternalClientError",
+        }
+    }
+}
+
+/// An exception of class `kind`, built from one message.
+pub fn client_error(py: Python<'_>, kind: ClientError, message: impl Into<String>) -> PyErr {
     let message = message.into();
     match module(py)
-        .and_then(|m| m.getattr(class))
+        .and_then(|m| m.getattr(kind.class_name()))
         .and_then(|c| c.call1((message.clone(),)))
     {
         Ok(exc) => PyErr::from_value(exc),
@@ -27,20 +62,25 @@ pub fn client_error(py: Python<'_>, class: &str, message: impl Into<String>) -> 
     }
 }
 
-/// Whether `err` is an instance of the named class of `ferropg.exceptions`.
-pub fn is_instance_of(py: Python<'_>, err: &PyErr, class: &str) -> bool {
+/// Whether `err` is an instance of class `kind`.
+pub fn is_instance_of(py: Python<'_>, err: &PyErr, kind: ClientError) -> bool {
     module(py)
-        .and_then(|m| m.getattr(class))
+        .and_then(|m| m.getattr(kind.class_name()))
         .is_ok_and(|c| err.value(py).is_instance(&c).unwrap_or(false))
 }
 
 /// Like [`client_error`], with asyncpg's `hint=` keyword.
-pub fn client_error_with_hint(py: Python<'_>, class: &str, message: String, hint: &str) -> PyErr {
+pub fn client_error_with_hint(
+    py: Python<'_>,
+    kind: ClientError,
+    message: String,
+    hint: &str,
+) -> PyErr {
     let build = || -> PyResult<Bound<'_, PyAny>> {
         let kwargs = PyDict::new(py);
         kwargs.set_item("hint", hint)?;
         module(py)?
-            .getattr(class)?
+            .getattr(kind.class_name())?
             .call((message.clone(),), Some(&kwargs))
     };
     match build() {
@@ -56,9 +96,12 @@ pub fn server_error(py: Python<'_>, err: &DbError, query: Option<&str>) -> PyErr
         for (code, value) in err.fields() {
             fields.set_item(char::from(code).to_string(), value)?;
         }
+        // Whether the plan went stale is the core's rule; the class follows from it.
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("stale_plan", err.is_stale_plan())?;
         module(py)?
             .getattr("error_from_fields")?
-            .call1((fields, query))
+            .call((fields, query), Some(&kwargs))
     };
     match build() {
         Ok(exc) => PyErr::from_value(exc),
@@ -81,9 +124,9 @@ pub fn core_error(py: Python<'_>, err: &ferropg_core::Error, query: Option<&str>
     match err {
         Error::Db(db) => server_error(py, db, query),
         Error::Parse(_) | Error::Unexpected(_) => {
-            client_error(py, "ProtocolError", err.to_string())
+            client_error(py, ClientError::Protocol, err.to_string())
         }
-        Error::Auth(m) => client_error(py, "InterfaceError", m.clone()),
-        Error::Encode(m) => client_error(py, "InterfaceError", m.clone()),
+        Error::Auth(m) => client_error(py, ClientError::Interface, m.clone()),
+        Error::Encode(m) => client_error(py, ClientError::Interface, m.clone()),
     }
 }

@@ -3,6 +3,7 @@
 
 mod codecs;
 mod errors;
+mod libpq;
 mod protocol;
 mod record;
 mod statement;
@@ -13,37 +14,6 @@ use pyo3::prelude::*;
 #[pyfunction]
 fn types_query(server_version_num: u32) -> String {
     ferropg_core::introspect::types_query(server_version_num)
-}
-
-/// Parses a DSN with libpq's rules; returns a dict of what it set.
-#[pyfunction]
-fn parse_dsn<'py>(py: Python<'py>, dsn: &str) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
-    use ferropg_core::config::{Config, Host};
-    let cfg = Config::parse(dsn)
-        .map_err(|e| errors::client_error(py, "ClientConfigurationError", e.0))?;
-    let d = pyo3::types::PyDict::new(py);
-    let hosts: Vec<String> = cfg
-        .hosts
-        .iter()
-        .map(|h| match h {
-            Host::Tcp(s) | Host::Unix(s) => s.clone(),
-        })
-        .collect();
-    if !hosts.is_empty() {
-        d.set_item("host", hosts)?;
-    }
-    if !cfg.ports.is_empty() {
-        d.set_item("port", cfg.ports.clone())?;
-    }
-    d.set_item("user", cfg.user)?;
-    d.set_item("password", cfg.password)?;
-    d.set_item("database", cfg.database)?;
-    d.set_item("connect_timeout", cfg.connect_timeout)?;
-    d.set_item("sslmode", cfg.sslmode)?;
-    d.set_item("application_name", cfg.application_name)?;
-    d.set_item("server_settings", cfg.server_settings)?;
-    d.set_item("client_options", cfg.client_options)?;
-    Ok(d)
 }
 
 /// `value` as an SQL string literal that reads the same under every setting of
@@ -89,36 +59,6 @@ fn cacheable(sql: &str, cache_on: bool, max_chars: usize) -> bool {
     ferropg_core::statement_cache::takes(sql, cache_on, max_chars)
 }
 
-/// The hosts to try when none is given (the core's rule): each socket directory
-/// holding a server socket for `port`, then `localhost`.
-#[pyfunction]
-fn default_hosts(port: u16) -> Vec<String> {
-    use ferropg_core::config::Host;
-    ferropg_core::config::default_hosts(port)
-        .into_iter()
-        .map(|h| match h {
-            Host::Tcp(s) | Host::Unix(s) => s,
-        })
-        .collect()
-}
-
-/// The password a password file's `text` gives for the first of `addrs` (each
-/// `(host, port)`; a Unix socket's host is `localhost`) that an entry serves, with
-/// `database` and `user` (the core's rules).
-#[pyfunction]
-fn passfile_password(
-    text: &str,
-    addrs: Vec<(String, u16)>,
-    database: &str,
-    user: &str,
-) -> Option<String> {
-    use ferropg_core::config::passfile;
-    let entries = passfile::parse(text);
-    addrs.iter().find_map(|(host, port)| {
-        passfile::lookup(&entries, host, *port, database, user).map(str::to_owned)
-    })
-}
-
 /// The fast `uuid.UUID` subclass the codecs return.
 #[pyfunction]
 fn uuid_type(py: Python<'_>) -> PyResult<Py<pyo3::types::PyType>> {
@@ -133,19 +73,13 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<statement::Statement>()?;
     m.add_function(wrap_pyfunction!(record::_create_record, m)?)?;
     m.add_function(wrap_pyfunction!(record::_record_freelist_counts, m)?)?;
-    m.add_function(wrap_pyfunction!(parse_dsn, m)?)?;
     m.add_function(wrap_pyfunction!(types_query, m)?)?;
     m.add_function(wrap_pyfunction!(uuid_type, m)?)?;
     m.add_function(wrap_pyfunction!(quote_literal, m)?)?;
     m.add_function(wrap_pyfunction!(cancel_request, m)?)?;
     m.add_function(wrap_pyfunction!(ssl_request, m)?)?;
     m.add_function(wrap_pyfunction!(cacheable, m)?)?;
-    m.add_function(wrap_pyfunction!(default_hosts, m)?)?;
-    m.add_function(wrap_pyfunction!(passfile_password, m)?)?;
-    m.add(
-        "CLIENT_KEYWORDS",
-        pyo3::types::PyTuple::new(m.py(), ferropg_core::config::CLIENT_KEYWORDS)?,
-    )?;
+    libpq::register(m)?;
     m.add_function(wrap_pyfunction!(quote_ident, m)?)?;
     Ok(())
 }

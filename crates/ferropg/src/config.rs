@@ -8,9 +8,80 @@ use std::time::Duration;
 use ferropg_core::config as core;
 use ferropg_core::conn::StartupParams;
 
+pub use ferropg_core::config::session::TargetSessionAttrs;
 pub use ferropg_core::config::Host;
 
-use crate::tls::{self, SslMode, Tls, TlsFiles};
+/// libpq's client options the Rust face implements; [`Config::parse`] refuses the
+/// others. (`host`, `port`, `user`, `password`, `dbname`, `connect_timeout`,
+/// `sslmode`, `application_name` and `options` are read as well.)
+pub const SUPPORTED_OPTIONS: &[&str] = &[
+    "fallback_application_name",
+    "keepalives",
+    "keepalives_count",
+    "keepalives_idle",
+    "keepalives_interval",
+    "load_balance_hosts",
+    "passfile",
+    "service",
+    "servicefile",
+    "sslcert",
+    "sslkey",
+    "sslnegotiation",
+    "sslrootcert",
+    "target_session_attrs",
+];
+
+/// Refuses a client option the Rust face does not implement, and values of the
+/// implemented ones that are invalid or that it cannot honour.
+fn check_supported(config: &core::Config) -> Result<(), Error> {
+    for (key, value) in &config.client_options {
+        if !SUPPORTED_OPTIONS.contains(&key.as_str()) {
+            return Err(Error::config(format!(
+                "the connection option {key} is not supported by ferropg's Rust client yet"
+            )));
+        }
+        if key == "sslnegotiation" && value == "direct" {
+            return Err(Error::config(
+                "sslnegotiation=direct is not supported by ferropg's Rust client yet",
+            ));
+        }
+    }
+    let invalid = |e: core::ConfigError| Error::config(e.0);
+    config.target_session_attrs().map_err(invalid)?;
+    config.load_balance_hosts().map_err(invalid)?;
+    config.keepalives().map_err(invalid)?;
+    config.sslnegotiation().map_err(invalid)?;
+    Ok(())
+}
+
+/// An environment variable, unset when empty (libpq's rule).
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Randomness for `load_balance_hosts=random`: the standard library's randomly
+/// keyed hasher, stepped with xorshift.
+struct Random(u64);
+
+impl Random {
+    fn new() -> Random {
+        use std::hash::{BuildHasher, Hasher};
+        let seed = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        Random(seed | 1)
+    }
+
+    /// A number below `n`.
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+use crate::tls::{SslMode, Tls, TlsFiles};
 use crate::Error;
 
 /// Connection settings.
@@ -87,20 +158,20 @@ impl Config {
     }
 
     /// Parses a `postgresql://` (or `postgres://`) URI or a libpq `key=value` string.
-    /// Keys ferropg does not know are sent to the server as run-time settings.
+    ///
+    /// As in libpq, a key that is not a connection option is an error naming it;
+    /// run-time settings go through `options` or
+    /// [`server_setting`](Config::server_setting). Of libpq's client options, those
+    /// in [`SUPPORTED_OPTIONS`] are implemented; another one is refused rather than
+    /// ignored.
     pub fn parse(dsn: &str) -> Result<Config, Error> {
         let inner = core::Config::parse(dsn).map_err(|e| Error::config(e.0))?;
-        // libpq's client keywords that this face does not implement yet are refused
-        // here, rather than ignored or sent to the server (which ends the connection).
-        if let Some((key, _)) = inner
-            .client_options
-            .iter()
-            .find(|(k, _)| k != "passfile" && !tls::FILE_OPTIONS.contains(&k.as_str()))
-        {
+        if let Some(key) = inner.unknown_keys().next() {
             return Err(Error::config(format!(
-                "the connection option {key} is not supported by ferropg's Rust client yet"
+                "invalid connection option \"{key}\""
             )));
         }
+        check_supported(&inner)?;
         Ok(Config::from(inner))
     }
 
@@ -231,14 +302,61 @@ impl Config {
         self.client
     }
 
-    /// Fills the settings still unset from `PGHOST`, `PGPORT`, `PGUSER`,
-    /// `PGPASSWORD`, `PGDATABASE`, `PGCONNECT_TIMEOUT`, `PGSSLMODE` and `PGAPPNAME`.
-    /// [`connect`](crate::connect) does this on its own copy of the settings.
+    /// Fills the settings still unset from libpq's `PG*` environment variables
+    /// (`PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGPASSFILE`,
+    /// `PGTARGETSESSIONATTRS`, `PGSSLMODE`, ...: the list is
+    /// `ferropg_core::config::ENV_VARS`). [`connect`](crate::connect) does this on
+    /// its own copy of the settings, after the connection service.
     pub fn apply_env(&mut self) -> Result<&mut Config, Error> {
         self.inner
-            .apply_env(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+            .apply_env(env_var)
             .map_err(|e| Error::config(e.0))?;
         Ok(self)
+    }
+
+    /// Fills the settings still unset from the connection service named by
+    /// `service=` (or `PGSERVICE`), read from `servicefile=`, else `PGSERVICEFILE`
+    /// or `~/.pg_service.conf`, then `$PGSYSCONFDIR/pg_service.conf`. Nothing to do
+    /// without a service; a service defined nowhere is an error.
+    /// [`connect`](crate::connect) does this on its own copy of the settings.
+    pub fn apply_service(&mut self) -> Result<&mut Config, Error> {
+        let Some(name) = self
+            .inner
+            .client_option("service")
+            .map(str::to_owned)
+            .or_else(|| env_var("PGSERVICE"))
+        else {
+            return Ok(self);
+        };
+        let home = env_var("HOME");
+        let files = core::service::candidates(
+            self.inner.client_option("servicefile"),
+            env_var,
+            home.as_deref(),
+        );
+        for file in files {
+            let text = match std::fs::read_to_string(&file) {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    return Err(Error::config(format!(
+                        "cannot read service file \"{file}\": {e}"
+                    )))
+                }
+            };
+            let found = core::service::lookup(&text, &name)
+                .map_err(|e| Error::config(format!("service file \"{file}\": {e}")))?;
+            if let Some(params) = found {
+                self.inner
+                    .apply_service(&params)
+                    .map_err(|e| Error::config(e.0))?;
+                check_supported(&self.inner)?;
+                return Ok(self);
+            }
+        }
+        Err(Error::config(format!(
+            "definition of service \"{name}\" not found"
+        )))
     }
 
     /// The hosts, in order.
@@ -284,28 +402,45 @@ impl Config {
         crate::connect(self).await
     }
 
-    /// The `(host, port)` pairs to try, in order.
+    /// The `(host, port)` pairs to try, in order (shuffled for
+    /// `load_balance_hosts=random`).
     pub(crate) fn addresses(&self) -> Result<Vec<(Host, u16)>, Error> {
-        self.inner.addresses().map_err(|e| Error::config(e.0))
+        let mut addresses = self
+            .inner
+            .addresses(|path| Path::new(path).exists())
+            .map_err(|e| Error::config(e.0))?;
+        if self
+            .inner
+            .load_balance_hosts()
+            .map_err(|e| Error::config(e.0))?
+        {
+            let mut random = Random::new();
+            core::shuffle(&mut addresses, |n| random.below(n));
+        }
+        Ok(addresses)
+    }
+
+    /// `target_session_attrs`.
+    pub(crate) fn target_session_attrs(&self) -> Result<TargetSessionAttrs, Error> {
+        self.inner
+            .target_session_attrs()
+            .map_err(|e| Error::config(e.0))
+    }
+
+    /// The TCP keepalive settings.
+    pub(crate) fn keepalives(&self) -> Result<core::Keepalives, Error> {
+        self.inner.keepalives().map_err(|e| Error::config(e.0))
     }
 
     /// The TLS settings: `sslmode` and the certificate files (the DSN's, else
     /// `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY`), with the connector built for them.
     pub(crate) fn tls(&self) -> Result<Tls, Error> {
         let mode = SslMode::parse(self.inner.sslmode.as_deref())?;
-        let file = |key: &str, var: &str| {
-            self.inner
-                .client_options
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v.clone())
-                .or_else(|| std::env::var(var).ok().filter(|v| !v.is_empty()))
-                .map(PathBuf::from)
-        };
+        let file = |key: &str| self.inner.client_option(key).map(PathBuf::from);
         let files = TlsFiles {
-            root_cert: file("sslrootcert", "PGSSLROOTCERT"),
-            cert: file("sslcert", "PGSSLCERT"),
-            key: file("sslkey", "PGSSLKEY"),
+            root_cert: file("sslrootcert"),
+            cert: file("sslcert"),
+            key: file("sslkey"),
         };
         Tls::new(mode, &files)
     }
@@ -318,12 +453,9 @@ impl Config {
         use std::os::unix::fs::PermissionsExt;
         let path = self
             .inner
-            .client_options
-            .iter()
-            .find(|(k, _)| k == "passfile")
-            .map(|(_, v)| PathBuf::from(v))
-            .or_else(|| std::env::var_os("PGPASSFILE").map(PathBuf::from))
-            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".pgpass")))?;
+            .client_option("passfile")
+            .map(PathBuf::from)
+            .or_else(|| env_var("HOME").map(|h| Path::new(&h).join(".pgpass")))?;
         let meta = std::fs::metadata(&path).ok()?;
         if !meta.is_file() || meta.permissions().mode() & 0o077 != 0 {
             return None;
@@ -353,8 +485,12 @@ impl Config {
                 })?,
         };
         let mut options: Vec<(String, String)> = Vec::new();
-        if let Some(app) = &c.application_name {
-            options.push(("application_name".into(), app.clone()));
+        let app = c
+            .application_name
+            .as_deref()
+            .or_else(|| c.client_option("fallback_application_name"));
+        if let Some(app) = app {
+            options.push(("application_name".into(), app.to_owned()));
         }
         for (name, value) in &c.server_settings {
             if name.eq_ignore_ascii_case("client_encoding") || core::is_client_keyword(name) {
@@ -473,7 +609,8 @@ mod tests {
 
     #[test]
     fn startup_params_force_utf8() {
-        let c = Config::parse("user=u dbname=d client_encoding=LATIN1 search_path=s").unwrap();
+        let mut c = Config::parse("user=u dbname=d client_encoding=LATIN1").unwrap();
+        c.server_setting("search_path", "s");
         let p = c.startup_params().unwrap();
         assert_eq!(p.user, "u");
         assert_eq!(p.database.as_deref(), Some("d"));
@@ -509,21 +646,22 @@ mod tests {
     #[test]
     fn client_keywords_this_face_lacks_are_refused_not_sent() {
         for dsn in [
-            "host=h target_session_attrs=read-write",
-            "postgresql://h/db?service=s",
-            "host=h keepalives=1",
             "host=h channel_binding=require",
+            "postgresql://h/db?gssencmode=disable",
+            "host=h require_auth=password",
         ] {
             let err = Config::parse(dsn).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Config, "{dsn}");
             assert!(err.to_string().contains("not supported"), "{dsn}: {err}");
         }
-        // A server setting still goes to the server; passfile is the client's.
-        let c = Config::parse("host=h user=u search_path=x passfile=/p").unwrap();
+        // The ones it implements are the client's: never sent to the server.
+        let c = Config::parse(
+            "host=h user=u options='-c search_path=x' passfile=/p target_session_attrs=primary \
+             keepalives=1 load_balance_hosts=random service=s",
+        )
+        .unwrap();
         let p = c.startup_params().unwrap();
-        assert!(p
-            .options
-            .iter()
-            .any(|(k, v)| k == "search_path" && v == "x"));
+        let sent: Vec<&str> = p.options.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(sent, ["options", "client_encoding"]);
     }
 }

@@ -64,6 +64,9 @@ pub enum ErrorKind {
     /// STDOUT`; the statement ran), or a [`CopyIn`](crate::CopyIn) was used after
     /// its COPY ended. The connection is unaffected.
     Copy,
+    /// `connect` reached servers, but none of the kind `target_session_attrs` asks
+    /// for.
+    NoMatchingServer,
 }
 
 impl fmt::Display for ErrorKind {
@@ -84,6 +87,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::WrongConnection => "statement from another connection",
             ErrorKind::Encode => "error encoding a message",
             ErrorKind::Copy => "COPY error",
+            ErrorKind::NoMatchingServer => "no matching server",
         })
     }
 }
@@ -173,6 +177,10 @@ impl Error {
 
     pub(crate) fn copy(context: impl Into<String>) -> Error {
         Error::new(ErrorKind::Copy, Some(context.into()), None)
+    }
+
+    pub(crate) fn no_matching_server(context: impl Into<String>) -> Error {
+        Error::new(ErrorKind::NoMatchingServer, Some(context.into()), None)
     }
 
     pub(crate) fn timeout(context: impl Into<String>) -> Error {

@@ -7,6 +7,9 @@ use std::path::PathBuf;
 
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use ferropg_core::config::Keepalives;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -127,13 +130,37 @@ impl Endpoint {
     }
 }
 
-/// The path of the server's socket in directory `dir`.
+/// The path of the server's socket in directory `dir` (the core's rule).
 fn socket_path(dir: &str, port: u16) -> PathBuf {
-    PathBuf::from(dir).join(format!(".s.PGSQL.{port}"))
+    PathBuf::from(ferropg_core::config::socket_path(dir, port))
 }
 
-/// Connects to `host:port`, trying each address a host name resolves to.
-pub(crate) async fn connect(host: &Host, port: u16) -> Result<(Socket, Endpoint), Error> {
+/// Applies libpq's TCP keepalive settings to a connected stream.
+fn set_keepalives(stream: &TcpStream, keepalives: &Keepalives) -> io::Result<()> {
+    let socket = socket2::SockRef::from(stream);
+    if !keepalives.enabled {
+        return socket.set_keepalive(false);
+    }
+    let mut params = socket2::TcpKeepalive::new();
+    if let Some(idle) = keepalives.idle {
+        params = params.with_time(Duration::from_secs(idle.into()));
+    }
+    if let Some(interval) = keepalives.interval {
+        params = params.with_interval(Duration::from_secs(interval.into()));
+    }
+    if let Some(count) = keepalives.count {
+        params = params.with_retries(count);
+    }
+    socket.set_tcp_keepalive(&params)
+}
+
+/// Connects to `host:port`, trying each address a host name resolves to; a TCP
+/// stream gets the `keepalives` settings.
+pub(crate) async fn connect(
+    host: &Host,
+    port: u16,
+    keepalives: &Keepalives,
+) -> Result<(Socket, Endpoint), Error> {
     match host {
         Host::Unix(dir) if dir.starts_with('@') => Err(Error::config(format!(
             "abstract Unix sockets ({dir}) are not supported"
@@ -150,7 +177,13 @@ pub(crate) async fn connect(host: &Host, port: u16) -> Result<(Socket, Endpoint)
             for addr in addrs {
                 let endpoint = Endpoint::Tcp(addr);
                 match endpoint.connect().await {
-                    Ok(socket) => return Ok((socket, endpoint)),
+                    Ok(socket) => {
+                        if let Socket::Tcp(stream) = &socket {
+                            set_keepalives(stream, keepalives)
+                                .map_err(|e| Error::io("setting TCP keepalives", e))?;
+                        }
+                        return Ok((socket, endpoint));
+                    }
                     Err(e) => last = Some(e),
                 }
             }

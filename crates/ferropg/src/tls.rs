@@ -59,9 +59,6 @@ pub(crate) struct TlsFiles {
     pub(crate) key: Option<PathBuf>,
 }
 
-/// The DSN keys [`TlsFiles`] reads; they are the client's, never sent to the server.
-pub(crate) const FILE_OPTIONS: [&str; 3] = ["sslrootcert", "sslcert", "sslkey"];
-
 /// What a connection does about TLS: the mode and, unless it is `disable`, the
 /// connector built for it.
 #[derive(Clone)]
@@ -76,9 +73,10 @@ impl fmt::Debug for Tls {
     }
 }
 
+/// Where libpq looks for a TLS file it was not given (the core's rule).
 fn dot_postgresql(name: &str) -> Option<PathBuf> {
-    let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
-    Some(PathBuf::from(home).join(".postgresql").join(name))
+    let home = std::env::var("HOME").ok().filter(|h| !h.is_empty());
+    ferropg_core::config::default_tls_file(home.as_deref(), name).map(PathBuf::from)
 }
 
 fn tls_error(what: &str, e: impl fmt::Display) -> Error {

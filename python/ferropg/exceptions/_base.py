@@ -54,9 +54,7 @@ _FIELD_NAMES: dict[str, str] = {
     "R": "server_source_function",
 }
 
-# SQLSTATEs that get special treatment when an error is built (see _resolve).
-_FEATURE_NOT_SUPPORTED = "0A000"
-_REVALIDATE_ROUTINE = "RevalidateCachedQuery"
+# The text of an error the core recognises as a stale cached plan (see _resolve).
 _INVALID_CACHED_STATEMENT_MESSAGE = (
     "cached statement plan is invalid due to a database schema or configuration change"
 )
@@ -151,7 +149,7 @@ def _with_detail_and_hint(text: str, detail: str | None, hint: str | None) -> st
 
 
 class PostgresError(PostgresMessage, Exception):
-    """Base class for all Postgres errors."""
+    """Raised for an error the server reported; every SQLSTATE class derives from it."""
 
     def __str__(self) -> str:
         text = str(self.args[0]) if self.args else ""
@@ -164,19 +162,24 @@ class PostgresError(PostgresMessage, Exception):
 
 
 class FatalPostgresError(PostgresError):
-    """A fatal error that should result in server disconnection."""
+    """A server error that ends the session: the server closes the connection after it."""
 
 
 class UnknownPostgresError(FatalPostgresError):
-    """An error with an unknown SQLSTATE code."""
+    """A server error whose SQLSTATE has no class of its own here."""
 
 
 class InterfaceMessage:
-    """Mixin for client-side errors and warnings: optional ``detail`` and ``hint``."""
+    """Mixin for client-side errors and warnings: optional ``detail`` and ``hint``.
+
+    It cooperates with the exception or warning class it is mixed with: positional
+    arguments (the message) go on to that class.
+    """
 
     args: tuple[Any, ...]
 
-    def __init__(self, *, detail: str | None = None, hint: str | None = None) -> None:
+    def __init__(self, *args: Any, detail: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args)
         self.detail = detail
         self.hint = hint
 
@@ -186,25 +189,24 @@ class InterfaceMessage:
 
 
 class InterfaceError(InterfaceMessage, Exception):
-    """An error caused by improper use of ferropg's API."""
+    """Raised when the client is used wrongly: a bad argument, a closed connection, a
+    call that the object's state does not allow."""
 
     def __init__(self, msg: str, *, detail: str | None = None, hint: str | None = None) -> None:
-        InterfaceMessage.__init__(self, detail=detail, hint=hint)
-        Exception.__init__(self, msg)
+        super().__init__(msg, detail=detail, hint=hint)
 
     def with_msg(self, msg: str) -> InterfaceError:
         """A copy of this error with another message, keeping detail, hint and traceback."""
-        return type(self)(msg, detail=self.detail, hint=self.hint).with_traceback(
-            self.__traceback__
-        )
+        copy = type(self)(msg, detail=self.detail, hint=self.hint)
+        return copy.with_traceback(self.__traceback__)
 
 
 class ClientConfigurationError(InterfaceError, ValueError):
-    """An error caused by improper client configuration."""
+    """Raised for connection settings that the client cannot use as given."""
 
 
 class DataError(InterfaceError, ValueError):
-    """An error caused by invalid query input.
+    """Raised for a query argument that cannot be sent as the parameter's type.
 
     Not exported: ``ferropg.exceptions.DataError`` is the SQLSTATE 22000 class, which is
     what the client raises for query arguments it cannot encode.
@@ -212,35 +214,35 @@ class DataError(InterfaceError, ValueError):
 
 
 class UnsupportedClientFeatureError(InterfaceError):
-    """Requested feature is unsupported by ferropg."""
+    """Raised when a request needs something that ferropg does not implement."""
 
 
 class UnsupportedServerFeatureError(InterfaceError):
-    """Requested feature is unsupported by the PostgreSQL server."""
+    """Raised when a request needs something that the connected server does not offer."""
 
 
 class InterfaceWarning(InterfaceMessage, UserWarning):
-    """A warning caused by an improper use of ferropg's API."""
+    """Warns about a use of the client that works but is probably a mistake."""
 
     def __init__(self, msg: str, *, detail: str | None = None, hint: str | None = None) -> None:
-        InterfaceMessage.__init__(self, detail=detail, hint=hint)
-        UserWarning.__init__(self, msg)
+        super().__init__(msg, detail=detail, hint=hint)
 
 
 class InternalClientError(Exception):
-    """All unexpected errors not classified otherwise."""
+    """Something went wrong inside the client itself, and no other class describes it."""
 
 
 class ProtocolError(InternalClientError):
-    """Unexpected condition in the handling of PostgreSQL protocol input."""
+    """The server sent something that the protocol handling did not expect."""
 
 
 class TargetServerAttributeNotMatched(InternalClientError):
-    """Could not find a host that satisfies the target attribute requirement."""
+    """None of the hosts tried has the session attributes ``target_session_attrs`` asks for."""
 
 
 class OutdatedSchemaCacheError(InternalClientError):
-    """A value decoding error caused by a schema change before row fetching."""
+    """A value could not be decoded because its type changed after the statement was
+    prepared: the cached description of the result is out of date."""
 
     def __init__(
         self,
@@ -251,15 +253,13 @@ class OutdatedSchemaCacheError(InternalClientError):
         position: str | None = None,
     ) -> None:
         super().__init__(msg)
-        self.schema_name = schema
-        self.data_type_name = data_type
-        self.position = position
+        # Where the stale type is: its schema, its name and the column it was found in.
+        self.schema_name, self.data_type_name, self.position = schema, data_type, position
 
 
 class PostgresLogMessage(PostgresMessage):
-    """A base class for non-error server messages (NOTICE, WARNING, ...).
-
-    Instances are immutable.
+    """What the server reports without failing (NOTICE, WARNING, ...), as handed to log
+    listeners.  Instances are immutable.
     """
 
     def __str__(self) -> str:
@@ -288,7 +288,7 @@ def _pgbouncer_hint(hint: str | None) -> str:
 
 
 def _resolve(
-    fields: dict[str, str], query: str | None, *, class_fallback: bool
+    fields: dict[str, str], query: str | None, *, class_fallback: bool, stale_plan: bool = False
 ) -> tuple[type, str, dict[str, Any]]:
     """The class, the message text and the instance attributes for a server message.
 
@@ -311,12 +311,11 @@ def _resolve(
 
     message = attrs.get("message", "")
 
-    # The server reports "cached plan must not change result type" (0A000, raised by
-    # RevalidateCachedQuery) when a prepared statement's result row type changed after it was
-    # prepared. Give it a class of its own that callers can catch (the connection retries
-    # once on it). Identify it by SQLSTATE and routine name, never by the localizable message.
-    routine = attrs.get("server_source_function")
-    if code == _FEATURE_NOT_SUPPORTED and routine == _REVALIDATE_ROUTINE:
+    # A prepared statement whose result row type changed after it was prepared (the
+    # core's rule, DbError::is_stale_plan, tells it by SQLSTATE and routine, never by the
+    # localizable message) gets a class of its own that callers can catch: the connection
+    # retries once on it.
+    if stale_plan:
         from . import InvalidCachedStatementError
 
         cls = InvalidCachedStatementError
@@ -328,7 +327,9 @@ def _resolve(
     return cls, message, attrs
 
 
-def error_from_fields(fields: dict[str, str], query: str | None = None) -> PostgresMessage:
+def error_from_fields(
+    fields: dict[str, str], query: str | None = None, *, stale_plan: bool = False
+) -> PostgresMessage:
     """Build the exception for a server ErrorResponse.
 
     ``fields`` maps the response's one-character field codes to their text (``'C'`` the
@@ -336,15 +337,15 @@ def error_from_fields(fields: dict[str, str], query: str | None = None) -> Postg
     the text of the query that failed; it becomes the ``query`` attribute.
 
     The class is the one registered for the SQLSTATE; an unregistered code gets the class of
-    its first two characters if there is one, else :class:`UnknownPostgresError`. SQLSTATE
-    0A000 raised by the server routine ``RevalidateCachedQuery`` becomes
+    its first two characters if there is one, else :class:`UnknownPostgresError`. An error
+    the native layer flags as a stale cached plan (``stale_plan``) becomes
     ``InvalidCachedStatementError``. Errors 42P05 and 26000 get a note about pgbouncer
     appended to ``hint``.
 
     The result is a :class:`PostgresError`, except for warning-class SQLSTATEs (01xxx, 02xxx),
     which give a ``PostgresWarning`` as in asyncpg (an ``Exception``, but immutable).
     """
-    cls, message, attrs = _resolve(fields, query, class_fallback=True)
+    cls, message, attrs = _resolve(fields, query, class_fallback=True, stale_plan=stale_plan)
     if attrs.get("sqlstate") == "42601" and query:
         hint = _in_parameter_hint(query, attrs.get("position"))
         if hint is not None:

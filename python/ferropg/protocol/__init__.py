@@ -1,5 +1,5 @@
 """The protocol layer: the Rust asyncio protocol and the Record type."""
 
-from .protocol import Protocol, Record, _create_record
+from .protocol import BUILTIN_TYPE_NAME_MAP, Protocol, Record, _create_record
 
-__all__ = ("Protocol", "Record", "_create_record")
+__all__ = ("BUILTIN_TYPE_NAME_MAP", "Protocol", "Record", "_create_record")

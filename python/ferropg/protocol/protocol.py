@@ -3,6 +3,7 @@
 import asyncio
 
 from .. import _native
+from .._codecs import BUILTIN_TYPE_NAME_MAP
 from ._oid_map import BUILTIN_TYPE_OID_MAP
 
 Record = _native.Record
@@ -55,4 +56,4 @@ class Protocol(_native.CoreProtocol, asyncio.Protocol):
             waiter.set_result(None)
 
 
-__all__ = ("BUILTIN_TYPE_OID_MAP", "Protocol", "Record", "_create_record")
+__all__ = ("BUILTIN_TYPE_NAME_MAP", "BUILTIN_TYPE_OID_MAP", "Protocol", "Record", "_create_record")

@@ -1,7 +1,15 @@
 //! Connection settings with libpq's semantics: a `postgresql://` URI or a
-//! `key=value` string, then the `PG*` environment for whatever is still unset.
+//! `key=value` string, then a connection service, then the `PG*` environment for
+//! whatever is still unset; and libpq's decisions on what they mean (host lists,
+//! `target_session_attrs`, `load_balance_hosts`, keepalives, `sslnegotiation`, the
+//! default TLS files).
+//!
+//! Sans-IO like the rest of the core: the environment, file contents and whether a
+//! socket exists are passed in by the face, never read here.
 
 pub mod passfile;
+pub mod service;
+pub mod session;
 
 use std::fmt;
 
@@ -131,37 +139,143 @@ impl Config {
         }
     }
 
-    /// Fills what is still unset from `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`,
-    /// `PGDATABASE`, `PGCONNECT_TIMEOUT`, `PGSSLMODE` and `PGAPPNAME`, read through `env`.
+    /// Fills what is still unset from the `PG*` environment variables, read through
+    /// `env` ([`ENV_VARS`] lists them and the keyword each sets).
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        if self.hosts.is_empty() {
-            if let Some(h) = env("PGHOST") {
-                self.hosts = split_list(&h).map(Host::from_libpq).collect();
-            }
-        }
-        if self.ports.is_empty() {
-            if let Some(p) = env("PGPORT") {
-                self.ports = parse_ports(&p)?;
-            }
-        }
-        fill(&mut self.user, env("PGUSER"));
-        fill(&mut self.password, env("PGPASSWORD"));
-        fill(&mut self.database, env("PGDATABASE"));
-        fill(&mut self.sslmode, env("PGSSLMODE"));
-        fill(&mut self.application_name, env("PGAPPNAME"));
-        if self.connect_timeout.is_none() {
-            if let Some(t) = env("PGCONNECT_TIMEOUT") {
-                self.connect_timeout = Some(parse_timeout(&t)?);
+        for (var, key) in ENV_VARS {
+            if let Some(value) = env(var) {
+                self.fill(key, value)?;
             }
         }
         Ok(())
     }
 
+    /// Fills what is still unset from a connection service's parameters (see
+    /// [`service::lookup`]): libpq applies them after the connection string and
+    /// before the environment. A parameter libpq does not know is an error.
+    pub fn apply_service(&mut self, params: &[(String, String)]) -> Result<(), ConfigError> {
+        for (key, value) in params {
+            if !is_libpq_keyword(key) {
+                return Err(ConfigError(format!(
+                    "invalid connection option {key:?} in the service definition"
+                )));
+            }
+            self.fill(key, value.clone())?;
+        }
+        Ok(())
+    }
+
+    /// Sets `key` unless it is set already.
+    fn fill(&mut self, key: &str, value: String) -> Result<(), ConfigError> {
+        let unset = match key {
+            "host" | "hostaddr" => self.hosts.is_empty(),
+            "port" => self.ports.is_empty(),
+            "user" => self.user.is_none(),
+            "password" => self.password.is_none(),
+            "dbname" | "database" => self.database.is_none(),
+            "connect_timeout" => self.connect_timeout.is_none(),
+            "sslmode" => self.sslmode.is_none(),
+            "application_name" => self.application_name.is_none(),
+            _ if is_client_keyword(key) => self.client_option(key).is_none(),
+            _ => !self.server_settings.iter().any(|(k, _)| k == key),
+        };
+        if unset && !value.is_empty() {
+            self.set(key, value)?;
+        }
+        Ok(())
+    }
+
+    /// A client keyword's value ([`CLIENT_KEYWORDS`]): the last one given.
+    pub fn client_option(&self, key: &str) -> Option<&str> {
+        self.client_options
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The keys of the connection string that libpq does not know (the Python face
+    /// sends them to the server as settings, as asyncpg does; the Rust face refuses
+    /// them, as libpq does).
+    pub fn unknown_keys(&self) -> impl Iterator<Item = &str> {
+        self.server_settings
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .filter(|k| !SESSION_KEYWORDS.contains(k))
+    }
+
+    /// `target_session_attrs` (default `any`).
+    pub fn target_session_attrs(&self) -> Result<session::TargetSessionAttrs, ConfigError> {
+        self.client_option("target_session_attrs")
+            .map_or(Ok(session::TargetSessionAttrs::Any), str::parse)
+    }
+
+    /// Whether `load_balance_hosts=random` asks for the hosts in random order
+    /// ([`shuffle`]); `disable` (the default) keeps them in order.
+    pub fn load_balance_hosts(&self) -> Result<bool, ConfigError> {
+        match self.client_option("load_balance_hosts") {
+            None | Some("disable") => Ok(false),
+            Some("random") => Ok(true),
+            Some(other) => Err(ConfigError(format!(
+                "invalid load_balance_hosts value: {other:?} (expected disable or random)"
+            ))),
+        }
+    }
+
+    /// The TCP keepalive settings: libpq turns keepalives on unless `keepalives=0`,
+    /// and leaves the operating system's timings unless told otherwise.
+    pub fn keepalives(&self) -> Result<Keepalives, ConfigError> {
+        let number = |key: &str| -> Result<Option<u32>, ConfigError> {
+            self.client_option(key)
+                .map(|v| {
+                    v.trim()
+                        .parse()
+                        .map_err(|_| ConfigError(format!("invalid integer value {v:?} for {key}")))
+                })
+                .transpose()
+        };
+        Ok(Keepalives {
+            enabled: number("keepalives")?.is_none_or(|n| n != 0),
+            idle: number("keepalives_idle")?.filter(|&n| n > 0),
+            interval: number("keepalives_interval")?.filter(|&n| n > 0),
+            count: number("keepalives_count")?.filter(|&n| n > 0),
+        })
+    }
+
+    /// `sslnegotiation` (default `postgres`); `direct` needs an `sslmode` that
+    /// insists on TLS, since a server that cannot do TLS cannot answer it at all.
+    pub fn sslnegotiation(&self) -> Result<SslNegotiation, ConfigError> {
+        match self.client_option("sslnegotiation") {
+            None | Some("postgres") => Ok(SslNegotiation::Postgres),
+            Some("direct") => {
+                let mode = self.sslmode.as_deref().unwrap_or("prefer");
+                if matches!(mode, "require" | "verify-ca" | "verify-full") {
+                    Ok(SslNegotiation::Direct)
+                } else {
+                    Err(ConfigError(format!(
+                        "weak sslmode {mode:?} may not be used with sslnegotiation=direct \
+                         (use \"require\", \"verify-ca\" or \"verify-full\")"
+                    )))
+                }
+            }
+            Some(other) => Err(ConfigError(format!(
+                "invalid sslnegotiation value: {other:?} (expected postgres or direct)"
+            ))),
+        }
+    }
+
     /// The `(host, port)` pairs to try, with libpq's pairing rules and defaults
-    /// ([`default_hosts`] when no host is set).
-    pub fn addresses(&self) -> Result<Vec<(Host, u16)>, ConfigError> {
+    /// ([`default_hosts`] when no host is set; `socket_exists` tells whether a
+    /// socket file exists).
+    pub fn addresses(
+        &self,
+        socket_exists: impl Fn(&str) -> bool,
+    ) -> Result<Vec<(Host, u16)>, ConfigError> {
         let hosts = if self.hosts.is_empty() {
-            default_hosts(self.ports.first().copied().unwrap_or(DEFAULT_PORT))
+            default_hosts(
+                self.ports.first().copied().unwrap_or(DEFAULT_PORT),
+                socket_exists,
+            )
         } else {
             self.hosts.clone()
         };
@@ -206,25 +320,132 @@ pub const SOCKET_DIRS: [&str; 4] = [
 ];
 
 /// The hosts to try when none is given: each of [`SOCKET_DIRS`] that holds a server
-/// socket for `port`, then `localhost`. Both faces take this list.
-pub fn default_hosts(port: u16) -> Vec<Host> {
+/// socket for `port` (`socket_exists` is asked about each socket's path), then
+/// `localhost`. Both faces take this list.
+pub fn default_hosts(port: u16, socket_exists: impl Fn(&str) -> bool) -> Vec<Host> {
     let mut hosts: Vec<Host> = SOCKET_DIRS
         .into_iter()
-        .filter(|d| {
-            std::path::Path::new(d)
-                .join(format!(".s.PGSQL.{port}"))
-                .exists()
-        })
+        .filter(|d| socket_exists(&socket_path(d, port)))
         .map(|d| Host::Unix(d.to_owned()))
         .collect();
     hosts.push(Host::Tcp("localhost".into()));
     hosts
 }
 
-fn fill(slot: &mut Option<String>, value: Option<String>) {
-    if slot.is_none() {
-        *slot = value;
+/// The path of the server socket for `port` in directory `dir`.
+pub fn socket_path(dir: &str, port: u16) -> String {
+    format!("{}/.s.PGSQL.{port}", dir.trim_end_matches('/'))
+}
+
+/// The `PG*` environment variables libpq reads, and the keyword each one sets when
+/// the connection string and the service left it unset.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    ("PGHOST", "host"),
+    ("PGHOSTADDR", "hostaddr"),
+    ("PGPORT", "port"),
+    ("PGDATABASE", "dbname"),
+    ("PGUSER", "user"),
+    ("PGPASSWORD", "password"),
+    ("PGPASSFILE", "passfile"),
+    ("PGCHANNELBINDING", "channel_binding"),
+    ("PGSERVICE", "service"),
+    ("PGSERVICEFILE", "servicefile"),
+    ("PGOPTIONS", "options"),
+    ("PGAPPNAME", "application_name"),
+    ("PGSSLMODE", "sslmode"),
+    ("PGSSLNEGOTIATION", "sslnegotiation"),
+    ("PGSSLCOMPRESSION", "sslcompression"),
+    ("PGSSLCERT", "sslcert"),
+    ("PGSSLKEY", "sslkey"),
+    ("PGSSLCERTMODE", "sslcertmode"),
+    ("PGSSLROOTCERT", "sslrootcert"),
+    ("PGSSLCRL", "sslcrl"),
+    ("PGSSLCRLDIR", "sslcrldir"),
+    ("PGSSLSNI", "sslsni"),
+    ("PGREQUIREPEER", "requirepeer"),
+    ("PGSSLMINPROTOCOLVERSION", "ssl_min_protocol_version"),
+    ("PGSSLMAXPROTOCOLVERSION", "ssl_max_protocol_version"),
+    ("PGGSSENCMODE", "gssencmode"),
+    ("PGKRBSRVNAME", "krbsrvname"),
+    ("PGGSSLIB", "gsslib"),
+    ("PGGSSDELEGATION", "gssdelegation"),
+    ("PGCONNECT_TIMEOUT", "connect_timeout"),
+    ("PGCLIENTENCODING", "client_encoding"),
+    ("PGREQUIREAUTH", "require_auth"),
+    ("PGTARGETSESSIONATTRS", "target_session_attrs"),
+    ("PGLOADBALANCEHOSTS", "load_balance_hosts"),
+    ("PGDATESTYLE", "datestyle"),
+    ("PGTZ", "timezone"),
+    ("PGGEQO", "geqo"),
+];
+
+/// libpq's keywords that configure the server session rather than the client, apart
+/// from the ones [`Config`] has fields for: they travel in the startup message (the
+/// last three only from `PGDATESTYLE`, `PGTZ` and `PGGEQO`).
+pub const SESSION_KEYWORDS: &[&str] = &[
+    "options",
+    "client_encoding",
+    "replication",
+    "datestyle",
+    "timezone",
+    "geqo",
+];
+
+/// Whether libpq knows `key` as a connection keyword.
+pub fn is_libpq_keyword(key: &str) -> bool {
+    matches!(
+        key,
+        "host"
+            | "hostaddr"
+            | "port"
+            | "user"
+            | "password"
+            | "dbname"
+            | "connect_timeout"
+            | "sslmode"
+            | "application_name"
+            | "options"
+            | "client_encoding"
+            | "replication"
+    ) || is_client_keyword(key)
+}
+
+/// TCP keepalive settings (`keepalives`, `keepalives_idle`, `keepalives_interval`,
+/// `keepalives_count`); `None` leaves the operating system's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalives {
+    /// Keepalives are on (libpq's default).
+    pub enabled: bool,
+    /// Seconds of silence before the first probe.
+    pub idle: Option<u32>,
+    /// Seconds between probes.
+    pub interval: Option<u32>,
+    /// Probes lost before the connection is given up.
+    pub count: Option<u32>,
+}
+
+/// How TLS starts (`sslnegotiation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslNegotiation {
+    /// An SSLRequest first, and TLS if the server agrees (every server version).
+    Postgres,
+    /// A TLS handshake straight away, with ALPN `postgresql` (PostgreSQL 17 and later).
+    Direct,
+}
+
+/// Shuffles `items` for `load_balance_hosts=random`; `random(n)` must return a
+/// number below `n` (the face brings the randomness: the core has none).
+pub fn shuffle<T>(items: &mut [T], mut random: impl FnMut(usize) -> usize) {
+    for i in (1..items.len()).rev() {
+        let j = random(i + 1).min(i);
+        items.swap(i, j);
     }
+}
+
+/// Where libpq looks for a TLS file it was not given: `~/.postgresql/<name>`
+/// (`root.crt`, `root.crl`, `postgresql.crt`, `postgresql.key`), under `home`.
+pub fn default_tls_file(home: Option<&str>, name: &str) -> Option<String> {
+    home.map(|h| format!("{}/.postgresql/{name}", h.trim_end_matches('/')))
 }
 
 /// The scheme of a string that looks like a URI (`name://...`), which a keyword DSN
@@ -449,7 +670,7 @@ mod tests {
         assert_eq!(c.hosts, vec![Host::Unix("/tmp/sock".into())]);
         assert_eq!(c.ports, vec![6000]);
         assert_eq!(
-            c.addresses().unwrap(),
+            c.addresses(|_| false).unwrap(),
             vec![(Host::Unix("/tmp/sock".into()), 6000)]
         );
     }
@@ -518,22 +739,146 @@ mod tests {
     #[test]
     fn mismatched_ports_are_an_error() {
         let c = Config::parse("host=a,b,c port=1,2").unwrap();
-        assert!(c.addresses().is_err());
+        assert!(c.addresses(|_| false).is_err());
     }
 
     #[test]
     fn default_hosts_are_the_socket_directories_holding_the_port_then_localhost() {
-        // A port no server here uses, and a socket file for it in /tmp.
-        let port = 47_000 + (std::process::id() % 1000) as u16;
-        assert_eq!(default_hosts(port), vec![Host::Tcp("localhost".into())]);
-        let socket = std::path::Path::new("/tmp").join(format!(".s.PGSQL.{port}"));
-        std::fs::write(&socket, b"").unwrap();
-        let hosts = default_hosts(port);
-        std::fs::remove_file(&socket).unwrap();
+        assert_eq!(
+            default_hosts(5432, |_| false),
+            vec![Host::Tcp("localhost".into())]
+        );
+        let hosts = default_hosts(5433, |path| path == "/tmp/.s.PGSQL.5433");
         assert_eq!(
             hosts,
             vec![Host::Unix("/tmp".into()), Host::Tcp("localhost".into())]
         );
+    }
+
+    #[test]
+    fn every_pg_variable_fills_its_keyword() {
+        for (var, key) in ENV_VARS {
+            let mut c = Config::default();
+            let value = if *key == "port" || *key == "connect_timeout" {
+                "7"
+            } else {
+                "v"
+            };
+            c.apply_env(|k| (k == *var).then(|| value.to_owned()))
+                .unwrap();
+            let set = match *key {
+                "host" | "hostaddr" => !c.hosts.is_empty(),
+                "port" => c.ports == [7],
+                "dbname" => c.database.as_deref() == Some("v"),
+                "user" => c.user.as_deref() == Some("v"),
+                "password" => c.password.as_deref() == Some("v"),
+                "connect_timeout" => c.connect_timeout == Some(7.0),
+                "sslmode" => c.sslmode.as_deref() == Some("v"),
+                "application_name" => c.application_name.as_deref() == Some("v"),
+                k if is_client_keyword(k) => c.client_option(k) == Some("v"),
+                k => c.server_settings == [(k.to_owned(), "v".to_owned())],
+            };
+            assert!(set, "{var} did not set {key}: {c:?}");
+            assert!(
+                is_libpq_keyword(key) || SESSION_KEYWORDS.contains(key),
+                "{key}"
+            );
+        }
+        // What the connection string set stays; an empty variable counts as unset.
+        let mut c = Config::parse("target_session_attrs=primary").unwrap();
+        c.apply_env(|k| match k {
+            "PGTARGETSESSIONATTRS" => Some("standby".into()),
+            "PGUSER" => Some(String::new()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.client_option("target_session_attrs"), Some("primary"));
+        assert_eq!(c.user, None);
+    }
+
+    #[test]
+    fn a_service_fills_what_the_string_left_before_the_environment() {
+        let mut c = Config::parse("service=shop user=me").unwrap();
+        let params = service::lookup("[shop]\nhost=db\nuser=them\nport=5433\n", "shop")
+            .unwrap()
+            .unwrap();
+        c.apply_service(&params).unwrap();
+        c.apply_env(|k| (k == "PGHOST").then(|| "other".to_owned()))
+            .unwrap();
+        assert_eq!(c.hosts, vec![Host::Tcp("db".into())]);
+        assert_eq!(c.user.as_deref(), Some("me"));
+        assert_eq!(c.ports, vec![5433]);
+        let bad = vec![("colour".to_owned(), "blue".to_owned())];
+        assert!(c.apply_service(&bad).unwrap_err().0.contains("colour"));
+    }
+
+    #[test]
+    fn keys_libpq_does_not_know_are_listed() {
+        let c = Config::parse("host=h options=-cx=1 colour=blue client_encoding=UTF8").unwrap();
+        assert_eq!(c.unknown_keys().collect::<Vec<_>>(), ["colour"]);
+    }
+
+    #[test]
+    fn client_decisions() {
+        let c = Config::parse(
+            "load_balance_hosts=random keepalives_idle=30 target_session_attrs=standby",
+        )
+        .unwrap();
+        assert!(c.load_balance_hosts().unwrap());
+        assert_eq!(
+            c.target_session_attrs().unwrap(),
+            session::TargetSessionAttrs::Standby
+        );
+        let k = c.keepalives().unwrap();
+        assert!(k.enabled);
+        assert_eq!((k.idle, k.interval, k.count), (Some(30), None, None));
+        assert!(
+            !Config::parse("keepalives=0")
+                .unwrap()
+                .keepalives()
+                .unwrap()
+                .enabled
+        );
+        assert!(Config::parse("keepalives_count=x")
+            .unwrap()
+            .keepalives()
+            .is_err());
+        assert!(Config::parse("load_balance_hosts=yes")
+            .unwrap()
+            .load_balance_hosts()
+            .is_err());
+        assert!(Config::parse("target_session_attrs=master")
+            .unwrap()
+            .target_session_attrs()
+            .is_err());
+        assert_eq!(
+            Config::parse("sslmode=require sslnegotiation=direct")
+                .unwrap()
+                .sslnegotiation()
+                .unwrap(),
+            SslNegotiation::Direct
+        );
+        assert!(Config::parse("sslnegotiation=direct")
+            .unwrap()
+            .sslnegotiation()
+            .is_err());
+        assert_eq!(
+            default_tls_file(Some("/home/u"), "root.crt").as_deref(),
+            Some("/home/u/.postgresql/root.crt")
+        );
+    }
+
+    #[test]
+    fn shuffle_is_a_permutation_driven_by_the_callers_randomness() {
+        let mut v: Vec<u32> = (0..6).collect();
+        shuffle(&mut v, |_| 0);
+        let mut sorted = v.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..6).collect::<Vec<_>>());
+        assert_ne!(v, (0..6).collect::<Vec<_>>());
+        let mut same: Vec<u32> = (0..6).collect();
+        shuffle(&mut same, |n| n - 1);
+        assert_eq!(same, (0..6).collect::<Vec<_>>());
     }
 
     #[test]

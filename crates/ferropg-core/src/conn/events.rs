@@ -110,7 +110,22 @@ pub trait Events<T> {
 /// assert_eq!(rows_affected("INSERT 0 5"), Some(5));
 /// assert_eq!(rows_affected("SELECT 0"), Some(0));
 /// assert_eq!(rows_affected("CREATE TABLE"), None);
+/// assert_eq!(rows_affected("UPDATE 18446744073709551616"), None); // past u64
 /// ```
 pub fn rows_affected(tag: &str) -> Option<u64> {
-    tag.rsplit(' ').next().and_then(|n| n.parse().ok())
+    // Every CommandComplete goes through here (10,000 of them in an executemany of
+    // 10,000 rows): the digits are read from the end by hand, without a search.
+    let bytes = tag.as_bytes();
+    let digits = bytes
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    let start = bytes.len() - digits;
+    if digits == 0 || digits > 20 || (start > 0 && bytes[start - 1] != b' ') {
+        return None;
+    }
+    bytes[start..].iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
 }

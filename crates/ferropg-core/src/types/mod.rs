@@ -5,6 +5,7 @@
 
 pub mod array;
 pub mod binary;
+pub mod catalog;
 pub mod copy_binary;
 pub mod datetime;
 pub mod geometry;

@@ -96,7 +96,9 @@ fn member_offset(py: Python<'_>, cls: &Bound<'_, PyType>, name: &str) -> Option<
 fn make_uuid_type(py: Python<'_>) -> PyResult<Py<PyType>> {
     // `is_safe` is a class attribute (uuid.UUID.__init__ would set it per instance), so
     // uuid's own __setstate__ cannot run on these: they pickle and copy as a plain
-    // uuid.UUID, which also unpickles where ferropg is not installed.
+    // uuid.UUID, which also unpickles where ferropg is not installed. For the same
+    // reason a UUID made from Python sets only `int`. The class is built in a private
+    // namespace: no module is registered under the package's names.
     let source = c"
 import uuid
 
@@ -104,14 +106,23 @@ class UUID(uuid.UUID):
     \"\"\"A uuid.UUID built straight from the wire.\"\"\"
 
     __slots__ = ()
-    __module__ = 'ferropg.pgproto'
+    __module__ = 'ferropg.pgproto.pgproto'
     is_safe = uuid.SafeUUID.unknown
+
+    def __init__(self, hex=None, bytes=None, bytes_le=None, fields=None, int=None,
+                 version=None, *, is_safe=None):
+        parsed = uuid.UUID(hex, bytes, bytes_le, fields, int, version)
+        object.__setattr__(self, 'int', parsed.int)
 
     def __reduce__(self):
         return (uuid.UUID, (None, None, None, None, self.int))
 ";
-    let module = PyModule::from_code(py, source, c"ferropg/pgproto.py", c"ferropg.pgproto")?;
-    Ok(module.getattr("UUID")?.cast_into::<PyType>()?.unbind())
+    let namespace = pyo3::types::PyDict::new(py);
+    py.run(source, Some(&namespace), None)?;
+    let class = namespace
+        .get_item("UUID")?
+        .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("UUID class not built"))?;
+    Ok(class.cast_into::<PyType>()?.unbind())
 }
 
 /// The UUID subclass, for the Python package to export.

@@ -14,7 +14,7 @@ use super::decode::{decode_value, wire, Decoder};
 use super::encode::{encode_value, type_name, Encoder};
 use super::registry::{CustomCodec, Format};
 use super::{array, Cache};
-use crate::errors;
+use crate::errors::{self, ClientError};
 use crate::record::{record_type, RecordBuilder, RecordDesc};
 
 /// A shared codec, equal only to itself (codecs hold Python objects).
@@ -242,7 +242,7 @@ pub fn decode<'py>(
         }
         DynDecoder::Refused(why) => Err(errors::client_error(
             py,
-            "UnsupportedClientFeatureError",
+            ClientError::UnsupportedClientFeature,
             why.clone(),
         )),
         DynDecoder::WireTuple(kind) => decode_wire_tuple(py, *kind, buf),
@@ -540,7 +540,7 @@ pub fn encode(
                     None => {
                         return Err(errors::client_error(
                             py,
-                            "InternalClientError",
+                            ClientError::InternalClient,
                             "no tuple encoder for this type",
                         ))
                     }
@@ -586,7 +586,7 @@ pub fn encode(
         }
         DynEncoder::Refused(why) => Err(errors::client_error(
             py,
-            "UnsupportedClientFeatureError",
+            ClientError::UnsupportedClientFeature,
             why.clone(),
         )),
         DynEncoder::WireTuple(kind) => encode_wire_tuple(*kind, obj, buf),

@@ -6,7 +6,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 
 use crate::codecs::{encode_value, Cache};
-use crate::errors;
+use crate::errors::{self, ClientError};
 use crate::statement::Statement;
 
 use super::ops::Op;
@@ -31,19 +31,19 @@ pub(super) fn write_bind(
             let kind = args.get_type().name()?;
             return Err(errors::client_error(
                 py,
-                "DataError",
+                ClientError::Data,
                 format!("invalid input in executemany() argument sequence element #{n}: expected a sequence, got {kind}"),
             ));
         }
     }
     let given = args.len()?;
     frontend::check_parameter_count(given)
-        .map_err(|e| errors::client_error(py, "InterfaceError", e.0))?;
+        .map_err(|e| errors::client_error(py, ClientError::Interface, e.0))?;
     let expected = st.param_types.len();
     if given != expected {
         return Err(errors::client_error_with_hint(
             py,
-            "InterfaceError",
+            ClientError::Interface,
             format!(
                 "the server expects {expected} argument{} for this query, {given} {} passed",
                 if expected == 1 { "" } else { "s" },
@@ -57,7 +57,7 @@ pub(super) fn write_bind(
         // query, or a pooler handing us a different server session): parse it again.
         // Should the Bind fail, the caller drops the request, Parse included.
         req.parse("", &st.query, st.param_types.iter().copied())
-            .map_err(|e| errors::client_error(py, "InterfaceError", e.0))?;
+            .map_err(|e| errors::client_error(py, ClientError::Interface, e.0))?;
     }
     let mut failed_at = 0usize;
     let result = req.bind(
@@ -83,11 +83,11 @@ pub(super) fn write_bind(
     match failure {
         frontend::BindFailure::Param(cause) => {
             // A type the client cannot send at all is not a bad value: say so as is.
-            if errors::is_instance_of(py, &cause, "UnsupportedClientFeatureError") {
+            if errors::is_instance_of(py, &cause, ClientError::UnsupportedClientFeature) {
                 let msg = format!("query argument ${}: {}", failed_at + 1, cause.value(py));
                 return Err(errors::client_error(
                     py,
-                    "UnsupportedClientFeatureError",
+                    ClientError::UnsupportedClientFeature,
                     msg,
                 ));
             }
@@ -112,10 +112,12 @@ pub(super) fn write_bind(
                 "invalid input for query argument {position}: {repr} ({})",
                 cause.value(py).str()?
             );
-            let err = errors::client_error(py, "DataError", msg);
+            let err = errors::client_error(py, ClientError::Data, msg);
             err.set_cause(py, Some(cause));
             Err(err)
         }
-        frontend::BindFailure::Encode(e) => Err(errors::client_error(py, "InterfaceError", e.0)),
+        frontend::BindFailure::Encode(e) => {
+            Err(errors::client_error(py, ClientError::Interface, e.0))
+        }
     }
 }

@@ -8,7 +8,7 @@ use ferropg_core::message::frontend;
 use ferropg_core::types::copy_binary;
 
 use crate::codecs::{encode_value, Cache, Encoder, Registry};
-use crate::errors;
+use crate::errors::{self, ClientError};
 use crate::statement::Statement;
 
 /// The binary encoder of every column, or an error naming one that has none.
@@ -23,7 +23,7 @@ pub(super) fn binary_encoders(
         if enc.format() != 1 {
             return Err(errors::client_error(
                 py,
-                "InternalClientError",
+                ClientError::InternalClient,
                 format!(
                     "no binary format encoder for type {} (OID {})",
                     registry.type_name(py, c.type_oid),
@@ -66,7 +66,7 @@ pub(super) fn write_records(
         if count != encoders.len() {
             return Err(errors::client_error(
                 py,
-                "InterfaceError",
+                ClientError::Interface,
                 format!(
                     "the record has {count} values, the table's columns are {}",
                     encoders.len()
@@ -87,7 +87,7 @@ pub(super) fn write_records(
                     i + 1,
                     e.value(py)
                 );
-                let err = errors::client_error(py, "DataError", msg);
+                let err = errors::client_error(py, ClientError::Data, msg);
                 err.set_cause(py, Some(e));
                 err
             })?;
@@ -103,5 +103,5 @@ pub(super) fn write_records(
 
 /// A record the binary COPY format cannot carry (the core's framing refused it).
 fn encode_error(py: Python<'_>, e: impl std::fmt::Display) -> PyErr {
-    errors::client_error(py, "DataError", e.to_string())
+    errors::client_error(py, ClientError::Data, e.to_string())
 }

@@ -11,22 +11,23 @@ mod bind;
 mod copy;
 mod gc_pause;
 mod ops;
+mod statements;
+mod type_registry;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
 use bytes::BytesMut;
 use ferropg_core::conn::{Connection, Phase, StartupParams};
 use ferropg_core::message::{frontend, TransactionStatus};
-use ferropg_core::statement_cache::{Lookup, StatementCache};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple, PyType};
 
-use crate::codecs::{Alias, Cache, CustomCodec, Format, Registry, Shape, TypeInfo};
-use crate::errors;
+use crate::codecs::{Cache, Registry};
+use crate::errors::{self, ClientError};
 use crate::statement::Statement;
 use ops::{Completion, Op, OpKind, ResultShape};
+use statements::Statements;
 
 static STATEMENT_IDS: AtomicU64 = AtomicU64::new(1);
 
@@ -36,20 +37,6 @@ fn statement_name() -> String {
         "__ferropg_stmt_{}__",
         STATEMENT_IDS.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-/// The statement cache key: the query text alone for the connection's own record class
-/// without `ignore_custom_codec` (so the hot path looks it up by `&str`), else the text
-/// followed by NUL and the variant. PostgreSQL rejects NUL in query text, so no query
-/// can collide with a variant's key.
-type CacheKey = String;
-
-fn variant_key(sql: &str, cls: usize, own: usize, icc: bool) -> CacheKey {
-    if cls == own && !icc {
-        sql.to_owned()
-    } else {
-        format!("{sql}\0{cls:x}\0{}", u8::from(icc))
-    }
 }
 
 /// The asyncio protocol of one PostgreSQL connection.
@@ -66,11 +53,8 @@ pub struct CoreProtocol {
     ready_waiter: Py<PyAny>,
     /// Startup and authentication finished successfully.
     started: bool,
-    cache: StatementCache<CacheKey, Py<Statement>>,
-    /// Statements to close on the server with the next request.
-    to_close: Vec<Py<Statement>>,
-    record_class: Py<PyType>,
-    clock: Instant,
+    /// The statement cache and the statements waiting to be closed.
+    statements: Statements,
     closed: bool,
     lost: bool,
     writing_paused: bool,
@@ -105,7 +89,7 @@ fn check_statement_open(py: Python<'_>, st: &Statement) -> PyResult<()> {
     if st.is_closed() {
         return Err(errors::client_error(
             py,
-            "InterfaceError",
+            ClientError::Interface,
             "cannot perform operation: the prepared statement is closed",
         ));
     }
@@ -113,44 +97,22 @@ fn check_statement_open(py: Python<'_>, st: &Statement) -> PyResult<()> {
 }
 
 fn enc_err(py: Python<'_>, e: frontend::EncodeError) -> PyErr {
-    errors::client_error(py, "InterfaceError", e.0)
-}
-
-/// A statement cache lookup, owning what it found (so the cache is free to change).
-enum Cached {
-    Hit(Py<Statement>),
-    Miss,
-    Expired(Py<Statement>),
-}
-
-impl Cached {
-    fn from(py: Python<'_>, found: Lookup<'_, Py<Statement>>) -> Cached {
-        match found {
-            Lookup::Hit(s) => Cached::Hit(s.clone_ref(py)),
-            Lookup::Miss => Cached::Miss,
-            Lookup::Expired(old) => Cached::Expired(old),
-        }
-    }
+    errors::client_error(py, ClientError::Interface, e.0)
 }
 
 impl CoreProtocol {
     /// Starts a cached statement: its result's future, or None (the caller prepares)
-    /// on a miss or an expired entry (which is retired).
+    /// on a miss.
     fn start_cached(
         &mut self,
         py: Python<'_>,
-        found: Cached,
+        found: Option<Py<Statement>>,
         args: &Bound<'_, PyTuple>,
         limit: i32,
         shape: ResultShape,
     ) -> PyResult<Option<Py<PyAny>>> {
-        let stmt = match found {
-            Cached::Hit(s) => s,
-            Cached::Miss => return Ok(None),
-            Cached::Expired(old) => {
-                self.retire(old);
-                return Ok(None);
-            }
+        let Some(stmt) = found else {
+            return Ok(None);
         };
         let fut = self.new_future(py)?;
         let args = args.as_any();
@@ -162,15 +124,11 @@ impl CoreProtocol {
         Ok(self.create_future.bind(py).call0()?.unbind())
     }
 
-    fn now(&self) -> f64 {
-        self.clock.elapsed().as_secs_f64()
-    }
-
     fn ensure_open(&self, py: Python<'_>) -> PyResult<()> {
         if self.closed || self.lost || self.conn.phase() != Phase::Ready {
             return Err(errors::client_error(
                 py,
-                "InterfaceError",
+                ClientError::Interface,
                 "connection is closed",
             ));
         }
@@ -179,36 +137,9 @@ impl CoreProtocol {
 
     /// Writes Close for every statement waiting to be closed.
     fn queue_closes(&mut self, py: Python<'_>) -> PyResult<()> {
-        for stmt in self.to_close.drain(..) {
-            let name = &stmt.get().name;
-            if !name.is_empty() {
-                frontend::close(b'S', name, &mut self.out).map_err(|e| enc_err(py, e))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Takes a statement out of service: closed on the server with the next request,
-    /// unless a PreparedStatement still holds it (it then goes when released).
-    fn retire(&mut self, stmt: Py<Statement>) {
-        let st = stmt.get();
-        st.cached.store(false, Ordering::Relaxed);
-        if st.unreferenced() && !st.is_closed() {
-            st.closed.store(true, Ordering::Relaxed);
-            self.to_close.push(stmt);
-        }
-    }
-
-    fn cache_key(
-        &self,
-        py: Python<'_>,
-        sql: &str,
-        record_class: Option<&Bound<'_, PyType>>,
-        icc: bool,
-    ) -> CacheKey {
-        let own = self.record_class.bind(py).as_ptr() as usize;
-        let cls = record_class.map_or(own, |c| c.as_ptr() as usize);
-        variant_key(sql, cls, own, icc)
+        self.statements
+            .write_closes(&mut self.out)
+            .map_err(|e| enc_err(py, e))
     }
 
     /// Writes a simple Query and queues `kind` to collect its outcome.
@@ -299,12 +230,11 @@ impl CoreProtocol {
             let w = self.ready_waiter.clone_ref(py);
             done.push(Completion::Err(w, errors::core_error(py, err, None)));
         }
-        for op in self.conn.take_pending() {
+        for mut op in self.conn.take_pending() {
+            let failure = errors::core_error(py, err, op.query.as_deref());
+            done.extend(ops::unstarted_copy(py, &mut op, Some(&failure)));
             if let Some(w) = op.waiter {
-                done.push(Completion::Err(
-                    w,
-                    errors::core_error(py, err, op.query.as_deref()),
-                ));
+                done.push(Completion::Err(w, failure));
             }
         }
         self.conn.mark_closed();
@@ -413,10 +343,11 @@ impl CoreProtocol {
             out: BytesMut::with_capacity(8192),
             ready_waiter,
             started: false,
-            cache: StatementCache::new(statement_cache_size, max_cached_statement_lifetime),
-            to_close: Vec::new(),
-            record_class,
-            clock: Instant::now(),
+            statements: Statements::new(
+                statement_cache_size,
+                max_cached_statement_lifetime,
+                record_class,
+            ),
             closed: false,
             lost: false,
             writing_paused: false,
@@ -477,13 +408,19 @@ impl CoreProtocol {
                     Some(e) => PyErr::from_value(e.clone()),
                     None => errors::client_error(
                         py,
-                        "ConnectionDoesNotExistError",
+                        ClientError::ConnectionDoesNotExist,
                         "connection was closed in the middle of operation",
                     ),
                 };
                 done.push(Completion::Err(w, err));
             }
-            for op in this.conn.take_pending() {
+            for mut op in this.conn.take_pending() {
+                let lost = errors::client_error(
+                    py,
+                    ClientError::ConnectionDoesNotExist,
+                    "connection was closed in the middle of operation",
+                );
+                done.extend(ops::unstarted_copy(py, &mut op, Some(&lost)));
                 let Some(w) = op.waiter else { continue };
                 // A server error that came before the hang-up (a FATAL termination
                 // notice, say) explains it: keep it as the cause and in the message.
@@ -498,7 +435,7 @@ impl CoreProtocol {
                     }
                     None => exc.as_ref().map(|e| PyErr::from_value(e.clone())),
                 };
-                let err = errors::client_error(py, "ConnectionDoesNotExistError", msg);
+                let err = errors::client_error(py, ClientError::ConnectionDoesNotExist, msg);
                 err.set_cause(py, cause);
                 done.push(Completion::Err(w, err));
             }
@@ -610,7 +547,7 @@ impl CoreProtocol {
             let fut = this.new_future(py)?;
             let name = name.unwrap_or_else(statement_name);
             this.queue_closes(py)?;
-            let record_class = record_class.unwrap_or_else(|| this.record_class.clone_ref(py));
+            let record_class = record_class.unwrap_or_else(|| this.statements.record_class(py));
             let mut req = this.conn.request(&mut this.out);
             req.parse(&name, sql, std::iter::empty())
                 .and_then(|()| req.describe_statement(&name))
@@ -645,8 +582,7 @@ impl CoreProtocol {
             if this.ensure_open(py).is_err() || this.conn.pending_len() > 0 {
                 return Ok(None);
             }
-            let now = this.now();
-            let found = Cached::from(py, this.cache.get_borrowed(sql, now));
+            let found = this.statements.get_own(py, sql);
             this.start_cached(py, found, args, limit, shape_of(want_rows))
         })
     }
@@ -669,10 +605,10 @@ impl CoreProtocol {
             this.ensure_open(py)?;
             // Refused before a cache miss sends the query to be prepared.
             frontend::check_parameter_count(args.len())
-                .map_err(|e| errors::client_error(py, "InterfaceError", e.0))?;
-            let key = this.cache_key(py, sql, record_class, ignore_custom_codec);
-            let now = this.now();
-            let found = Cached::from(py, this.cache.get(&key, now));
+                .map_err(|e| errors::client_error(py, ClientError::Interface, e.0))?;
+            let found = this
+                .statements
+                .get(py, sql, record_class, ignore_custom_codec);
             this.start_cached(py, found, args, limit, shape_of(want_rows))
         })
     }
@@ -858,7 +794,7 @@ impl CoreProtocol {
                     .map_err(|e| enc_err(py, e))?;
                 req.bind::<PyErr>("", "", [], 0, |_, _| Ok(false), [])
                     .map_err(|_| {
-                        errors::client_error(py, "InterfaceError", "cannot encode ROLLBACK")
+                        errors::client_error(py, ClientError::Interface, "cannot encode ROLLBACK")
                     })?;
                 req.execute("", 0).map_err(|e| enc_err(py, e))?;
             }
@@ -988,66 +924,10 @@ impl CoreProtocol {
         Py::new(py, stmt.get().rebuild(py, &self.types)?)
     }
 
-    /// Records introspected types: `(oid, schema, name, kind, elemtype, basetype,
-    /// range_subtype, multirange_range, attrnames, attrtypoids)` per type, `kind` being
-    /// pg_type.typtype.
+    /// Records introspected types: one row per type, as `type_registry::add_types`
+    /// reads them.
     fn add_types(&mut self, rows: &Bound<'_, PyAny>) -> PyResult<()> {
-        let mut found = Vec::new();
-        for row in rows.try_iter()? {
-            let row = row?;
-            let get = |i: usize| row.get_item(i);
-            let oid: u32 = get(0)?.extract()?;
-            let schema: String = get(1)?.extract()?;
-            let name: String = get(2)?.extract()?;
-            // pg_type.typtype is a "char": bytes as asyncpg decodes it, or str.
-            let kind = get(3)?;
-            let kind: String = match kind.extract::<Vec<u8>>() {
-                Ok(b) if !kind.is_instance_of::<pyo3::types::PyString>() => {
-                    String::from_utf8_lossy(&b).into_owned()
-                }
-                _ => kind.extract()?,
-            };
-            let elem: Option<u32> = get(4)?.extract()?;
-            let base: Option<u32> = get(5)?.extract()?;
-            let subtype: Option<u32> = get(6)?.extract()?;
-            let range: Option<u32> = get(7)?.extract()?;
-            let names: Option<Vec<String>> = get(8)?.extract()?;
-            let oids: Option<Vec<u32>> = get(9)?.extract()?;
-            let nonzero = |v: Option<u32>| v.filter(|&o| o != 0);
-            let shape = match kind.as_str() {
-                "c" => Shape::Composite {
-                    names: names.unwrap_or_default(),
-                    oids: oids.unwrap_or_default(),
-                },
-                "e" => Shape::Enum,
-                "d" => match nonzero(base) {
-                    Some(base) => Shape::Domain { base },
-                    None => Shape::Scalar,
-                },
-                "r" => match nonzero(subtype) {
-                    Some(subtype) => Shape::Range { subtype },
-                    None => Shape::Scalar,
-                },
-                "m" => match nonzero(range) {
-                    Some(range) => Shape::Multirange { range },
-                    None => Shape::Scalar,
-                },
-                _ => match nonzero(elem) {
-                    Some(elem) => Shape::Array { elem },
-                    None => Shape::Scalar,
-                },
-            };
-            found.push((
-                oid,
-                TypeInfo {
-                    schema,
-                    name,
-                    shape,
-                },
-            ));
-        }
-        self.types.add_types(found);
-        Ok(())
+        type_registry::add_types(&mut self.types, rows)
     }
 
     /// Forgets the introspected types (the schema changed); the user's codecs stay.
@@ -1064,25 +944,13 @@ impl CoreProtocol {
         oid: u32,
         ignore_custom_codec: bool,
     ) -> PyResult<Option<i16>> {
-        let r = self.types.resolve(py, &[], &[oid], ignore_custom_codec)?;
-        if !r.missing.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(r.decoders[0].as_ref().map_or(0, |d| d.format())))
+        type_registry::codec_format(py, &self.types, oid, ignore_custom_codec)
     }
 
     /// What introspection found of `oid`: `(schema, name, kind, element OID)`, kind
     /// being asyncpg's 'scalar', 'array', 'composite', 'range' or 'multirange'.
     fn type_info(&self, oid: u32) -> Option<(String, String, &'static str, Option<u32>)> {
-        let t = self.types.type_info(oid)?;
-        let (kind, elem) = match &t.shape {
-            Shape::Composite { .. } => ("composite", None),
-            Shape::Array { elem } => ("array", Some(*elem)),
-            Shape::Range { .. } => ("range", None),
-            Shape::Multirange { .. } => ("multirange", None),
-            Shape::Enum | Shape::Domain { .. } | Shape::Scalar => ("scalar", None),
-        };
-        Some((t.schema.clone(), t.name.clone(), kind, elem))
+        type_registry::type_info(&self.types, oid)
     }
 
     /// Puts a user codec on `oid`: `format` is "text", "binary" or "tuple".
@@ -1093,25 +961,7 @@ impl CoreProtocol {
         encoder: Py<PyAny>,
         decoder: Py<PyAny>,
     ) -> PyResult<()> {
-        let format = match format {
-            "text" => Format::Text,
-            "binary" => Format::Binary,
-            "tuple" => Format::Tuple,
-            other => {
-                return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                    "invalid format: {other:?}"
-                )))
-            }
-        };
-        self.types.set_custom(
-            oid,
-            CustomCodec {
-                format,
-                encoder,
-                decoder,
-            },
-        );
-        Ok(())
+        type_registry::set_type_codec(&mut self.types, oid, format, encoder, decoder)
     }
 
     /// Makes `oid` use a built-in codec: that of the built-in type `target`, or
@@ -1123,21 +973,7 @@ impl CoreProtocol {
         target: &Bound<'_, PyAny>,
         text_only: bool,
     ) -> PyResult<()> {
-        let alias = if let Ok(target) = target.extract::<u32>() {
-            if text_only {
-                Alias::BuiltinText(target)
-            } else {
-                Alias::Builtin(target)
-            }
-        } else if target.extract::<String>()? == "hstore" {
-            Alias::Hstore
-        } else {
-            return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                "unknown built-in codec: {target}"
-            )));
-        };
-        self.types.set_alias(oid, alias);
-        Ok(())
+        type_registry::set_builtin_type_codec(&mut self.types, oid, target, text_only)
     }
 
     /// Removes the user's codec from `oid`.
@@ -1156,16 +992,8 @@ impl CoreProtocol {
         record_class: Option<&Bound<'_, PyType>>,
         ignore_custom_codec: bool,
     ) -> Option<Py<Statement>> {
-        let key = self.cache_key(py, sql, record_class, ignore_custom_codec);
-        let now = self.now();
-        match Cached::from(py, self.cache.get(&key, now)) {
-            Cached::Hit(s) => Some(s),
-            Cached::Miss => None,
-            Cached::Expired(old) => {
-                self.retire(old);
-                None
-            }
-        }
+        self.statements
+            .get(py, sql, record_class, ignore_custom_codec)
     }
 
     /// Caches a prepared statement under its query.
@@ -1177,96 +1005,63 @@ impl CoreProtocol {
         record_class: Option<&Bound<'_, PyType>>,
         ignore_custom_codec: bool,
     ) {
-        let key = self.cache_key(py, &stmt.get().query, record_class, ignore_custom_codec);
-        let now = self.now();
-        stmt.get().cached.store(true, Ordering::Relaxed);
-        let keep = stmt.clone_ref(py);
-        for old in self.cache.put(key, stmt, now) {
-            if !old.is(&keep) {
-                self.retire(old);
-            } else {
-                old.get().cached.store(false, Ordering::Relaxed);
-            }
-        }
+        self.statements
+            .put(py, stmt, record_class, ignore_custom_codec);
     }
 
     /// How many statements the cache holds.
     fn cache_len(&self) -> usize {
-        self.cache.len()
+        self.statements.len()
     }
 
     /// The cache's size limit.
     fn cache_max_size(&self) -> usize {
-        self.cache.max_size()
+        self.statements.max_size()
     }
 
     /// Changes the cache's size limit, retiring what no longer fits.
     fn cache_set_max_size(&mut self, size: usize) {
-        for old in self.cache.set_max_size(size) {
-            self.retire(old);
-        }
+        self.statements.set_max_size(size);
     }
 
     /// The cache's lifetime limit in seconds (0 = none).
     fn cache_max_lifetime(&self) -> f64 {
-        self.cache.max_lifetime()
+        self.statements.max_lifetime()
     }
 
     /// Changes the lifetime limit.
     fn cache_set_max_lifetime(&mut self, seconds: f64) {
-        self.cache.set_max_lifetime(seconds);
+        self.statements.set_max_lifetime(seconds);
     }
 
     /// The cached statements, least recently used first.
     fn cache_statements(&self, py: Python<'_>) -> Vec<Py<Statement>> {
-        self.cache.values().map(|s| s.clone_ref(py)).collect()
+        self.statements.values(py)
     }
 
     /// Empties the cache, retiring its statements.
     fn cache_clear(&mut self) {
-        for old in self.cache.clear() {
-            self.retire(old);
-        }
+        self.statements.clear();
     }
 
     /// The statements waiting to be closed on the server.
     fn pending_closes(&self, py: Python<'_>) -> Vec<Py<Statement>> {
-        self.to_close.iter().map(|s| s.clone_ref(py)).collect()
+        self.statements.pending_closes(py)
     }
 
     /// Forgets the statements waiting to be closed (the session is gone, or reset).
     fn discard_pending_closes(&mut self) {
-        self.to_close.clear();
+        self.statements.discard_pending_closes();
     }
 
     /// A PreparedStatement let go of `stmt`: close it unless the cache keeps it.
     fn release_statement(&mut self, stmt: Py<Statement>) {
-        let st = stmt.get();
-        if st.unreferenced() && !st.cached.load(Ordering::Relaxed) && !st.is_closed() {
-            st.closed.store(true, Ordering::Relaxed);
-            self.to_close.push(stmt);
-        }
+        self.statements.release(stmt);
     }
 
     /// Closes `stmt` on the server with the next request.
     fn close_statement(&mut self, py: Python<'_>, stmt: Py<Statement>) {
-        let st = stmt.get();
-        if st.cached.load(Ordering::Relaxed) {
-            let key = variant_key(
-                &st.query,
-                st.record_class.bind(py).as_ptr() as usize,
-                self.record_class.bind(py).as_ptr() as usize,
-                false,
-            );
-            if self.cache.peek(&key).is_some_and(|s| s.is(&stmt)) {
-                self.cache.remove(&key);
-            }
-            st.cached.store(false, Ordering::Relaxed);
-        }
-        if !st.is_closed() {
-            st.closed.store(true, Ordering::Relaxed);
-            self.to_close.push(stmt);
-        }
+        self.statements.close(py, stmt);
     }
 
     // ------------------------------------------------------------ closing
@@ -1351,7 +1146,7 @@ impl CoreProtocol {
 
     /// The default record class.
     fn get_record_class(&self, py: Python<'_>) -> Py<PyType> {
-        self.record_class.clone_ref(py)
+        self.statements.record_class(py)
     }
 
     /// How many queries this connection has sent.

@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple, PyType};
 
 use crate::codecs::{decode_value, Cache, Decoder, Registry};
-use crate::errors;
+use crate::errors::{self, ClientError};
 use crate::record::RecordBuilder;
 use crate::statement::{Described, Statement};
 
@@ -180,7 +180,7 @@ impl Events<Op> for Sink<'_, '_> {
                 // goes on to the ReadyForQuery.
                 Err(e) => {
                     op.error.get_or_insert_with(|| {
-                        errors::client_error(self.py, "InterfaceError", e.0)
+                        errors::client_error(self.py, ClientError::Interface, e.0)
                     });
                 }
             }
@@ -270,13 +270,40 @@ impl Events<Op> for Sink<'_, '_> {
         }
     }
 
-    fn done(&mut self, op: Op, _outcome: Outcome) -> Flow {
+    fn done(&mut self, mut op: Op, _outcome: Outcome) -> Flow {
         // The outcome's error already reached `op.error` through `error`.
+        if let Some(ready) = unstarted_copy(self.py, &mut op, None) {
+            self.done.push(ready);
+        }
         if let Some(completion) = finish(self.py, self.types, op) {
             self.done.push(completion);
         }
         Flow::Continue
     }
+}
+
+/// A COPY FROM STDIN that ended (or whose connection went) before the server asked
+/// for data: its `ready` future, which the caller awaits before feeding, gets the
+/// operation's error (or `lost`, or an InterfaceError when the statement was no COPY
+/// FROM STDIN), so the caller never waits for data the server will not take.
+pub(super) fn unstarted_copy(
+    py: Python<'_>,
+    op: &mut Op,
+    lost: Option<&PyErr>,
+) -> Option<Completion> {
+    let OpKind::CopyIn { ready, .. } = &mut op.kind else {
+        return None;
+    };
+    let ready = ready.take()?;
+    let err = match (lost, &op.error) {
+        (Some(e), _) | (None, Some(e)) => e.clone_ref(py),
+        (None, None) => errors::client_error(
+            py,
+            ClientError::Interface,
+            "the statement did not start a COPY FROM STDIN",
+        ),
+    };
+    Some(Completion::Err(ready, err))
 }
 
 /// The result of an operation that has ended, for its waiter.

@@ -60,7 +60,7 @@ pub(super) fn create_record_type(py: Python<'_>) -> PyResult<Py<PyType>> {
                 PyCFunctionFast: record_get,
             },
             ml_flags: ffi::METH_FASTCALL,
-            ml_doc: c"get(key, default=None, /)\n--\n\nThe value of column `key`, or `default` when there is no such column.".as_ptr(),
+            ml_doc: c"get($self, key, default=None, /)\n--\n\nThe value of column `key`, or `default` when there is no such column.".as_ptr(),
         },
         ffi::PyMethodDef {
             ml_name: c"keys".as_ptr(),

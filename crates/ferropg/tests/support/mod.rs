@@ -373,6 +373,58 @@ impl TempCluster {
         Ok(cluster)
     }
 
+    /// A hot standby of this (running) server: a copy made with `pg_basebackup -R`
+    /// (which writes `standby.signal` and `primary_conninfo`), started on a free
+    /// port; it streams from this server over its Unix socket.
+    pub fn start_standby(&self) -> io::Result<TempCluster> {
+        let os_user = server_os_user()?;
+        let base_dir = make_private_dir(&short_tmpdir(os_user.is_some()))?;
+        let mut standby = TempCluster {
+            host: self.host.clone(),
+            port: 0,
+            socket_dir: base_dir.clone(),
+            user: self.user.clone(),
+            data_dir: base_dir.join("data"),
+            log_file: base_dir.join("postgres.log"),
+            psql: self.psql.clone(),
+            bindir: self.bindir.clone(),
+            base_dir,
+            run_as: self.run_as.clone(),
+            watchdog: None,
+            running: false,
+        };
+        if let Some((_, uid, gid)) = &os_user {
+            std::os::unix::fs::chown(&standby.base_dir, Some(*uid), Some(*gid))?;
+        }
+        let socket_dir = self.socket_dir.to_string_lossy().into_owned();
+        let port = self.port.to_string();
+        let data = standby.data_dir.to_string_lossy().into_owned();
+        let words = [
+            "-D",
+            data.as_str(),
+            "-h",
+            socket_dir.as_str(),
+            "-p",
+            port.as_str(),
+            "-U",
+            self.user.as_str(),
+            "-R",
+            "-X",
+            "stream",
+        ];
+        let args: Vec<&OsStr> = words.iter().map(OsStr::new).collect();
+        let out = standby.run_tool(&self.bindir.join("pg_basebackup"), &args)?;
+        if !out.status.success() {
+            return Err(other_error(format!(
+                "pg_basebackup failed ({}):\n{}",
+                out.status,
+                output_text(&out)
+            )));
+        }
+        standby.start_server(&[("hot_standby", "on")])?;
+        Ok(standby)
+    }
+
     /// Runs a server-side tool (initdb, pg_ctl) as the server's OS user.
     fn run_tool(&self, program: &Path, args: &[&OsStr]) -> io::Result<Output> {
         let mut cmd = match self.run_as.split_first() {
