@@ -20,15 +20,16 @@ import string
 import uuid
 import zlib
 from collections import deque
+from collections.abc import Callable
 from decimal import Decimal
 from itertools import chain
-from typing import Any, Callable
+from typing import Any
 
 SCHEMA = "ferropg_bench"
 SEED = 20261201
 N_MIXED = 10_000
 N_DECODE = 1_000
-UTC = dt.timezone.utc
+UTC = dt.UTC
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 _US = dt.timedelta(microseconds=1)
 WRITE_BASE = dt.datetime(2020, 1, 1, tzinfo=UTC)
@@ -300,7 +301,7 @@ def row_crc(row: Any, canons: list[Callable[[Any], str]]) -> int:
     if len(vals) != len(canons):
         raise CheckError(f"row has {len(vals)} values, expected {len(canons)}")
     try:
-        return zlib.crc32("\x1f".join([c(v) for c, v in zip(canons, vals)]).encode())
+        return zlib.crc32("\x1f".join([c(v) for c, v in zip(canons, vals, strict=True)]).encode())
     except CheckError:
         raise
     except Exception as e:  # e.g. json.loads on garbage

@@ -20,7 +20,8 @@ from __future__ import annotations
 import functools
 import importlib
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _PARAM = re.compile(r"\$\d+")
 
@@ -35,7 +36,8 @@ class AsyncpgAPI:
     def __init__(self, name: str) -> None:
         self.name = name
         self.mod = importlib.import_module(name)
-        self.version = getattr(self.mod, "__version__", "?")
+        # ferropg's __version__ is the asyncpg release it stands in for; VERSION is its own.
+        self.version = getattr(self.mod, "VERSION", None) or getattr(self.mod, "__version__", "?")
 
     async def connect(self, dsn: str) -> Any:
         return await self.mod.connect(dsn)

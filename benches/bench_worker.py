@@ -172,7 +172,7 @@ class Cell:
         # every value of every op checked afterwards
         canons = bc.canons_for([t for _, t in bc.MIXED_COLUMNS])
         self.note_types(keep[0][0])
-        for k, rows in zip(ids, keep):
+        for k, rows in zip(ids, keep, strict=True):
             if len(rows) != 1:
                 raise bc.CheckError(f"pk_row: {len(rows)} rows for id {k}")
             if bc.row_crc(rows[0], canons) != crcs[k - 1]:

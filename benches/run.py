@@ -626,7 +626,7 @@ def main() -> int:
         pgb: list[dict] = []
         pairs = [(d, lp) for d in drivers for lp in loops]
         t_start = time.time()
-        started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+        started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")
         for r in range(rounds):
             for wi, wl in enumerate(workloads):
                 spec = bc.WORKLOADS[wl]

@@ -8,6 +8,11 @@
 * ``managed_cluster``: the session cluster, skipping the test under ``$PGDSN``.
 * ``pg_cluster``: the ``ferropg.cluster`` module itself.
 
+Every ``async def test_...`` runs twice, on a fresh asyncio loop and on a fresh uvloop loop
+(ids ``test_x[asyncio]`` and ``test_x[uvloop]``): :func:`pytest_generate_tests` parametrizes
+it with the loop kinds and :func:`pytest_pyfunc_call` runs it with ``asyncio.Runner``.
+Synchronous tests run once, as usual.
+
 Tests that edit ``pg_hba.conf`` or restart the server should start their own cluster
 (``pg_cluster.TempCluster()``) rather than disturb the shared one.  The marker
 ``needs_cluster`` documents such tests.
@@ -15,10 +20,12 @@ Tests that edit ``pg_hba.conf`` or restart the server should start their own clu
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import inspect
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -111,10 +118,11 @@ def managed_cluster(cluster: Any) -> Any:
     return cluster
 
 
-def _loop_factories() -> dict[str, Any]:
-    import asyncio
-
-    factories: dict[str, Any] = {"asyncio": asyncio.new_event_loop}
+def _loop_factories() -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """The event loops every ``async def`` test runs on, by test id."""
+    factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+        "asyncio": asyncio.new_event_loop
+    }
     try:
         import uvloop
     except ImportError:  # make test installs it; a bare checkout may not have it
@@ -124,16 +132,32 @@ def _loop_factories() -> dict[str, Any]:
     return factories
 
 
-@pytest.fixture(params=sorted(_loop_factories()))
-def run(request: pytest.FixtureRequest) -> Any:
-    """``run(coro)``: runs a coroutine to completion on a fresh loop of each kind
-    (the default asyncio loop, then uvloop), so every async test covers both."""
-    import asyncio
+LOOP_FACTORIES = _loop_factories()
+#: The parameter that carries the loop kind of an ``async def`` test (it is not an argument
+#: of the test: the test sees it only in its id, ``test_x[asyncio]``, ``test_x[uvloop]``).
+LOOP_PARAM = "loop_kind"
 
-    factory = _loop_factories()[request.param]
 
-    def runner(coro: Any) -> Any:
-        with asyncio.Runner(loop_factory=factory) as r:
-            return r.run(coro)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrizes every ``async def`` test with the loop kinds (asyncio, then uvloop)."""
+    if not inspect.iscoroutinefunction(metafunc.function):
+        return
+    if LOOP_PARAM not in metafunc.fixturenames:
+        # parametrize() takes only names the test uses: add ours to them (pytest drops it
+        # from the fixtures to set up again, the function does not take it).
+        metafunc.fixturenames.append(LOOP_PARAM)
+    kinds = sorted(LOOP_FACTORIES)
+    metafunc.parametrize(LOOP_PARAM, kinds, ids=kinds)
 
-    return runner
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Runs an ``async def`` test to completion on a fresh loop of its kind."""
+    function = pyfuncitem.obj
+    if not inspect.iscoroutinefunction(function):
+        return None
+    factory = LOOP_FACTORIES[pyfuncitem.callspec.params[LOOP_PARAM]]
+    kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(function(**kwargs))
+    return True

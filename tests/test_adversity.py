@@ -84,89 +84,77 @@ class Proxy:
         ("cut", exceptions.ConnectionDoesNotExistError),
     ],
 )
-def test_broken_replies_fail_fast(run, cluster, mode, error):
+async def test_broken_replies_fail_fast(cluster, mode, error):
     kw = cluster.connection_kwargs()
 
-    async def body():
-        proxy = Proxy(kw["host"], kw["port"])
-        port = await proxy.start()
-        try:
-            con = await ferropg.connect(host="127.0.0.1", port=port, user=kw["user"])
-            assert await con.fetchval("SELECT 1") == 1
-            proxy.mode = mode
-            with pytest.raises(error):
-                await asyncio.wait_for(con.fetch("SELECT generate_series(1, 1000)"), 10)
-            await asyncio.sleep(0.05)
-            assert con.is_closed()
-            with pytest.raises(exceptions.InterfaceError, match="connection is closed"):
-                await con.fetchval("SELECT 1")
-        finally:
-            await proxy.close()
-
-    run(body())
+    proxy = Proxy(kw["host"], kw["port"])
+    port = await proxy.start()
+    try:
+        con = await ferropg.connect(host="127.0.0.1", port=port, user=kw["user"])
+        assert await con.fetchval("SELECT 1") == 1
+        proxy.mode = mode
+        with pytest.raises(error):
+            await asyncio.wait_for(con.fetch("SELECT generate_series(1, 1000)"), 10)
+        await asyncio.sleep(0.05)
+        assert con.is_closed()
+        with pytest.raises(exceptions.InterfaceError, match="connection is closed"):
+            await con.fetchval("SELECT 1")
+    finally:
+        await proxy.close()
 
 
-def test_replies_split_anywhere_decode_the_same(run, cluster):
+async def test_replies_split_anywhere_decode_the_same(cluster):
     kw = cluster.connection_kwargs()
     query = (
         "SELECT i, repeat('x', i % 50) AS t, ('{\"k\": ' || i || '}')::jsonb AS j,"
         " ARRAY[i, -i] AS a FROM generate_series(1, 300) AS i"
     )
 
-    async def body():
-        direct = await ferropg.connect(**kw)
-        expected = [tuple(r) for r in await direct.fetch(query)]
-        await direct.close()
-        proxy = Proxy(kw["host"], kw["port"])
-        port = await proxy.start()
-        proxy.mode = "trickle"
-        try:
-            con = await ferropg.connect(host="127.0.0.1", port=port, user=kw["user"])
-            assert [tuple(r) for r in await con.fetch(query)] == expected
-            assert await con.fetchval("SELECT $1::text", "after") == "after"
-            await con.close()
-        finally:
-            await proxy.close()
-
-    run(body())
+    direct = await ferropg.connect(**kw)
+    expected = [tuple(r) for r in await direct.fetch(query)]
+    await direct.close()
+    proxy = Proxy(kw["host"], kw["port"])
+    port = await proxy.start()
+    proxy.mode = "trickle"
+    try:
+        con = await ferropg.connect(host="127.0.0.1", port=port, user=kw["user"])
+        assert [tuple(r) for r in await con.fetch(query)] == expected
+        assert await con.fetchval("SELECT $1::text", "after") == "after"
+        await con.close()
+    finally:
+        await proxy.close()
 
 
-def test_cut_during_startup(run, cluster):
+async def test_cut_during_startup(cluster):
     kw = cluster.connection_kwargs()
 
-    async def body():
-        proxy = Proxy(kw["host"], kw["port"])
-        port = await proxy.start()
-        proxy.mode = "cut"
-        try:
-            with pytest.raises((exceptions.ConnectionDoesNotExistError, ConnectionError)):
-                await asyncio.wait_for(
-                    ferropg.connect(host="127.0.0.1", port=port, user=kw["user"]), 10
-                )
-        finally:
-            await proxy.close()
-
-    run(body())
+    proxy = Proxy(kw["host"], kw["port"])
+    port = await proxy.start()
+    proxy.mode = "cut"
+    try:
+        with pytest.raises((exceptions.ConnectionDoesNotExistError, ConnectionError)):
+            await asyncio.wait_for(
+                ferropg.connect(host="127.0.0.1", port=port, user=kw["user"]), 10
+            )
+    finally:
+        await proxy.close()
 
 
-def test_server_starting_up_moves_on_to_the_next_host(run, cluster):
+async def test_server_starting_up_moves_on_to_the_next_host(cluster):
     kw = cluster.connection_kwargs()
 
-    async def body():
-        proxy = Proxy(kw["host"], kw["port"])
-        port = await proxy.start()
-        proxy.mode = "starting-up"
-        try:
-            con = await ferropg.connect(
-                host=["127.0.0.1", kw["host"]], port=[port, kw["port"]], user=kw["user"],
-                ssl="disable",
-            )  # fmt: skip
-            assert await con.fetchval("SELECT 1") == 1
-            await con.close()
-            # With no other host, the server's own error.
-            with pytest.raises(exceptions.CannotConnectNowError):
-                await ferropg.connect(host="127.0.0.1", port=port, user=kw["user"], ssl="disable")
-        finally:
-            await proxy.close()
-
-    run(body())
+    proxy = Proxy(kw["host"], kw["port"])
+    port = await proxy.start()
+    proxy.mode = "starting-up"
+    try:
+        con = await ferropg.connect(
+            host=["127.0.0.1", kw["host"]], port=[port, kw["port"]], user=kw["user"],
+            ssl="disable",
+        )  # fmt: skip
+        assert await con.fetchval("SELECT 1") == 1
+        await con.close()
+        # With no other host, the server's own error.
+        with pytest.raises(exceptions.CannotConnectNowError):
+            await ferropg.connect(host="127.0.0.1", port=port, user=kw["user"], ssl="disable")
+    finally:
+        await proxy.close()

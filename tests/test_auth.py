@@ -46,75 +46,60 @@ def _connect(c, user, password=None):
 
 
 @pytest.mark.parametrize("user", sorted(USERS))
-def test_password_methods(run, auth_cluster, user):
-    async def body():
-        con = await _connect(auth_cluster, user, PASSWORD)
-        assert await con.fetchval("SELECT current_user") == user
-        await con.close()
+async def test_password_methods(auth_cluster, user):
+    con = await _connect(auth_cluster, user, PASSWORD)
+    assert await con.fetchval("SELECT current_user") == user
+    await con.close()
 
-        with pytest.raises(exceptions.InvalidPasswordError):
-            await _connect(auth_cluster, user, "wrong")
-        with pytest.raises(exceptions.InvalidPasswordError):
-            await _connect(auth_cluster, user, None)
-
-    run(body())
+    with pytest.raises(exceptions.InvalidPasswordError):
+        await _connect(auth_cluster, user, "wrong")
+    with pytest.raises(exceptions.InvalidPasswordError):
+        await _connect(auth_cluster, user, None)
 
 
-def test_callable_password(run, auth_cluster):
-    async def body():
-        async def get_password():
-            return PASSWORD
+async def test_callable_password(auth_cluster):
+    async def get_password():
+        return PASSWORD
 
-        con = await _connect(auth_cluster, "u_scram", get_password)
-        assert await con.fetchval("SELECT 1") == 1
-        await con.close()
-        con = await _connect(auth_cluster, "u_md5", lambda: PASSWORD)
-        assert await con.fetchval("SELECT 1") == 1
-        await con.close()
-
-    run(body())
+    con = await _connect(auth_cluster, "u_scram", get_password)
+    assert await con.fetchval("SELECT 1") == 1
+    await con.close()
+    con = await _connect(auth_cluster, "u_md5", lambda: PASSWORD)
+    assert await con.fetchval("SELECT 1") == 1
+    await con.close()
 
 
-def test_trust_and_reject(run, auth_cluster):
-    async def body():
-        con = await _connect(auth_cluster, "u_trust")
-        assert await con.fetchval("SELECT current_user") == "u_trust"
-        await con.close()
-        with pytest.raises(exceptions.InvalidAuthorizationSpecificationError) as info:
-            await _connect(auth_cluster, "u_reject", "x")
-        assert "rejects connection" in info.value.message
-
-    run(body())
+async def test_trust_and_reject(auth_cluster):
+    con = await _connect(auth_cluster, "u_trust")
+    assert await con.fetchval("SELECT current_user") == "u_trust"
+    await con.close()
+    with pytest.raises(exceptions.InvalidAuthorizationSpecificationError) as info:
+        await _connect(auth_cluster, "u_reject", "x")
+    assert "rejects connection" in info.value.message
 
 
-def test_password_in_dsn(run, auth_cluster):
-    async def body():
-        dsn = auth_cluster.dsn(user="u_scram", password=PASSWORD)
-        con = await ferropg.connect(dsn)
-        assert await con.fetchval("SELECT current_user") == "u_scram"
-        await con.close()
-
-    run(body())
+async def test_password_in_dsn(auth_cluster):
+    dsn = auth_cluster.dsn(user="u_scram", password=PASSWORD)
+    con = await ferropg.connect(dsn)
+    assert await con.fetchval("SELECT current_user") == "u_scram"
+    await con.close()
 
 
-def test_password_from_passfile(run, auth_cluster, tmp_path, monkeypatch):
+async def test_password_from_passfile(auth_cluster, tmp_path, monkeypatch):
     monkeypatch.delenv("PGPASSWORD", raising=False)
     passfile = tmp_path / "pgpass"
     passfile.write_text(f"127.0.0.1:{auth_cluster.port}:postgres:u_scram:{PASSWORD}\n")
     passfile.chmod(0o600)
 
-    async def body():
-        con = await ferropg.connect(
-            host="127.0.0.1",
-            port=auth_cluster.port,
-            user="u_scram",
-            database="postgres",
-            passfile=str(passfile),
-        )
-        assert await con.fetchval("SELECT current_user") == "u_scram"
-        await con.close()
-        # No entry for this user: no password, and the server asks for one.
-        with pytest.raises(exceptions.InvalidPasswordError):
-            await _connect(auth_cluster, "u_md5")
-
-    run(body())
+    con = await ferropg.connect(
+        host="127.0.0.1",
+        port=auth_cluster.port,
+        user="u_scram",
+        database="postgres",
+        passfile=str(passfile),
+    )
+    assert await con.fetchval("SELECT current_user") == "u_scram"
+    await con.close()
+    # No entry for this user: no password, and the server asks for one.
+    with pytest.raises(exceptions.InvalidPasswordError):
+        await _connect(auth_cluster, "u_md5")

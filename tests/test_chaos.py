@@ -118,7 +118,7 @@ class Chaos:
     async def call(self, coro, label: str) -> None:
         try:
             await asyncio.wait_for(coro, self.rng.uniform(0, 0.08))
-        except (asyncio.TimeoutError, asyncio.CancelledError):
+        except (TimeoutError, asyncio.CancelledError):
             self.outcomes["timeout"] += 1
         except Exception as e:
             self.outcomes[f"{label}: {type(e).__name__}: {e}"] += 1
@@ -168,44 +168,40 @@ async def _assert_clean(pool) -> None:
     assert pool.get_size() <= pool.get_max_size()
 
 
-def test_random_cancellation_everywhere(run, dsn):
-    async def main():
-        setup = await ferropg.connect(dsn)
-        await setup.execute("DROP TABLE IF EXISTS chaos; CREATE TABLE chaos (x int)")
-        pool = await ferropg.create_pool(dsn, min_size=POOL_SIZE, max_size=POOL_SIZE)
-        own = [await ferropg.connect(dsn) for _ in range(OWN_CONNECTIONS)]
-        chaos = Chaos(random.Random(1206))
-        try:
-            start = time.monotonic()
-            until = start + SECONDS
-            workers = [
-                asyncio.ensure_future(_own_worker(chaos, own[i], until))
-                for i in range(OWN_CONNECTIONS)
-            ]
-            workers += [
-                asyncio.ensure_future(_pooled_worker(chaos, pool, until))
-                for _ in range(TASKS - OWN_CONNECTIONS)
-            ]
-            await asyncio.sleep(SECONDS / 3)
-            rss_early = _rss()
-            await asyncio.gather(*workers)
-            rss_late = _rss()
+async def test_random_cancellation_everywhere(dsn):
+    setup = await ferropg.connect(dsn)
+    await setup.execute("DROP TABLE IF EXISTS chaos; CREATE TABLE chaos (x int)")
+    pool = await ferropg.create_pool(dsn, min_size=POOL_SIZE, max_size=POOL_SIZE)
+    own = [await ferropg.connect(dsn) for _ in range(OWN_CONNECTIONS)]
+    chaos = Chaos(random.Random(1206))
+    try:
+        start = time.monotonic()
+        until = start + SECONDS
+        workers = [
+            asyncio.ensure_future(_own_worker(chaos, own[i], until)) for i in range(OWN_CONNECTIONS)
+        ]
+        workers += [
+            asyncio.ensure_future(_pooled_worker(chaos, pool, until))
+            for _ in range(TASKS - OWN_CONNECTIONS)
+        ]
+        await asyncio.sleep(SECONDS / 3)
+        rss_early = _rss()
+        await asyncio.gather(*workers)
+        rss_late = _rss()
 
-            errors = {k: v for k, v in chaos.outcomes.items() if k not in ("ok", "timeout")}
-            assert errors == {}
-            assert chaos.wrong == []
-            assert chaos.outcomes["ok"] > 100 and chaos.outcomes["timeout"] > 100
-            assert rss_late - rss_early < RSS_SLACK, (rss_early, rss_late)
+        errors = {k: v for k, v in chaos.outcomes.items() if k not in ("ok", "timeout")}
+        assert errors == {}
+        assert chaos.wrong == []
+        assert chaos.outcomes["ok"] > 100 and chaos.outcomes["timeout"] > 100
+        assert rss_late - rss_early < RSS_SLACK, (rss_early, rss_late)
 
-            await asyncio.wait_for(_assert_clean(pool), 60)
-            for con in own:
-                assert await asyncio.wait_for(con.fetchval("SELECT 1"), 30) == 1
-                assert not con.is_in_transaction()
-        finally:
-            for con in own:
-                con.terminate()
-            pool.terminate()
-            await setup.execute("DROP TABLE chaos")
-            await setup.close()
-
-    run(main())
+        await asyncio.wait_for(_assert_clean(pool), 60)
+        for con in own:
+            assert await asyncio.wait_for(con.fetchval("SELECT 1"), 30) == 1
+            assert not con.is_in_transaction()
+    finally:
+        for con in own:
+            con.terminate()
+        pool.terminate()
+        await setup.execute("DROP TABLE chaos")
+        await setup.close()

@@ -259,19 +259,22 @@ def test_watchdog_stops_server_of_killed_process(pg_cluster: ModuleType) -> None
         "print(c.data_dir, c.socket_dir, c._postmaster_pid(), flush=True)\n"
         "time.sleep(120)\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        data_dir, socket_dir, pid = proc.stdout.readline().split()
-        assert pg_cluster._pid_alive(int(pid))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        assert _wait_for(lambda: not pg_cluster._pid_alive(int(pid)))
-        assert _wait_for(lambda: not os.path.exists(data_dir) and not os.path.exists(socket_dir))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    # Leaving the with block closes the pipe (and waits for the process).
+    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            data_dir, socket_dir, pid = proc.stdout.readline().split()
+            assert pg_cluster._pid_alive(int(pid))
+            proc.send_signal(signal.SIGKILL)
             proc.wait()
+            assert _wait_for(lambda: not pg_cluster._pid_alive(int(pid)))
+            assert _wait_for(
+                lambda: not os.path.exists(data_dir) and not os.path.exists(socket_dir)
+            )
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 @pytest.mark.needs_cluster

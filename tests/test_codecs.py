@@ -14,7 +14,7 @@ import ferropg
 from ferropg import exceptions
 
 D = decimal.Decimal
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 # (SQL type, Python values that must survive a round trip unchanged)
 ROUND_TRIPS = [
@@ -86,24 +86,19 @@ ROUND_TRIPS = [
 
 
 @pytest.mark.parametrize(("typ", "values"), ROUND_TRIPS, ids=[t for t, _ in ROUND_TRIPS])
-def test_round_trip(run, dsn, typ, values):
-    async def body():
-        con = await ferropg.connect(dsn)
-        try:
-            for value in values:
-                got = await con.fetchval(f"SELECT $1::{typ}", value)
-                assert got == value, (typ, value, got)
-                assert type(got) is type(value) or isinstance(got, type(value))
-            assert await con.fetchval(f"SELECT $1::{typ}", None) is None
-            # A NULL among values in one row.
-            row = await con.fetchrow(
-                f"SELECT $1::{typ}, NULL::{typ}, $2::{typ}", values[0], values[-1]
-            )
-            assert tuple(row) == (values[0], None, values[-1])
-        finally:
-            await con.close()
-
-    run(body())
+async def test_round_trip(dsn, typ, values):
+    con = await ferropg.connect(dsn)
+    try:
+        for value in values:
+            got = await con.fetchval(f"SELECT $1::{typ}", value)
+            assert got == value, (typ, value, got)
+            assert type(got) is type(value) or isinstance(got, type(value))
+        assert await con.fetchval(f"SELECT $1::{typ}", None) is None
+        # A NULL among values in one row.
+        row = await con.fetchrow(f"SELECT $1::{typ}, NULL::{typ}, $2::{typ}", values[0], values[-1])
+        assert tuple(row) == (values[0], None, values[-1])
+    finally:
+        await con.close()
 
 
 @pytest.mark.parametrize(
@@ -144,100 +139,88 @@ def test_round_trip(run, dsn, typ, values):
         ("SELECT '08:00:2b:01:02:03'::macaddr", "08:00:2b:01:02:03"),
     ],
 )
-def test_decode_literals(run, dsn, sql, expected):
-    async def body():
-        con = await ferropg.connect(dsn)
-        try:
-            got = await con.fetchval(sql)
-            if expected == "NaN":
-                assert got.is_nan()
-            else:
-                assert got == expected
-                if isinstance(expected, datetime.datetime):
-                    assert got.tzinfo == expected.tzinfo
-        finally:
-            await con.close()
-
-    run(body())
+async def test_decode_literals(dsn, sql, expected):
+    con = await ferropg.connect(dsn)
+    try:
+        got = await con.fetchval(sql)
+        if expected == "NaN":
+            assert got.is_nan()
+        else:
+            assert got == expected
+            if isinstance(expected, datetime.datetime):
+                assert got.tzinfo == expected.tzinfo
+    finally:
+        await con.close()
 
 
-def test_encode_specials(run, dsn):
-    async def body():
-        con = await ferropg.connect(dsn)
-        try:
-            assert await con.fetchval("SELECT $1::numeric::text", D("NaN")) == "NaN"
-            assert await con.fetchval("SELECT $1::numeric::text", D("Infinity")) == "Infinity"
-            assert await con.fetchval("SELECT $1::numeric::text", D("-Infinity")) == "-Infinity"
-            assert await con.fetchval("SELECT $1::numeric::text", 12) == "12"
-            assert await con.fetchval("SELECT $1::numeric::text", "1.50") == "1.50"
-            assert await con.fetchval("SELECT $1::date::text", datetime.date.max) == "infinity"
-            assert await con.fetchval("SELECT $1::date::text", datetime.date.min) == "-infinity"
-            for typ in ("timestamp", "timestamptz"):
-                q = f"SELECT $1::{typ}::text"
-                assert await con.fetchval(q, datetime.datetime.max) == "infinity"
-                assert await con.fetchval(q, datetime.datetime.min) == "-infinity"
-            tz = datetime.timezone(datetime.timedelta(hours=-5))
-            aware = datetime.datetime(2021, 3, 4, 5, 6, 7, tzinfo=tz)
-            assert await con.fetchval("SELECT $1::timestamptz", aware) == aware
-            t = datetime.time(1, 2, 3, 4, tzinfo=tz)
-            assert await con.fetchval("SELECT $1::timetz", t) == t
-            assert await con.fetchval(
-                "SELECT $1::uuid::text", "12345678123456781234567812345678"
-            ) == ("12345678-1234-5678-1234-567812345678")
-            assert await con.fetchval("SELECT $1::bytea", bytearray(b"ab")) == b"ab"
-            assert await con.fetchval("SELECT $1::bytea", memoryview(b"cd")) == b"cd"
-            assert await con.fetchval("SELECT $1::float8", 3) == 3.0
-            assert await con.fetchval("SELECT $1::int4 IS NULL", None) is True
-            # inet takes a str as asyncpg does; text-only types take their text.
-            assert await con.fetchval("SELECT $1::inet::text", "10.0.0.1") == "10.0.0.1/32"
-            assert await con.fetchval("SELECT $1::money::text", "3.25") == "$3.25"
-        finally:
-            await con.close()
-
-    run(body())
+async def test_encode_specials(dsn):
+    con = await ferropg.connect(dsn)
+    try:
+        assert await con.fetchval("SELECT $1::numeric::text", D("NaN")) == "NaN"
+        assert await con.fetchval("SELECT $1::numeric::text", D("Infinity")) == "Infinity"
+        assert await con.fetchval("SELECT $1::numeric::text", D("-Infinity")) == "-Infinity"
+        assert await con.fetchval("SELECT $1::numeric::text", 12) == "12"
+        assert await con.fetchval("SELECT $1::numeric::text", "1.50") == "1.50"
+        assert await con.fetchval("SELECT $1::date::text", datetime.date.max) == "infinity"
+        assert await con.fetchval("SELECT $1::date::text", datetime.date.min) == "-infinity"
+        for typ in ("timestamp", "timestamptz"):
+            q = f"SELECT $1::{typ}::text"
+            assert await con.fetchval(q, datetime.datetime.max) == "infinity"
+            assert await con.fetchval(q, datetime.datetime.min) == "-infinity"
+        tz = datetime.timezone(datetime.timedelta(hours=-5))
+        aware = datetime.datetime(2021, 3, 4, 5, 6, 7, tzinfo=tz)
+        assert await con.fetchval("SELECT $1::timestamptz", aware) == aware
+        t = datetime.time(1, 2, 3, 4, tzinfo=tz)
+        assert await con.fetchval("SELECT $1::timetz", t) == t
+        assert await con.fetchval("SELECT $1::uuid::text", "12345678123456781234567812345678") == (
+            "12345678-1234-5678-1234-567812345678"
+        )
+        assert await con.fetchval("SELECT $1::bytea", bytearray(b"ab")) == b"ab"
+        assert await con.fetchval("SELECT $1::bytea", memoryview(b"cd")) == b"cd"
+        assert await con.fetchval("SELECT $1::float8", 3) == 3.0
+        assert await con.fetchval("SELECT $1::int4 IS NULL", None) is True
+        # inet takes a str as asyncpg does; text-only types take their text.
+        assert await con.fetchval("SELECT $1::inet::text", "10.0.0.1") == "10.0.0.1/32"
+        assert await con.fetchval("SELECT $1::money::text", "3.25") == "$3.25"
+    finally:
+        await con.close()
 
 
-def test_uuid_is_a_fast_uuid_subclass(run, dsn):
-    async def body():
-        con = await ferropg.connect(dsn)
-        try:
-            ref = uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
-            got = await con.fetchval("SELECT $1::uuid", ref)
-            assert isinstance(got, uuid.UUID)
-            assert type(got) is not uuid.UUID
-            assert got == ref and ref == got
-            assert hash(got) == hash(ref)
-            assert str(got) == str(ref)
-            assert got.bytes == ref.bytes and got.int == ref.int
-            assert got.version == 4
-            assert {got: 1}[ref] == 1
-            assert got.is_safe is uuid.SafeUUID.unknown
-            assert copy.copy(got) == ref and pickle.loads(pickle.dumps(got)) == ref
-            with pytest.raises(TypeError):
-                got.int = 5
-        finally:
-            await con.close()
-
-    run(body())
+async def test_uuid_is_a_fast_uuid_subclass(dsn):
+    con = await ferropg.connect(dsn)
+    try:
+        ref = uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
+        got = await con.fetchval("SELECT $1::uuid", ref)
+        assert isinstance(got, uuid.UUID)
+        assert type(got) is not uuid.UUID
+        assert got == ref and ref == got
+        assert hash(got) == hash(ref)
+        assert str(got) == str(ref)
+        assert got.bytes == ref.bytes and got.int == ref.int
+        assert got.version == 4
+        assert {got: 1}[ref] == 1
+        assert got.is_safe is uuid.SafeUUID.unknown
+        assert copy.copy(got) == ref and pickle.loads(pickle.dumps(got)) == ref
+        with pytest.raises(TypeError):
+            got.int = 5
+    finally:
+        await con.close()
 
 
-def test_uuids_and_their_records_stay_out_of_the_cyclic_gc(run, dsn):
+async def test_uuids_and_their_records_stay_out_of_the_cyclic_gc(dsn):
     # A UUID holds one int and takes no attributes, so it cannot be in a cycle; tracking
     # it (and so every Record holding one) would make each collection walk them all.
-    async def body():
-        con = await ferropg.connect(dsn)
-        try:
-            rows = await con.fetch("SELECT gen_random_uuid(), g FROM generate_series(1, 3) g")
-            assert len({r[0] for r in rows}) == 3
-            for r in rows:
-                assert not gc.is_tracked(r[0])
-                assert not gc.is_tracked(r)
-            arr = await con.fetchval("SELECT ARRAY[gen_random_uuid(), gen_random_uuid()]")
-            assert all(isinstance(u, uuid.UUID) and not gc.is_tracked(u) for u in arr)
-        finally:
-            await con.close()
-
-    run(body())
+    con = await ferropg.connect(dsn)
+    try:
+        rows = await con.fetch("SELECT gen_random_uuid(), g FROM generate_series(1, 3) g")
+        assert len({r[0] for r in rows}) == 3
+        for r in rows:
+            assert not gc.is_tracked(r[0])
+            assert not gc.is_tracked(r)
+        arr = await con.fetchval("SELECT ARRAY[gen_random_uuid(), gen_random_uuid()]")
+        assert all(isinstance(u, uuid.UUID) and not gc.is_tracked(u) for u in arr)
+    finally:
+        await con.close()
 
 
 @pytest.mark.parametrize(
@@ -250,18 +233,15 @@ def test_uuids_and_their_records_stay_out_of_the_cyclic_gc(run, dsn):
         ("SELECT '0044-03-15 BC'::timestamptz", OverflowError),
     ],
 )
-def test_out_of_python_range_raises_and_connection_survives(run, dsn, sql, exc):
-    async def body():
-        con = await ferropg.connect(dsn)
-        try:
-            with pytest.raises(exc):
-                await con.fetchval(sql)
-            assert await con.fetchval("SELECT 1") == 1
-            assert not con.is_in_transaction()
-        finally:
-            await con.close()
-
-    run(body())
+async def test_out_of_python_range_raises_and_connection_survives(dsn, sql, exc):
+    con = await ferropg.connect(dsn)
+    try:
+        with pytest.raises(exc):
+            await con.fetchval(sql)
+        assert await con.fetchval("SELECT 1") == 1
+        assert not con.is_in_transaction()
+    finally:
+        await con.close()
 
 
 @pytest.mark.parametrize(
@@ -281,50 +261,39 @@ def test_out_of_python_range_raises_and_connection_survives(run, dsn, sql, exc):
         ("timestamp", datetime.datetime(2020, 1, 1, tzinfo=UTC), "offset-naive"),
     ],
 )
-def test_bad_argument_is_data_error(run, dsn, typ, value, fragment):
-    async def body():
-        con = await ferropg.connect(dsn)
-        try:
-            with pytest.raises(exceptions.DataError) as info:
-                await con.fetchval(f"SELECT $1::{typ}", value)
-            msg = str(info.value)
-            assert msg.startswith("invalid input for query argument $1: "), msg
-            assert fragment in msg, msg
-            assert isinstance(info.value, exceptions.PostgresError)
-            assert await con.fetchval("SELECT 2") == 2
-        finally:
-            await con.close()
-
-    run(body())
+async def test_bad_argument_is_data_error(dsn, typ, value, fragment):
+    con = await ferropg.connect(dsn)
+    try:
+        with pytest.raises(exceptions.DataError) as info:
+            await con.fetchval(f"SELECT $1::{typ}", value)
+        msg = str(info.value)
+        assert msg.startswith("invalid input for query argument $1: "), msg
+        assert fragment in msg, msg
+        assert isinstance(info.value, exceptions.PostgresError)
+        assert await con.fetchval("SELECT 2") == 2
+    finally:
+        await con.close()
 
 
-def test_exact_data_error_message(run, dsn):
-    async def body():
-        con = await ferropg.connect(dsn)
-        try:
-            with pytest.raises(exceptions.DataError) as info:
-                await con.fetchval("SELECT $1::text", 1)
-            assert (
-                str(info.value) == "invalid input for query argument $1: 1 (expected str, got int)"
-            )
-            with pytest.raises(exceptions.DataError) as info:
-                await con.execute("SELECT $1::int, $2::text", 1, 2)
-            assert "argument $2" in str(info.value)
-        finally:
-            await con.close()
-
-    run(body())
+async def test_exact_data_error_message(dsn):
+    con = await ferropg.connect(dsn)
+    try:
+        with pytest.raises(exceptions.DataError) as info:
+            await con.fetchval("SELECT $1::text", 1)
+        assert str(info.value) == "invalid input for query argument $1: 1 (expected str, got int)"
+        with pytest.raises(exceptions.DataError) as info:
+            await con.execute("SELECT $1::int, $2::text", 1, 2)
+        assert "argument $2" in str(info.value)
+    finally:
+        await con.close()
 
 
-def test_anonymous_records_decode_to_tuples(run, dsn):
-    async def body():
-        con = await ferropg.connect(dsn)
-        try:
-            assert await con.fetchval("SELECT ROW(1, 'a', NULL)") == (1, "a", None)
-            assert await con.fetchval("SELECT ROW(1, ROW(2.5::float8, true))") == (1, (2.5, True))
-            assert await con.fetchval("SELECT ROW()") == ()
-            assert await con.fetchval("SELECT ROW(pg_sleep(0), 7)") == (None, 7)
-        finally:
-            await con.close()
-
-    run(body())
+async def test_anonymous_records_decode_to_tuples(dsn):
+    con = await ferropg.connect(dsn)
+    try:
+        assert await con.fetchval("SELECT ROW(1, 'a', NULL)") == (1, "a", None)
+        assert await con.fetchval("SELECT ROW(1, ROW(2.5::float8, true))") == (1, (2.5, True))
+        assert await con.fetchval("SELECT ROW()") == ()
+        assert await con.fetchval("SELECT ROW(pg_sleep(0), 7)") == (None, 7)
+    finally:
+        await con.close()

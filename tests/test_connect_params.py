@@ -104,7 +104,7 @@ def test_unknown_sslmode_names():
             SSLMode.parse(bad)
 
 
-def test_libpq_client_keywords_are_never_sent_as_server_settings(run, dsn):
+async def test_libpq_client_keywords_are_never_sent_as_server_settings(dsn):
     """The core splits libpq's client keywords from the server settings: the ones this
     face reads are all among them, and one it does not implement (keepalives) no
     longer ends the connection with FATAL 42704."""
@@ -112,12 +112,9 @@ def test_libpq_client_keywords_are_never_sent_as_server_settings(run, dsn):
 
     assert set(connect_utils._CLIENT_OPTIONS) - {"sslmode"} <= set(_native.CLIENT_KEYWORDS)
 
-    async def main():
-        sep = "&" if "?" in dsn else "?"
-        con = await ferropg.connect(dsn + sep + "keepalives=1&search_path=pg_catalog")
-        try:
-            assert await con.fetchval("SHOW search_path") == "pg_catalog"
-        finally:
-            await con.close()
-
-    run(main())
+    sep = "&" if "?" in dsn else "?"
+    con = await ferropg.connect(dsn + sep + "keepalives=1&search_path=pg_catalog")
+    try:
+        assert await con.fetchval("SHOW search_path") == "pg_catalog"
+    finally:
+        await con.close()

@@ -48,6 +48,14 @@ def own_cluster(pg_cluster):
         yield c
 
 
+@pytest.fixture
+def proxy(own_cluster):
+    """A :class:`FaultProxy` in front of the module's cluster."""
+    kw = own_cluster.connection_kwargs()
+    with FaultProxy((kw["host"], kw["port"])) as proxy:
+        yield proxy
+
+
 class Server:
     """The module's cluster, seen from one test: connections, kills, recovery."""
 
@@ -61,6 +69,10 @@ class Server:
 
     async def ready(self) -> None:
         """Waits until the server takes connections (after a crash restart)."""
+        if self.admin is not None:
+            # The admin connection is replaced by a fresh one: end the old one's session.
+            self.admin.terminate()
+            self.admin = None
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -117,7 +129,7 @@ async def _expect_break(call: Awaitable, what: str) -> BaseException:
     started = time.monotonic()
     try:
         await asyncio.wait_for(call, PROMPT)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise AssertionError(f"{what}: no answer {PROMPT}s after the kill") from None
     except RETRYABLE as e:
         assert not isinstance(e, (exceptions.InternalClientError,)), f"{what}: {e!r}"
@@ -264,38 +276,35 @@ METHODS = ("terminate", "sigkill")
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("phase", sorted(PHASES))
-def test_backend_killed_mid_operation(run, own_cluster, phase, method):
-    async def main():
-        server = Server(own_cluster)
-        await server.ready()
+async def test_backend_killed_mid_operation(own_cluster, phase, method):
+    server = Server(own_cluster)
+    await server.ready()
+    try:
+        await server.sql("DROP TABLE IF EXISTS t")
+        await server.sql("CREATE TABLE t (x int)")
+        await server.sql("INSERT INTO t VALUES (1)")
+        con = await server.connect()
+        bystander = await server.connect()
         try:
-            await server.sql("DROP TABLE IF EXISTS t")
-            await server.sql("CREATE TABLE t (x int)")
-            await server.sql("INSERT INTO t VALUES (1)")
-            con = await server.connect()
-            bystander = await server.connect()
-            try:
-                await PHASES[phase](server, method, con)
-                # Any further use says the connection is gone, at once.
-                with pytest.raises(exceptions.InterfaceError, match="closed"):
-                    await asyncio.wait_for(con.fetchval("SELECT 1"), PROMPT)
-            finally:
-                con.terminate()
-            await server.ready()
-            # A SIGKILL makes the server end every session; a terminate ends just one.
-            if method == "sigkill":
-                with pytest.raises(RETRYABLE):
-                    await asyncio.wait_for(bystander.fetchval("SELECT 1"), PROMPT)
-            else:
-                assert await bystander.fetchval("SELECT 1") == 1
-            bystander.terminate()
-            # The committed row is there; nothing the killed work wrote is.
-            rows = await server.sql("SELECT x FROM t ORDER BY x")
-            assert [r["x"] for r in rows] == [1]
+            await PHASES[phase](server, method, con)
+            # Any further use says the connection is gone, at once.
+            with pytest.raises(exceptions.InterfaceError, match="closed"):
+                await asyncio.wait_for(con.fetchval("SELECT 1"), PROMPT)
         finally:
-            await server.close()
-
-    run(main())
+            con.terminate()
+        await server.ready()
+        # A SIGKILL makes the server end every session; a terminate ends just one.
+        if method == "sigkill":
+            with pytest.raises(RETRYABLE):
+                await asyncio.wait_for(bystander.fetchval("SELECT 1"), PROMPT)
+        else:
+            assert await bystander.fetchval("SELECT 1") == 1
+        bystander.terminate()
+        # The committed row is there; nothing the killed work wrote is.
+        rows = await server.sql("SELECT x FROM t ORDER BY x")
+        assert [r["x"] for r in rows] == [1]
+    finally:
+        await server.close()
 
 
 def _authenticating_backend(user: str) -> int | None:
@@ -314,40 +323,34 @@ def _authenticating_backend(user: str) -> int | None:
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_backend_killed_during_startup(run, own_cluster, method):
+async def test_backend_killed_during_startup(own_cluster, proxy, method):
     """The backend dies while it authenticates the client (a proxy slows the
     exchange down): connect() fails promptly with an error retry code catches."""
-
-    async def main(proxy):
-        server = Server(own_cluster)
+    server = Server(own_cluster)
+    await server.ready()
+    try:
+        proxy.set_mode("delay", delay=0.3)
+        kwargs = dict(server.kwargs, host=proxy.address[0], port=proxy.address[1])
+        kwargs.update(user="victim", password="pw")
+        task = asyncio.ensure_future(ferropg.connect(**kwargs, timeout=OP_TIMEOUT))
+        deadline = time.monotonic() + 10
+        while (pid := _authenticating_backend("victim")) is None:
+            assert time.monotonic() < deadline, "the backend never started"
+            await asyncio.sleep(0.01)
+        await server.kill(method, pid)
+        await _expect_break_startup(task)
+        proxy.set_mode("pass")
         await server.ready()
-        try:
-            proxy.set_mode("delay", delay=0.3)
-            kwargs = dict(server.kwargs, host=proxy.address[0], port=proxy.address[1])
-            kwargs.update(user="victim", password="pw")
-            task = asyncio.ensure_future(ferropg.connect(**kwargs, timeout=OP_TIMEOUT))
-            deadline = time.monotonic() + 10
-            while (pid := _authenticating_backend("victim")) is None:
-                assert time.monotonic() < deadline, "the backend never started"
-                await asyncio.sleep(0.01)
-            await server.kill(method, pid)
-            await _expect_break_startup(task)
-            proxy.set_mode("pass")
-            await server.ready()
-            assert await server.admin.fetchval("SELECT 1") == 1
-        finally:
-            proxy.set_mode("pass")
-            await server.close()
-
-    kw = own_cluster.connection_kwargs()
-    with FaultProxy((kw["host"], kw["port"])) as proxy:
-        run(main(proxy))
+        assert await server.admin.fetchval("SELECT 1") == 1
+    finally:
+        proxy.set_mode("pass")
+        await server.close()
 
 
 async def _expect_break_startup(task: Awaitable) -> BaseException:
     try:
         conn = await asyncio.wait_for(task, PROMPT + 2)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise AssertionError("connect(): no answer after the kill") from None
     except (*RETRYABLE, exceptions.AdminShutdownError) as e:
         assert not isinstance(e, exceptions.InternalClientError), repr(e)
@@ -357,47 +360,44 @@ async def _expect_break_startup(task: Awaitable) -> BaseException:
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_pool_recovers_from_kills_in_use_and_during_reset(run, own_cluster, method):
+async def test_pool_recovers_from_kills_in_use_and_during_reset(own_cluster, method):
     """A pooled connection killed while in use, and one killed before its release
     (its reset then meets a dead backend): the caller hears it, the pool replaces the
     connection and never holds more than ``max_size``."""
 
-    async def main():
-        server = Server(own_cluster)
-        await server.ready()
-        pool = await ferropg.create_pool(**server.kwargs, min_size=2, max_size=2)
-        try:
-            # In use.
-            async with pool.acquire() as con:
-                pid = con.get_server_pid()
-                task = asyncio.ensure_future(con.fetchval("SELECT pg_sleep(30)"))
-                await server.wait_for_state(pid, "query LIKE '%pg_sleep(30)%'")
-                await server.kill(method, pid)
-                await _expect_break(task, "pooled query")
-            await server.ready()
-            # During the reset: the backend is gone when release() resets it.
-            con = await pool.acquire()
+    server = Server(own_cluster)
+    await server.ready()
+    pool = await ferropg.create_pool(**server.kwargs, min_size=2, max_size=2)
+    try:
+        # In use.
+        async with pool.acquire() as con:
             pid = con.get_server_pid()
-            await con.execute("LISTEN fault_channel")
+            task = asyncio.ensure_future(con.fetchval("SELECT pg_sleep(30)"))
+            await server.wait_for_state(pid, "query LIKE '%pg_sleep(30)%'")
             await server.kill(method, pid)
-            await server.ready()
-            try:
-                await asyncio.wait_for(pool.release(con), PROMPT)
-            except RETRYABLE:
-                pass
-            for _ in range(6):
-                assert await asyncio.wait_for(pool.fetchval("SELECT 1"), PROMPT) == 1
-            assert pool.get_size() <= 2
-            # Every connection the pool hands out now works.
-            cons = [await pool.acquire() for _ in range(2)]
-            assert [await c.fetchval("SELECT 2") for c in cons] == [2, 2]
-            for c in cons:
-                await pool.release(c)
-        finally:
-            await asyncio.wait_for(pool.close(), 30)
-            await server.close()
-
-    run(main())
+            await _expect_break(task, "pooled query")
+        await server.ready()
+        # During the reset: the backend is gone when release() resets it.
+        con = await pool.acquire()
+        pid = con.get_server_pid()
+        await con.execute("LISTEN fault_channel")
+        await server.kill(method, pid)
+        await server.ready()
+        try:
+            await asyncio.wait_for(pool.release(con), PROMPT)
+        except RETRYABLE:
+            pass
+        for _ in range(6):
+            assert await asyncio.wait_for(pool.fetchval("SELECT 1"), PROMPT) == 1
+        assert pool.get_size() <= 2
+        # Every connection the pool hands out now works.
+        cons = [await pool.acquire() for _ in range(2)]
+        assert [await c.fetchval("SELECT 2") for c in cons] == [2, 2]
+        for c in cons:
+            await pool.release(c)
+    finally:
+        await asyncio.wait_for(pool.close(), 30)
+        await server.close()
 
 
 # ------------------------------------------------------------------- broken links
@@ -410,86 +410,64 @@ def _via(proxy: FaultProxy, cluster) -> dict:
 
 
 @pytest.mark.parametrize("cut", ["reset", "half-close"])
-def test_a_cut_link_fails_the_call_at_once(run, own_cluster, cut):
-    async def main(proxy):
-        con = await ferropg.connect(**_via(proxy, own_cluster))
-        try:
-            task = asyncio.ensure_future(con.fetchval("SELECT pg_sleep(30)"))
-            await asyncio.sleep(0.3)
-            proxy.reset() if cut == "reset" else proxy.half_close()
-            await _expect_break(task, cut)
-            assert con.is_closed()
-        finally:
-            con.terminate()
-
-    kw = own_cluster.connection_kwargs()
-    with FaultProxy((kw["host"], kw["port"])) as proxy:
-        run(main(proxy))
+async def test_a_cut_link_fails_the_call_at_once(own_cluster, proxy, cut):
+    con = await ferropg.connect(**_via(proxy, own_cluster))
+    try:
+        task = asyncio.ensure_future(con.fetchval("SELECT pg_sleep(30)"))
+        await asyncio.sleep(0.3)
+        proxy.reset() if cut == "reset" else proxy.half_close()
+        await _expect_break(task, cut)
+        assert con.is_closed()
+    finally:
+        con.terminate()
 
 
 @pytest.mark.parametrize("mode", ["bytewise", "delay"])
-def test_slow_and_split_replies_decode_the_same(run, own_cluster, mode):
-    async def main(proxy):
-        proxy.set_mode(mode, delay=0.01)
-        con = await ferropg.connect(**_via(proxy, own_cluster))
-        try:
-            rows = await con.fetch("SELECT g, repeat('x', g) FROM generate_series(1, 200) g")
-            assert [(r[0], len(r[1])) for r in rows] == [(g, g) for g in range(1, 201)]
-        finally:
-            await con.close()
-
-    kw = own_cluster.connection_kwargs()
-    with FaultProxy((kw["host"], kw["port"])) as proxy:
-        run(main(proxy))
-
-
-def test_a_blackholed_link_cannot_hold_a_call_past_its_timeout(run, own_cluster):
-    """The call returns at its timeout; the next one, whose budget runs out while the
-    first one's cancellation cannot complete, closes the connection rather than wait."""
-
-    async def main(proxy):
-        con = await ferropg.connect(**_via(proxy, own_cluster))
-        try:
-            proxy.set_mode("blackhole")
-            for _ in range(2):
-                started = time.monotonic()
-                with pytest.raises(asyncio.TimeoutError):
-                    await asyncio.wait_for(con.fetchval("SELECT 1", timeout=0.5), PROMPT)
-                assert time.monotonic() - started < 1.0
-            assert con.is_closed()
-        finally:
-            proxy.set_mode("pass")
-            con.terminate()
-        con = await ferropg.connect(**_via(proxy, own_cluster))
-        assert await con.fetchval("SELECT 2") == 2
+async def test_slow_and_split_replies_decode_the_same(own_cluster, proxy, mode):
+    proxy.set_mode(mode, delay=0.01)
+    con = await ferropg.connect(**_via(proxy, own_cluster))
+    try:
+        rows = await con.fetch("SELECT g, repeat('x', g) FROM generate_series(1, 200) g")
+        assert [(r[0], len(r[1])) for r in rows] == [(g, g) for g in range(1, 201)]
+    finally:
         await con.close()
 
-    kw = own_cluster.connection_kwargs()
-    with FaultProxy((kw["host"], kw["port"])) as proxy:
-        run(main(proxy))
+
+async def test_a_blackholed_link_cannot_hold_a_call_past_its_timeout(own_cluster, proxy):
+    """The call returns at its timeout; the next one, whose budget runs out while the
+    first one's cancellation cannot complete, closes the connection rather than wait."""
+    con = await ferropg.connect(**_via(proxy, own_cluster))
+    try:
+        proxy.set_mode("blackhole")
+        for _ in range(2):
+            started = time.monotonic()
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(con.fetchval("SELECT 1", timeout=0.5), PROMPT)
+            assert time.monotonic() - started < 1.0
+        assert con.is_closed()
+    finally:
+        proxy.set_mode("pass")
+        con.terminate()
+    con = await ferropg.connect(**_via(proxy, own_cluster))
+    assert await con.fetchval("SELECT 2") == 2
+    await con.close()
 
 
-def test_an_unanswered_cancel_request_closes_the_connection(run, own_cluster, monkeypatch):
+async def test_an_unanswered_cancel_request_closes_the_connection(own_cluster, proxy, monkeypatch):
     """On a black-holed link a cancel request is never answered: past its limit the
     connection is closed (the server might still act on it), not left waiting."""
     from ferropg import connection as connection_module
 
     monkeypatch.setattr(connection_module, "_CANCEL_LIMIT", 0.5)
-
-    async def main(proxy):
-        con = await ferropg.connect(**_via(proxy, own_cluster))
-        try:
-            proxy.set_mode("blackhole")
-            with pytest.raises(asyncio.TimeoutError):
-                await con.fetchval("SELECT 1", timeout=0.3)
-            deadline = time.monotonic() + PROMPT
-            while not con.is_closed():
-                assert time.monotonic() < deadline, "still open"
-                await asyncio.sleep(0.05)
-        finally:
-            proxy.set_mode("pass")
-            con.terminate()
-
-    kw = own_cluster.connection_kwargs()
-    with FaultProxy((kw["host"], kw["port"])) as proxy:
-        run(main(proxy))
+    con = await ferropg.connect(**_via(proxy, own_cluster))
+    try:
+        proxy.set_mode("blackhole")
+        with pytest.raises(asyncio.TimeoutError):
+            await con.fetchval("SELECT 1", timeout=0.3)
+        deadline = time.monotonic() + PROMPT
+        while not con.is_closed():
+            assert time.monotonic() < deadline, "still open"
+            await asyncio.sleep(0.05)
+    finally:
+        proxy.set_mode("pass")
+        con.terminate()

@@ -62,36 +62,33 @@ EXPECTED = (
 )
 
 
-def test_every_type_refuses_hostile_values_cleanly(run, dsn):
-    async def main():
-        con = await ferropg.connect(dsn)
-        outcomes = {"ok": 0, "refused": 0}
-        try:
-            for pg_type in TYPES:
-                for label, value in HOSTILE.items():
-                    where = f"{pg_type} <- {label}"
-                    try:
-                        await con.fetchval(f"SELECT $1::{pg_type}", value)
-                    except EXPECTED as e:
-                        # The message names the problem in a few lines, however deep or
-                        # wide the value (the server quotes a long string whole).
-                        if label != "big-str":
-                            assert len(str(e)) < 2000, where
-                        outcomes["refused"] += 1
-                    else:
-                        outcomes["ok"] += 1
-                    assert not con.is_closed(), where
-                    assert await con.fetchval("SELECT 1") == 1, where
-            # executemany: the bad element is named, the good ones are rolled back.
-            await con.execute("CREATE TEMP TABLE hostile (x int)")
-            with pytest.raises(exceptions.DataError, match="element #2"):
-                await con.executemany(
-                    "INSERT INTO hostile VALUES ($1)", [(1,), (2,), (_deep(100_000),)]
-                )
-            assert await con.fetchval("SELECT count(*) FROM hostile") == 0
-        finally:
-            await con.close()
-        assert outcomes["refused"] > len(TYPES) * 10
-        assert outcomes["ok"] > 0
-
-    run(main())
+async def test_every_type_refuses_hostile_values_cleanly(dsn):
+    con = await ferropg.connect(dsn)
+    outcomes = {"ok": 0, "refused": 0}
+    try:
+        for pg_type in TYPES:
+            for label, value in HOSTILE.items():
+                where = f"{pg_type} <- {label}"
+                try:
+                    await con.fetchval(f"SELECT $1::{pg_type}", value)
+                except EXPECTED as e:
+                    # The message names the problem in a few lines, however deep or
+                    # wide the value (the server quotes a long string whole).
+                    if label != "big-str":
+                        assert len(str(e)) < 2000, where
+                    outcomes["refused"] += 1
+                else:
+                    outcomes["ok"] += 1
+                assert not con.is_closed(), where
+                assert await con.fetchval("SELECT 1") == 1, where
+        # executemany: the bad element is named, the good ones are rolled back.
+        await con.execute("CREATE TEMP TABLE hostile (x int)")
+        with pytest.raises(exceptions.DataError, match="element #2"):
+            await con.executemany(
+                "INSERT INTO hostile VALUES ($1)", [(1,), (2,), (_deep(100_000),)]
+            )
+        assert await con.fetchval("SELECT count(*) FROM hostile") == 0
+    finally:
+        await con.close()
+    assert outcomes["refused"] > len(TYPES) * 10
+    assert outcomes["ok"] > 0

@@ -64,18 +64,15 @@ def test_where_services_are_found(clean_env, monkeypatch):
         resolve_params(None, service="nowhere")
 
 
-def test_connect_through_a_service(run, cluster, clean_env):
+async def test_connect_through_a_service(cluster, clean_env):
     f = _write(
         clean_env / "pg_service.conf",
         f"[db]\nhost=127.0.0.1\nport={cluster.port}\nuser={cluster.user}\ndbname=postgres\n",
     )
 
-    async def body():
-        con = await ferropg.connect("postgresql://?service=db", servicefile=str(f))
-        assert await con.fetchval("SELECT current_database()") == "postgres"
-        await con.close()
-
-    run(body())
+    con = await ferropg.connect("postgresql://?service=db", servicefile=str(f))
+    assert await con.fetchval("SELECT current_database()") == "postgres"
+    await con.close()
 
 
 def test_service_file_from_the_dsn_and_no_shared_section(clean_env):

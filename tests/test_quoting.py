@@ -37,28 +37,25 @@ async def _connect(dsn: str, scs: str) -> ferropg.Connection:
 
 
 @pytest.mark.parametrize("scs", SETTINGS)
-def test_copy_arguments_cannot_inject(run, dsn, scs):
+async def test_copy_arguments_cannot_inject(dsn, scs):
     """``copy_from_query`` inlines its arguments as literals: a hostile one is data."""
 
-    async def main():
-        con = await _connect(dsn, scs)
-        try:
-            await con.execute("CREATE TEMP TABLE canary (x int)")
-            for value in HOSTILE:
-                out = io.BytesIO()
-                await con.copy_from_query(
-                    "SELECT $1::text, $2::int", value, 7, output=out, format="csv"
-                )
-                got = out.getvalue().decode()
-                assert got.rstrip("\n").rsplit(",", 1)[1] == "7"
-                row = await con.fetchrow("SELECT $1::text AS v", value)
-                # The CSV field is the value (quoted by COPY when it must be).
-                assert _csv_field(got.rsplit(",", 1)[0]) == row["v"]
-            assert await con.fetchval("SELECT count(*) FROM canary") == 0
-        finally:
-            await con.close()
-
-    run(main())
+    con = await _connect(dsn, scs)
+    try:
+        await con.execute("CREATE TEMP TABLE canary (x int)")
+        for value in HOSTILE:
+            out = io.BytesIO()
+            await con.copy_from_query(
+                "SELECT $1::text, $2::int", value, 7, output=out, format="csv"
+            )
+            got = out.getvalue().decode()
+            assert got.rstrip("\n").rsplit(",", 1)[1] == "7"
+            row = await con.fetchrow("SELECT $1::text AS v", value)
+            # The CSV field is the value (quoted by COPY when it must be).
+            assert _csv_field(got.rsplit(",", 1)[0]) == row["v"]
+        assert await con.fetchval("SELECT count(*) FROM canary") == 0
+    finally:
+        await con.close()
 
 
 def _csv_field(text: str) -> str:
@@ -68,75 +65,67 @@ def _csv_field(text: str) -> str:
 
 
 @pytest.mark.parametrize("scs", SETTINGS)
-def test_copy_options_cannot_inject(run, dsn, scs):
+async def test_copy_options_cannot_inject(dsn, scs):
     """COPY option values (``null=``, ``delimiter=``, ``quote=`` ...) are literals too."""
 
-    async def main():
-        con = await _connect(dsn, scs)
-        try:
-            await con.execute(
-                "CREATE TEMP TABLE canary (x int);"
-                "CREATE TEMP TABLE t (a text, b text);"
-                "INSERT INTO t VALUES ('x', NULL)"
-            )
-            for value in HOSTILE:
-                out = io.BytesIO()
-                await con.copy_from_table("t", output=out, null=value)
-                assert out.getvalue().decode().split("\t")[0] == "x"
-                # The server read our null marker exactly: COPY writes it as given.
-                marker = out.getvalue().decode().rstrip("\n").split("\t")[1]
-                assert marker == value
-            for delimiter in ("'", "\\"):
-                out = io.BytesIO()
-                await con.copy_from_table(
-                    "t", output=out, format="csv", delimiter=delimiter, null="NULL"
-                )
-                assert out.getvalue() == f"x{delimiter}NULL\n".encode()
+    con = await _connect(dsn, scs)
+    try:
+        await con.execute(
+            "CREATE TEMP TABLE canary (x int);"
+            "CREATE TEMP TABLE t (a text, b text);"
+            "INSERT INTO t VALUES ('x', NULL)"
+        )
+        for value in HOSTILE:
             out = io.BytesIO()
-            await con.copy_from_table("t", output=out, format="csv", header=True, quote="'")
-            assert out.getvalue() == b"a,b\nx,\n"
-            # Values that are neither strings nor booleans are refused, not pasted in.
-            with pytest.raises(_base.DataError):
-                await con.copy_from_table("t", output=io.BytesIO(), null=b"\\'")
-            with pytest.raises(_base.DataError):
-                await con.copy_from_table("t", output=io.BytesIO(), null="a\0b")
-            assert await con.fetchval("SELECT count(*) FROM canary") == 0
-        finally:
-            await con.close()
-
-    run(main())
+            await con.copy_from_table("t", output=out, null=value)
+            assert out.getvalue().decode().split("\t")[0] == "x"
+            # The server read our null marker exactly: COPY writes it as given.
+            marker = out.getvalue().decode().rstrip("\n").split("\t")[1]
+            assert marker == value
+        for delimiter in ("'", "\\"):
+            out = io.BytesIO()
+            await con.copy_from_table(
+                "t", output=out, format="csv", delimiter=delimiter, null="NULL"
+            )
+            assert out.getvalue() == f"x{delimiter}NULL\n".encode()
+        out = io.BytesIO()
+        await con.copy_from_table("t", output=out, format="csv", header=True, quote="'")
+        assert out.getvalue() == b"a,b\nx,\n"
+        # Values that are neither strings nor booleans are refused, not pasted in.
+        with pytest.raises(_base.DataError):
+            await con.copy_from_table("t", output=io.BytesIO(), null=b"\\'")
+        with pytest.raises(_base.DataError):
+            await con.copy_from_table("t", output=io.BytesIO(), null="a\0b")
+        assert await con.fetchval("SELECT count(*) FROM canary") == 0
+    finally:
+        await con.close()
 
 
 @pytest.mark.parametrize("scs", SETTINGS)
-def test_hostile_names_are_identifiers(run, dsn, scs):
+async def test_hostile_names_are_identifiers(dsn, scs):
     """Table, column and schema names, force_* columns and listener channels."""
 
-    async def main():
-        con = await _connect(dsn, scs)
-        other = await ferropg.connect(dsn)
-        try:
-            name = "we\"ird\\'; DROP TABLE canary; --"
-            await con.execute("CREATE TEMP TABLE canary (x int)")
-            await con.execute(f"CREATE TEMP TABLE {utils._quote_ident(name)} (v text)")
-            await con.copy_records_to_table(name, records=[("a",), ("b\\'",)])
-            out = io.BytesIO()
-            await con.copy_from_table(
-                name, output=out, columns=["v"], format="csv", force_quote=["v"]
-            )
-            assert out.getvalue() == b'"a"\n"b\\\'"\n'
-            got = asyncio.get_running_loop().create_future()
-            await con.add_listener(name, lambda *args: got.set_result(args[2:]))
-            await other.execute("SELECT pg_notify($1, 'hi')", name)
-            assert await asyncio.wait_for(got, 5) == (name, "hi")
-            await con.remove_listener(name, con._listeners[name].copy().popitem()[0])
-            assert await con.fetchval("SELECT count(*) FROM canary") == 0
-            with pytest.raises(_base.DataError):
-                await con.add_listener("", lambda *args: None)
-        finally:
-            await other.close()
-            await con.close()
-
-    run(main())
+    con = await _connect(dsn, scs)
+    other = await ferropg.connect(dsn)
+    try:
+        name = "we\"ird\\'; DROP TABLE canary; --"
+        await con.execute("CREATE TEMP TABLE canary (x int)")
+        await con.execute(f"CREATE TEMP TABLE {utils._quote_ident(name)} (v text)")
+        await con.copy_records_to_table(name, records=[("a",), ("b\\'",)])
+        out = io.BytesIO()
+        await con.copy_from_table(name, output=out, columns=["v"], format="csv", force_quote=["v"])
+        assert out.getvalue() == b'"a"\n"b\\\'"\n'
+        got = asyncio.get_running_loop().create_future()
+        await con.add_listener(name, lambda *args: got.set_result(args[2:]))
+        await other.execute("SELECT pg_notify($1, 'hi')", name)
+        assert await asyncio.wait_for(got, 5) == (name, "hi")
+        await con.remove_listener(name, con._listeners[name].copy().popitem()[0])
+        assert await con.fetchval("SELECT count(*) FROM canary") == 0
+        with pytest.raises(_base.DataError):
+            await con.add_listener("", lambda *args: None)
+    finally:
+        await other.close()
+        await con.close()
 
 
 _TEXT = st.text(

@@ -8,56 +8,50 @@ import ferropg
 from ferropg.protocol.protocol import _create_record
 
 
-def test_record_from_query(run, dsn):
-    async def body():
-        con = await ferropg.connect(dsn)
-        try:
-            r = await con.fetchrow("SELECT 1 AS a, 'x' AS b, NULL AS c")
-        finally:
-            await con.close()
-        assert isinstance(r, ferropg.Record)
-        assert r[0] == 1 and r[-1] is None and r["b"] == "x"
-        assert r[0:2] == (1, "x") and isinstance(r[0:2], tuple) and r[::-1] == (None, "x", 1)
-        assert len(r) == 3
-        assert list(r) == [1, "x", None]
-        assert list(r.keys()) == ["a", "b", "c"]
-        assert list(r.values()) == [1, "x", None]
-        assert list(r.items()) == [("a", 1), ("b", "x"), ("c", None)]
-        assert dict(r) == {"a": 1, "b": "x", "c": None}
-        assert r.get("a") == 1 and r.get("zz") is None and r.get("zz", 5) == 5
-        assert "a" in r and "zz" not in r and 1 not in r
-        assert r == (1, "x", None) and r != [1, "x", None]
-        assert hash(r) == hash((1, "x", None))
-        assert repr(r) == "<Record a=1 b='x' c=None>"
-        with pytest.raises(IndexError, match="record index out of range"):
-            r[3]
-        with pytest.raises(KeyError):
-            r["nope"]
-        with pytest.raises(TypeError):
-            r[0] = 1
-        with pytest.raises(AttributeError):
-            r.a  # noqa: B018 - attribute access is only for user record classes
-        with pytest.raises(TypeError):
-            pickle.dumps(r)
-        with pytest.raises(TypeError):
-            ferropg.Record()
-
-    run(body())
+async def test_record_from_query(dsn):
+    con = await ferropg.connect(dsn)
+    try:
+        r = await con.fetchrow("SELECT 1 AS a, 'x' AS b, NULL AS c")
+    finally:
+        await con.close()
+    assert isinstance(r, ferropg.Record)
+    assert r[0] == 1 and r[-1] is None and r["b"] == "x"
+    assert r[0:2] == (1, "x") and isinstance(r[0:2], tuple) and r[::-1] == (None, "x", 1)
+    assert len(r) == 3
+    assert list(r) == [1, "x", None]
+    assert list(r.keys()) == ["a", "b", "c"]
+    assert list(r.values()) == [1, "x", None]
+    assert list(r.items()) == [("a", 1), ("b", "x"), ("c", None)]
+    assert dict(r) == {"a": 1, "b": "x", "c": None}
+    assert r.get("a") == 1 and r.get("zz") is None and r.get("zz", 5) == 5
+    assert "a" in r and "zz" not in r and 1 not in r
+    assert r == (1, "x", None) and r != [1, "x", None]
+    assert hash(r) == hash((1, "x", None))
+    assert repr(r) == "<Record a=1 b='x' c=None>"
+    with pytest.raises(IndexError, match="record index out of range"):
+        r[3]
+    with pytest.raises(KeyError):
+        r["nope"]
+    with pytest.raises(TypeError):
+        r[0] = 1
+    with pytest.raises(AttributeError):
+        r.a  # noqa: B018 - attribute access is only for user record classes
+    with pytest.raises(TypeError):
+        pickle.dumps(r)
+    with pytest.raises(TypeError):
+        ferropg.Record()
 
 
-def test_duplicate_column_names(run, dsn):
-    async def body():
-        con = await ferropg.connect(dsn)
-        try:
-            r = await con.fetchrow("SELECT 1 AS a, 2 AS b, 3 AS a")
-        finally:
-            await con.close()
-        assert r["a"] == 3
-        assert list(r.keys()) == ["a", "b", "a"]
-        assert list(r.items()) == [("a", 1), ("b", 2), ("a", 3)]
-        assert repr(r) == "<Record a=1 b=2 a=3>"
-
-    run(body())
+async def test_duplicate_column_names(dsn):
+    con = await ferropg.connect(dsn)
+    try:
+        r = await con.fetchrow("SELECT 1 AS a, 2 AS b, 3 AS a")
+    finally:
+        await con.close()
+    assert r["a"] == 3
+    assert list(r.keys()) == ["a", "b", "a"]
+    assert list(r.items()) == [("a", 1), ("b", 2), ("a", 3)]
+    assert repr(r) == "<Record a=1 b=2 a=3>"
 
 
 def test_ordering_is_the_values_tuples():

@@ -110,26 +110,23 @@ def test_iterators_follow_the_record():
     assert gc.is_tracked(iter(boxes)) and gc.is_tracked(boxes.items())
 
 
-def test_query_rows_are_not_tracked(run, dsn):
-    async def body():
-        con = await ferropg.connect(dsn)
-        try:
-            plain = await con.fetch(
-                "SELECT i, i::text AS t, NULL AS n, 1.5::float8 AS f, 2.5::numeric AS d,"
-                " now() AS ts FROM generate_series(1, 3) AS i"
-            )
-            boxed = await con.fetchrow("SELECT ARRAY[1, 2] AS arr, 'x' AS t")
-            with_uuid = await con.fetchrow(
-                "SELECT 1 AS i, '00000000-0000-0000-0000-000000000001'::uuid AS u"
-            )
-        finally:
-            await con.close()
-        assert len(plain) == 3 and not any(gc.is_tracked(r) for r in plain)
-        # A list is tracked; so is (for now) a uuid.UUID, a Python-level class.
-        assert gc.is_tracked(boxed) == gc.is_tracked(boxed["arr"])
-        assert gc.is_tracked(with_uuid) == gc.is_tracked(with_uuid["u"])
-
-    run(body())
+async def test_query_rows_are_not_tracked(dsn):
+    con = await ferropg.connect(dsn)
+    try:
+        plain = await con.fetch(
+            "SELECT i, i::text AS t, NULL AS n, 1.5::float8 AS f, 2.5::numeric AS d,"
+            " now() AS ts FROM generate_series(1, 3) AS i"
+        )
+        boxed = await con.fetchrow("SELECT ARRAY[1, 2] AS arr, 'x' AS t")
+        with_uuid = await con.fetchrow(
+            "SELECT 1 AS i, '00000000-0000-0000-0000-000000000001'::uuid AS u"
+        )
+    finally:
+        await con.close()
+    assert len(plain) == 3 and not any(gc.is_tracked(r) for r in plain)
+    # A list is tracked; so is (for now) a uuid.UUID, a Python-level class.
+    assert gc.is_tracked(boxed) == gc.is_tracked(boxed["arr"])
+    assert gc.is_tracked(with_uuid) == gc.is_tracked(with_uuid["u"])
 
 
 # --- reference counts -------------------------------------------------------------
@@ -351,28 +348,24 @@ def test_hash_is_the_tuple_hash():
 # --- microbenchmark (printed, not asserted) --------------------------------------------
 
 
-def test_microbench_1m_rows(run, dsn, capsys):
+async def test_microbench_1m_rows(dsn, capsys):
     n = 1_000_000
 
-    async def body():
-        con = await ferropg.connect(dsn)
-        try:
-            await con.fetch("SELECT i, i + 1 FROM generate_series(1, 10) AS i")  # warm
-            t0 = time.perf_counter()
-            rows = await con.fetch("SELECT i, i::int8 + 1, 'x' FROM generate_series(1, $1) AS i", n)
-            t1 = time.perf_counter()
-            gc.collect()
-            t2 = time.perf_counter()
-            tuples = [tuple(r) for r in rows]
-            t3 = time.perf_counter()
-            assert len(rows) == n and not gc.is_tracked(rows[0])
-            del rows, tuples
-            return t1 - t0, t3 - t2, t2 - t1
-
-        finally:
-            await con.close()
-
-    fetch, to_tuples, collect = run(body())
+    con = await ferropg.connect(dsn)
+    try:
+        await con.fetch("SELECT i, i + 1 FROM generate_series(1, 10) AS i")  # warm
+        t0 = time.perf_counter()
+        rows = await con.fetch("SELECT i, i::int8 + 1, 'x' FROM generate_series(1, $1) AS i", n)
+        t1 = time.perf_counter()
+        gc.collect()
+        t2 = time.perf_counter()
+        tuples = [tuple(r) for r in rows]
+        t3 = time.perf_counter()
+        assert len(rows) == n and not gc.is_tracked(rows[0])
+        del rows, tuples
+        fetch, to_tuples, collect = t1 - t0, t3 - t2, t2 - t1
+    finally:
+        await con.close()
     desc = {"a": 0, "b": 1, "c": 2}
     t0 = time.perf_counter()
     for i in range(200_000):
@@ -387,70 +380,64 @@ def test_microbench_1m_rows(run, dsn, capsys):
         )
 
 
-def test_array_values_are_tracked_again_on_the_way_out(run, dsn):
+async def test_array_values_are_tracked_again_on_the_way_out(dsn):
     # Decoded arrays sit untracked in their (tracked) row until handed out: every way
     # of getting at a value must give an ordinary, tracked list.
-    async def body():
-        con = await ferropg.connect(dsn)
-        try:
-            sql = "SELECT ARRAY[1, 2] AS a, ARRAY[[3], [4]] AS b, 5 AS c FROM generate_series(1, 8)"
-            rows = await con.fetch(sql)
-            assert all(gc.is_tracked(r) for r in rows)
-            getters = [
-                lambda r: r[0],
-                lambda r: r["a"],
-                lambda r: r.get("a"),
-                lambda r: r[0:1][0],
-                lambda r: next(iter(r)),
-                lambda r: next(iter(r.values())),
-                lambda r: next(iter(r.items()))[1],
-                lambda r: dict(r)["a"],
-            ]
-            for row, get in zip(rows, getters):
-                value = get(row)
-                assert value == [1, 2]
-                assert gc.is_tracked(value)
-            nested = rows[0]["b"]
-            assert gc.is_tracked(nested) and all(gc.is_tracked(x) for x in nested)
-        finally:
-            await con.close()
-
-    run(body())
+    con = await ferropg.connect(dsn)
+    try:
+        sql = "SELECT ARRAY[1, 2] AS a, ARRAY[[3], [4]] AS b, 5 AS c FROM generate_series(1, 8)"
+        rows = await con.fetch(sql)
+        assert all(gc.is_tracked(r) for r in rows)
+        getters = [
+            lambda r: r[0],
+            lambda r: r["a"],
+            lambda r: r.get("a"),
+            lambda r: r[0:1][0],
+            lambda r: next(iter(r)),
+            lambda r: next(iter(r.values())),
+            lambda r: next(iter(r.items()))[1],
+            lambda r: dict(r)["a"],
+        ]
+        for row, get in zip(rows, getters, strict=True):
+            value = get(row)
+            assert value == [1, 2]
+            assert gc.is_tracked(value)
+        nested = rows[0]["b"]
+        assert gc.is_tracked(nested) and all(gc.is_tracked(x) for x in nested)
+    finally:
+        await con.close()
 
 
-def test_cycle_through_a_decoded_array_is_collected(run, dsn):
+async def test_cycle_through_a_decoded_array_is_collected(dsn):
     collected = []
 
     class Marker:
         def __del__(self):
             collected.append(True)
 
-    async def body():
-        con = await ferropg.connect(dsn)
-        try:
-            rows = await con.fetch("SELECT ARRAY[1, 2] AS a")
-            arr = rows[0]["a"]
-            arr.append(rows[0])  # row -> list -> row
-            arr.append(Marker())
-            del rows, arr
-            # The event loop may still hold the finished future (and so the result)
-            # for a moment: let it let go first.
-            for _ in range(3):
-                await asyncio.sleep(0)
-            gc.collect()
-            assert collected == [True]
-            # Compared against a user object: the list it sees is tracked too.
-            seen = []
+    con = await ferropg.connect(dsn)
+    try:
+        rows = await con.fetch("SELECT ARRAY[1, 2] AS a")
+        arr = rows[0]["a"]
+        arr.append(rows[0])  # row -> list -> row
+        arr.append(Marker())
+        del rows, arr
+        # The event loop may still hold the finished future (and so the result)
+        # for a moment: let it let go first.
+        for _ in range(3):
+            await asyncio.sleep(0)
+        gc.collect()
+        assert collected == [True]
+        # Compared against a user object: the list it sees is tracked too.
+        seen = []
 
-            class Spy:
-                def __eq__(self, other):
-                    seen.append(other)
-                    return False
+        class Spy:
+            def __eq__(self, other):
+                seen.append(other)
+                return False
 
-            row = await con.fetchrow("SELECT ARRAY[7] AS a")
-            assert row != (Spy(),)
-            assert seen and all(gc.is_tracked(x) for x in seen if isinstance(x, list))
-        finally:
-            await con.close()
-
-    run(body())
+        row = await con.fetchrow("SELECT ARRAY[7] AS a")
+        assert row != (Spy(),)
+        assert seen and all(gc.is_tracked(x) for x in seen if isinstance(x, list))
+    finally:
+        await con.close()

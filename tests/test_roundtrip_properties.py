@@ -45,7 +45,7 @@ from ferropg.types import (
     Range,
 )
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 ONE_DAY = datetime.timedelta(days=1)
 INT4_MIN, INT4_MAX = -(2**31), 2**31 - 1
 INT8_MIN, INT8_MAX = -(2**63), 2**63 - 1
@@ -159,7 +159,7 @@ def _assert_same(got: Any, expected: Any, where: str = "value") -> None:
             got = tuple(got)
         assert type(got) is type(expected), msg
         assert len(got) == len(expected), msg
-        for i, (g, e) in enumerate(zip(got, expected)):
+        for i, (g, e) in enumerate(zip(got, expected, strict=True)):
             _assert_same(g, e, f"{where}[{i}]")
     else:
         assert type(got) is type(expected) or isinstance(got, type(expected)), msg

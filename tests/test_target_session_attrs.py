@@ -45,25 +45,19 @@ async def _in_recovery(con: ferropg.Connection) -> bool:
 
 
 @pytest.mark.parametrize("attr", ["any", "primary", "read-write", "prefer-standby"])
-def test_primary_matches(run: Any, dsn: str, attr: str) -> None:
-    async def body() -> None:
-        con = await ferropg.connect(dsn, target_session_attrs=attr)
-        try:
-            assert await _in_recovery(con) is False
-        finally:
-            await con.close()
-
-    run(body())
+async def test_primary_matches(dsn: str, attr: str) -> None:
+    con = await ferropg.connect(dsn, target_session_attrs=attr)
+    try:
+        assert await _in_recovery(con) is False
+    finally:
+        await con.close()
 
 
 @pytest.mark.parametrize("attr", ["standby", "read-only"])
-def test_primary_does_not_match(run: Any, dsn: str, attr: str) -> None:
-    async def body() -> None:
-        with pytest.raises(exceptions.TargetServerAttributeNotMatched) as info:
-            await ferropg.connect(dsn, target_session_attrs=attr)
-        assert str(info.value) == _not_matched(attr)
-
-    run(body())
+async def test_primary_does_not_match(dsn: str, attr: str) -> None:
+    with pytest.raises(exceptions.TargetServerAttributeNotMatched) as info:
+        await ferropg.connect(dsn, target_session_attrs=attr)
+    assert str(info.value) == _not_matched(attr)
 
 
 def test_not_matched_is_exported_like_asyncpg() -> None:
@@ -72,7 +66,7 @@ def test_not_matched_is_exported_like_asyncpg() -> None:
 
 
 @pytest.mark.parametrize("how", ["argument", "dsn", "env"])
-def test_invalid_value(run: Any, dsn: str, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+async def test_invalid_value(dsn: str, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
     kwargs: dict[str, Any] = {}
     if how == "argument":
         kwargs["target_session_attrs"] = "master"
@@ -81,76 +75,61 @@ def test_invalid_value(run: Any, dsn: str, monkeypatch: pytest.MonkeyPatch, how:
     else:
         monkeypatch.setenv("PGTARGETSESSIONATTRS", "master")
 
-    async def body() -> None:
-        with pytest.raises(exceptions.ClientConfigurationError) as info:
-            await ferropg.connect(dsn, **kwargs)
-        assert isinstance(info.value, exceptions.InterfaceError)
-        assert "target_session_attrs is expected to be one of" in str(info.value)
-        assert "'master'" in str(info.value)
-
-    run(body())
+    with pytest.raises(exceptions.ClientConfigurationError) as info:
+        await ferropg.connect(dsn, **kwargs)
+    assert isinstance(info.value, exceptions.InterfaceError)
+    assert "target_session_attrs is expected to be one of" in str(info.value)
+    assert "'master'" in str(info.value)
 
 
-def test_dsn_parameter(run: Any, dsn: str) -> None:
-    async def body() -> None:
-        with pytest.raises(exceptions.TargetServerAttributeNotMatched):
-            await ferropg.connect(_with_query(dsn, "target_session_attrs=standby"))
-        # The argument wins over the DSN, and the parameter is not sent to the server as
-        # a setting (it would refuse an unknown startup parameter).
-        con = await ferropg.connect(
-            _with_query(dsn, "target_session_attrs=standby"), target_session_attrs="primary"
-        )
-        await con.close()
-        con = await ferropg.connect(_with_query(dsn, "target_session_attrs=read-write"))
-        await con.close()
-
-    run(body())
+async def test_dsn_parameter(dsn: str) -> None:
+    with pytest.raises(exceptions.TargetServerAttributeNotMatched):
+        await ferropg.connect(_with_query(dsn, "target_session_attrs=standby"))
+    # The argument wins over the DSN, and the parameter is not sent to the server as
+    # a setting (it would refuse an unknown startup parameter).
+    con = await ferropg.connect(
+        _with_query(dsn, "target_session_attrs=standby"), target_session_attrs="primary"
+    )
+    await con.close()
+    con = await ferropg.connect(_with_query(dsn, "target_session_attrs=read-write"))
+    await con.close()
 
 
-def test_env_variable(run: Any, dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_env_variable(dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PGTARGETSESSIONATTRS", "read-only")
 
-    async def body() -> None:
-        with pytest.raises(exceptions.TargetServerAttributeNotMatched):
-            await ferropg.connect(dsn)
-        # The argument and the DSN parameter both take precedence over the variable.
-        con = await ferropg.connect(dsn, target_session_attrs="any")
+    with pytest.raises(exceptions.TargetServerAttributeNotMatched):
+        await ferropg.connect(dsn)
+    # The argument and the DSN parameter both take precedence over the variable.
+    con = await ferropg.connect(dsn, target_session_attrs="any")
+    await con.close()
+    con = await ferropg.connect(_with_query(dsn, "target_session_attrs=primary"))
+    await con.close()
+
+
+async def test_default_transaction_read_only_makes_primary_read_only(dsn: str) -> None:
+    probe = await ferropg.connect(dsn)
+    version = probe.get_server_version()
+    await probe.close()
+    if version.major < 14:
+        pytest.skip("default_transaction_read_only is reported from PostgreSQL 14")
+    ro = {"default_transaction_read_only": "on"}
+    con = await ferropg.connect(dsn, server_settings=ro, target_session_attrs="read-only")
+    try:
+        assert await _in_recovery(con) is False
+    finally:
         await con.close()
-        con = await ferropg.connect(_with_query(dsn, "target_session_attrs=primary"))
-        await con.close()
-
-    run(body())
+    with pytest.raises(exceptions.TargetServerAttributeNotMatched):
+        await ferropg.connect(dsn, server_settings=ro, target_session_attrs="read-write")
 
 
-def test_default_transaction_read_only_makes_primary_read_only(run: Any, dsn: str) -> None:
-    async def body() -> None:
-        probe = await ferropg.connect(dsn)
-        version = probe.get_server_version()
-        await probe.close()
-        if version.major < 14:
-            pytest.skip("default_transaction_read_only is reported from PostgreSQL 14")
-        ro = {"default_transaction_read_only": "on"}
-        con = await ferropg.connect(dsn, server_settings=ro, target_session_attrs="read-only")
-        try:
-            assert await _in_recovery(con) is False
-        finally:
-            await con.close()
-        with pytest.raises(exceptions.TargetServerAttributeNotMatched):
-            await ferropg.connect(dsn, server_settings=ro, target_session_attrs="read-write")
-
-    run(body())
-
-
-def test_pool_passes_target_session_attrs(run: Any, dsn: str) -> None:
-    async def body() -> None:
-        with pytest.raises(exceptions.TargetServerAttributeNotMatched):
-            await ferropg.create_pool(dsn, min_size=1, max_size=1, target_session_attrs="standby")
-        async with ferropg.create_pool(
-            dsn, min_size=1, max_size=1, target_session_attrs="primary"
-        ) as pool:
-            assert await pool.fetchval(IN_RECOVERY) is False
-
-    run(body())
+async def test_pool_passes_target_session_attrs(dsn: str) -> None:
+    with pytest.raises(exceptions.TargetServerAttributeNotMatched):
+        await ferropg.create_pool(dsn, min_size=1, max_size=1, target_session_attrs="standby")
+    async with ferropg.create_pool(
+        dsn, min_size=1, max_size=1, target_session_attrs="primary"
+    ) as pool:
+        assert await pool.fetchval(IN_RECOVERY) is False
 
 
 # ------------------------------------------------------ primary and standby ----
@@ -195,27 +174,22 @@ EXPECT_STANDBY = {
 
 @pytest.mark.needs_cluster
 @pytest.mark.parametrize("standby_first", [True, False], ids=["standby-first", "primary-first"])
-def test_multi_host_dsn_picks_by_attribute(run: Any, pair: tuple[Any, Any], standby_first: bool):
+async def test_multi_host_dsn_picks_by_attribute(pair: tuple[Any, Any], standby_first: bool):
     primary, standby = pair
     order = (standby, primary) if standby_first else (primary, standby)
 
-    async def body() -> None:
-        for attr, want in EXPECT_STANDBY.items():
-            con = await ferropg.connect(_multi_dsn(*order), target_session_attrs=attr)
-            try:
-                expected = standby_first if want is None else want
-                assert await _in_recovery(con) is expected, attr
-                assert con._addr[1] == (standby if expected else primary).port
-            finally:
-                await con.close()
-
-    run(body())
+    for attr, want in EXPECT_STANDBY.items():
+        con = await ferropg.connect(_multi_dsn(*order), target_session_attrs=attr)
+        try:
+            expected = standby_first if want is None else want
+            assert await _in_recovery(con) is expected, attr
+            assert con._addr[1] == (standby if expected else primary).port
+        finally:
+            await con.close()
 
 
 @pytest.mark.needs_cluster
-def test_host_list_argument_and_rejected_candidates_are_closed(
-    run: Any, pair: tuple[Any, Any]
-) -> None:
+async def test_host_list_argument_and_rejected_candidates_are_closed(pair: tuple[Any, Any]) -> None:
     primary, standby = pair
     spec = primary.connection_kwargs()
     opened: list[ferropg.Connection] = []
@@ -225,75 +199,63 @@ def test_host_list_argument_and_rejected_candidates_are_closed(
             super().__init__(*args, **kwargs)
             opened.append(self)
 
-    async def body() -> None:
-        con = await ferropg.connect(
-            host=f"{standby.host},{primary.host}",
-            port=f"{standby.port},{primary.port}",
-            user=spec["user"],
-            database=spec["database"],
-            connection_class=Recording,
-            target_session_attrs="primary",
-        )
-        try:
-            assert len(opened) == 2 and opened[1] is con
-            assert opened[0].is_closed() and not con.is_closed()
-            assert await _in_recovery(con) is False
-        finally:
-            await con.close()
-
-    run(body())
+    con = await ferropg.connect(
+        host=f"{standby.host},{primary.host}",
+        port=f"{standby.port},{primary.port}",
+        user=spec["user"],
+        database=spec["database"],
+        connection_class=Recording,
+        target_session_attrs="primary",
+    )
+    try:
+        assert len(opened) == 2 and opened[1] is con
+        assert opened[0].is_closed() and not con.is_closed()
+        assert await _in_recovery(con) is False
+    finally:
+        await con.close()
 
 
 @pytest.mark.needs_cluster
-def test_only_standby(run: Any, pair: tuple[Any, Any]) -> None:
+async def test_only_standby(pair: tuple[Any, Any]) -> None:
     _, standby = pair
 
-    async def body() -> None:
-        for attr in ("primary", "read-write"):
-            with pytest.raises(exceptions.TargetServerAttributeNotMatched) as info:
-                await ferropg.connect(standby.dsn(), target_session_attrs=attr)
-            assert str(info.value) == _not_matched(attr)
-
-    run(body())
+    for attr in ("primary", "read-write"):
+        with pytest.raises(exceptions.TargetServerAttributeNotMatched) as info:
+            await ferropg.connect(standby.dsn(), target_session_attrs=attr)
+        assert str(info.value) == _not_matched(attr)
 
 
 @pytest.mark.needs_cluster
-def test_pool_over_multi_host_dsn(run: Any, pair: tuple[Any, Any]) -> None:
+async def test_pool_over_multi_host_dsn(pair: tuple[Any, Any]) -> None:
     primary, standby = pair
 
-    async def body() -> None:
-        async with ferropg.create_pool(
-            _multi_dsn(primary, standby), min_size=2, max_size=2, target_session_attrs="standby"
-        ) as pool:
-            assert await pool.fetchval(IN_RECOVERY) is True
-
-    run(body())
+    async with ferropg.create_pool(
+        _multi_dsn(primary, standby), min_size=2, max_size=2, target_session_attrs="standby"
+    ) as pool:
+        assert await pool.fetchval(IN_RECOVERY) is True
 
 
 # ------------------------------------------------------ unreachable servers ----
 
 
-def test_prefer_standby_falls_back_past_unreachable_host(
-    run: Any, connect_kwargs: dict[str, Any], pg_cluster: ModuleType
+async def test_prefer_standby_falls_back_past_unreachable_host(
+    connect_kwargs: dict[str, Any], pg_cluster: ModuleType
 ) -> None:
     if "host" not in connect_kwargs:
         pytest.skip("needs the session server's host and port")
     closed_port = pg_cluster.find_available_port()
     host = connect_kwargs["host"]
 
-    async def body() -> None:
-        kwargs = {
-            **connect_kwargs,
-            "host": [host, host],
-            "port": [connect_kwargs["port"], closed_port],
-        }
-        con = await ferropg.connect(**kwargs, target_session_attrs="prefer-standby")
-        try:
-            assert await _in_recovery(con) is False
-        finally:
-            await con.close()
-        # As in asyncpg, a connection error outranks "no server matched".
-        with pytest.raises(OSError):
-            await ferropg.connect(**kwargs, target_session_attrs="standby")
-
-    run(body())
+    kwargs = {
+        **connect_kwargs,
+        "host": [host, host],
+        "port": [connect_kwargs["port"], closed_port],
+    }
+    con = await ferropg.connect(**kwargs, target_session_attrs="prefer-standby")
+    try:
+        assert await _in_recovery(con) is False
+    finally:
+        await con.close()
+    # As in asyncpg, a connection error outranks "no server matched".
+    with pytest.raises(OSError):
+        await ferropg.connect(**kwargs, target_session_attrs="standby")

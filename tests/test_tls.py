@@ -91,55 +91,46 @@ async def _tls_of(con):
     ("mode", "expected"),
     [("disable", False), ("allow", False), ("prefer", True), ("require", True), (None, True)],
 )
-def test_sslmodes(run, tls_cluster, mode, expected):
-    async def body():
-        con = await ferropg.connect(**_kw(tls_cluster, ssl=mode))
-        assert await _tls_of(con) is expected
-
-    run(body())
+async def test_sslmodes(tls_cluster, mode, expected):
+    con = await ferropg.connect(**_kw(tls_cluster, ssl=mode))
+    assert await _tls_of(con) is expected
 
 
-def test_certificate_checks(run, tls_cluster, certs):
+async def test_certificate_checks(tls_cluster, certs):
     ca, other = str(certs / "ca.crt"), str(certs / "other.crt")
 
-    async def body():
-        for mode in ("verify-ca", "verify-full"):
-            dsn = f"postgresql://postgres@localhost:{tls_cluster.port}/postgres"
-            con = await ferropg.connect(f"{dsn}?sslmode={mode}&sslrootcert={ca}")
-            assert await _tls_of(con) is True
-            with pytest.raises(ssl.SSLCertVerificationError):
-                await ferropg.connect(f"{dsn}?sslmode={mode}&sslrootcert={other}")
-        # The certificate names localhost, not 127.0.0.1: only verify-full looks at names.
-        by_ip = f"postgresql://postgres@127.0.0.1:{tls_cluster.port}/postgres?sslrootcert={ca}"
-        con = await ferropg.connect(f"{by_ip}&sslmode=verify-ca")
+    for mode in ("verify-ca", "verify-full"):
+        dsn = f"postgresql://postgres@localhost:{tls_cluster.port}/postgres"
+        con = await ferropg.connect(f"{dsn}?sslmode={mode}&sslrootcert={ca}")
         assert await _tls_of(con) is True
         with pytest.raises(ssl.SSLCertVerificationError):
-            await ferropg.connect(f"{by_ip}&sslmode=verify-full")
-        # A context of one's own is used as it is; True means the default context,
-        # which does not know this CA.
-        ctx = ssl.create_default_context(cafile=ca)
-        con = await ferropg.connect(**_kw(tls_cluster, ssl=ctx, host="localhost"))
-        assert await _tls_of(con) is True
-        with pytest.raises(ssl.SSLCertVerificationError):
-            await ferropg.connect(**_kw(tls_cluster, ssl=True, host="localhost"))
+            await ferropg.connect(f"{dsn}?sslmode={mode}&sslrootcert={other}")
+    # The certificate names localhost, not 127.0.0.1: only verify-full looks at names.
+    by_ip = f"postgresql://postgres@127.0.0.1:{tls_cluster.port}/postgres?sslrootcert={ca}"
+    con = await ferropg.connect(f"{by_ip}&sslmode=verify-ca")
+    assert await _tls_of(con) is True
+    with pytest.raises(ssl.SSLCertVerificationError):
+        await ferropg.connect(f"{by_ip}&sslmode=verify-full")
+    # A context of one's own is used as it is; True means the default context,
+    # which does not know this CA.
+    ctx = ssl.create_default_context(cafile=ca)
+    con = await ferropg.connect(**_kw(tls_cluster, ssl=ctx, host="localhost"))
+    assert await _tls_of(con) is True
+    with pytest.raises(ssl.SSLCertVerificationError):
+        await ferropg.connect(**_kw(tls_cluster, ssl=True, host="localhost"))
 
-    run(body())
 
-
-def test_missing_root_certificate(run, tls_cluster, tmp_path, monkeypatch):
+async def test_missing_root_certificate(tls_cluster, tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
 
-    async def body():
-        # require checks nothing without ~/.postgresql/root.crt; verify-ca cannot.
-        con = await ferropg.connect(**_kw(tls_cluster, ssl="require"))
-        assert await _tls_of(con) is True
-        with pytest.raises(exceptions.ClientConfigurationError, match="root certificate file"):
-            await ferropg.connect(**_kw(tls_cluster, ssl="verify-ca"))
-
-    run(body())
+    # require checks nothing without ~/.postgresql/root.crt; verify-ca cannot.
+    con = await ferropg.connect(**_kw(tls_cluster, ssl="require"))
+    assert await _tls_of(con) is True
+    with pytest.raises(exceptions.ClientConfigurationError, match="root certificate file"):
+        await ferropg.connect(**_kw(tls_cluster, ssl="verify-ca"))
 
 
-def test_dot_postgresql_defaults(run, tls_cluster, certs, tmp_path, monkeypatch):
+async def test_dot_postgresql_defaults(tls_cluster, certs, tmp_path, monkeypatch):
     home = tmp_path / ".postgresql"
     home.mkdir()
     for src, dst in (("ca.crt", "root.crt"), ("client.crt", "postgresql.crt")):
@@ -149,112 +140,93 @@ def test_dot_postgresql_defaults(run, tls_cluster, certs, tmp_path, monkeypatch)
     key.chmod(0o600)
     monkeypatch.setenv("HOME", str(tmp_path))
 
-    async def body():
-        con = await ferropg.connect(**_kw(tls_cluster, ssl="verify-full", host="localhost"))
-        assert await _tls_of(con) is True
-        con = await ferropg.connect(**_kw(tls_cluster, ssl="verify-ca", user="u_cert"))
-        assert await con.fetchval("SELECT current_user") == "u_cert"
-        await con.close()
-
-    run(body())
+    con = await ferropg.connect(**_kw(tls_cluster, ssl="verify-full", host="localhost"))
+    assert await _tls_of(con) is True
+    con = await ferropg.connect(**_kw(tls_cluster, ssl="verify-ca", user="u_cert"))
+    assert await con.fetchval("SELECT current_user") == "u_cert"
+    await con.close()
 
 
-def test_hba_decides_the_fallback(run, tls_cluster):
-    async def body():
-        # allow starts without TLS; a hostssl-only user makes it try again with TLS.
-        con = await ferropg.connect(**_kw(tls_cluster, ssl="allow", user="u_ssl"))
-        assert await _tls_of(con) is True
-        # prefer starts with TLS; a hostnossl-only user makes it try again without.
-        con = await ferropg.connect(**_kw(tls_cluster, ssl="prefer", user="u_plain"))
-        assert await _tls_of(con) is False
-        with pytest.raises(exceptions.InvalidAuthorizationSpecificationError):
-            await ferropg.connect(**_kw(tls_cluster, ssl="disable", user="u_ssl"))
-        with pytest.raises(exceptions.InvalidAuthorizationSpecificationError):
-            await ferropg.connect(**_kw(tls_cluster, ssl="require", user="u_plain"))
-        # A wrong password stays the error the caller hears, after the retry without TLS.
-        with pytest.raises(exceptions.InvalidPasswordError):
-            await ferropg.connect(**_kw(tls_cluster, ssl="prefer", user="u_pw", password="no"))
-        con = await ferropg.connect(**_kw(tls_cluster, ssl="prefer", user="u_pw", password="pw"))
-        assert await _tls_of(con) is True
-
-    run(body())
+async def test_hba_decides_the_fallback(tls_cluster):
+    # allow starts without TLS; a hostssl-only user makes it try again with TLS.
+    con = await ferropg.connect(**_kw(tls_cluster, ssl="allow", user="u_ssl"))
+    assert await _tls_of(con) is True
+    # prefer starts with TLS; a hostnossl-only user makes it try again without.
+    con = await ferropg.connect(**_kw(tls_cluster, ssl="prefer", user="u_plain"))
+    assert await _tls_of(con) is False
+    with pytest.raises(exceptions.InvalidAuthorizationSpecificationError):
+        await ferropg.connect(**_kw(tls_cluster, ssl="disable", user="u_ssl"))
+    with pytest.raises(exceptions.InvalidAuthorizationSpecificationError):
+        await ferropg.connect(**_kw(tls_cluster, ssl="require", user="u_plain"))
+    # A wrong password stays the error the caller hears, after the retry without TLS.
+    with pytest.raises(exceptions.InvalidPasswordError):
+        await ferropg.connect(**_kw(tls_cluster, ssl="prefer", user="u_pw", password="no"))
+    con = await ferropg.connect(**_kw(tls_cluster, ssl="prefer", user="u_pw", password="pw"))
+    assert await _tls_of(con) is True
 
 
-def test_client_certificates(run, tls_cluster, certs, tmp_path, monkeypatch):
+async def test_client_certificates(tls_cluster, certs, tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     key = tmp_path / "client.key"
     key.write_bytes((certs / "client.key").read_bytes())
     key.chmod(0o600)
 
-    async def body():
-        dsn = (
-            f"postgresql://u_cert@127.0.0.1:{tls_cluster.port}/postgres?sslmode=verify-ca"
-            f"&sslrootcert={certs / 'ca.crt'}&sslcert={certs / 'client.crt'}&sslkey={key}"
+    dsn = (
+        f"postgresql://u_cert@127.0.0.1:{tls_cluster.port}/postgres?sslmode=verify-ca"
+        f"&sslrootcert={certs / 'ca.crt'}&sslcert={certs / 'client.crt'}&sslkey={key}"
+    )
+    con = await ferropg.connect(dsn)
+    assert await con.fetchval("SELECT current_user") == "u_cert"
+    await con.close()
+    # Without the certificate the cert rule turns the user away.
+    with pytest.raises(exceptions.InvalidAuthorizationSpecificationError):
+        await ferropg.connect(**_kw(tls_cluster, ssl="require", user="u_cert"))
+    # The same options from the environment.
+    monkeypatch.setenv("PGSSLMODE", "verify-ca")
+    monkeypatch.setenv("PGSSLROOTCERT", str(certs / "ca.crt"))
+    monkeypatch.setenv("PGSSLCERT", str(certs / "client.crt"))
+    monkeypatch.setenv("PGSSLKEY", str(key))
+    con = await ferropg.connect(**_kw(tls_cluster, user="u_cert"))
+    assert await con.fetchval("SELECT current_user") == "u_cert"
+    await con.close()
+
+
+async def test_cancel_over_tls(tls_cluster):
+    # u_ssl may only come in over TLS; its queries are cancelled all the same.
+    con = await ferropg.connect(**_kw(tls_cluster, ssl="require", user="u_ssl"))
+    with pytest.raises(asyncio.TimeoutError):
+        await con.fetchval("SELECT pg_sleep(30)", timeout=0.2)
+    assert await con.fetchval("SELECT 1") == 1
+    assert await _tls_of(con) is True
+
+
+async def test_server_without_tls(cluster):
+    kw = {"host": "127.0.0.1", "port": cluster.port, "user": cluster.user}
+    con = await ferropg.connect(**kw, ssl="prefer")
+    # The cancel request goes without TLS too, as the connection did.
+    with pytest.raises(asyncio.TimeoutError):
+        await con.fetchval("SELECT pg_sleep(30)", timeout=0.2)
+    assert await _tls_of(con) is False
+    with pytest.raises(ConnectionError, match="rejected SSL upgrade"):
+        await ferropg.connect(**kw, ssl="require")
+    # A Unix socket never uses TLS, whatever is asked.
+    con = await ferropg.connect(
+        host=cluster.socket_dir, port=cluster.port, user=cluster.user, ssl="require"
+    )
+    assert await con.fetchval("SELECT 1") == 1
+    await con.close()
+
+
+async def test_bad_tls_options(cluster):
+    kw = {"host": "127.0.0.1", "port": cluster.port, "user": cluster.user}
+    with pytest.raises(exceptions.ClientConfigurationError, match="sslmode"):
+        await ferropg.connect(**kw, ssl="sometimes")
+    with pytest.raises(exceptions.ClientConfigurationError, match="direct TLS requires"):
+        await ferropg.connect(**kw, ssl="prefer", direct_tls=True)
+    with pytest.raises(exceptions.ClientConfigurationError, match="sslnegotiation"):
+        await ferropg.connect(
+            f"postgresql://{cluster.user}@127.0.0.1:{cluster.port}/postgres?sslnegotiation=later"
         )
-        con = await ferropg.connect(dsn)
-        assert await con.fetchval("SELECT current_user") == "u_cert"
-        await con.close()
-        # Without the certificate the cert rule turns the user away.
-        with pytest.raises(exceptions.InvalidAuthorizationSpecificationError):
-            await ferropg.connect(**_kw(tls_cluster, ssl="require", user="u_cert"))
-        # The same options from the environment.
-        monkeypatch.setenv("PGSSLMODE", "verify-ca")
-        monkeypatch.setenv("PGSSLROOTCERT", str(certs / "ca.crt"))
-        monkeypatch.setenv("PGSSLCERT", str(certs / "client.crt"))
-        monkeypatch.setenv("PGSSLKEY", str(key))
-        con = await ferropg.connect(**_kw(tls_cluster, user="u_cert"))
-        assert await con.fetchval("SELECT current_user") == "u_cert"
-        await con.close()
-
-    run(body())
-
-
-def test_cancel_over_tls(run, tls_cluster):
-    async def body():
-        # u_ssl may only come in over TLS; its queries are cancelled all the same.
-        con = await ferropg.connect(**_kw(tls_cluster, ssl="require", user="u_ssl"))
-        with pytest.raises(asyncio.TimeoutError):
-            await con.fetchval("SELECT pg_sleep(30)", timeout=0.2)
-        assert await con.fetchval("SELECT 1") == 1
-        assert await _tls_of(con) is True
-
-    run(body())
-
-
-def test_server_without_tls(run, cluster):
-    async def body():
-        kw = {"host": "127.0.0.1", "port": cluster.port, "user": cluster.user}
-        con = await ferropg.connect(**kw, ssl="prefer")
-        # The cancel request goes without TLS too, as the connection did.
-        with pytest.raises(asyncio.TimeoutError):
-            await con.fetchval("SELECT pg_sleep(30)", timeout=0.2)
-        assert await _tls_of(con) is False
-        with pytest.raises(ConnectionError, match="rejected SSL upgrade"):
-            await ferropg.connect(**kw, ssl="require")
-        # A Unix socket never uses TLS, whatever is asked.
-        con = await ferropg.connect(
-            host=cluster.socket_dir, port=cluster.port, user=cluster.user, ssl="require"
-        )
-        assert await con.fetchval("SELECT 1") == 1
-        await con.close()
-
-    run(body())
-
-
-def test_bad_tls_options(run, cluster):
-    async def body():
-        kw = {"host": "127.0.0.1", "port": cluster.port, "user": cluster.user}
-        with pytest.raises(exceptions.ClientConfigurationError, match="sslmode"):
-            await ferropg.connect(**kw, ssl="sometimes")
-        with pytest.raises(exceptions.ClientConfigurationError, match="direct TLS requires"):
-            await ferropg.connect(**kw, ssl="prefer", direct_tls=True)
-        with pytest.raises(exceptions.ClientConfigurationError, match="sslnegotiation"):
-            await ferropg.connect(
-                f"postgresql://{cluster.user}@127.0.0.1:{cluster.port}/postgres"
-                "?sslnegotiation=later"
-            )
-
-    run(body())
 
 
 def test_sslmode_enum():

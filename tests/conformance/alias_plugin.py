@@ -230,7 +230,7 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
             return original(loop, future)
         try:
             return original(loop, asyncio.wait_for(future, remaining))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if time.monotonic() < deadline:
                 raise
             raise AssertionError(f"test timed out after {timeout:g} seconds") from None
