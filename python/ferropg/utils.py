@@ -47,12 +47,7 @@ async def _mogrify(conn: Any, query: str, args: Any) -> str:
     stmt = await conn._get_statement(query, None, use_cache=False)
     oids = list(stmt.param_types)
     if len(oids) != len(args):
-        expected, given = len(oids), len(args)
-        raise _base.InterfaceError(
-            f"the server expects {expected} argument{'' if expected == 1 else 's'} for this"
-            f" query, {given} {'was' if given == 1 else 'were'} passed",
-            hint="Check the query against the passed list of arguments.",
-        )
+        raise _native.argument_count_error(len(oids), len(args))
     names = await conn.fetchrow(
         "SELECT " + ", ".join(f"pg_catalog.format_type({int(oid)}, NULL)" for oid in oids)
     )

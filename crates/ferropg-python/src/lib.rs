@@ -59,6 +59,16 @@ fn cacheable(sql: &str, cache_on: bool, max_chars: usize) -> bool {
     ferropg_core::statement_cache::takes(sql, cache_on, max_chars)
 }
 
+/// The InterfaceError (not raised) for `given` arguments to a statement that takes
+/// `expected`: the one a Bind refuses them with, for Python code that counts them itself.
+#[pyfunction]
+#[pyo3(name = "argument_count_error")]
+fn argument_count_error_py(py: Python<'_>, expected: usize, given: usize) -> Py<PyAny> {
+    protocol::argument_count_error(py, expected, given)
+        .into_value(py)
+        .into_any()
+}
+
 /// The fast `uuid.UUID` subclass the codecs return.
 #[pyfunction]
 fn uuid_type(py: Python<'_>) -> PyResult<Py<pyo3::types::PyType>> {
@@ -79,6 +89,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cancel_request, m)?)?;
     m.add_function(wrap_pyfunction!(ssl_request, m)?)?;
     m.add_function(wrap_pyfunction!(cacheable, m)?)?;
+    m.add_function(wrap_pyfunction!(argument_count_error_py, m)?)?;
     libpq::register(m)?;
     m.add_function(wrap_pyfunction!(quote_ident, m)?)?;
     Ok(())

@@ -11,6 +11,20 @@ use crate::statement::Statement;
 
 use super::ops::Op;
 
+/// The InterfaceError for `given` arguments to a statement that takes `expected`.
+pub(crate) fn argument_count_error(py: Python<'_>, expected: usize, given: usize) -> PyErr {
+    errors::client_error_with_hint(
+        py,
+        ClientError::Interface,
+        format!(
+            "the server expects {expected} argument{} for this query, {given} {} passed",
+            if expected == 1 { "" } else { "s" },
+            if given == 1 { "was" } else { "were" }
+        ),
+        "Check the query against the passed list of arguments.",
+    )
+}
+
 /// Checks the argument count, encodes every argument and writes the messages that bind
 /// `args` to `portal`. On any error nothing is written.
 ///
@@ -41,16 +55,7 @@ pub(super) fn write_bind(
         .map_err(|e| errors::client_error(py, ClientError::Interface, e.0))?;
     let expected = st.param_types.len();
     if given != expected {
-        return Err(errors::client_error_with_hint(
-            py,
-            ClientError::Interface,
-            format!(
-                "the server expects {expected} argument{} for this query, {given} {} passed",
-                if expected == 1 { "" } else { "s" },
-                if given == 1 { "was" } else { "were" }
-            ),
-            "Check the query against the passed list of arguments.",
-        ));
+        return Err(argument_count_error(py, expected, given));
     }
     if st.name.is_empty() {
         // The unnamed statement may have been replaced since it was prepared (another

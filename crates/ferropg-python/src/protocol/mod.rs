@@ -8,6 +8,7 @@
 //! `pause_writing`, and resolving a future may run Python code.
 
 mod bind;
+pub(crate) use bind::argument_count_error;
 mod copy;
 mod gc_pause;
 mod ops;
