@@ -10,7 +10,6 @@ from typing import Any, Final, Literal, TypeVar, final, overload
 from typing_extensions import disjoint_base
 
 __all__ = [
-    "CLIENT_KEYWORDS",
     "SESSION_STATE_QUERY",
     "CoreProtocol",
     "Record",
@@ -20,16 +19,12 @@ __all__ = [
     "_record_freelist_counts",
     "cacheable",
     "cancel_request",
-    "default_hosts",
-    "parse_dsn",
-    "passfile_password",
     "quote_ident",
+    "resolve_connect",
     "argument_count_error",
     "quote_literal",
     "server_state",
     "server_state_from_row",
-    "service_candidates",
-    "service_lookup",
     "session_accepts",
     "ssl_request",
     "types_query",
@@ -272,9 +267,6 @@ class CoreProtocol:
 
 # ------------------------------------------------------------------- module functions
 
-#: libpq's client-side connection keywords (never sent to the server as settings).
-CLIENT_KEYWORDS: Final[tuple[str, ...]]
-
 #: The query that tells a server's hot-standby and read-only state, for
 #: ``server_state_from_row`` when ``server_state`` finds no reported parameters.
 SESSION_STATE_QUERY: Final[str]
@@ -287,15 +279,13 @@ def argument_count_error(expected: int, given: int) -> BaseException: ...
 def cancel_request(process_id: int, key: bytes) -> bytes: ...
 def ssl_request() -> bytes: ...
 def cacheable(sql: str, cache_on: bool, max_chars: int) -> bool: ...
-def parse_dsn(dsn: str) -> dict[str, Any]: ...
-def default_hosts(port: int) -> list[str]: ...
-def passfile_password(
-    text: str, addrs: Sequence[tuple[str, int]], database: str, user: str
-) -> str | None: ...
-def service_candidates(
-    servicefile: str | None, env: Mapping[str, str], home: str | None = None
-) -> list[str]: ...
-def service_lookup(text: str, name: str) -> list[tuple[str, str]] | None: ...
+def resolve_connect(
+    dsn: str | None,
+    explicit: Mapping[str, Any],
+    env: Mapping[str, str],
+    home: str | None,
+    os_user: Callable[[], str],
+) -> dict[str, Any]: ...
 def server_state(parameters: dict[str, str]) -> tuple[bool, bool] | None: ...
 def server_state_from_row(in_recovery: str, transaction_read_only: str) -> tuple[bool, bool]: ...
 def session_accepts(target: str, state: tuple[bool, bool]) -> bool: ...

@@ -19,7 +19,6 @@ from . import _native, exceptions
 from ._home import home_file
 
 __all__ = (
-    "DSN_OPTIONS",
     "HandshakeFailed",
     "SSL_REQUEST_CODE",
     "SSLMode",
@@ -36,30 +35,6 @@ _SSL_REQUEST = _native.ssl_request()
 
 #: The ALPN protocol name PostgreSQL 17 requires for direct TLS.
 _ALPN = ["postgresql"]
-
-#: DSN query parameters that belong to TLS, not to the server's startup packet.
-DSN_OPTIONS = (
-    "sslmode",
-    "sslrootcert",
-    "sslcert",
-    "sslkey",
-    "sslpassword",
-    "sslcrl",
-    "sslnegotiation",
-    "ssl_min_protocol_version",
-    "ssl_max_protocol_version",
-)
-
-_ENV = {
-    "sslmode": "PGSSLMODE",
-    "sslrootcert": "PGSSLROOTCERT",
-    "sslcert": "PGSSLCERT",
-    "sslkey": "PGSSLKEY",
-    "sslcrl": "PGSSLCRL",
-    "sslnegotiation": "PGSSLNEGOTIATION",
-    "ssl_min_protocol_version": "PGSSLMINPROTOCOLVERSION",
-    "ssl_max_protocol_version": "PGSSLMAXPROTOCOLVERSION",
-}
 
 
 class SSLMode(enum.IntEnum):
@@ -254,24 +229,18 @@ def _negotiation(direct_tls: Any, option: Callable[[str], Any]) -> SSLNegotiatio
 def tls_config(
     ssl: Any,
     direct_tls: Any,
-    dsn_options: Mapping[str, Any],
+    options: Mapping[str, Any],
     *,
     have_tcp: bool,
 ) -> TLSConfig:
-    """The TLS settings of a connection from ``connect(ssl=, direct_tls=)``, the DSN's TLS
-    options and the ``PGSSL*`` variables, in that order of precedence.
+    """The TLS settings of a connection from ``connect(ssl=, direct_tls=)``, then the
+    TLS options the DSN, the service and the ``PGSSL*`` variables settled on (``options``).
 
     ``ssl`` is a mode name or :class:`SSLMode` (a context is built for it), ``True``
     (the default context, verify-full), an ``ssl.SSLContext`` (used as it is, as
     ``require``), or false for no TLS. Left out, it is ``prefer`` when any address is TCP.
     """
-
-    def option(name: str) -> Any:
-        value = dsn_options.get(name)
-        if value is None and name in _ENV:
-            value = os.environ.get(_ENV[name])
-        return value
-
+    option = options.get
     if ssl is None:
         ssl = option("sslmode")
     asked = ssl is not None

@@ -7,14 +7,14 @@ import asyncio
 import enum
 import getpass
 import os
-import pathlib
 import random
-import re
+import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from . import _native, _pgpass, _pgservice, _tls, exceptions, protocol
+from . import _native, _tls, exceptions, protocol
+from ._home import home_file
 from ._tls import SSLMode, SSLNegotiation, TLSConfig
 
 if TYPE_CHECKING:
@@ -76,35 +76,10 @@ class ConnectParams:
     gsslib: str = "gssapi"
 
 
-def _split_host_specs(spec: str) -> tuple[list[str], list[int | None]]:
-    """``host[:port]`` items, comma-separated: the hosts, and each one's port or None.
-    An IPv6 address is bracketed when a port follows (``[::1]:5433``); a bare one (more
-    than one colon) is taken whole."""
-    hosts: list[str] = []
-    ports: list[int | None] = []
-    for item in (i.strip() for i in spec.split(",")):
-        port = ""
-        bare_ipv6 = not item.startswith("[") and item.count(":") > 1
-        if item.startswith("/") or bare_ipv6:
-            host = item
-        elif item.startswith("["):
-            m = re.fullmatch(r"\[([^\]]+)\](?::([0-9]*))?", item)
-            if m is None:
-                raise exceptions.ClientConfigurationError(f"invalid IPv6 address: {item!r}")
-            host, port = m.group(1), m.group(2) or ""
-        else:
-            host, _, port = item.partition(":")
-        hosts.append(host)
-        try:
-            ports.append(int(port) if port else None)
-        except ValueError:
-            raise exceptions.ClientConfigurationError(f"invalid port: {port!r}") from None
-    return hosts, ports
-
-
-def _as_list(value: Any) -> list:
+def _as_list(value: Any) -> list | None:
+    """``connect()``'s ``host``/``port``: one value, a list, or a comma-separated string."""
     if value is None:
-        return []
+        return None
     if isinstance(value, (list, tuple)):
         return list(value)
     if isinstance(value, str):
@@ -112,15 +87,29 @@ def _as_list(value: Any) -> list:
     return [value]
 
 
-#: DSN query parameters for the client itself: never sent to the server as settings.
-_CLIENT_OPTIONS = (
-    "target_session_attrs",
-    "passfile",
-    "service",
-    "servicefile",
-    "krbsrvname",
-    "gsslib",
-    *_tls.DSN_OPTIONS,
+#: The ``PG*`` variables asyncpg reads (libpq reads more, such as ``PGOPTIONS`` and
+#: ``PGAPPNAME``; a drop-in does not start sending those).
+_ENV_VARS = (
+    "PGHOST",
+    "PGPORT",
+    "PGUSER",
+    "PGPASSWORD",
+    "PGDATABASE",
+    "PGPASSFILE",
+    "PGSERVICE",
+    "PGSERVICEFILE",
+    "PGSYSCONFDIR",
+    "PGTARGETSESSIONATTRS",
+    "PGKRBSRVNAME",
+    "PGGSSLIB",
+    "PGSSLMODE",
+    "PGSSLROOTCERT",
+    "PGSSLCERT",
+    "PGSSLKEY",
+    "PGSSLCRL",
+    "PGSSLNEGOTIATION",
+    "PGSSLMINPROTOCOLVERSION",
+    "PGSSLMAXPROTOCOLVERSION",
 )
 
 
@@ -144,7 +133,7 @@ def resolve_params(
 ) -> ConnectParams:
     """Merges, in order of precedence: keyword arguments, the DSN, the connection
     service (``service=`` of the arguments, the DSN or ``PGSERVICE``), ``PG*`` variables,
-    defaults.
+    defaults. The merge is the core's (``ferropg_core::config::resolve``).
 
     Without a password from any of those, the password file is read (``passfile``, the
     DSN's, the service's, ``PGPASSFILE``, then ``~/.pgpass``).
@@ -152,101 +141,44 @@ def resolve_params(
     An invalid ``target_session_attrs`` raises
     :class:`~ferropg.exceptions.ClientConfigurationError`.
     """
-    from_dsn: dict[str, Any] = _native.parse_dsn(dsn) if dsn else {}
-    env = os.environ
-    # The core's DSN parser splits libpq's client keywords from the server settings;
-    # those this face does not implement (keepalives, ...) are not sent to the server.
-    settings = dict(from_dsn.get("server_settings") or ())
-    client_options = dict(from_dsn.get("client_options") or ())
-    client = {name: client_options.get(name) for name in _CLIENT_OPTIONS}
-    service = service or client["service"] or env.get("PGSERVICE")
-    servicefile = servicefile or client["servicefile"]
-    svc = _pgservice.service_params(service, servicefile) if service else {}
-
-    def option(name: str) -> Any:
-        return client[name] if client.get(name) is not None else svc.get(name)
-
-    hosts = _as_list(host)
-    # The DSN's host parameter and PGHOST may give ports too ("db1:5433,[::1]:5434"),
-    # as asyncpg reads them.
-    host_ports: list[int | None] = []
-    if not hosts and from_dsn.get("host"):
-        hosts, host_ports = _split_host_specs(",".join(from_dsn["host"]))
-    hosts = hosts or _as_list(svc.get("host"))
-    if not hosts and env.get("PGHOST"):
-        hosts, host_ports = _split_host_specs(env["PGHOST"])
-    # Ports written into the hosts yield to ports given as such (argument, DSN).
-    given_ports = _as_list(port) or from_dsn.get("port")
-    ports = given_ports or _as_list(svc.get("port")) or _as_list(env.get("PGPORT"))
     try:
-        ports = [int(p) for p in ports]
+        ports = None if port is None else [int(p) for p in _as_list(port) or ()]
     except ValueError as e:
         raise exceptions.ClientConfigurationError(f"invalid port: {e}") from None
-    user = user or from_dsn.get("user") or svc.get("user") or env.get("PGUSER") or getpass.getuser()
-    # An empty password is no password (libpq's and asyncpg's rule): look further.
-    for source in (from_dsn.get("password"), svc.get("password"), env.get("PGPASSWORD")):
-        if password is None and source:
-            password = source
-    database = (
-        database
-        or from_dsn.get("database")
-        or svc.get("dbname")
-        or svc.get("database")
-        or env.get("PGDATABASE")
-        or user
-    )
-
-    if not ports:
-        ports = [5432]
-    if not given_ports and any(p is not None for p in host_ports):
-        defaults = ports * len(hosts) if len(ports) == 1 else ports
-        if len(defaults) == len(hosts):
-            ports = [
-                hp if hp is not None else d for hp, d in zip(host_ports, defaults, strict=False)
-            ]
-    if not hosts:
-        hosts = _native.default_hosts(ports[0])
-    if len(ports) == 1:
-        ports = ports * len(hosts)
-    elif len(ports) != len(hosts):
-        raise exceptions.ClientConfigurationError(
-            f"could not match {len(ports)} port numbers to {len(hosts)} hosts"
-        )
-    addrs: list[str | tuple[str, int]] = []
-    for h, p in zip(hosts, ports, strict=True):
-        if h.startswith("/") and ".s.PGSQL." in os.path.basename(h):
-            addrs.append(h)  # already the socket itself
-        elif h.startswith("/"):
-            addrs.append(os.path.join(h, f".s.PGSQL.{p}"))
-        else:
-            addrs.append((h, p))
-
-    if password is None:
-        passfile = passfile or option("passfile") or env.get("PGPASSFILE")
-        path = pathlib.Path(passfile) if passfile else _pgpass.default_passfile()
-        if path is not None:
-            password = _pgpass.password_from_passfile(path, addrs, database, user)
-    tls_options = {name: option(name) for name in _tls.DSN_OPTIONS}
-    tls_options["sslmode"] = from_dsn.get("sslmode") or svc.get("sslmode")
+    explicit = {
+        "host": _as_list(host) or None,
+        "port": ports or None,
+        "user": user,
+        # A callable password is asked for at connect time, never here.
+        "password": password if isinstance(password, str) else None,
+        "database": database,
+        "passfile": None if passfile is None else str(passfile),
+        "service": service,
+        "servicefile": servicefile,
+        "target_session_attrs": None
+        if target_session_attrs is None
+        else str(_session_attribute(target_session_attrs).value),
+        "krbsrvname": krbsrvname,
+        "gsslib": gsslib,
+        "server_settings": server_settings,
+    }
+    env = {name: os.environ[name] for name in _ENV_VARS if name in os.environ}
+    home = home_file()
+    r = _native.resolve_connect(dsn, explicit, env, str(home) if home else None, getpass.getuser)
+    if r["passfile_warning"]:
+        warnings.warn(r["passfile_warning"], stacklevel=3)
+    options = r["options"]
+    settings = r["server_settings"]
+    addrs = [a if isinstance(a, str) else tuple(a) for a in r["addrs"]]
     tls = _tls.tls_config(
-        ssl, direct_tls, tls_options, have_tcp=any(not isinstance(a, str) for a in addrs)
+        ssl, direct_tls, options, have_tcp=any(not isinstance(a, str) for a in addrs)
     )
-    if target_session_attrs is None:
-        target_session_attrs = option("target_session_attrs")
-    if target_session_attrs is None:
-        target_session_attrs = env.get("PGTARGETSESSIONATTRS", SessionAttribute.any)
-    attrs = _session_attribute(target_session_attrs)
-    krbsrvname = krbsrvname or option("krbsrvname") or env.get("PGKRBSRVNAME")
-    gsslib = gsslib or option("gsslib") or env.get("PGGSSLIB") or "gssapi"
+    attrs = _session_attribute(options.get("target_session_attrs") or SessionAttribute.any)
+    gsslib = options.get("gsslib") or "gssapi"
     if gsslib not in ("gssapi", "sspi"):
         raise exceptions.ClientConfigurationError(
             f"gsslib parameter must be either 'gssapi' or 'sspi', got {gsslib!r}"
         )
-    application_name = from_dsn.get("application_name") or svc.get("application_name")
-    if application_name:
-        settings.setdefault("application_name", application_name)
-    if server_settings:
-        settings.update(server_settings)
     encoding = settings.pop("client_encoding", "UTF8")
     if encoding.replace("-", "").replace("_", "").upper() not in ("UTF8", "UNICODE"):
         # Every text codec reads UTF-8; another encoding would garble what comes back.
@@ -255,14 +187,16 @@ def resolve_params(
         )
     return ConnectParams(
         addrs=addrs,
-        user=user,
-        password=password,
-        database=database,
+        user=r["user"],
+        password=password
+        if password is not None and not isinstance(password, str)
+        else r["password"],
+        database=r["database"],
         server_settings=settings,
-        connect_timeout=from_dsn.get("connect_timeout"),
+        connect_timeout=r["connect_timeout"],
         target_session_attrs=attrs,
         tls=tls,
-        krbsrvname=krbsrvname,
+        krbsrvname=options.get("krbsrvname"),
         gsslib=gsslib,
     )
 

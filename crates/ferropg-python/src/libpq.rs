@@ -1,12 +1,16 @@
 //! libpq's connection rules, as the core decides them, for the Python layer's
-//! `connect_utils`: the DSN, the default hosts, the password file, service files
-//! and `target_session_attrs`. The Python side reads the files and the environment
-//! and passes them in; the decisions are the core's.
+//! `connect_utils`: `resolve_connect` merges `connect()`'s arguments, the DSN, the
+//! connection service and the `PG*` variables, and finds the password file's
+//! password; `target_session_attrs` is judged here too. The environment comes from
+//! Python (`os.environ`, as asyncpg reads it); the decisions are the core's.
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
 
 use ferropg_core::config::session::{ServerState, TargetSessionAttrs, STATE_QUERY};
-use ferropg_core::config::{passfile, service, Config, Host, CLIENT_KEYWORDS};
+use ferropg_core::config::{self as core, passfile, Config, Environment, FileKind, Host};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyList};
 
 use crate::errors::{self, ClientError};
 
@@ -14,90 +18,173 @@ fn config_error(py: Python<'_>, e: ferropg_core::config::ConfigError) -> PyErr {
     errors::client_error(py, ClientError::ClientConfiguration, e.0)
 }
 
-fn host_name(host: Host) -> String {
-    match host {
-        Host::Tcp(s) | Host::Unix(s) => s,
+/// The environment as `connect()` sees it: the variables Python passed (those
+/// asyncpg reads, from `os.environ`) and the file system.
+struct Given {
+    vars: HashMap<String, String>,
+    home: Option<String>,
+}
+
+impl Environment for Given {
+    fn var(&self, name: &str) -> Option<String> {
+        self.vars.get(name).filter(|v| !v.is_empty()).cloned()
+    }
+
+    fn home(&self) -> Option<String> {
+        self.home.clone()
+    }
+
+    fn read_file(&self, path: &str) -> Result<Option<String>, String> {
+        match std::fs::read(path) {
+            Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            // A path through a file, or a directory: nothing to read there.
+            Err(e) if matches!(e.raw_os_error(), Some(20 | 21)) => Ok(None),
+            Err(e) => Err(e.kind().to_string()),
+        }
+    }
+
+    fn file_kind(&self, path: &str) -> Option<FileKind> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(FileKind {
+            regular: meta.is_file(),
+            mode: meta.permissions().mode() & 0o777,
+        })
+    }
+
+    fn socket_exists(&self, path: &str) -> bool {
+        std::path::Path::new(path).exists()
     }
 }
 
-/// Parses a DSN with libpq's rules; returns a dict of what it set.
-#[pyfunction]
-fn parse_dsn<'py>(py: Python<'py>, dsn: &str) -> PyResult<Bound<'py, PyDict>> {
-    let cfg = Config::parse(dsn).map_err(|e| config_error(py, e))?;
-    let d = PyDict::new(py);
-    let hosts: Vec<String> = cfg.hosts.into_iter().map(host_name).collect();
-    if !hosts.is_empty() {
-        d.set_item("host", hosts)?;
-    }
-    if !cfg.ports.is_empty() {
-        d.set_item("port", cfg.ports)?;
-    }
-    d.set_item("user", cfg.user)?;
-    d.set_item("password", cfg.password)?;
-    d.set_item("database", cfg.database)?;
-    d.set_item("connect_timeout", cfg.connect_timeout)?;
-    d.set_item("sslmode", cfg.sslmode)?;
-    d.set_item("application_name", cfg.application_name)?;
-    d.set_item("server_settings", cfg.server_settings)?;
-    d.set_item("client_options", cfg.client_options)?;
-    Ok(d)
-}
-
-/// The hosts to try when none is given: each socket directory holding a server
-/// socket for `port`, then `localhost`.
-#[pyfunction]
-fn default_hosts(port: u16) -> Vec<String> {
-    ferropg_core::config::default_hosts(port, |path| std::path::Path::new(path).exists())
-        .into_iter()
-        .map(host_name)
-        .collect()
-}
-
-/// The password a password file's `text` gives for the first of `addrs` (each
-/// `(host, port)`; a Unix socket's host is `localhost`) that an entry serves, with
-/// `database` and `user`.
-#[pyfunction]
-fn passfile_password(
-    text: &str,
-    addrs: Vec<(String, u16)>,
-    database: &str,
-    user: &str,
-) -> Option<String> {
-    let entries = passfile::parse(text);
-    addrs.iter().find_map(|(host, port)| {
-        passfile::lookup(&entries, host, *port, database, user).map(str::to_owned)
-    })
-}
-
-/// The service files that may define a service, in libpq's order: `servicefile`
-/// alone when given, else `PGSERVICEFILE` or `~/.pg_service.conf` (under `home`),
-/// then `$PGSYSCONFDIR/pg_service.conf`; `env` is a mapping such as `os.environ`.
-#[pyfunction]
-#[pyo3(signature = (servicefile, env, home=None))]
-fn service_candidates(
-    servicefile: Option<&str>,
-    env: &Bound<'_, PyAny>,
-    home: Option<&str>,
-) -> Vec<String> {
-    let read = |name: &str| -> Option<String> {
-        env.get_item(name)
-            .ok()
-            .and_then(|v| v.extract::<String>().ok())
-            .filter(|v| !v.is_empty())
+/// `connect()`'s own arguments as the highest-precedence source: hosts are taken
+/// as written (no ports inside them), each value only when given.
+fn arguments(explicit: &Bound<'_, PyDict>) -> PyResult<Config> {
+    let mut c = Config::default();
+    let given = |key: &str| -> PyResult<Option<Bound<'_, PyAny>>> {
+        Ok(explicit.get_item(key)?.filter(|v| !v.is_none()))
     };
-    service::candidates(servicefile, read, home)
+    if let Some(hosts) = given("host")? {
+        let hosts: Vec<String> = hosts.extract()?;
+        c.hosts = hosts.iter().map(|h| Host::from_libpq(h)).collect();
+    }
+    if let Some(ports) = given("port")? {
+        c.ports = ports.extract()?;
+    }
+    let text =
+        |key: &str| -> PyResult<Option<String>> { given(key)?.map(|v| v.extract()).transpose() };
+    c.user = text("user")?;
+    c.password = text("password")?;
+    c.database = text("database")?;
+    for key in [
+        "passfile",
+        "service",
+        "servicefile",
+        "target_session_attrs",
+        "krbsrvname",
+        "gsslib",
+    ] {
+        if let Some(value) = text(key)? {
+            c.client_options.push((key.to_owned(), value));
+        }
+    }
+    if let Some(settings) = given("server_settings")? {
+        c.server_settings = settings
+            .cast::<PyDict>()?
+            .iter()
+            .map(|(k, v)| Ok((k.extract()?, v.extract()?)))
+            .collect::<PyResult<_>>()?;
+    }
+    Ok(c)
 }
 
-/// The parameters of service `name` in a service file's `text`, or None when the
-/// file does not define it; ClientConfigurationError for a malformed file (the
-/// message names the line, never its text).
+/// Where `connect()` goes and with what: `explicit` (the arguments, see
+/// `connect_utils.resolve_params`) over `dsn` over the connection service over
+/// `env`'s `PG*` variables. Returns a dict: `addrs` (a socket path, or `(host,
+/// port)`), `user` (`os_user()` when no source names one), `password` (the
+/// password file's when no source gives one), `passfile_warning` (why a password
+/// file was passed over), `database`, `connect_timeout`, `server_settings`
+/// (`application_name` included) and `options` (libpq's client keywords, `sslmode`
+/// among them).
 #[pyfunction]
-fn service_lookup(
-    py: Python<'_>,
-    text: &str,
-    name: &str,
-) -> PyResult<Option<Vec<(String, String)>>> {
-    service::lookup(text, name).map_err(|e| config_error(py, e))
+#[pyo3(signature = (dsn, explicit, env, home, os_user))]
+fn resolve_connect<'py>(
+    py: Python<'py>,
+    dsn: Option<&str>,
+    explicit: &Bound<'py, PyDict>,
+    env: HashMap<String, String>,
+    home: Option<String>,
+    os_user: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let given = Given { vars: env, home };
+    let mut layers = vec![arguments(explicit)?];
+    if let Some(dsn) = dsn.filter(|d| !d.is_empty()) {
+        layers.push(Config::parse(dsn).map_err(|e| config_error(py, e))?);
+    }
+    let c = core::resolve(&layers, &given).map_err(|e| config_error(py, e))?;
+    let addresses = c
+        .addresses(|path| given.socket_exists(path))
+        .map_err(|e| config_error(py, e))?;
+    let user: String = match &c.user {
+        Some(user) => user.clone(),
+        None => os_user.call0()?.extract()?,
+    };
+    let database = c.database.clone().unwrap_or_else(|| user.clone());
+    let mut password = c.password.clone();
+    let mut warning = None;
+    if password.is_none() {
+        match core::passfile_entries(&c, &given) {
+            Ok(Some(entries)) => {
+                password = addresses.iter().find_map(|(host, port)| {
+                    let host = match host {
+                        Host::Unix(_) => "localhost",
+                        Host::Tcp(h) => h,
+                    };
+                    passfile::lookup(&entries, host, *port, &database, &user).map(str::to_owned)
+                });
+            }
+            Ok(None) => {}
+            Err(why) => warning = Some(why),
+        }
+    }
+    let addrs = PyList::empty(py);
+    for (host, port) in &addresses {
+        match host {
+            // A path naming the socket itself is kept as it is.
+            Host::Unix(path)
+                if path
+                    .rsplit('/')
+                    .next()
+                    .is_some_and(|f| f.contains(".s.PGSQL.")) =>
+            {
+                addrs.append(path)?
+            }
+            Host::Unix(dir) => addrs.append(core::socket_path(dir, *port))?,
+            Host::Tcp(name) => addrs.append((name, *port))?,
+        }
+    }
+    let settings = PyDict::new(py);
+    if let Some(app) = &c.application_name {
+        settings.set_item("application_name", app)?;
+    }
+    for (k, v) in &c.server_settings {
+        settings.set_item(k, v)?;
+    }
+    let options = PyDict::new(py);
+    for (k, v) in &c.client_options {
+        options.set_item(k, v)?;
+    }
+    options.set_item("sslmode", &c.sslmode)?;
+    let d = PyDict::new(py);
+    d.set_item("addrs", addrs)?;
+    d.set_item("user", user)?;
+    d.set_item("password", password)?;
+    d.set_item("passfile_warning", warning)?;
+    d.set_item("database", database)?;
+    d.set_item("connect_timeout", c.connect_timeout)?;
+    d.set_item("server_settings", settings)?;
+    d.set_item("options", options)?;
+    Ok(d)
 }
 
 /// `(in hot standby, read-only)` from the run-time parameters a server reported
@@ -140,15 +227,10 @@ fn session_accepts(py: Python<'_>, target: &str, state: (bool, bool)) -> PyResul
 
 /// Adds this module's functions and constants to `_native`.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(parse_dsn, m)?)?;
-    m.add_function(wrap_pyfunction!(default_hosts, m)?)?;
-    m.add_function(wrap_pyfunction!(passfile_password, m)?)?;
-    m.add_function(wrap_pyfunction!(service_candidates, m)?)?;
-    m.add_function(wrap_pyfunction!(service_lookup, m)?)?;
+    m.add_function(wrap_pyfunction!(resolve_connect, m)?)?;
     m.add_function(wrap_pyfunction!(server_state, m)?)?;
     m.add_function(wrap_pyfunction!(server_state_from_row, m)?)?;
     m.add_function(wrap_pyfunction!(session_accepts, m)?)?;
-    m.add("CLIENT_KEYWORDS", PyTuple::new(m.py(), CLIENT_KEYWORDS)?)?;
     m.add("SESSION_STATE_QUERY", STATE_QUERY)?;
     Ok(())
 }

@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use ferropg_core::config as core;
+use ferropg_core::config::{self as core, Environment};
 use ferropg_core::conn::StartupParams;
+
+use crate::environment::Process;
 
 pub use ferropg_core::config::session::TargetSessionAttrs;
 pub use ferropg_core::config::Host;
@@ -52,11 +54,6 @@ fn check_supported(config: &core::Config) -> Result<(), Error> {
     config.keepalives().map_err(invalid)?;
     config.sslnegotiation().map_err(invalid)?;
     Ok(())
-}
-
-/// An environment variable, unset when empty (libpq's rule).
-fn env_var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 /// Randomness for `load_balance_hosts=random`: the standard library's randomly
@@ -309,7 +306,7 @@ impl Config {
     /// its own copy of the settings, after the connection service.
     pub fn apply_env(&mut self) -> Result<&mut Config, Error> {
         self.inner
-            .apply_env(env_var)
+            .apply_env(|name| Process.var(name))
             .map_err(|e| Error::config(e.0))?;
         Ok(self)
     }
@@ -320,43 +317,27 @@ impl Config {
     /// without a service; a service defined nowhere is an error.
     /// [`connect`](crate::connect) does this on its own copy of the settings.
     pub fn apply_service(&mut self) -> Result<&mut Config, Error> {
-        let Some(name) = self
-            .inner
-            .client_option("service")
-            .map(str::to_owned)
-            .or_else(|| env_var("PGSERVICE"))
-        else {
-            return Ok(self);
-        };
-        let home = env_var("HOME");
-        let files = core::service::candidates(
-            self.inner.client_option("servicefile"),
-            env_var,
-            home.as_deref(),
-        );
-        for file in files {
-            let text = match std::fs::read_to_string(&file) {
-                Ok(text) => text,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => {
-                    return Err(Error::config(format!(
-                        "cannot read service file \"{file}\": {e}"
-                    )))
-                }
-            };
-            let found = core::service::lookup(&text, &name)
-                .map_err(|e| Error::config(format!("service file \"{file}\": {e}")))?;
-            if let Some(params) = found {
-                self.inner
-                    .apply_service(&params)
-                    .map_err(|e| Error::config(e.0))?;
-                check_supported(&self.inner)?;
-                return Ok(self);
-            }
+        let found = core::service_settings(std::slice::from_ref(&self.inner), &Process)
+            .map_err(|e| Error::config(e.0))?;
+        if let Some(params) = found {
+            self.inner
+                .apply_service(&params)
+                .map_err(|e| Error::config(e.0))?;
+            check_supported(&self.inner)?;
         }
-        Err(Error::config(format!(
-            "definition of service \"{name}\" not found"
-        )))
+        Ok(self)
+    }
+
+    /// These settings with the connection service's and the `PG*` variables'
+    /// filled in ([`ferropg_core::config::resolve`]): what a connection uses.
+    pub(crate) fn resolved(&self) -> Result<Config, Error> {
+        let inner = core::resolve(std::slice::from_ref(&self.inner), &Process)
+            .map_err(|e| Error::config(e.0))?;
+        check_supported(&inner)?;
+        Ok(Config {
+            inner,
+            client: self.client,
+        })
     }
 
     /// The hosts, in order.
@@ -407,7 +388,7 @@ impl Config {
     pub(crate) fn addresses(&self) -> Result<Vec<(Host, u16)>, Error> {
         let mut addresses = self
             .inner
-            .addresses(|path| Path::new(path).exists())
+            .addresses(|path| Process.socket_exists(path))
             .map_err(|e| Error::config(e.0))?;
         if self
             .inner
@@ -450,18 +431,9 @@ impl Config {
     /// `~/.pgpass`; like libpq, one that others may read is ignored. Its rules are
     /// the core's (`ferropg_core::config::passfile`).
     pub(crate) fn passfile_password(&self, host: &Host, port: u16, user: &str) -> Option<String> {
-        use std::os::unix::fs::PermissionsExt;
-        let path = self
-            .inner
-            .client_option("passfile")
-            .map(PathBuf::from)
-            .or_else(|| env_var("HOME").map(|h| Path::new(&h).join(".pgpass")))?;
-        let meta = std::fs::metadata(&path).ok()?;
-        if !meta.is_file() || meta.permissions().mode() & 0o077 != 0 {
-            return None;
-        }
-        let text = std::fs::read_to_string(&path).ok()?;
-        let entries = core::passfile::parse(&text);
+        // A file that is not used is passed over in silence: a library has no
+        // terminal to warn on.
+        let entries = core::passfile_entries(&self.inner, &Process).ok()??;
         let host = match host {
             Host::Unix(_) => "localhost",
             Host::Tcp(h) => h.as_str(),

@@ -30,9 +30,7 @@ use crate::{socket, Connection, Error, ErrorKind};
 /// # Ok(()) }
 /// ```
 pub async fn connect(config: &Config) -> Result<Connection, Error> {
-    let mut config = config.clone();
-    config.apply_service()?;
-    config.apply_env()?;
+    let config = config.resolved()?;
     let tls = config.tls()?;
     let params = config.startup_params()?;
     let link = Link {

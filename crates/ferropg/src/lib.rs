@@ -61,6 +61,7 @@ pub mod config;
 mod connect;
 mod connection;
 mod copy;
+mod environment;
 mod error;
 mod exchange;
 mod introspect;

@@ -8,8 +8,11 @@
 //! socket exists are passed in by the face, never read here.
 
 pub mod passfile;
+mod resolve;
 pub mod service;
 pub mod session;
+
+pub use resolve::{passfile_entries, resolve, service_settings, Environment, FileKind};
 
 use std::fmt;
 
@@ -44,6 +47,10 @@ pub struct Config {
     pub hosts: Vec<Host>,
     /// One port for all hosts, or one per host.
     pub ports: Vec<u16>,
+    /// Ports written into a `host=` value (`db1:5433,db2`), one per host: a port
+    /// given as such in the same or a higher-precedence source wins over them
+    /// ([`resolve`] settles them into `ports`).
+    pub host_ports: Vec<Option<u16>>,
     /// The role.
     pub user: Option<String>,
     /// The password.
@@ -155,7 +162,8 @@ impl Config {
     /// before the environment. A parameter libpq does not know is an error.
     pub fn apply_service(&mut self, params: &[(String, String)]) -> Result<(), ConfigError> {
         for (key, value) in params {
-            if !is_libpq_keyword(key) {
+            // `database` is asyncpg's spelling of dbname in a service, and harmless.
+            if !is_libpq_keyword(key) && key != "database" {
                 return Err(ConfigError(format!(
                     "invalid connection option {key:?} in the service definition"
                 )));
@@ -295,7 +303,19 @@ impl Config {
 
     fn set(&mut self, key: &str, value: String) -> Result<(), ConfigError> {
         match key {
-            "host" | "hostaddr" => self.hosts = split_list(&value).map(Host::from_libpq).collect(),
+            "host" => {
+                let specs = split_list(&value)
+                    .map(split_host_spec)
+                    .collect::<Result<Vec<_>, _>>()?;
+                (self.hosts, self.host_ports) = specs.into_iter().unzip();
+                if self.host_ports.iter().all(Option::is_none) {
+                    self.host_ports.clear();
+                }
+            }
+            "hostaddr" => {
+                self.hosts = split_list(&value).map(Host::from_libpq).collect();
+                self.host_ports.clear();
+            }
             "port" => self.ports = parse_ports(&value)?,
             "user" => self.user = Some(value),
             "password" => self.password = Some(value),
@@ -446,6 +466,37 @@ pub fn shuffle<T>(items: &mut [T], mut random: impl FnMut(usize) -> usize) {
 /// (`root.crt`, `root.crl`, `postgresql.crt`, `postgresql.key`), under `home`.
 pub fn default_tls_file(home: Option<&str>, name: &str) -> Option<String> {
     home.map(|h| format!("{}/.postgresql/{name}", h.trim_end_matches('/')))
+}
+
+/// One item of a `host=` list, with the port written after it if any: `db:5433`,
+/// `[::1]:5433`, or a bare IPv6 address (more than one colon), a socket directory or
+/// an abstract socket taken whole (asyncpg reads `host=` and `PGHOST` this way; libpq
+/// has no ports there, so nothing it accepts changes meaning).
+pub fn split_host_spec(item: &str) -> Result<(Host, Option<u16>), ConfigError> {
+    let port = |p: &str| -> Result<Option<u16>, ConfigError> {
+        if p.is_empty() {
+            return Ok(None);
+        }
+        p.parse()
+            .map(Some)
+            .map_err(|_| ConfigError(format!("invalid port: {p:?}")))
+    };
+    if item.starts_with('/') || item.starts_with('@') {
+        return Ok((Host::Unix(item.to_owned()), None));
+    }
+    if let Some(inner) = item.strip_prefix('[') {
+        let bad = || ConfigError(format!("invalid IPv6 address: {item:?}"));
+        let (address, tail) = inner.split_once(']').ok_or_else(bad)?;
+        let written = match tail {
+            "" => None,
+            t => Some(t.strip_prefix(':').ok_or_else(bad)?),
+        };
+        return Ok((Host::Tcp(address.to_owned()), port(written.unwrap_or(""))?));
+    }
+    match item.split_once(':') {
+        Some((host, p)) if !p.contains(':') => Ok((Host::Tcp(host.to_owned()), port(p)?)),
+        _ => Ok((Host::Tcp(item.to_owned()), None)),
+    }
 }
 
 /// The scheme of a string that looks like a URI (`name://...`), which a keyword DSN
