@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Install what `make test` needs (Debian 12; idempotent, quick when all is present).
 #
-#   * PostgreSQL server binaries, found with the same rule as ferropg.cluster:
-#     $PGINSTALLATION, $PGBIN, `pg_config --bindir` (if it has postgres and initdb),
-#     else the newest /usr/lib/postgresql/*/bin.  If none: apt-get install postgresql
+#   * PostgreSQL server binaries, found by python/ferropg/cluster.py (the project's one
+#     rule: $PGINSTALLATION, $PGBIN, `pg_config --bindir` if it has postgres and initdb,
+#     else the newest /usr/lib/postgresql/*/bin).  If none: apt-get install postgresql
 #     postgresql-contrib; the cluster Debian creates and starts on port 5432 is then
 #     stopped and set to start manually (it is not deleted).
 #   * contrib extensions (hstore, citext, isn): postgresql-contrib.
@@ -24,31 +24,11 @@ MISSING=()
 
 say() { printf 'setup: %s\n' "$*"; }
 
-has_server() {  # has_server DIR [need_initdb]
-    [[ -x "$1/postgres" && -x "$1/pg_ctl" ]] && { [[ "${2:-1}" == 0 ]] || [[ -x "$1/initdb" ]]; }
-}
-
-# Prints the PostgreSQL bin directory (ferropg.cluster.find_bindir's rule); status 1 if
-# none, 2 if $PGINSTALLATION/$PGBIN is set but unusable.
+# The PostgreSQL bin directory, by the project's one rule (python/ferropg/cluster.py,
+# standard library only, which the Rust and Python tests use as well); status 2 if none
+# (with $PGINSTALLATION/$PGBIN set, that means they point at nothing usable).
 find_bindir() {
-    local var value dir
-    for var in PGINSTALLATION PGBIN; do
-        value="${!var:-}"
-        [[ -n "$value" ]] || continue
-        for dir in "$value" "$value/bin"; do
-            if has_server "$dir" 0; then (cd "$dir" && pwd); return 0; fi
-        done
-        echo "\$$var=$value has no postgres and pg_ctl executables" >&2
-        return 2
-    done
-    if command -v pg_config >/dev/null 2>&1; then
-        dir="$(pg_config --bindir 2>/dev/null || true)"
-        if [[ -n "$dir" ]] && has_server "$dir"; then echo "$dir"; return 0; fi
-    fi
-    dir="$(for d in /usr/lib/postgresql/*/bin; do has_server "$d" && echo "$d"; done \
-           | sort -V | tail -n 1)"
-    [[ -n "$dir" ]] && { echo "$dir"; return 0; }
-    return 1
+    "$PYTHON" "$(dirname "$0")/../python/ferropg/cluster.py" --print-bindir 2>/dev/null
 }
 
 apt_install() {
@@ -85,7 +65,7 @@ quiet_debian_clusters() {
 # ---------------------------------------------------------------- PostgreSQL ----
 rc=0
 BINDIR="$(find_bindir)" || rc=$?
-if (( rc == 2 )); then
+if (( rc != 0 )) && [[ -n "${PGINSTALLATION:-}${PGBIN:-}" ]]; then
     MISSING+=("usable \$PGINSTALLATION/\$PGBIN")
 elif (( rc != 0 )); then
     say "no PostgreSQL server binaries found"

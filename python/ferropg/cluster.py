@@ -1412,6 +1412,82 @@ class RunningCluster(Cluster):
 # ------------------------------------------------------------------------- main -------
 
 
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+
+
+def _unescape(field: str) -> str:
+    out = []
+    chars = iter(field)
+    for c in chars:
+        if c == "\\":
+            c = {"t": "\t", "n": "\n"}.get(nxt := next(chars, "\\"), nxt)
+        out.append(c)
+    return "".join(out)
+
+
+def _serve_one(cluster: Cluster, op: str, args: list[str]) -> str:
+    """One request of :func:`serve`: the reply's payload, or :class:`ClusterError`."""
+    if op == "sql":
+        query, user, host, password = (args + ["", "", "", ""])[:4]
+        return cluster.sql(
+            query, user=user or None, host=host or None, password=password or None
+        )
+    if op == "reset_hba":
+        cluster.reset_hba()
+    elif op == "add_hba":
+        kind, database, user, address, method = args
+        cluster.add_hba_entry(
+            type=kind, database=database, user=user, address=address or None, auth_method=method
+        )
+    elif op == "reload":
+        cluster.reload()
+    elif op == "give":
+        cluster._give_to_owner(args[0])
+    elif op == "stop":
+        cluster.stop()
+    else:
+        raise ClusterError(f"unknown request {op!r}")
+    return ""
+
+
+def serve(cluster: Cluster, requests: Any = None, replies: Any = None) -> None:
+    """Runs *cluster* for another program (the Rust tests' ``support::TempCluster``) over
+    a line protocol: one ``ready`` line with the server's address, then a reply per
+    request line, until *requests* (stdin) ends; the caller then stops and removes it.
+
+    Fields are tab-separated, with backslash, tab and newline escaped (``\\\\``,
+    ``\\t``, ``\\n``). ``ready`` carries host, port, socket directory, data directory,
+    bin directory, log file and user. Requests: ``sql`` query [user host password],
+    ``reset_hba``, ``add_hba`` type database user address method, ``reload``, ``give`` path
+    (hand a file to the server's OS user), ``stop``. Replies: ``ok`` payload, or ``err``
+    message.
+    """
+    requests = requests or sys.stdin
+    replies = replies or sys.stdout
+
+    def reply(*fields: str) -> None:
+        replies.write("\t".join(_escape(f) for f in fields) + "\n")
+        replies.flush()
+
+    reply(
+        "ready",
+        cluster.host,
+        str(cluster.port),
+        cluster.socket_dir,
+        cluster.data_dir,
+        cluster.bindir,
+        cluster.log_file,
+        cluster.user,
+    )
+    for line in requests:
+        op, *args = [_unescape(f) for f in line.rstrip("\n").split("\t")]
+        try:
+            reply("ok", _serve_one(cluster, op, args))
+        except (ClusterError, ValueError, OSError) as e:
+            reply("err", str(e))
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m ferropg.cluster``: run a temporary cluster until Ctrl-C."""
     parser = argparse.ArgumentParser(
@@ -1432,6 +1508,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="print the PostgreSQL bin directory that would be used and exit",
     )
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="answer requests on stdin until it ends (see serve()), instead of waiting",
+    )
+    parser.add_argument(
+        "--standby-of",
+        metavar="HOST:PORT",
+        help="a hot standby of this server (host may be a socket directory), by pg_basebackup",
+    )
     args = parser.parse_args(argv)
     try:
         if args.print_bindir:
@@ -1446,8 +1532,22 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    cluster: TempCluster
+    if args.standby_of:
+        host, _, port = args.standby_of.rpartition(":")
+        cluster = HotStandbyCluster(
+            master={"host": host, "port": port},
+            replication_user="postgres",
+            port=args.port,
+            server_settings={"hot_standby": "on", **settings},
+        )
+    else:
+        cluster = TempCluster(port=args.port, server_settings=settings)
     try:
-        with TempCluster(port=args.port, server_settings=settings) as cluster:
+        with cluster:
+            if args.serve:
+                serve(cluster)
+                return 0
             print(cluster.dsn(), flush=True)
             print(
                 f"# socket dir: {cluster.socket_dir}  data dir: {cluster.data_dir}  "
