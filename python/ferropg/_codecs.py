@@ -26,6 +26,8 @@ _ALIASES = {
     "boolean": "bool",
     "character varying": "varchar",
     "character": "bpchar",
+    # In SQL, char is character (bpchar); the one-byte type is spelt "char", quoted.
+    "char": "bpchar",
     "time with timezone": "timetz",
     "time without timezone": "time",
     "timestamp with timezone": "timestamptz",

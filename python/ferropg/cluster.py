@@ -1430,9 +1430,7 @@ def _serve_one(cluster: Cluster, op: str, args: list[str]) -> str:
     """One request of :func:`serve`: the reply's payload, or :class:`ClusterError`."""
     if op == "sql":
         query, user, host, password = (args + ["", "", "", ""])[:4]
-        return cluster.sql(
-            query, user=user or None, host=host or None, password=password or None
-        )
+        return cluster.sql(query, user=user or None, host=host or None, password=password or None)
     if op == "reset_hba":
         cluster.reset_hba()
     elif op == "add_hba":

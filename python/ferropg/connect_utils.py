@@ -11,9 +11,20 @@ import random
 import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from . import _native, _tls, exceptions, protocol
+
+# asyncpg's private names in this module, for code that reaches for them (asyncpg's tests,
+# a few libraries): defined in _asyncpg_private, which says what each is for.
+# _can_use_connection is called below through this module's global, so that replacing
+# it here (as tests do) takes effect.
+from ._asyncpg_private import (  # noqa: F401 - re-exported under asyncpg's paths
+    _SSL_REQUEST_CODE,
+    _can_use_connection,
+    _ConnectionParameters,
+    _parse_connect_dsn_and_args,
+)
 from ._home import home_file
 from ._tls import SSLMode, SSLNegotiation, TLSConfig
 
@@ -30,10 +41,6 @@ __all__ = (
     "resolve_params",
     "session_matches",
 )
-
-
-#: The SSLRequest code (asyncpg has it here; the request itself is the core's).
-_SSL_REQUEST_CODE = _tls.SSL_REQUEST_CODE
 
 
 class SessionAttribute(str, enum.Enum):  # noqa: UP042 - asyncpg's is (str, Enum) too
@@ -201,60 +208,6 @@ def resolve_params(
     )
 
 
-class _ConnectionParameters(NamedTuple):
-    """asyncpg's view of the resolved parameters (see :func:`_parse_connect_dsn_and_args`)."""
-
-    user: str
-    password: Any
-    database: str
-    ssl: Any
-    sslmode: SSLMode
-    ssl_negotiation: SSLNegotiation
-    server_settings: dict[str, str] | None
-    target_session_attrs: SessionAttribute
-    krbsrvname: str | None
-    gsslib: str
-
-
-def _parse_connect_dsn_and_args(
-    *,
-    dsn: str | None,
-    host: Any,
-    port: Any,
-    user: str | None,
-    password: Any,
-    passfile: Any,
-    database: str | None,
-    ssl: Any,
-    direct_tls: Any = None,
-    server_settings: dict[str, str] | None,
-    target_session_attrs: Any,
-    krbsrvname: str | None = None,
-    gsslib: str | None = None,
-    service: str | None = None,
-    servicefile: str | None = None,
-) -> tuple[list[str | tuple[str, int]], _ConnectionParameters]:
-    """:func:`resolve_params` in the shape asyncpg's function of this name returns:
-    the addresses, and the parameters as a named tuple (asyncpg's tests read it)."""
-    # The keywords are resolve_params' own, so they go on as they came (nothing else is
-    # defined before this line).
-    p = resolve_params(**locals())
-    tls = p.tls
-    assert tls is not None  # resolve_params always decides
-    return p.addrs, _ConnectionParameters(
-        user=p.user,
-        password=p.password,
-        database=p.database,
-        ssl=tls.context if tls.context is not None else (False if tls.asked else None),
-        sslmode=tls.mode,
-        ssl_negotiation=tls.negotiation,
-        server_settings=p.server_settings or None,
-        target_session_attrs=p.target_session_attrs,
-        krbsrvname=p.krbsrvname,
-        gsslib=p.gsslib,
-    )
-
-
 async def _password(password: Any) -> str | None:
     if callable(password):
         password = password()
@@ -419,11 +372,6 @@ async def _connect_addr(
     except BaseException:
         transport.abort()
         raise
-
-
-async def _can_use_connection(con: Connection, attr: SessionAttribute) -> bool:
-    """Whether :func:`connect_matching` may keep ``con`` (:func:`session_matches`)."""
-    return await session_matches(con, attr)
 
 
 async def connect_matching(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from . import _native, connect_utils, cursor, exceptions, prepared_stmt, serverversion
+from ._asyncpg_private import ConnectionHooks
 from ._builtin_types import BUILTIN_TYPES
 from ._callbacks import CallbacksMixin, LoggedQuery  # noqa: F401 - asyncpg exports it here
 from ._codecs import CodecsMixin
@@ -22,7 +23,8 @@ from .transaction import Transaction
 
 __all__ = ("Connection", "connect")
 
-#: Counter behind unique statement and portal names (asyncpg's tests read it).
+#: Counter behind unique statement, portal and savepoint names.  asyncpg's tests read it
+#: as ``connection._uid``, so it stays a global of this module (see _asyncpg_private).
 _uid = 0
 
 #: How often, and how far apart, a cancel request is repeated while its query runs on.
@@ -108,47 +110,6 @@ class ServerCapabilities:
     jit: bool = True
 
 
-class StatementCacheView:
-    """The connection's statement cache (it lives in the protocol), asyncpg's LRU API."""
-
-    __slots__ = ("_protocol",)
-
-    def __init__(self, protocol: Protocol) -> None:
-        self._protocol = protocol
-
-    def get_max_size(self) -> int:
-        """The size limit (0 = no caching)."""
-        return self._protocol.cache_max_size()
-
-    def set_max_size(self, size: int) -> None:
-        """Changes the size limit; statements that no longer fit are closed."""
-        self._protocol.cache_set_max_size(size)
-
-    def get_max_lifetime(self) -> float:
-        """Seconds a statement stays cached after it was prepared (0 = forever)."""
-        return self._protocol.cache_max_lifetime()
-
-    def set_max_lifetime(self, seconds: float) -> None:
-        """Changes the lifetime limit."""
-        self._protocol.cache_set_max_lifetime(seconds)
-
-    def get(self, key: tuple, *, promote: bool = True) -> Any:
-        """The statement cached under ``(query, record_class, ignore_custom_codec)``."""
-        query, record_class, ignore_custom_codec = key
-        return self._protocol.cache_get(query, record_class, ignore_custom_codec)
-
-    def iter_statements(self):
-        """The cached statements' states, least recently used first."""
-        return iter(self._protocol.cache_statements())
-
-    def clear(self) -> None:
-        """Drops every cached statement."""
-        self._protocol.cache_clear()
-
-    def __len__(self) -> int:
-        return self._protocol.cache_len()
-
-
 def _command_timeout_seconds(value: Any) -> float | None:
     """``connect(command_timeout=)`` as a float: None, or a number above zero (a bool is
     not taken for one)."""
@@ -197,7 +158,7 @@ class ConnectionMeta(type):
         return False
 
 
-class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMeta):
+class Connection(CallbacksMixin, CopyMixin, CodecsMixin, ConnectionHooks, metaclass=ConnectionMeta):
     """A connection to a PostgreSQL server. Use :func:`connect` to make one."""
 
     def __init__(
@@ -217,7 +178,6 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
             protocol.get_settings().get("server_version", "0")
         )
         self._server_caps = ServerCapabilities()
-        self._stmt_cache = StatementCacheView(protocol)
         self._stmt_cache_enabled = config.statement_cache_size > 0
         self._cancellations: set[asyncio.Task] = set()
         self._top_xact: Transaction | None = None
@@ -270,10 +230,6 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, metaclass=ConnectionMet
             )
             self._reset_query = "\n".join(sql for sql, supported in steps if supported)
         return self._reset_query
-
-    @property
-    def _stmts_to_close(self) -> set:
-        return set(self._protocol.pending_closes())
 
     def _get_unique_id(self, prefix: str) -> str:
         global _uid

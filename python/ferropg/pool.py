@@ -37,6 +37,7 @@ from typing import Any, Optional
 
 from . import connection as _connection
 from . import exceptions
+from ._asyncpg_private import HolderQueueHooks
 from .protocol import Record
 
 __all__ = ("Pool", "PoolAcquireContext", "PoolConnectionProxy", "create_pool")
@@ -212,11 +213,12 @@ async def _reset_before_user_hook(con: _connection.Connection) -> None:
 # --------------------------------------------------------------------------- holders
 
 
-class _HolderQueue:
+class _HolderQueue(HolderQueueHooks):
     """The idle holders, as a stack: the most recently returned comes out first, except
     that a holder with a live connection always comes out before one without.
 
-    ``get()`` waits, first come first served, when the stack is empty.
+    ``get()`` waits, first come first served, when the stack is empty.  (``qsize()`` and
+    ``empty()``, asyncio.Queue's, come from ``HolderQueueHooks``.)
     """
 
     __slots__ = ("_loop", "_stack", "_getters")
@@ -225,13 +227,6 @@ class _HolderQueue:
         self._loop = loop
         self._stack: list[PoolConnectionHolder] = []
         self._getters: collections.deque[asyncio.Future] = collections.deque()
-
-    def qsize(self) -> int:
-        """How many holders are idle in the queue."""
-        return len(self._stack)
-
-    def empty(self) -> bool:
-        return not self._stack
 
     def put_nowait(self, holder: PoolConnectionHolder) -> None:
         if holder in self._stack:

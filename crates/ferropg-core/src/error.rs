@@ -122,15 +122,9 @@ impl DbError {
     /// statement must be prepared again. Told by SQLSTATE and routine, never by the
     /// message, which is translated.
     pub fn is_stale_plan(&self) -> bool {
-        is_stale_plan(self.sqlstate().code(), self.routine())
+        self.sqlstate() == crate::sqlstate::FEATURE_NOT_SUPPORTED
+            && self.routine() == Some("RevalidateCachedQuery")
     }
-}
-
-/// [`DbError::is_stale_plan`] from an error's SQLSTATE and routine (`R` field), for a
-/// face that holds them apart.
-pub fn is_stale_plan(sqlstate: &str, routine: Option<&str>) -> bool {
-    sqlstate == crate::sqlstate::FEATURE_NOT_SUPPORTED.code()
-        && routine == Some("RevalidateCachedQuery")
 }
 
 impl fmt::Display for DbError {

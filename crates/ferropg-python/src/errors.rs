@@ -50,22 +50,38 @@ impl ClientError {
     }
 }
 
-/// An exception of class `kind`, built from one message.
-pub fn client_error(py: Python<'_>, kind: ClientError, message: impl Into<String>) -> PyErr {
-    let message = message.into();
-    match module(py)
-        .and_then(|m| m.getattr(kind.class_name()))
-        .and_then(|c| c.call1((message.clone(),)))
-    {
+impl ClientError {
+    /// The class itself.
+    fn class(self, py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+        module(py)?.getattr(self.class_name())
+    }
+}
+
+/// The exception `built`, or the error that kept it from being built.
+fn raised(built: PyResult<Bound<'_, PyAny>>) -> PyErr {
+    match built {
         Ok(exc) => PyErr::from_value(exc),
         Err(e) => e,
     }
 }
 
+/// An error's fields, keyed by their one-letter codes (`C`, `M`, `D`, ...).
+fn fields_dict<'py>(py: Python<'py>, err: &DbError) -> PyResult<Bound<'py, PyDict>> {
+    let fields = PyDict::new(py);
+    for (code, value) in err.fields() {
+        fields.set_item(char::from(code).to_string(), value)?;
+    }
+    Ok(fields)
+}
+
+/// An exception of class `kind`, built from one message.
+pub fn client_error(py: Python<'_>, kind: ClientError, message: impl Into<String>) -> PyErr {
+    raised(kind.class(py).and_then(|c| c.call1((message.into(),))))
+}
+
 /// Whether `err` is an instance of class `kind`.
 pub fn is_instance_of(py: Python<'_>, err: &PyErr, kind: ClientError) -> bool {
-    module(py)
-        .and_then(|m| m.getattr(kind.class_name()))
+    kind.class(py)
         .is_ok_and(|c| err.value(py).is_instance(&c).unwrap_or(false))
 }
 
@@ -76,46 +92,30 @@ pub fn client_error_with_hint(
     message: String,
     hint: &str,
 ) -> PyErr {
-    let build = || -> PyResult<Bound<'_, PyAny>> {
+    raised((|| {
         let kwargs = PyDict::new(py);
         kwargs.set_item("hint", hint)?;
-        module(py)?
-            .getattr(kind.class_name())?
-            .call((message.clone(),), Some(&kwargs))
-    };
-    match build() {
-        Ok(exc) => PyErr::from_value(exc),
-        Err(e) => e,
-    }
+        kind.class(py)?.call((message,), Some(&kwargs))
+    })())
 }
 
 /// The server's error as the PostgresError subclass for its SQLSTATE.
 pub fn server_error(py: Python<'_>, err: &DbError, query: Option<&str>) -> PyErr {
-    let build = || -> PyResult<Bound<'_, PyAny>> {
-        let fields = PyDict::new(py);
-        for (code, value) in err.fields() {
-            fields.set_item(char::from(code).to_string(), value)?;
-        }
+    raised((|| {
         // Whether the plan went stale is the core's rule; the class follows from it.
         let kwargs = PyDict::new(py);
         kwargs.set_item("stale_plan", err.is_stale_plan())?;
         module(py)?
             .getattr("error_from_fields")?
-            .call((fields, query), Some(&kwargs))
-    };
-    match build() {
-        Ok(exc) => PyErr::from_value(exc),
-        Err(e) => e,
-    }
+            .call((fields_dict(py, err)?, query), Some(&kwargs))
+    })())
 }
 
 /// A NoticeResponse as a `PostgresLogMessage`.
 pub fn log_message<'py>(py: Python<'py>, err: &DbError) -> PyResult<Bound<'py, PyAny>> {
-    let fields = PyDict::new(py);
-    for (code, value) in err.fields() {
-        fields.set_item(char::from(code).to_string(), value)?;
-    }
-    module(py)?.getattr("message_from_fields")?.call1((fields,))
+    module(py)?
+        .getattr("message_from_fields")?
+        .call1((fields_dict(py, err)?,))
 }
 
 /// A core error as the matching Python exception.

@@ -185,13 +185,11 @@ impl Connection {
         self.core
             .start(&mut self.write_buf)
             .map_err(Error::from_core)?;
+        let mut resp = Response::default();
         loop {
             self.flush().await?;
-            if self
-                .read_events(NO_OP, &mut Response::default())
-                .await?
-                .ready
-            {
+            self.read_events(NO_OP, &mut resp).await?;
+            if resp.started {
                 return Ok(());
             }
         }

@@ -43,9 +43,8 @@ const POLL_EVERY: Duration = Duration::from_millis(50);
 pub struct CopyIn<'a> {
     conn: &'a mut Connection,
     op: u64,
+    /// The operation's record; `resp.ended` once the server ended the COPY.
     resp: Response,
-    /// The server ended the COPY (its ReadyForQuery arrived).
-    ended: bool,
     /// `finish` or `abort` took over: dropping no longer aborts.
     closing: bool,
     /// When `send` last looked at what the server said.
@@ -60,18 +59,17 @@ impl<'a> CopyIn<'a> {
         conn.flush().await?;
         let mut resp = Response::default();
         loop {
-            let progress = conn.read_events(op, &mut resp).await?;
+            conn.read_events(op, &mut resp).await?;
             if resp.copy_in_ready {
                 return Ok(CopyIn {
                     conn,
                     op,
                     resp,
-                    ended: false,
                     closing: false,
                     polled: Instant::now(),
                 });
             }
-            if progress.ended {
+            if resp.ended {
                 return Err(match resp.error.take() {
                     Some(e) => Error::db(e),
                     None => Error::copy("the statement did not start a COPY FROM STDIN"),
@@ -111,7 +109,7 @@ impl<'a> CopyIn<'a> {
     /// Fails when the COPY is over: the server's error, or a closed connection.
     fn check(&mut self) -> Result<(), Error> {
         self.conn.check_open()?;
-        if self.ended {
+        if self.resp.ended {
             return Err(match &self.resp.error {
                 Some(e) => Error::db(e.clone()),
                 None => Error::copy("the COPY has already ended"),
@@ -148,12 +146,12 @@ impl<'a> CopyIn<'a> {
         };
         loop {
             conn.take_read();
-            if self.ended || conn.unread.is_empty() {
+            if self.resp.ended || conn.unread.is_empty() {
                 break;
             }
-            self.ended = conn.process(self.op, &mut self.resp)?.ended;
+            conn.process(self.op, &mut self.resp)?;
         }
-        if at_end && !self.ended {
+        if at_end && !self.resp.ended {
             // The server hung up (its last words, a FATAL error, were routed above).
             let reason = match &self.resp.error {
                 Some(e) => format!("the server closed the connection during COPY: {e}"),
@@ -192,13 +190,13 @@ impl<'a> CopyIn<'a> {
 
     /// True when the server had ended the COPY with an error before `abort`.
     fn failed_before(&self) -> bool {
-        self.ended && self.resp.error.is_some()
+        self.resp.ended && self.resp.error.is_some()
     }
 
     /// Sends CopyDone (or CopyFail with `fail`) and reads to ReadyForQuery.
     async fn end(&mut self, fail: Option<&str>) -> Result<(), Error> {
         self.conn.check_open()?;
-        if self.ended {
+        if self.resp.ended {
             return match &self.resp.error {
                 Some(e) => Err(Error::db(e.clone())),
                 None => Ok(()),
@@ -210,7 +208,8 @@ impl<'a> CopyIn<'a> {
             None => conn.core.copy_done(&mut conn.write_buf),
         }
         let result = self.conn.finish(self.op, &mut self.resp).await;
-        self.ended = true;
+        // Over, whatever the outcome: a failed read has closed the connection.
+        self.resp.ended = true;
         result
     }
 }
@@ -218,14 +217,14 @@ impl<'a> CopyIn<'a> {
 impl fmt::Debug for CopyIn<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CopyIn")
-            .field("ended", &self.ended)
+            .field("ended", &self.resp.ended)
             .finish_non_exhaustive()
     }
 }
 
 impl Drop for CopyIn<'_> {
     fn drop(&mut self) {
-        if !self.closing && !self.ended && !self.conn.is_closed() {
+        if !self.closing && !self.resp.ended && !self.conn.is_closed() {
             // Goes out with the next request; the server then rolls the COPY back
             // and ends the operation, which that request reads past.
             let conn = &mut *self.conn;
@@ -368,7 +367,7 @@ impl<'a> CopyOut<'a> {
             ..Response::default()
         };
         loop {
-            let progress = conn.read_events(op, &mut resp).await?;
+            conn.read_events(op, &mut resp).await?;
             if resp.copy_out_started {
                 return Ok(CopyOut {
                     conn,
@@ -377,7 +376,7 @@ impl<'a> CopyOut<'a> {
                     done: false,
                 });
             }
-            if progress.ended {
+            if resp.ended {
                 return Err(match resp.error.take() {
                     Some(e) => Error::db(e),
                     None => Error::copy("the statement did not start a COPY TO STDOUT"),

@@ -65,15 +65,8 @@ pub(crate) struct Response {
     pub(crate) copy_out_started: bool,
     /// The operation's ReadyForQuery arrived.
     pub(crate) ended: bool,
-}
-
-/// What one pass over the read bytes brought.
-#[derive(Clone, Copy, Default)]
-pub(crate) struct Progress {
-    /// The operation waited for ended (its ReadyForQuery).
-    pub(crate) ended: bool,
-    /// Startup finished.
-    pub(crate) ready: bool,
+    /// Startup finished (the connection's first ReadyForQuery, which ends no operation).
+    pub(crate) started: bool,
 }
 
 /// The core's events for one pass: those of the operation waited for go into its
@@ -88,7 +81,6 @@ struct Collector<'a> {
     notice_handler: &'a mut Option<NoticeHandler>,
     /// What ends the connection: a FATAL error, or rows the face cannot place.
     failure: Option<Error>,
-    progress: Progress,
 }
 
 impl Collector<'_> {
@@ -116,7 +108,7 @@ impl Collector<'_> {
 
 impl Events<u64> for Collector<'_> {
     fn ready(&mut self) {
-        self.progress.ready = true;
+        self.resp.started = true;
     }
 
     fn notice(&mut self, notice: DbError) {
@@ -224,7 +216,6 @@ impl Events<u64> for Collector<'_> {
 
     fn done(&mut self, op: u64, _outcome: Outcome) -> Flow {
         if self.ours(op) {
-            self.progress.ended = true;
             self.resp.ended = true;
             Flow::Pause
         } else {
@@ -377,7 +368,7 @@ impl Connection {
 
     /// Hands the bytes waiting to the core, collecting operation `op`'s events into
     /// `resp`, until they run out or an event pauses the reading.
-    pub(crate) fn process(&mut self, op: u64, resp: &mut Response) -> Result<Progress, Error> {
+    pub(crate) fn process(&mut self, op: u64, resp: &mut Response) -> Result<(), Error> {
         let chunk = std::mem::take(&mut self.unread);
         let mut collector = Collector {
             op,
@@ -386,28 +377,23 @@ impl Connection {
             notifications: &mut self.notifications,
             notice_handler: &mut self.notice_handler,
             failure: None,
-            progress: Progress::default(),
         };
         let result = self
             .core
             .handle_input(&chunk, &mut self.write_buf, &mut collector);
-        let (failure, progress) = (collector.failure.take(), collector.progress);
+        let failure = collector.failure.take();
         match result {
             Ok(used) => self.unread = chunk.slice(used..),
             Err(e) => return Err(self.fail(Error::from_core(e))),
         }
         match failure {
             Some(e) => Err(self.fail(e)),
-            None => Ok(progress),
+            None => Ok(()),
         }
     }
 
     /// Reads (unless bytes are waiting) and processes what came, for operation `op`.
-    pub(crate) async fn read_events(
-        &mut self,
-        op: u64,
-        resp: &mut Response,
-    ) -> Result<Progress, Error> {
+    pub(crate) async fn read_events(&mut self, op: u64, resp: &mut Response) -> Result<(), Error> {
         self.fill().await?;
         self.process(op, resp)
     }
@@ -418,11 +404,11 @@ impl Connection {
     pub(crate) async fn finish(&mut self, op: u64, resp: &mut Response) -> Result<(), Error> {
         self.flush().await?;
         loop {
-            let progress = self.read_events(op, resp).await?;
+            self.read_events(op, resp).await?;
             if !self.write_buf.is_empty() {
                 self.flush().await?;
             }
-            if progress.ended {
+            if resp.ended {
                 break;
             }
         }

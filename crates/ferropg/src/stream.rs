@@ -90,11 +90,11 @@ impl<'a> RowStream<'a> {
             if !conn.write_buf.is_empty() {
                 conn.flush().await?;
             }
-            let progress = conn.read_events(self.req.op, &mut self.req.resp).await?;
+            conn.read_events(self.req.op, &mut self.req.resp).await?;
             if let Some(row) = self.req.resp.next_row.take() {
                 return Ok(Some(row));
             }
-            if progress.ended {
+            if self.req.resp.ended {
                 self.done = true;
                 let result = match self.req.resp.error.take() {
                     Some(e) => Err(Error::db(e)),
