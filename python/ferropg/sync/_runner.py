@@ -1,0 +1,118 @@
+"""Running the asyncio face's code from blocking calls.
+
+A blocking connection owns an event loop of its own, in whatever thread calls it, and an
+asyncio :class:`~ferropg.Connection` on that loop. Each blocking call runs the async
+method to completion on that loop, so every rule of the async face (statement cache,
+retries, timeouts, cancellation, TLS, listeners) applies unchanged: there is one copy
+of each, in the async face and the core.
+
+The queries that need nothing of the loop (a cached statement, no timeout, nothing else
+under way) skip it: the protocol writes the request at once, and :meth:`Runner.pump`
+reads the socket and hands the bytes to the protocol until the result is in. Waiting
+in ``select.poll`` and ``os.read`` releases the GIL, so other threads run meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+import threading
+from collections.abc import Awaitable, Coroutine
+from typing import Any, TypeVar
+
+from .. import exceptions
+
+__all__ = ("Runner",)
+
+T = TypeVar("T")
+
+#: Bytes asked of one read: a large result arrives in few calls, and the buffer stays
+#: below malloc's mmap threshold (a 256 KiB read buffer doubled the kernel CPU per query).
+_READ_SIZE = 64 * 1024
+
+
+class Runner:
+    """The loop a blocking connection runs on, and the guard that keeps two threads
+    from using it at once."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._busy = threading.Lock()
+        self._fd = -1
+        self._poller: Any = None
+        self._protocol: Any = None
+
+    def attach(self, protocol: Any, transport: Any) -> None:
+        """Reads for the fast path go straight to the socket of ``transport`` when it is
+        a plain one (TLS keeps the loop's transport, which holds the decrypted bytes)."""
+        self._protocol = protocol
+        sock = transport.get_extra_info("socket")
+        if sock is None or transport.get_extra_info("sslcontext") is not None:
+            return
+        self._fd = sock.fileno()
+        self._poller = select.poll()
+        self._poller.register(self._fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+
+    def enter(self) -> None:
+        """Claims the connection for this thread; another thread's call under way is an
+        :class:`~ferropg.exceptions.InterfaceError` (``threadsafety`` is 1)."""
+        if not self._busy.acquire(blocking=False):
+            raise exceptions.InterfaceError(
+                "cannot use the connection from two threads at once: another call is in "
+                "progress (give each thread its own connection, or use a pool)"
+            )
+
+    def leave(self) -> None:
+        self._busy.release()
+
+    def run(self, aw: Awaitable[T] | Coroutine[Any, Any, T]) -> T:
+        """Runs ``aw`` on the loop to its end. An interrupt (Ctrl-C) cancels it as an
+        asyncio cancellation would (the server is asked to cancel the query), then
+        propagates."""
+        loop = self.loop
+        if loop.is_closed():
+            if asyncio.iscoroutine(aw):
+                aw.close()
+            raise exceptions.InterfaceError("connection is closed")
+        task = asyncio.ensure_future(aw, loop=loop)
+        try:
+            return loop.run_until_complete(task)
+        except BaseException:
+            if not task.done():
+                task.cancel()
+                try:
+                    loop.run_until_complete(task)
+                except BaseException:  # noqa: S110 - the first exception is the one to raise
+                    pass
+            raise
+
+    def pump(self, fut: asyncio.Future) -> bool:
+        """Feeds the protocol from the socket until ``fut`` is done; False when the fast
+        path cannot go on (TLS, the end of the stream), and the loop must finish."""
+        if self._poller is None:
+            return fut.done()
+        fd, poll, received = self._fd, self._poller.poll, self._protocol.data_received
+        while not fut.done():
+            poll()
+            try:
+                data = os.read(fd, _READ_SIZE)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                return False
+            if not data:
+                return False
+            received(data)
+        if self.loop._ready:  # type: ignore[attr-defined]
+            # Callbacks the bytes scheduled (listeners, notices) run now, as they would
+            # have inside the loop.
+            self.loop.call_soon(self.loop.stop)
+            self.loop.run_forever()
+        return True
+
+    def close(self) -> None:
+        """Closes the loop (after the connection's last call)."""
+        if not self.loop.is_closed():
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            self.loop.close()
