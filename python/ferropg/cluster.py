@@ -44,11 +44,19 @@ can run with ``asyncpg.cluster`` aliased to this module.
 
 from __future__ import annotations
 
+import os
+import sys
+
+# Run as a script, its own folder (python/ferropg) leads sys.path, and our types.py would
+# shadow the standard library's: take that folder off before importing anything else.
+if __name__ == "__main__" and sys.path and sys.path[0]:
+    if os.path.realpath(sys.path[0]) == os.path.dirname(os.path.realpath(__file__)):
+        del sys.path[0]
+
 import argparse
 import atexit
 import glob
 import importlib
-import os
 import pwd
 import re
 import shlex
@@ -56,7 +64,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
