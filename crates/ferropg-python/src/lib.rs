@@ -4,6 +4,7 @@
 mod codecs;
 mod errors;
 mod libpq;
+mod placeholders;
 mod protocol;
 mod record;
 mod statement;
@@ -91,6 +92,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cacheable, m)?)?;
     m.add_function(wrap_pyfunction!(argument_count_error_py, m)?)?;
     libpq::register(m)?;
+    placeholders::register(m)?;
     m.add_function(wrap_pyfunction!(quote_ident, m)?)?;
     Ok(())
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -80,7 +81,19 @@ class Connection(_Wrapper):
         runner = self._runner
         runner.enter()
         try:
-            fut = con._start_fast(query, args, limit, want_rows)
+            if args or want_rows:
+                fut = con._start_fast(query, args, limit, want_rows)
+            elif (
+                con._cancellations
+                or con._query_loggers
+                or con._config.command_timeout is not None
+                or con._protocol.has_pending()
+            ):
+                fut = None
+            else:
+                # A script with nothing else under way: the simple protocol, as the
+                # async execute() would send it.
+                fut = con._protocol.query_script(query)
             if fut is None:
                 return _MISS
             try:
@@ -102,7 +115,7 @@ class Connection(_Wrapper):
     def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
         """Runs an SQL command for its effect and returns its status, e.g.
         ``'INSERT 0 1'``; without ``args`` the text may hold several statements."""
-        if args and timeout is None:
+        if timeout is None:
             status = self._fast(query, args, 0, False)
             if status is not _MISS:
                 return status
@@ -236,6 +249,17 @@ class Connection(_Wrapper):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def __del__(self) -> None:
+        runner = getattr(self, "_runner", None)
+        if runner is None or runner.loop.is_closed():
+            return
+        if not self._wrapped.is_closed():
+            warnings.warn(
+                f"unclosed connection {self!r}", ResourceWarning, stacklevel=2, source=self
+            )
+            self._wrapped.terminate()
+        runner.loop.close()
 
     def __repr__(self) -> str:
         state = "closed" if self.is_closed() else "open"

@@ -1,0 +1,386 @@
+"""PEP 249's Connection and Cursor, on a blocking :class:`ferropg.sync.Connection`."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from .. import _native, sync
+from .. import exceptions as _pg
+from ..sync.connection import _MISS
+from . import _errors
+from ._errors import InterfaceError, ProgrammingError, translated
+
+__all__ = ("Connection", "Cursor", "connect", "dict_row", "record_row", "tuple_row")
+
+
+def tuple_row(record: Any) -> tuple:
+    """Rows as tuples (the default)."""
+    return tuple(record)
+
+
+def dict_row(record: Any) -> dict:
+    """Rows as dicts, keyed by column name."""
+    return dict(record.items())
+
+
+def record_row(record: Any) -> Any:
+    """Rows as :class:`ferropg.Record` objects, as the async face returns them."""
+    return record
+
+
+#: Command tags whose last word is the number of rows they touched.
+_COUNTED = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "COPY", "FETCH", "MOVE"})
+
+
+def _rowcount(status: str | None) -> int:
+    if not status:
+        return -1
+    words = status.split()
+    if words[0] in _COUNTED and words[-1].isdigit():
+        return int(words[-1])
+    return -1
+
+
+@contextlib.contextmanager
+def _translating() -> Iterator[None]:
+    """ferropg's exceptions leave as PEP 249's (and still ferropg's)."""
+    try:
+        yield
+    except Exception as exc:
+        new = translated(exc)
+        if new is exc:
+            raise
+        new.__suppress_context__ = True
+        raise new  # noqa: B904 - the original's cause and context are copied onto it
+
+
+class Connection:
+    """A PEP 249 connection. Statements run inside a transaction that the first one
+    opens (``BEGIN``) and :meth:`commit` or :meth:`rollback` ends, unless
+    :attr:`autocommit` is true."""
+
+    Warning = _errors.Warning
+    Error = _errors.Error
+    InterfaceError = _errors.InterfaceError
+    DatabaseError = _errors.DatabaseError
+    DataError = _errors.DataError
+    OperationalError = _errors.OperationalError
+    IntegrityError = _errors.IntegrityError
+    InternalError = _errors.InternalError
+    ProgrammingError = _errors.ProgrammingError
+    NotSupportedError = _errors.NotSupportedError
+
+    def __init__(
+        self, con: sync.Connection, *, autocommit: bool, row_factory: Callable[[Any], Any]
+    ) -> None:
+        self._con = con
+        self._autocommit = bool(autocommit)
+        self._closed = False
+        #: Turns each row (a Record) into what ``fetch*`` return: :func:`tuple_row`,
+        #: :func:`dict_row`, :func:`record_row`, or a callable of one's own.
+        self.row_factory = row_factory
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (or the server went away)."""
+        return self._closed or self._con.is_closed()
+
+    @property
+    def autocommit(self) -> bool:
+        """Whether each statement commits on its own (no implicit transaction)."""
+        return self._autocommit
+
+    @autocommit.setter
+    def autocommit(self, value: bool) -> None:
+        self._check()
+        if bool(value) != self._autocommit and self._con.is_in_transaction():
+            raise ProgrammingError(
+                "cannot change autocommit inside a transaction: commit or roll back first"
+            )
+        self._autocommit = bool(value)
+
+    @property
+    def connection(self) -> sync.Connection:
+        """The blocking :class:`ferropg.sync.Connection` underneath."""
+        return self._con
+
+    def _check(self) -> None:
+        if self._closed:
+            raise InterfaceError("the connection is closed")
+
+    def _begin(self) -> None:
+        """Opens the implicit transaction, unless one is open or autocommit is on."""
+        if not self._autocommit and not self._con.is_in_transaction():
+            self._con.execute("BEGIN")
+
+    def _standard_strings(self) -> bool:
+        settings = self._con._wrapped._protocol.get_settings()
+        return settings.get("standard_conforming_strings", "on") == "on"
+
+    def _bind(self, operation: str, parameters: Any) -> tuple[str, tuple]:
+        """The statement in PostgreSQL's ``$n`` style, and its arguments in order."""
+        if not isinstance(operation, str):
+            raise ProgrammingError(f"the statement must be a str, not {type(operation).__name__}")
+        if parameters is None:
+            return operation, ()
+        scs = self._standard_strings()
+        native = _native.has_numbered_parameters(operation, scs)
+        try:
+            sql, names = _native.convert_placeholders(operation, scs)
+        except _pg.InterfaceError as e:
+            if native:
+                # $n style, where a lone % is the modulo operator.
+                return operation, _as_sequence(parameters)
+            raise ProgrammingError(str(e)) from None
+        if isinstance(parameters, Mapping):
+            if isinstance(names, int) and names:
+                raise ProgrammingError("%s placeholders take a sequence of values, not a mapping")
+            try:
+                return sql, tuple(parameters[name] for name in names or ())
+            except KeyError as e:
+                raise ProgrammingError(f"no value given for placeholder %({e.args[0]})s") from None
+        values = _as_sequence(parameters)
+        if isinstance(names, list):
+            raise ProgrammingError("%(name)s placeholders take a mapping of values")
+        if native and names:
+            raise ProgrammingError("a statement cannot mix %s and $n placeholders")
+        if native:
+            return operation, values
+        if names != len(values):
+            raise ProgrammingError(
+                f"the statement has {names} placeholders but {len(values)} values were given"
+            )
+        return sql, values
+
+    # ------------------------------------------------------------------ PEP 249
+
+    def cursor(self) -> Cursor:
+        """A new cursor on this connection."""
+        self._check()
+        return Cursor(self)
+
+    def commit(self) -> None:
+        """Commits the transaction under way (nothing to do without one)."""
+        self._check()
+        with _translating():
+            if self._con.is_in_transaction():
+                self._con.execute("COMMIT")
+
+    def rollback(self) -> None:
+        """Rolls back the transaction under way (nothing to do without one)."""
+        self._check()
+        with _translating():
+            if self._con.is_in_transaction():
+                self._con.execute("ROLLBACK")
+
+    def close(self) -> None:
+        """Closes the connection; a transaction under way is rolled back by the server.
+        Closing it again is an :class:`Error` (PEP 249: no operation after close)."""
+        self._check()
+        self._closed = True
+        with _translating():
+            self._con.close()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, extype: Any, *exc: Any) -> None:
+        """Commits (or rolls back, on an exception) and closes."""
+        if self._closed:
+            return
+        try:
+            if not self._con.is_closed():
+                if extype is None:
+                    self.commit()
+                else:
+                    self.rollback()
+        finally:
+            if not self._closed:
+                self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<ferropg.dbapi.Connection {state} at 0x{id(self):x}>"
+
+
+def _as_sequence(parameters: Any) -> tuple:
+    if isinstance(parameters, (str, bytes)) or not isinstance(parameters, Sequence):
+        raise ProgrammingError(
+            f"parameters must be a sequence or a mapping, not {type(parameters).__name__}"
+        )
+    return tuple(parameters)
+
+
+class Cursor:
+    """A PEP 249 cursor: the result of each :meth:`execute` is read in full, then
+    handed out by ``fetch*``."""
+
+    def __init__(self, connection: Connection) -> None:
+        #: The connection this cursor belongs to (PEP 249 extension).
+        self.connection = connection
+        #: Rows :meth:`fetchmany` returns when not told how many.
+        self.arraysize = 1
+        self._closed = False
+        self._reset()
+
+    def _reset(self) -> None:
+        self.description: tuple | None = None
+        self.rowcount = -1
+        self._rows: list = []
+        self._pos = 0
+
+    def _check(self) -> None:
+        if self._closed:
+            raise InterfaceError("the cursor is closed")
+        self.connection._check()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    @property
+    def rownumber(self) -> int | None:
+        """The index of the next row in the result (PEP 249 extension)."""
+        return self._pos if self.description is not None else None
+
+    @property
+    def lastrowid(self) -> None:
+        """Always None: PostgreSQL has no row id to give (use ``RETURNING``)."""
+        return None
+
+    def execute(self, operation: str, parameters: Any = None) -> Cursor:
+        """Runs one statement. ``parameters``: a sequence for ``%s`` placeholders (or
+        ``$1``, ``$2``...), a mapping for ``%(name)s``; without parameters the text is
+        sent as it is (``%`` included) and may hold several statements."""
+        self._check()
+        sql, args = self.connection._bind(operation, parameters)
+        self._reset()
+        with _translating():
+            self.connection._begin()
+            self._run(sql, args, script_allowed=parameters is None)
+        return self
+
+    def _run(self, sql: str, args: tuple, *, script_allowed: bool) -> None:
+        con = self.connection._con
+        if script_allowed and _native.is_script(sql, self.connection._standard_strings()):
+            # Several statements cannot be prepared: they run as one simple-protocol
+            # script, which reports the last one's status and no rows.
+            self.rowcount = _rowcount(con.execute(sql))
+            return
+        state = con._wrapped._protocol.cache_get(sql)
+        if state is not None:
+            # Cached: the blocking face's fast path, without the loop.
+            wants_rows = state.returns_rows
+            result = con._fast(sql, args, 0, wants_rows)
+            if result is not _MISS:
+                if wants_rows:
+                    self.description = tuple(
+                        (c[0], c[1], None, None, None, None, None) for c in state.columns
+                    )
+                    self._rows = result
+                    self.rowcount = len(result)
+                else:
+                    self.rowcount = _rowcount(result)
+                return
+        stmt = con._call(con._wrapped._prepare, (sql,), {"use_cache": True})
+        columns = stmt.get_attributes()
+        rows = con._call(stmt._run, (args, 0, None, bool(columns)), {})
+        self.rowcount = _rowcount(stmt.get_statusmsg())
+        if columns:
+            self.description = tuple(
+                (a.name, a.type.oid, None, None, None, None, None) for a in columns
+            )
+            self._rows = rows
+
+    def executemany(self, operation: str, seq_of_parameters: Any) -> None:
+        """Runs one statement once per set of parameters, in one pipelined, atomic batch."""
+        self._check()
+        batches = list(seq_of_parameters)
+        self._reset()
+        if not batches:
+            return
+        bound = [self.connection._bind(operation, p) for p in batches]
+        sql = bound[0][0]
+        with _translating():
+            self.connection._begin()
+            self.connection._con.executemany(sql, [args for _, args in bound])
+
+    def callproc(self, procname: str, parameters: Sequence[Any] = ()) -> Sequence[Any]:
+        """Calls a function with ``parameters``; its result is read as a query's. Returns
+        ``parameters`` unchanged (PostgreSQL functions have no output-only arguments)."""
+        self._check()
+        name = ".".join(_native.quote_ident(part) for part in procname.split("."))
+        marks = ", ".join(f"${i}" for i in range(1, len(parameters) + 1))
+        self._reset()
+        with _translating():
+            self.connection._begin()
+            self._run(f"SELECT * FROM {name}({marks})", tuple(parameters), script_allowed=False)
+        return parameters
+
+    def _take(self, n: int | None) -> list:
+        self._check()
+        if self.description is None:
+            raise ProgrammingError("the last statement returned no rows to fetch")
+        end = len(self._rows) if n is None else min(self._pos + max(n, 0), len(self._rows))
+        chunk = self._rows[self._pos : end]
+        self._pos = end
+        factory = self.connection.row_factory
+        return [factory(r) for r in chunk]
+
+    def fetchone(self) -> Any:
+        """The next row, or None after the last."""
+        rows = self._take(1)
+        return rows[0] if rows else None
+
+    def fetchmany(self, size: int | None = None) -> list:
+        """The next ``size`` rows (default :attr:`arraysize`); fewer at the end."""
+        return self._take(self.arraysize if size is None else size)
+
+    def fetchall(self) -> list:
+        """Every row left."""
+        return self._take(None)
+
+    def nextset(self) -> None:
+        """Always None: a statement gives one result set at most."""
+        self._check()
+        return None
+
+    def setinputsizes(self, sizes: Any) -> None:
+        """Does nothing (PEP 249 allows it): parameter types come from the server."""
+
+    def setoutputsize(self, size: Any, column: Any = None) -> None:
+        """Does nothing (PEP 249 allows it): values always arrive whole."""
+
+    def close(self) -> None:
+        """Closes the cursor; using it afterwards is an :class:`InterfaceError`."""
+        self._closed = True
+        self._rows = []
+
+    def __iter__(self) -> Iterator[Any]:
+        while (row := self.fetchone()) is not None:
+            yield row
+
+    def __enter__(self) -> Cursor:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def connect(
+    dsn: str | None = None,
+    *,
+    autocommit: bool = False,
+    row_factory: Callable[[Any], Any] = tuple_row,
+    **kwargs: Any,
+) -> Connection:
+    """Connects to a PostgreSQL server. The arguments are :func:`ferropg.connect`'s (DSN,
+    keywords, ``PG*`` variables, TLS...), plus ``autocommit`` and ``row_factory``."""
+    with _translating():
+        con = sync.connect(dsn, **kwargs)
+    return Connection(con, autocommit=autocommit, row_factory=row_factory)
