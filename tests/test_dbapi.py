@@ -311,3 +311,67 @@ def test_a_server_gone_mid_query_is_operational(con, dsn):
             cur.execute("SELECT pg_sleep(5)")
         killer.join()
     assert con.closed
+
+
+def test_named_cursors_read_a_piece_at_a_time(con):
+    cur = con.cursor("big")
+    assert isinstance(cur, db.ServerCursor) and cur.name == "big"
+    cur.execute("SELECT g, g::text AS t FROM generate_series(1, %s) g", [2500])
+    assert [d[0] for d in cur.description] == ["g", "t"]
+    assert cur.fetchone() == (1, "1")
+    assert cur.fetchmany(3) == [(2, "2"), (3, "3"), (4, "4")]
+    cur.itersize = 700
+    rest = cur.fetchall()
+    assert len(rest) == 2496 and rest[-1] == (2500, "2500")
+    assert cur.rowcount == 2500
+    assert cur.fetchone() is None
+    # The portal lives in the implicit transaction; a plain cursor works beside it.
+    other = con.cursor()
+    other.execute("SELECT 1")
+    assert other.fetchone() == (1,)
+    cur.execute("SELECT g FROM generate_series(1, 5) g")
+    assert [r[0] for r in cur] == [1, 2, 3, 4, 5]
+    with pytest.raises(db.NotSupportedError):
+        cur.executemany("SELECT %s", [[1]])
+    con.rollback()
+
+
+def test_named_cursors_need_a_transaction(dsn):
+    with db.connect(dsn, autocommit=True) as c:
+        with pytest.raises(db.ProgrammingError, match="transaction"):
+            c.cursor("x").execute("SELECT 1")
+
+
+def test_client_cursors_write_values_into_statements_that_take_none(con, dsn):
+    cur = db.ClientCursor(con)
+    cur.execute("SET application_name = %s", ["it's a \\ test"])
+    cur.execute("SHOW application_name")
+    assert cur.fetchone() == ("it's a \\ test",)
+    assert cur.mogrify("SELECT %s, %s, %s", [None, True, -5]) == "SELECT NULL, true, (-5)"
+    assert cur.mogrify("SELECT 1-%s", [-1]) == "SELECT 1-(-1)"  # never a -- comment
+    values = [
+        "x'y",
+        "back\\slash",
+        b"\x00\xff",
+        -1.5,
+        float("inf"),
+        datetime.date(2024, 2, 3),
+        datetime.datetime(2024, 2, 3, 4, 5, 6, tzinfo=datetime.UTC),
+        datetime.timedelta(days=1, seconds=2),
+        [1, 2, 3],
+    ]
+    for scs in ("on", "off"):
+        cur.execute(f"SET standard_conforming_strings = {scs}")
+        cur.execute("SELECT " + ", ".join(["%s"] * len(values)), values)
+        assert list(cur.fetchone()) == values
+        cur.execute("SELECT %(a)s || %(a)s || '%%'", {"a": "\\'"})
+        assert cur.fetchone() == ("\\'\\'%",)
+    with pytest.raises(db.DataError):
+        cur.mogrify("SELECT %s", [object()])
+    with pytest.raises(db.ProgrammingError):
+        cur.mogrify("SELECT %s, %s", [1])
+    with pytest.raises(db.ProgrammingError):
+        cur.mogrify("SELECT %(a)s", {"b": 1})
+    con.rollback()
+    with db.connect(dsn, cursor_factory=db.ClientCursor) as c:
+        assert isinstance(c.cursor(), db.ClientCursor)

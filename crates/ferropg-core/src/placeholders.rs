@@ -64,6 +64,28 @@ pub fn convert(
     sql: &str,
     standard_conforming_strings: bool,
 ) -> Result<Converted, PlaceholderError> {
+    substitute(sql, standard_conforming_strings, |slot| {
+        Ok(format!("${}", slot.number))
+    })
+}
+
+/// One placeholder, as [`substitute`] hands it to its callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot<'a> {
+    /// Its `$n`: positional placeholders in order; each distinct name once, in the
+    /// order of first use.
+    pub number: usize,
+    /// The name of a `%(name)s`; `None` for `%s`.
+    pub name: Option<&'a str>,
+}
+
+/// Replaces each `pyformat` placeholder of `sql` with what `replace` gives for it (and
+/// each `%%` with `%`), with [`convert`]'s lexing; the callback's error stops it.
+pub fn substitute(
+    sql: &str,
+    standard_conforming_strings: bool,
+    mut replace: impl FnMut(Slot<'_>) -> Result<String, PlaceholderError>,
+) -> Result<Converted, PlaceholderError> {
     let mut out = String::with_capacity(sql.len() + 8);
     let mut positional = 0usize;
     let mut names: Vec<String> = Vec::new();
@@ -87,21 +109,27 @@ pub fn convert(
             rest = tail;
         } else if let Some(tail) = after.strip_prefix('s') {
             positional += 1;
-            out.push_str(&format!("${positional}"));
+            out.push_str(&replace(Slot {
+                number: positional,
+                name: None,
+            })?);
             rest = tail;
         } else if let Some(inner) = after.strip_prefix('(') {
             let end = inner.find(")s").ok_or_else(|| {
                 PlaceholderError("a %( placeholder is not closed with )s".to_owned())
             })?;
             let name = &inner[..end];
-            let index = match names.iter().position(|n| n == name) {
+            let number = match names.iter().position(|n| n == name) {
                 Some(i) => i + 1,
                 None => {
                     names.push(name.to_owned());
                     names.len()
                 }
             };
-            out.push_str(&format!("${index}"));
+            out.push_str(&replace(Slot {
+                number,
+                name: Some(name),
+            })?);
             rest = &inner[end + 2..];
         } else {
             let shown: String = after.chars().take(1).collect();
@@ -349,6 +377,27 @@ mod tests {
             true
         ));
         assert!(!has_numbered("SELECT 1", true));
+    }
+
+    #[test]
+    fn substitution_sees_each_placeholder_once_per_use() {
+        let mut seen = Vec::new();
+        let c = substitute("SELECT %(a)s, '%(a)s', %(b)s, %(a)s", true, |slot| {
+            seen.push((slot.number, slot.name.map(str::to_owned)));
+            Ok(format!("<{}>", slot.name.unwrap_or("?")))
+        })
+        .unwrap();
+        assert_eq!(c.sql, "SELECT <a>, '%(a)s', <b>, <a>");
+        assert_eq!(
+            seen,
+            [
+                (1, Some("a".into())),
+                (2, Some("b".into())),
+                (1, Some("a".into()))
+            ]
+        );
+        let e = substitute("SELECT %s", true, |_| Err(PlaceholderError("no".into())));
+        assert_eq!(e.unwrap_err().0, "no");
     }
 
     #[test]

@@ -27,7 +27,16 @@ field of the server's error.
 
 from __future__ import annotations
 
-from ._connection import Connection, Cursor, connect, dict_row, record_row, tuple_row
+from ._connection import (
+    ClientCursor,
+    Connection,
+    Cursor,
+    ServerCursor,
+    connect,
+    dict_row,
+    record_row,
+    tuple_row,
+)
 from ._errors import (
     DatabaseError,
     DataError,
@@ -63,13 +72,11 @@ paramstyle = "pyformat"
 
 __all__ = (
     "BINARY",
-    "DATETIME",
-    "NUMBER",
-    "ROWID",
-    "STRING",
     "Binary",
+    "ClientCursor",
     "Connection",
     "Cursor",
+    "DATETIME",
     "DataError",
     "DatabaseError",
     "Date",
@@ -78,9 +85,13 @@ __all__ = (
     "IntegrityError",
     "InterfaceError",
     "InternalError",
+    "NUMBER",
     "NotSupportedError",
     "OperationalError",
     "ProgrammingError",
+    "ROWID",
+    "STRING",
+    "ServerCursor",
     "Time",
     "TimeFromTicks",
     "Timestamp",

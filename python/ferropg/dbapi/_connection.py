@@ -10,9 +10,19 @@ from .. import _native, sync
 from .. import exceptions as _pg
 from ..sync.connection import _MISS
 from . import _errors
-from ._errors import InterfaceError, ProgrammingError, translated
+from ._errors import InterfaceError, NotSupportedError, ProgrammingError, translated
+from ._literals import literal
 
-__all__ = ("Connection", "Cursor", "connect", "dict_row", "record_row", "tuple_row")
+__all__ = (
+    "ClientCursor",
+    "Connection",
+    "Cursor",
+    "ServerCursor",
+    "connect",
+    "dict_row",
+    "record_row",
+    "tuple_row",
+)
 
 
 def tuple_row(record: Any) -> tuple:
@@ -73,7 +83,12 @@ class Connection:
     NotSupportedError = _errors.NotSupportedError
 
     def __init__(
-        self, con: sync.Connection, *, autocommit: bool, row_factory: Callable[[Any], Any]
+        self,
+        con: sync.Connection,
+        *,
+        autocommit: bool,
+        row_factory: Callable[[Any], Any],
+        cursor_factory: Callable[[Connection], Cursor] | None = None,
     ) -> None:
         self._con = con
         self._autocommit = bool(autocommit)
@@ -81,6 +96,8 @@ class Connection:
         #: Turns each row (a Record) into what ``fetch*`` return: :func:`tuple_row`,
         #: :func:`dict_row`, :func:`record_row`, or a callable of one's own.
         self.row_factory = row_factory
+        #: The class :meth:`cursor` makes: :class:`Cursor`, or :class:`ClientCursor`.
+        self.cursor_factory: Callable[[Connection], Cursor] = cursor_factory or Cursor
 
     # ------------------------------------------------------------------ state
 
@@ -158,10 +175,11 @@ class Connection:
 
     # ------------------------------------------------------------------ PEP 249
 
-    def cursor(self) -> Cursor:
-        """A new cursor on this connection."""
+    def cursor(self, name: str | None = None) -> Cursor:
+        """A new cursor on this connection (of :attr:`cursor_factory`); a ``name`` makes
+        it a :class:`ServerCursor`, which reads its result a piece at a time."""
         self._check()
-        return Cursor(self)
+        return self.cursor_factory(self) if name is None else ServerCursor(self, name)
 
     def commit(self) -> None:
         """Commits the transaction under way (nothing to do without one)."""
@@ -372,15 +390,116 @@ class Cursor:
         self.close()
 
 
+class ClientCursor(Cursor):
+    """A cursor that writes its parameters into the SQL text, for statements that take
+    no bound parameters (``SET``, ``CREATE ... DEFAULT %s``...). Only this cursor does
+    so, and only on request: values are rendered as literals by the core's quoting, safe
+    under either ``standard_conforming_strings``. Everything else about it is
+    :class:`Cursor`'s. Make one with ``ClientCursor(con)`` or ``connect(...,
+    cursor_factory=ClientCursor)``."""
+
+    def execute(self, operation: str, parameters: Any = None) -> ClientCursor:
+        """Renders ``parameters`` into ``operation`` (``%s``, ``%(name)s``), then runs
+        the text as it is."""
+        self._check()
+        if parameters is not None:
+            operation = self.mogrify(operation, parameters)
+        self._reset()
+        with _translating():
+            self.connection._begin()
+            self._run(operation, (), script_allowed=True)
+        return self
+
+    def mogrify(self, operation: str, parameters: Any) -> str:
+        """The statement as it would be sent, with the values written into it."""
+        self._check()
+        if isinstance(parameters, Mapping):
+            literals: Any = {k: literal(v) for k, v in parameters.items()}
+        else:
+            literals = [literal(v) for v in _as_sequence(parameters)]
+        scs = self.connection._standard_strings()
+        try:
+            return _native.bind_placeholders(operation, scs, literals)
+        except _pg.InterfaceError as e:
+            raise ProgrammingError(str(e)) from None
+
+
+class ServerCursor(Cursor):
+    """A named cursor: :meth:`execute` opens a portal on the server, and ``fetch*`` read
+    it ``n`` rows at a time, so a result larger than memory can be read through it
+    (:meth:`fetchall` and iteration read :attr:`itersize` rows per round trip). A portal
+    lives inside a transaction: with :attr:`Connection.autocommit` on, executing is a
+    :class:`ProgrammingError`."""
+
+    def __init__(self, connection: Connection, name: str) -> None:
+        super().__init__(connection)
+        #: The name given to :meth:`Connection.cursor`.
+        self.name = name
+        #: Rows read per round trip by :meth:`fetchall` and iteration.
+        self.itersize = 1000
+        self._portal: Any = None
+
+    def execute(self, operation: str, parameters: Any = None) -> ServerCursor:
+        """Opens a portal over the statement's rows (nothing is read yet)."""
+        self._check()
+        if self.connection.autocommit:
+            raise ProgrammingError(
+                "a named cursor needs a transaction: turn autocommit off to use one"
+            )
+        sql, args = self.connection._bind(operation, parameters)
+        self._reset()
+        self._portal = None
+        with _translating():
+            self.connection._begin()
+            portal = self.connection._con.cursor(sql, *args)
+            columns = portal._open()._state.columns
+        self._portal = portal
+        self.description = tuple((c[0], c[1], None, None, None, None, None) for c in columns)
+        return self
+
+    def executemany(self, operation: str, seq_of_parameters: Any) -> None:
+        """Not for a named cursor: use a plain one."""
+        raise NotSupportedError("executemany() is not available on a named cursor")
+
+    def _take(self, n: int | None) -> list:
+        self._check()
+        if self._portal is None or not self.description:
+            raise ProgrammingError("the last statement returned no rows to fetch")
+        rows: list = []
+        with _translating():
+            if n is None:
+                while chunk := self._portal.fetch(max(self.itersize, 1)):
+                    rows.extend(chunk)
+            elif n > 0:
+                rows = self._portal.fetch(n)
+        self._pos += len(rows)
+        self.rowcount = self._pos
+        factory = self.connection.row_factory
+        return [factory(r) for r in rows]
+
+    def __iter__(self) -> Iterator[Any]:
+        while rows := self._take(self.itersize):
+            yield from rows
+
+    def close(self) -> None:
+        """Closes the cursor (the server closes the portal with the transaction)."""
+        self._portal = None
+        super().close()
+
+
 def connect(
     dsn: str | None = None,
     *,
     autocommit: bool = False,
     row_factory: Callable[[Any], Any] = tuple_row,
+    cursor_factory: Callable[[Connection], Cursor] | None = None,
     **kwargs: Any,
 ) -> Connection:
     """Connects to a PostgreSQL server. The arguments are :func:`ferropg.connect`'s (DSN,
-    keywords, ``PG*`` variables, TLS...), plus ``autocommit`` and ``row_factory``."""
+    keywords, ``PG*`` variables, TLS...), plus ``autocommit``, ``row_factory`` and
+    ``cursor_factory``."""
     with _translating():
         con = sync.connect(dsn, **kwargs)
-    return Connection(con, autocommit=autocommit, row_factory=row_factory)
+    return Connection(
+        con, autocommit=autocommit, row_factory=row_factory, cursor_factory=cursor_factory
+    )

@@ -18,13 +18,17 @@ from __future__ import annotations
 from .. import exceptions
 from ..protocol import Record
 from .connection import Connection, Cursor, PreparedStatement, Transaction, connect
+from .pool import Pool, PooledConnection, create_pool
 
 __all__ = (
     "Connection",
     "Cursor",
+    "Pool",
+    "PooledConnection",
     "PreparedStatement",
     "Record",
     "Transaction",
     "connect",
+    "create_pool",
     "exceptions",
 )

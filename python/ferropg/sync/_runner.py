@@ -8,15 +8,13 @@ of each, in the async face and the core.
 
 The queries that need nothing of the loop (a cached statement, no timeout, nothing else
 under way) skip it: the protocol writes the request at once, and :meth:`Runner.pump`
-reads the socket and hands the bytes to the protocol until the result is in. Waiting
-in ``select.poll`` and ``os.read`` releases the GIL, so other threads run meanwhile.
+has the extension read the socket and hand the bytes to the protocol until the result
+is in. It waits with the GIL released, so other threads run meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import select
 import threading
 from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
@@ -27,10 +25,6 @@ __all__ = ("Runner",)
 
 T = TypeVar("T")
 
-#: Bytes asked of one read: a large result arrives in few calls, and the buffer stays
-#: below malloc's mmap threshold (a 256 KiB read buffer doubled the kernel CPU per query).
-_READ_SIZE = 64 * 1024
-
 
 class Runner:
     """The loop a blocking connection runs on, and the guard that keeps two threads
@@ -40,7 +34,6 @@ class Runner:
         self.loop = asyncio.new_event_loop()
         self._busy = threading.Lock()
         self._fd = -1
-        self._poller: Any = None
         self._protocol: Any = None
 
     def attach(self, protocol: Any, transport: Any) -> None:
@@ -51,8 +44,6 @@ class Runner:
         if sock is None or transport.get_extra_info("sslcontext") is not None:
             return
         self._fd = sock.fileno()
-        self._poller = select.poll()
-        self._poller.register(self._fd, select.POLLIN | select.POLLERR | select.POLLHUP)
 
     def enter(self) -> None:
         """Claims the connection for this thread; another thread's call under way is an
@@ -89,21 +80,13 @@ class Runner:
 
     def pump(self, fut: asyncio.Future) -> bool:
         """Feeds the protocol from the socket until ``fut`` is done; False when the fast
-        path cannot go on (TLS, the end of the stream), and the loop must finish."""
-        if self._poller is None:
+        path cannot go on (TLS, the end of the stream), and the loop must finish. The
+        read loop is the extension's (``CoreProtocol.pump``): no Python runs between
+        the read and the rows."""
+        if self._fd < 0:
             return fut.done()
-        fd, poll, received = self._fd, self._poller.poll, self._protocol.data_received
-        while not fut.done():
-            poll()
-            try:
-                data = os.read(fd, _READ_SIZE)
-            except (BlockingIOError, InterruptedError):
-                continue
-            except OSError:
-                return False
-            if not data:
-                return False
-            received(data)
+        if not self._protocol.pump(self._fd, fut):
+            return False
         if self.loop._ready:  # type: ignore[attr-defined]
             # Callbacks the bytes scheduled (listeners, notices) run now, as they would
             # have inside the loop.

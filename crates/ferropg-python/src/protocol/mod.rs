@@ -12,6 +12,7 @@ pub(crate) use bind::argument_count_error;
 mod copy;
 mod gc_pause;
 mod ops;
+mod pump;
 mod statements;
 mod type_registry;
 
@@ -66,6 +67,8 @@ pub struct CoreProtocol {
     queries_count: u64,
     /// Introspected types and the user's codecs.
     types: Registry,
+    /// The blocking face's read buffer (allocated on its first `pump`).
+    read_buf: Vec<u8>,
 }
 
 fn status_char(s: TransactionStatus) -> &'static str {
@@ -283,6 +286,19 @@ fn settle(
     Ok(())
 }
 
+/// Hands one read's bytes to the protocol, then writes and resolves what they brought.
+fn receive(slf: &Bound<'_, CoreProtocol>, data: &[u8]) -> PyResult<()> {
+    let py = slf.py();
+    let mut done = Vec::new();
+    let _pause = gc_pause::GcPause::for_chunk(py, data.len());
+    let output = {
+        let mut this = slf.borrow_mut();
+        this.feed(py, data, &mut done)?;
+        this.take_output(py)
+    };
+    settle(py, output, done)
+}
+
 /// Runs `f` on the borrowed protocol, then writes what it queued, outside the borrow.
 fn with_output<R>(
     slf: &Bound<'_, CoreProtocol>,
@@ -358,6 +374,7 @@ impl CoreProtocol {
             notification_callback: None,
             queries_count: 0,
             types: Registry::default(),
+            read_buf: Vec::new(),
         })
     }
 
@@ -377,15 +394,39 @@ impl CoreProtocol {
 
     /// asyncio: bytes arrived.
     fn data_received(slf: &Bound<'_, Self>, data: &Bound<'_, PyBytes>) -> PyResult<()> {
+        receive(slf, data.as_bytes())
+    }
+
+    /// The blocking face's read loop: reads the socket `fd` (non-blocking, with no
+    /// event loop running) and feeds the protocol until `fut` is done, waiting with the
+    /// GIL released. Returns False when the stream ended or failed: the event loop
+    /// then takes over and sees the same. A signal (Ctrl-C) runs Python's handlers,
+    /// whose exception propagates.
+    fn pump(slf: &Bound<'_, Self>, fd: i32, fut: &Bound<'_, PyAny>) -> PyResult<bool> {
         let py = slf.py();
-        let mut done = Vec::new();
-        let _pause = gc_pause::GcPause::for_chunk(py, data.as_bytes().len());
-        let output = {
-            let mut this = slf.borrow_mut();
-            this.feed(py, data.as_bytes(), &mut done)?;
-            this.take_output(py)
+        let done = intern!(py, "done");
+        let mut buf = std::mem::take(&mut slf.borrow_mut().read_buf);
+        buf.resize(pump::READ_SIZE, 0);
+        let result = loop {
+            if fut.call_method0(done)?.is_truthy()? {
+                break Ok(true);
+            }
+            match py.detach(|| pump::wait_and_read(fd, &mut buf)) {
+                pump::Read::Bytes(n) => {
+                    if let Err(e) = receive(slf, &buf[..n]) {
+                        break Err(e);
+                    }
+                }
+                pump::Read::Interrupted => {
+                    if let Err(e) = py.check_signals() {
+                        break Err(e);
+                    }
+                }
+                pump::Read::End | pump::Read::Failed => break Ok(false),
+            }
         };
-        settle(py, output, done)
+        slf.borrow_mut().read_buf = buf;
+        result
     }
 
     /// asyncio: the peer closed its side; let the transport close.
