@@ -40,6 +40,9 @@ def record_row(record: Any) -> Any:
     return record
 
 
+#: Statements whose placeholder reading a connection keeps (then it starts afresh).
+_PLANS_KEPT = 256
+
 #: Command tags whose last word is the number of rows they touched.
 _COUNTED = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "COPY", "FETCH", "MOVE"})
 
@@ -93,6 +96,7 @@ class Connection:
         self._con = con
         self._autocommit = bool(autocommit)
         self._closed = False
+        self._plans: dict[tuple[str, bool], tuple[str, Any, bool, str | None]] = {}
         #: Turns each row (a Record) into what ``fetch*`` return: :func:`tuple_row`,
         #: :func:`dict_row`, :func:`record_row`, or a callable of one's own.
         self.row_factory = row_factory
@@ -135,8 +139,25 @@ class Connection:
             self._con.execute("BEGIN")
 
     def _standard_strings(self) -> bool:
-        settings = self._con._wrapped._protocol.get_settings()
-        return settings.get("standard_conforming_strings", "on") == "on"
+        return self._con._wrapped._protocol.standard_conforming_strings()
+
+    def _plan(self, operation: str) -> tuple[str, Any, bool, str | None]:
+        """How ``operation`` takes parameters: its ``$n`` text, its placeholders (a count
+        or names), whether it is in ``$n`` style already, and why its placeholders cannot
+        be read (or None). Kept per text and setting: a statement repeats."""
+        key = (operation, self._standard_strings())
+        plan = self._plans.get(key)
+        if plan is None:
+            native = _native.has_numbered_parameters(operation, key[1])
+            try:
+                sql, names = _native.convert_placeholders(operation, key[1])
+                plan = (sql, names, native, None)
+            except _pg.InterfaceError as e:
+                plan = (operation, 0, native, str(e))
+            if len(self._plans) >= _PLANS_KEPT:
+                self._plans.clear()
+            self._plans[key] = plan
+        return plan
 
     def _bind(self, operation: str, parameters: Any) -> tuple[str, tuple]:
         """The statement in PostgreSQL's ``$n`` style, and its arguments in order."""
@@ -144,15 +165,12 @@ class Connection:
             raise ProgrammingError(f"the statement must be a str, not {type(operation).__name__}")
         if parameters is None:
             return operation, ()
-        scs = self._standard_strings()
-        native = _native.has_numbered_parameters(operation, scs)
-        try:
-            sql, names = _native.convert_placeholders(operation, scs)
-        except _pg.InterfaceError as e:
+        sql, names, native, error = self._plan(operation)
+        if error is not None:
             if native:
                 # $n style, where a lone % is the modulo operator.
                 return operation, _as_sequence(parameters)
-            raise ProgrammingError(str(e)) from None
+            raise ProgrammingError(error)
         if isinstance(parameters, Mapping):
             if isinstance(names, int) and names:
                 raise ProgrammingError("%s placeholders take a sequence of values, not a mapping")

@@ -1186,6 +1186,15 @@ impl CoreProtocol {
         Ok(d)
     }
 
+    /// Whether the server reads backslashes in plain literals as characters
+    /// (`standard_conforming_strings`, as it last reported it; on when it never did).
+    fn standard_conforming_strings(&self) -> bool {
+        self.conn
+            .parameters()
+            .find(|(k, _)| *k == "standard_conforming_strings")
+            .is_none_or(|(_, v)| v == "on")
+    }
+
     /// The default record class.
     fn get_record_class(&self, py: Python<'_>) -> Py<PyType> {
         self.statements.record_class(py)
