@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from .. import _native, sync
 from .. import exceptions as _pg
@@ -56,17 +56,22 @@ def _rowcount(status: str | None) -> int:
     return -1
 
 
+def _reraise(exc: Exception) -> NoReturn:
+    """Raises ``exc``, being handled, as PEP 249's class too (inside its ``except``)."""
+    new = translated(exc)
+    if new is exc:
+        raise exc
+    new.__suppress_context__ = True
+    raise new
+
+
 @contextlib.contextmanager
 def _translating() -> Iterator[None]:
     """ferropg's exceptions leave as PEP 249's (and still ferropg's)."""
     try:
         yield
     except Exception as exc:
-        new = translated(exc)
-        if new is exc:
-            raise
-        new.__suppress_context__ = True
-        raise new  # noqa: B904 - the original's cause and context are copied onto it
+        _reraise(exc)
 
 
 class Connection:
@@ -97,6 +102,7 @@ class Connection:
         self._autocommit = bool(autocommit)
         self._closed = False
         self._plans: dict[tuple[str, bool], tuple[str, Any, bool, str | None]] = {}
+        self._descriptions: dict[Any, tuple] = {}
         #: Turns each row (a Record) into what ``fetch*`` return: :func:`tuple_row`,
         #: :func:`dict_row`, :func:`record_row`, or a callable of one's own.
         self.row_factory = row_factory
@@ -141,6 +147,16 @@ class Connection:
     def _standard_strings(self) -> bool:
         return self._con._wrapped._protocol.standard_conforming_strings()
 
+    def _description(self, state: Any) -> tuple:
+        """A cached statement's :attr:`Cursor.description` (kept per statement)."""
+        description = self._descriptions.get(state)
+        if description is None:
+            description = tuple((c[0], c[1], None, None, None, None, None) for c in state.columns)
+            if len(self._descriptions) >= _PLANS_KEPT:
+                self._descriptions.clear()
+            self._descriptions[state] = description
+        return description
+
     def _plan(self, operation: str) -> tuple[str, Any, bool, str | None]:
         """How ``operation`` takes parameters: its ``$n`` text, its placeholders (a count
         or names), whether it is in ``$n`` style already, and why its placeholders cannot
@@ -171,19 +187,22 @@ class Connection:
                 # $n style, where a lone % is the modulo operator.
                 return operation, _as_sequence(parameters)
             raise ProgrammingError(error)
-        if isinstance(parameters, Mapping):
+        kind = type(parameters)
+        if kind is dict or (
+            kind is not tuple and kind is not list and isinstance(parameters, Mapping)
+        ):
             if isinstance(names, int) and names:
                 raise ProgrammingError("%s placeholders take a sequence of values, not a mapping")
             try:
-                return sql, tuple(parameters[name] for name in names or ())
+                return sql, tuple([parameters[name] for name in names or ()])
             except KeyError as e:
                 raise ProgrammingError(f"no value given for placeholder %({e.args[0]})s") from None
-        values = _as_sequence(parameters)
-        if isinstance(names, list):
+        values = parameters if kind is tuple else _as_sequence(parameters)
+        if names.__class__ is list:
             raise ProgrammingError("%(name)s placeholders take a mapping of values")
-        if native and names:
-            raise ProgrammingError("a statement cannot mix %s and $n placeholders")
         if native:
+            if names:
+                raise ProgrammingError("a statement cannot mix %s and $n placeholders")
             return operation, values
         if names != len(values):
             raise ProgrammingError(
@@ -296,9 +315,11 @@ class Cursor:
         self._check()
         sql, args = self.connection._bind(operation, parameters)
         self._reset()
-        with _translating():
+        try:
             self.connection._begin()
             self._run(sql, args, script_allowed=parameters is None)
+        except Exception as exc:
+            _reraise(exc)
         return self
 
     def _run(self, sql: str, args: tuple, *, script_allowed: bool) -> None:
@@ -315,9 +336,7 @@ class Cursor:
             result = con._fast(sql, args, 0, wants_rows)
             if result is not _MISS:
                 if wants_rows:
-                    self.description = tuple(
-                        (c[0], c[1], None, None, None, None, None) for c in state.columns
-                    )
+                    self.description = self.connection._description(state)
                     self._rows = result
                     self.rowcount = len(result)
                 else:
