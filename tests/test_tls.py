@@ -235,3 +235,22 @@ def test_sslmode_enum():
     assert SSLMode.disable < SSLMode.prefer < SSLMode.verify_ca
     with pytest.raises(AttributeError):
         SSLMode.parse("sometimes")
+
+
+def test_blocking_face_over_tls(tls_cluster, certs):
+    # The blocking face keeps the loop's TLS transport (no direct socket reads): the
+    # same rules, cached statements, cancellation and the DB-API on top.
+    import ferropg.dbapi
+    import ferropg.sync
+
+    with ferropg.sync.connect(**_kw(tls_cluster, ssl="require", user="u_ssl")) as con:
+        for _ in range(3):
+            assert con.fetchval(IS_TLS) is True
+            assert con.fetchval("SELECT $1::int", 7) == 7
+        with pytest.raises(TimeoutError):
+            con.execute("SELECT pg_sleep(30)", timeout=0.2)
+        assert con.fetchrow("SELECT 1 AS one")["one"] == 1
+    with ferropg.dbapi.connect(**_kw(tls_cluster, ssl="require", user="u_ssl")) as db:
+        cur = db.cursor()
+        cur.execute("SELECT %s::text", ["over tls"])
+        assert cur.fetchone() == ("over tls",)
