@@ -19,10 +19,10 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 venv: $(PY)  ## the project's virtualenv with maturin, pytest, uvloop, hypothesis, ruff, mypy
-	@$(PY) -c 'import maturin, pytest, pytest_timeout, uvloop, hypothesis, distro, mypy, asyncpg, dbapi20' 2>/dev/null || \
+	@$(PY) -c 'import maturin, pytest, pytest_timeout, uvloop, hypothesis, distro, mypy, asyncpg, dbapi20, sqlalchemy, greenlet, alembic' 2>/dev/null || \
 		$(PY) -m pip install --quiet --disable-pip-version-check \
 			'maturin>=1.9,<2' pytest pytest-timeout uvloop hypothesis ruff distro mypy asyncpg==0.32.0 \
-			dbapi-compliance==1.15.0
+			dbapi-compliance==1.15.0 SQLAlchemy==2.0.59 greenlet alembic==1.20.1
 
 build: venv  ## build the extension into the virtualenv (debug)
 	$(VENV)/bin/maturin develop --quiet $(MATURIN_FLAGS)
