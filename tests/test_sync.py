@@ -237,3 +237,19 @@ def test_close_is_final(dsn):
     with pytest.raises(exceptions.InterfaceError):
         c.fetchval("SELECT 1")
     c.close()  # a second close does nothing
+
+
+def test_blocking_calls_work_inside_a_running_event_loop(dsn):
+    # A notebook, or async code that calls blocking code: the outer loop waits.
+    import asyncio
+
+    async def main() -> int:
+        with ferropg.sync.connect(dsn) as c:
+            c.execute("SELECT 1")
+            with c.transaction():
+                c.execute("SELECT $1::int", 1)
+            value = c.fetchval("SELECT $1::int + 1", 41)
+        await asyncio.sleep(0)
+        return value
+
+    assert asyncio.run(main()) == 42

@@ -15,8 +15,9 @@ is in. It waits with the GIL released, so other threads run meanwhile.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 from .. import exceptions
@@ -67,16 +68,17 @@ class Runner:
                 aw.close()
             raise exceptions.InterfaceError("connection is closed")
         task = asyncio.ensure_future(aw, loop=loop)
-        try:
-            return loop.run_until_complete(task)
-        except BaseException:
-            if not task.done():
-                task.cancel()
-                try:
-                    loop.run_until_complete(task)
-                except BaseException:  # noqa: S110 - the first exception is the one to raise
-                    pass
-            raise
+        with _apart_from_outer_loop():
+            try:
+                return loop.run_until_complete(task)
+            except BaseException:
+                if not task.done():
+                    task.cancel()
+                    try:
+                        loop.run_until_complete(task)
+                    except BaseException:  # noqa: S110 - the first exception is the one to raise
+                        pass
+                raise
 
     def pump(self, fut: asyncio.Future) -> bool:
         """Feeds the protocol from the socket until ``fut`` is done; False when the fast
@@ -91,11 +93,29 @@ class Runner:
             # Callbacks the bytes scheduled (listeners, notices) run now, as they would
             # have inside the loop.
             self.loop.call_soon(self.loop.stop)
-            self.loop.run_forever()
+            with _apart_from_outer_loop():
+                self.loop.run_forever()
         return True
 
     def close(self) -> None:
         """Closes the loop (after the connection's last call)."""
         if not self.loop.is_closed():
-            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            with _apart_from_outer_loop():
+                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.close()
+
+
+@contextlib.contextmanager
+def _apart_from_outer_loop() -> Iterator[None]:
+    """Lets the connection's loop run when this thread is inside another event loop's
+    callback (a notebook, async code calling blocking code): that loop waits, as it
+    would for any blocking call, while this one runs."""
+    outer = asyncio.events._get_running_loop()
+    if outer is None:
+        yield
+        return
+    asyncio.events._set_running_loop(None)
+    try:
+        yield
+    finally:
+        asyncio.events._set_running_loop(outer)
