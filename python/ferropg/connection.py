@@ -484,14 +484,25 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, ConnectionHooks, metacl
         protocol future, or None for the checked path.  It also stands aside when
         :meth:`_execute` is not this class's own (a tracer wrapped it, a subclass overrode
         it): in asyncpg every query passes through ``_execute``."""
-        if (
-            self._cancellations
-            or self._query_loggers
-            or self._config.command_timeout is not None
-            or type(self)._execute is not _OWN_EXECUTE
-        ):
+        if self._checks_needed() or type(self)._execute is not _OWN_EXECUTE:
             return None
         return self._protocol.fast_execute(query, args, limit, want_rows)
+
+    def _start_fast_script(self, query: str):
+        """A script's :meth:`_start_fast` (the blocking face's): the protocol future of
+        a simple-protocol ``query``, or None when a check applies or something else is
+        under way. Scripts never pass through :meth:`_execute` (see
+        :meth:`_execute_script`), so a tracer of it does not matter here."""
+        if self._checks_needed() or self._protocol.has_pending():
+            return None
+        return self._protocol.query_script(query)
+
+    def _checks_needed(self) -> bool:
+        """Whether a query must take the checked path: a cancellation under way, a
+        query logger, or a command timeout."""
+        return bool(
+            self._cancellations or self._query_loggers or self._config.command_timeout is not None
+        )
 
     async def _fast_failed(self, exc: BaseException, fut, query, args, limit, want_rows) -> Any:
         """Handles the failure of a :meth:`_start_fast` future as :meth:`_execute` would

@@ -83,17 +83,9 @@ class Connection(_Wrapper):
         try:
             if args or want_rows:
                 fut = con._start_fast(query, args, limit, want_rows)
-            elif (
-                con._cancellations
-                or con._query_loggers
-                or con._config.command_timeout is not None
-                or con._protocol.has_pending()
-            ):
-                fut = None
             else:
-                # A script with nothing else under way: the simple protocol, as the
-                # async execute() would send it.
-                fut = con._protocol.query_script(query)
+                # A script: the simple protocol, as the async execute() sends it.
+                fut = con._start_fast_script(query)
             if fut is None:
                 return _MISS
             try:
