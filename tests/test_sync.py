@@ -59,6 +59,18 @@ def test_server_errors_keep_the_connection_usable(con):
     assert con.fetchval("SELECT 2") == 2
 
 
+def test_requests_larger_than_the_socket_takes_at_once(con):
+    # Requests go straight to the socket; what it does not take at once waits in the
+    # event loop's transport, and every later request must follow it there, in order.
+    big = b"x" * 20_000_000
+    for _ in range(3):  # the first run prepares; the later ones take the fast path
+        assert con.fetchval("SELECT length($1::bytea)", big) == len(big)
+        assert con.fetchval("SELECT $1::int", 7) == 7
+    con.execute("CREATE TEMP TABLE big_rows (b bytea)")
+    con.executemany("INSERT INTO big_rows VALUES ($1)", [(big,), (b"y",), (big,)])
+    assert con.fetchval("SELECT sum(length(b)) FROM big_rows") == 2 * len(big) + 1
+
+
 def test_bad_arguments_raise_before_anything_is_sent(con):
     with pytest.raises(exceptions.DataError):
         con.fetchval("SELECT $1::int", "not a number")

@@ -478,14 +478,20 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, ConnectionHooks, metacl
                 if attempt or self.is_in_transaction():
                     raise
 
-    def _start_fast(self, query: str, args: tuple, limit: int, want_rows: bool):
+    def _start_fast(
+        self, query: str, args: tuple, limit: int, want_rows: bool, blocking: bool = False
+    ):
         """Starts ``query`` without the checks of :meth:`_execute` when none can apply:
         no timeout, no query logger, nothing pending, the statement cached. Returns the
         protocol future, or None for the checked path.  It also stands aside when
         :meth:`_execute` is not this class's own (a tracer wrapped it, a subclass overrode
-        it): in asyncpg every query passes through ``_execute``."""
+        it): in asyncpg every query passes through ``_execute``.  ``blocking`` is the
+        blocking face's, which reads the socket itself: the outcome then comes in a
+        lighter waiter than a loop future."""
         if self._checks_needed() or type(self)._execute is not _OWN_EXECUTE:
             return None
+        if blocking:
+            return self._protocol.send_cached(query, args, limit, want_rows)
         return self._protocol.fast_execute(query, args, limit, want_rows)
 
     def _start_fast_script(self, query: str):

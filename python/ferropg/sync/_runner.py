@@ -7,9 +7,10 @@ retries, timeouts, cancellation, TLS, listeners) applies unchanged: there is one
 of each, in the async face and the core.
 
 The queries that need nothing of the loop (a cached statement, no timeout, nothing else
-under way) skip it: the protocol writes the request at once, and :meth:`Runner.pump`
-has the extension read the socket and hand the bytes to the protocol until the result
-is in. It waits with the GIL released, so other threads run meanwhile.
+under way) skip it: the protocol writes the request to the socket at once, and its
+``pump`` reads the socket and decodes the answer until the result is in (the caller
+runs :meth:`Runner.finish` only if that could not complete the call). It waits with the
+GIL released, so other threads run meanwhile.
 """
 
 from __future__ import annotations
@@ -33,30 +34,38 @@ class Runner:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self._busy = threading.Lock()
-        self._fd = -1
+        busy = threading.Lock()
+        #: ``claim(False)`` takes the connection for this thread, False when another
+        #: thread's call is under way (then :meth:`refuse`); ``release()`` gives it back.
+        #: Bound methods of the lock: the hot path calls them with no Python in between.
+        self.claim = busy.acquire
+        self.release = busy.release
         self._protocol: Any = None
+        #: Whether requests and reads go straight to the socket (not for TLS): then
+        #: ``read_socket(fd, fut)`` is the protocol's ``pump``.
+        self.direct = False
+        self.fd = -1
+        self.read_socket: Any = None
 
     def attach(self, protocol: Any, transport: Any) -> None:
-        """Reads for the fast path go straight to the socket of ``transport`` when it is
-        a plain one (TLS keeps the loop's transport, which holds the decrypted bytes)."""
+        """Requests and reads go straight to the socket of ``transport`` when it is a
+        plain one (TLS keeps the loop's transport, which holds the decrypted bytes)."""
         self._protocol = protocol
         sock = transport.get_extra_info("socket")
         if sock is None or transport.get_extra_info("sslcontext") is not None:
             return
-        self._fd = sock.fileno()
+        self.fd = sock.fileno()
+        protocol.write_directly(self.fd)
+        self.read_socket = protocol.pump
+        self.direct = True
 
-    def enter(self) -> None:
-        """Claims the connection for this thread; another thread's call under way is an
-        :class:`~ferropg.exceptions.InterfaceError` (``threadsafety`` is 1)."""
-        if not self._busy.acquire(blocking=False):
-            raise exceptions.InterfaceError(
-                "cannot use the connection from two threads at once: another call is in "
-                "progress (give each thread its own connection, or use a pool)"
-            )
-
-    def leave(self) -> None:
-        self._busy.release()
+    @staticmethod
+    def refuse() -> None:
+        """A second thread's call while one is under way: ``threadsafety`` is 1."""
+        raise exceptions.InterfaceError(
+            "cannot use the connection from two threads at once: another call is in "
+            "progress (give each thread its own connection, or use a pool)"
+        )
 
     def run(self, aw: Awaitable[T] | Coroutine[Any, Any, T]) -> T:
         """Runs ``aw`` on the loop to its end. An interrupt (Ctrl-C) cancels it as an
@@ -80,22 +89,18 @@ class Runner:
                         pass
                 raise
 
-    def pump(self, fut: asyncio.Future) -> bool:
-        """Feeds the protocol from the socket until ``fut`` is done; False when the fast
-        path cannot go on (TLS, the end of the stream), and the loop must finish. The
-        read loop is the extension's (``CoreProtocol.pump``): no Python runs between
-        the read and the rows."""
-        if self._fd < 0:
-            return fut.done()
-        if not self._protocol.pump(self._fd, fut):
-            return False
+    def finish(self, fut: Any) -> None:
+        """Completes a fast-path call where reading the socket did not: runs the loop
+        until ``fut`` is done (TLS, the stream's end, bytes the socket did not take at
+        once), then the callbacks the bytes scheduled (listeners, notices), as they
+        would have run inside the loop. ``fut`` is a loop future, or a waiter of the
+        protocol's, done once nothing is pending."""
+        if not fut.done():
+            self.run(fut if isinstance(fut, asyncio.Future) else self._protocol.wait_idle())
         if self.loop._ready:  # type: ignore[attr-defined]
-            # Callbacks the bytes scheduled (listeners, notices) run now, as they would
-            # have inside the loop.
             self.loop.call_soon(self.loop.stop)
             with _apart_from_outer_loop():
                 self.loop.run_forever()
-        return True
 
     def close(self) -> None:
         """Closes the loop (after the connection's last call)."""

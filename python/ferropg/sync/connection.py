@@ -67,11 +67,12 @@ class Connection(_Wrapper):
     def _call(self, method: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
         """Runs the coroutine ``method(*args, **kwargs)`` to its end."""
         runner = self._runner
-        runner.enter()
+        if not runner.claim(False):
+            runner.refuse()
         try:
             return runner.run(method(*args, **kwargs))
         finally:
-            runner.leave()
+            runner.release()
 
     def _fast(self, query: str, args: tuple, limit: int, want_rows: bool) -> Any:
         """The async face's fast path without the loop: the protocol's future, fed from
@@ -79,19 +80,21 @@ class Connection(_Wrapper):
         async method)."""
         con = self._wrapped
         runner = self._runner
-        runner.enter()
+        if not runner.claim(False):
+            runner.refuse()
         try:
             if args or want_rows:
-                fut = con._start_fast(query, args, limit, want_rows)
+                fut = con._start_fast(query, args, limit, want_rows, runner.direct)
             else:
                 # A script: the simple protocol, as the async execute() sends it.
                 fut = con._start_fast_script(query)
             if fut is None:
                 return _MISS
             try:
-                # Bytes the transport could not send at once go out only with the loop.
-                if con._transport.get_write_buffer_size() or not runner.pump(fut):
-                    runner.run(fut)
+                # The socket read in the extension answers the call; the loop is
+                # needed only when it cannot, or when the answer scheduled callbacks.
+                if not (runner.direct and runner.read_socket(runner.fd, fut)) or runner.loop._ready:
+                    runner.finish(fut)
                 return fut.result()
             except KeyboardInterrupt:
                 # An interrupt stops the query on the server, as a cancelled await does.
@@ -100,7 +103,7 @@ class Connection(_Wrapper):
             except BaseException as exc:
                 return runner.run(con._fast_failed(exc, fut, query, args, limit, want_rows))
         finally:
-            runner.leave()
+            runner.release()
 
     # ------------------------------------------------------------------ queries
 

@@ -15,6 +15,7 @@ mod ops;
 mod pump;
 mod statements;
 mod type_registry;
+mod waiter;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -30,6 +31,7 @@ use crate::errors::{self, ClientError};
 use crate::statement::Statement;
 use ops::{Completion, Op, OpKind, ResultShape};
 use statements::Statements;
+use waiter::Waiter;
 
 static STATEMENT_IDS: AtomicU64 = AtomicU64::new(1);
 
@@ -69,6 +71,11 @@ pub struct CoreProtocol {
     types: Registry,
     /// The blocking face's read buffer (allocated on its first `pump`).
     read_buf: Vec<u8>,
+    /// The blocking face's socket, written without the transport (-1: never).
+    direct_fd: i32,
+    /// Bytes went to the transport because the socket took no more: until its buffer
+    /// drains, every write follows them there, in order.
+    spilled: bool,
 }
 
 fn status_char(s: TransactionStatus) -> &'static str {
@@ -248,14 +255,46 @@ impl CoreProtocol {
         }
     }
 
+    /// The bytes queued for the server, with the transport's `write` to send them;
+    /// None when there are none, or when they went straight to the socket.
     fn take_output(&mut self, py: Python<'_>) -> Option<(Py<PyAny>, Py<PyBytes>)> {
         if self.out.is_empty() {
             return None;
+        }
+        if self.may_write_directly(py) {
+            let sent = pump::send_now(self.direct_fd, &self.out);
+            if sent == self.out.len() {
+                self.out.clear();
+                return None;
+            }
+            // The rest waits in the transport, which the event loop flushes.
+            let _ = self.out.split_to(sent);
+            self.spilled = true;
         }
         let write = self.write.as_ref()?.clone_ref(py);
         let data = PyBytes::new(py, &self.out).unbind();
         self.out.clear();
         Some((write, data))
+    }
+
+    /// Whether the blocking face may write to its socket itself: it asked to, the
+    /// transport still owns an open socket (a closed one's descriptor may already name
+    /// another file), and nothing the transport holds must go first.
+    fn may_write_directly(&mut self, py: Python<'_>) -> bool {
+        if self.direct_fd < 0 || self.lost || self.closed {
+            return false;
+        }
+        let Some(transport) = &self.transport else {
+            return false;
+        };
+        if self.spilled {
+            let held = transport
+                .bind(py)
+                .call_method0(intern!(py, "get_write_buffer_size"))
+                .and_then(|n| n.extract::<usize>());
+            self.spilled = !matches!(held, Ok(0));
+        }
+        !self.spilled
     }
 }
 
@@ -274,6 +313,10 @@ fn settle(
             Completion::Err(f, e) => (f, Err(e)),
         };
         let fut = fut.bind(py);
+        if let Ok(waiter) = fut.cast::<Waiter>() {
+            waiter.get().settle(result);
+            continue;
+        }
         // A caller that timed out or was cancelled no longer waits for this result.
         if fut.call_method0(intern!(py, "done"))?.is_truthy()? {
             continue;
@@ -284,6 +327,14 @@ fn settle(
         };
     }
     Ok(())
+}
+
+/// Whether the future or waiter `fut` has its outcome.
+fn is_done(fut: &Bound<'_, PyAny>) -> PyResult<bool> {
+    if let Ok(waiter) = fut.cast::<Waiter>() {
+        return Ok(waiter.get().is_done());
+    }
+    fut.call_method0(intern!(fut.py(), "done"))?.is_truthy()
 }
 
 /// Hands one read's bytes to the protocol, then writes and resolves what they brought.
@@ -375,6 +426,8 @@ impl CoreProtocol {
             queries_count: 0,
             types: Registry::default(),
             read_buf: Vec::new(),
+            direct_fd: -1,
+            spilled: false,
         })
     }
 
@@ -397,24 +450,48 @@ impl CoreProtocol {
         receive(slf, data.as_bytes())
     }
 
+    /// The blocking face: from now on requests are written straight to the socket
+    /// `fd` (a plain one, the transport's) when the transport holds nothing, skipping
+    /// its Python `write`. Only for a loop that does not run between calls.
+    fn write_directly(&mut self, fd: i32) {
+        self.direct_fd = fd;
+    }
+
     /// The blocking face's read loop: reads the socket `fd` (non-blocking, with no
     /// event loop running) and feeds the protocol until `fut` is done, waiting with the
-    /// GIL released. Returns False when the stream ended or failed: the event loop
-    /// then takes over and sees the same. A signal (Ctrl-C) runs Python's handlers,
-    /// whose exception propagates.
+    /// GIL released. Returns False when the event loop must finish instead: the stream
+    /// ended or failed (the loop then sees the same), or bytes wait in the transport.
+    /// A signal (Ctrl-C) runs Python's handlers, whose exception propagates.
     fn pump(slf: &Bound<'_, Self>, fd: i32, fut: &Bound<'_, PyAny>) -> PyResult<bool> {
         let py = slf.py();
-        let done = intern!(py, "done");
-        let mut buf = std::mem::take(&mut slf.borrow_mut().read_buf);
+        let mut buf = {
+            let mut this = slf.borrow_mut();
+            if this.spilled {
+                return Ok(false);
+            }
+            std::mem::take(&mut this.read_buf)
+        };
         buf.resize(pump::READ_SIZE, 0);
+        // A read that filled the buffer left more behind: read again before waiting.
+        // Otherwise the server has yet to answer (it rarely has by the time the request
+        // is written), so wait first: a read tried then is one more system call.
+        let mut more = false;
         let result = loop {
-            if fut.call_method0(done)?.is_truthy()? {
+            if is_done(fut)? {
                 break Ok(true);
             }
-            match py.detach(|| pump::wait_and_read(fd, &mut buf)) {
+            let read = match more.then(|| pump::read_now(fd, &mut buf)) {
+                None | Some(pump::Read::Later) => py.detach(|| pump::wait_and_read(fd, &mut buf)),
+                Some(now) => now,
+            };
+            match read {
                 pump::Read::Bytes(n) => {
+                    more = n == buf.len();
                     if let Err(e) = receive(slf, &buf[..n]) {
                         break Err(e);
+                    }
+                    if slf.borrow().spilled {
+                        break Ok(false);
                     }
                 }
                 pump::Read::Interrupted => {
@@ -422,6 +499,7 @@ impl CoreProtocol {
                         break Err(e);
                     }
                 }
+                pump::Read::Later => {}
                 pump::Read::End | pump::Read::Failed => break Ok(false),
             }
         };
@@ -547,7 +625,7 @@ impl CoreProtocol {
     fn is_busy(&self, py: Python<'_>) -> PyResult<bool> {
         for op in self.conn.pending() {
             if let Some(w) = &op.waiter {
-                if !w.bind(py).call_method0(intern!(py, "done"))?.is_truthy()? {
+                if !is_done(w.bind(py))? {
                     return Ok(true);
                 }
             }
@@ -626,6 +704,29 @@ impl CoreProtocol {
             }
             let found = this.statements.get_own(py, sql);
             this.start_cached(py, found, args, limit, shape_of(want_rows))
+        })
+    }
+
+    /// `fast_execute` for the blocking face: the same request, with a [`Waiter`] for
+    /// its outcome instead of a loop future (read it with `pump`, then `result()`).
+    fn send_cached(
+        slf: &Bound<'_, Self>,
+        sql: &str,
+        args: &Bound<'_, PyTuple>,
+        limit: i32,
+        want_rows: bool,
+    ) -> PyResult<Option<Py<PyAny>>> {
+        with_output(slf, |this, py| {
+            if this.ensure_open(py).is_err() || this.conn.pending_len() > 0 {
+                return Ok(None);
+            }
+            let Some(stmt) = this.statements.get_own(py, sql) else {
+                return Ok(None);
+            };
+            let waiter = Py::new(py, Waiter::new())?.into_any();
+            let shape = shape_of(want_rows);
+            this.start_execute(py, waiter.clone_ref(py), stmt, args, "", limit, shape)?;
+            Ok(Some(waiter))
         })
     }
 
