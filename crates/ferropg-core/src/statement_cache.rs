@@ -8,6 +8,11 @@ use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
+/// Whether an entry inserted at `inserted` is past `max_lifetime` (0: never) at `now`.
+fn outlived(max_lifetime: f64, inserted: f64, now: f64) -> bool {
+    max_lifetime > 0.0 && now - inserted >= max_lifetime
+}
+
 struct Entry<V> {
     value: V,
     inserted: f64,
@@ -87,10 +92,6 @@ impl<K: Hash + Eq + Clone, V> StatementCache<K, V> {
         self.max_lifetime = seconds.max(0.0);
     }
 
-    fn expired(&self, entry: &Entry<V>, now: f64) -> bool {
-        self.max_lifetime > 0.0 && now - entry.inserted >= self.max_lifetime
-    }
-
     fn next_tick(&mut self) -> u64 {
         self.tick += 1;
         self.tick
@@ -98,27 +99,7 @@ impl<K: Hash + Eq + Clone, V> StatementCache<K, V> {
 
     /// Looks `key` up and marks it most recently used.
     pub fn get(&mut self, key: &K, now: f64) -> Lookup<'_, V> {
-        let Some(entry) = self.entries.get(key) else {
-            return Lookup::Miss;
-        };
-        if self.expired(entry, now) {
-            let old = entry.tick;
-            self.order.remove(&old);
-            return match self.entries.remove(key) {
-                Some(e) => Lookup::Expired(e.value),
-                None => Lookup::Miss,
-            };
-        }
-        let tick = self.next_tick();
-        let Some(entry) = self.entries.get_mut(key) else {
-            return Lookup::Miss;
-        };
-        let key_again = self.order.remove(&entry.tick);
-        entry.tick = tick;
-        if let Some(k) = key_again {
-            self.order.insert(tick, k);
-        }
-        Lookup::Hit(&entry.value)
+        self.get_borrowed(key, now)
     }
 
     /// [`get`](StatementCache::get) with a borrowed form of the key (a `&str` for a
@@ -140,22 +121,23 @@ impl<K: Hash + Eq + Clone, V> StatementCache<K, V> {
         let Some(entry) = self.entries.get(key) else {
             return Lookup::Miss;
         };
-        if self.expired(entry, now) {
-            let old = entry.tick;
-            self.order.remove(&old);
+        if outlived(self.max_lifetime, entry.inserted, now) {
+            self.order.remove(&entry.tick);
             return match self.entries.remove(key) {
                 Some(e) => Lookup::Expired(e.value),
                 None => Lookup::Miss,
             };
         }
-        let tick = self.next_tick();
         let Some(entry) = self.entries.get_mut(key) else {
             return Lookup::Miss;
         };
-        let key_again = self.order.remove(&entry.tick);
-        entry.tick = tick;
-        if let Some(k) = key_again {
-            self.order.insert(tick, k);
+        // The most recently used entry stays where it is (a statement run in a loop).
+        if entry.tick != self.tick {
+            self.tick += 1;
+            if let Some(k) = self.order.remove(&entry.tick) {
+                self.order.insert(self.tick, k);
+            }
+            entry.tick = self.tick;
         }
         Lookup::Hit(&entry.value)
     }
@@ -203,7 +185,7 @@ impl<K: Hash + Eq + Clone, V> StatementCache<K, V> {
         let stale: Vec<K> = self
             .entries
             .iter()
-            .filter(|(_, e)| self.expired(e, now))
+            .filter(|(_, e)| outlived(self.max_lifetime, e.inserted, now))
             .map(|(k, _)| k.clone())
             .collect();
         stale.iter().filter_map(|k| self.remove(k)).collect()
@@ -254,6 +236,23 @@ mod tests {
         assert_eq!(c.set_max_size(0), vec![4]);
         assert_eq!(c.put("d", 5, 0.0), vec![5]);
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn repeated_hits_on_the_newest_keep_the_order() {
+        let mut c = StatementCache::new(3, 0.0);
+        for (k, v) in [("a", 1), ("b", 2), ("c", 3)] {
+            assert!(c.put(k, v, 0.0).is_empty());
+        }
+        for _ in 0..3 {
+            assert_eq!(c.get(&"c", 0.0), Lookup::Hit(&3));
+        }
+        assert_eq!(c.get(&"a", 0.0), Lookup::Hit(&1));
+        assert_eq!(c.get(&"a", 0.0), Lookup::Hit(&1));
+        // Least recently used first: b, then c.
+        assert_eq!(c.put("d", 4, 0.0), vec![2]);
+        assert_eq!(c.put("e", 5, 0.0), vec![3]);
+        assert_eq!(c.values().copied().collect::<Vec<_>>(), vec![1, 4, 5]);
     }
 
     #[test]

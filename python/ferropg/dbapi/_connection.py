@@ -25,9 +25,8 @@ __all__ = (
 )
 
 
-def tuple_row(record: Any) -> tuple:
-    """Rows as tuples (the default)."""
-    return tuple(record)
+#: Rows as tuples (the default): ``tuple`` itself, so that no Python runs per row.
+tuple_row = tuple
 
 
 def dict_row(record: Any) -> dict:
@@ -99,6 +98,9 @@ class Connection:
         cursor_factory: Callable[[Connection], Cursor] | None = None,
     ) -> None:
         self._con = con
+        #: The protocol's reading of ``standard_conforming_strings``, which decides what
+        #: a quote or backslash means; bound once, asked on every statement.
+        self._standard_strings = con._wrapped._protocol.standard_conforming_strings
         self._autocommit = bool(autocommit)
         self._closed = False
         self._plans: dict[tuple[str, bool], tuple[str, Any, bool, str | None]] = {}
@@ -144,9 +146,6 @@ class Connection:
         if not self._autocommit and not self._con.is_in_transaction():
             self._con.execute("BEGIN")
 
-    def _standard_strings(self) -> bool:
-        return self._con._wrapped._protocol.standard_conforming_strings()
-
     def _description(self, state: Any) -> tuple:
         """A cached statement's :attr:`Cursor.description` (kept per statement)."""
         description = self._descriptions.get(state)
@@ -157,22 +156,21 @@ class Connection:
             self._descriptions[state] = description
         return description
 
-    def _plan(self, operation: str) -> tuple[str, Any, bool, str | None]:
-        """How ``operation`` takes parameters: its ``$n`` text, its placeholders (a count
-        or names), whether it is in ``$n`` style already, and why its placeholders cannot
-        be read (or None). Kept per text and setting: a statement repeats."""
-        key = (operation, self._standard_strings())
-        plan = self._plans.get(key)
-        if plan is None:
-            native = _native.has_numbered_parameters(operation, key[1])
-            try:
-                sql, names = _native.convert_placeholders(operation, key[1])
-                plan = (sql, names, native, None)
-            except _pg.InterfaceError as e:
-                plan = (operation, 0, native, str(e))
-            if len(self._plans) >= _PLANS_KEPT:
-                self._plans.clear()
-            self._plans[key] = plan
+    def _plan(self, key: tuple[str, bool]) -> tuple[str, Any, bool, str | None]:
+        """How the statement ``key[0]`` takes parameters when ``standard_conforming_strings``
+        is ``key[1]``: its ``$n`` text, its placeholders (a count or names), whether it is
+        in ``$n`` style already, and why its placeholders cannot be read (or None). Kept
+        in ``_plans``: a statement repeats."""
+        operation, standard_strings = key
+        native = _native.has_numbered_parameters(operation, standard_strings)
+        try:
+            sql, names = _native.convert_placeholders(operation, standard_strings)
+            plan = (sql, names, native, None)
+        except _pg.InterfaceError as e:
+            plan = (operation, 0, native, str(e))
+        if len(self._plans) >= _PLANS_KEPT:
+            self._plans.clear()
+        self._plans[key] = plan
         return plan
 
     def _bind(self, operation: str, parameters: Any) -> tuple[str, tuple]:
@@ -181,7 +179,8 @@ class Connection:
             raise ProgrammingError(f"the statement must be a str, not {type(operation).__name__}")
         if parameters is None:
             return operation, ()
-        sql, names, native, error = self._plan(operation)
+        key = (operation, self._standard_strings())
+        sql, names, native, error = self._plans.get(key) or self._plan(key)
         if error is not None:
             if native:
                 # $n style, where a lone % is the modulo operator.
@@ -312,11 +311,14 @@ class Cursor:
         """Runs one statement. ``parameters``: a sequence for ``%s`` placeholders (or
         ``$1``, ``$2``...), a mapping for ``%(name)s``; without parameters the text is
         sent as it is (``%`` included) and may hold several statements."""
-        self._check()
-        sql, args = self.connection._bind(operation, parameters)
+        connection = self.connection
+        if self._closed or connection._closed:
+            self._check()
+        sql, args = connection._bind(operation, parameters)
         self._reset()
         try:
-            self.connection._begin()
+            if not connection._autocommit:
+                connection._begin()
             self._run(sql, args, script_allowed=parameters is None)
         except Exception as exc:
             _reraise(exc)
@@ -336,20 +338,20 @@ class Cursor:
             result = con._fast(sql, args, 0, wants_rows)
             if result is not _MISS:
                 if wants_rows:
-                    self.description = self.connection._description(state)
+                    self.description = self.connection._descriptions.get(
+                        state
+                    ) or self.connection._description(state)
                     self._rows = result
                     self.rowcount = len(result)
                 else:
                     self.rowcount = _rowcount(result)
                 return
         stmt = con._call(con._wrapped._prepare, (sql,), {"use_cache": True})
-        columns = stmt.get_attributes()
-        rows = con._call(stmt._run, (args, 0, None, bool(columns)), {})
+        state = stmt._state
+        rows = con._call(stmt._run, (args, 0, None, state.returns_rows), {})
         self.rowcount = _rowcount(stmt.get_statusmsg())
-        if columns:
-            self.description = tuple(
-                (a.name, a.type.oid, None, None, None, None, None) for a in columns
-            )
+        if state.returns_rows:
+            self.description = self.connection._description(state)
             self._rows = rows
 
     def executemany(self, operation: str, seq_of_parameters: Any) -> None:
@@ -389,8 +391,13 @@ class Cursor:
 
     def fetchone(self) -> Any:
         """The next row, or None after the last."""
-        rows = self._take(1)
-        return rows[0] if rows else None
+        if self._closed or self.description is None or self.connection._closed:
+            self._take(1)  # raises the error that applies
+        pos = self._pos
+        if pos >= len(self._rows):
+            return None
+        self._pos = pos + 1
+        return self.connection.row_factory(self._rows[pos])
 
     def fetchmany(self, size: int | None = None) -> list:
         """The next ``size`` rows (default :attr:`arraysize`); fewer at the end."""
@@ -493,6 +500,11 @@ class ServerCursor(Cursor):
         self._portal = portal
         self.description = tuple((c[0], c[1], None, None, None, None, None) for c in columns)
         return self
+
+    def fetchone(self) -> Any:
+        """The next row, or None after the last (one round trip)."""
+        rows = self._take(1)
+        return rows[0] if rows else None
 
     def executemany(self, operation: str, seq_of_parameters: Any) -> None:
         """Not for a named cursor: use a plain one."""
