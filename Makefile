@@ -7,7 +7,7 @@ CARGO ?= cargo
 # Extension builds: debug for tests (fast to build), release for benchmarks and demos.
 MATURIN_FLAGS ?=
 
-.PHONY: help setup venv build build-release demo test test-rust test-python conformance soak lint gen fmt fuzz-check fuzz-smoke bench clean
+.PHONY: help setup venv build build-release demo test test-rust test-python conformance sqlalchemy-suite soak lint gen fmt fuzz-check fuzz-smoke bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -19,10 +19,11 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 venv: $(PY)  ## the project's virtualenv with maturin, pytest, uvloop, hypothesis, ruff, mypy
-	@$(PY) -c 'import maturin, pytest, pytest_timeout, uvloop, hypothesis, distro, mypy, asyncpg, dbapi20, sqlalchemy, greenlet, alembic' 2>/dev/null || \
+	@$(PY) -c 'import maturin, pytest, pytest_timeout, uvloop, hypothesis, distro, mypy, asyncpg, dbapi20, sqlalchemy, greenlet, alembic, psycopg' 2>/dev/null || \
 		$(PY) -m pip install --quiet --disable-pip-version-check \
 			'maturin>=1.9,<2' pytest pytest-timeout uvloop hypothesis ruff distro mypy asyncpg==0.32.0 \
-			dbapi-compliance==1.15.0 SQLAlchemy==2.0.59 greenlet alembic==1.20.1
+			dbapi-compliance==1.15.0 SQLAlchemy==2.0.59 greenlet alembic==1.20.1 \
+			'psycopg[binary]==3.3.9'
 
 build: venv  ## build the extension into the virtualenv (debug)
 	$(VENV)/bin/maturin develop --quiet $(MATURIN_FLAGS)
@@ -33,12 +34,13 @@ build-release: venv  ## build the extension into the virtualenv (release)
 demo: setup build-release  ## run examples/python/tour.py (temporary cluster unless PGDSN/PGHOST is set)
 	$(PY) examples/python/tour.py
 
-test: setup build  ## every test: lints, cargo test, fuzz smoke, pytest, the asyncpg-suite ratchet
+test: setup build  ## every test: lints, cargo test, fuzz smoke, pytest, the asyncpg-suite ratchet, SQLAlchemy's suite
 	$(MAKE) lint
 	$(MAKE) test-rust
 	$(MAKE) fuzz-check
 	$(MAKE) test-python
 	$(MAKE) conformance
+	$(MAKE) sqlalchemy-suite
 
 test-rust:  ## cargo tests (integration tests start their own PostgreSQL)
 	$(CARGO) test --workspace --quiet
@@ -48,6 +50,9 @@ test-python:  ## pytest against a temporary cluster, on asyncio and uvloop
 
 conformance:  ## asyncpg 0.32.0's own test suite; fails if a test in tests/conformance/expected-pass.txt stops passing
 	PYTHON=$(PY) bash scripts/conformance.sh --log-only $(CONFORMANCE_ARGS)
+
+sqlalchemy-suite:  ## SQLAlchemy 2.0.59's dialect tests on postgresql+ferropg(_async) beside psycopg; fails if a test passes for psycopg only
+	PYTHON=$(PY) bash scripts/sqlalchemy_suite.sh $(SQLALCHEMY_SUITE_ARGS)
 
 soak: setup build-release  ## leak soak, both faces: RSS and descriptors over 1M queries, 10k connects, 100k errors, 100k statements (make test runs a tenth)
 	$(PY) tests/soak.py $(SOAK_ARGS)

@@ -11,7 +11,8 @@
 #   * Python packages for the current python3 (only the missing ones):
 #     maturin>=1.9,<2, pytest, pytest-timeout, uvloop, hypothesis, ruff, distro, mypy,
 #     dbapi-compliance (PEP 249's compliance suite, for ferropg.dbapi's tests), SQLAlchemy,
-#     greenlet and alembic (the dialects' tests).
+#     greenlet and alembic (the dialects' tests), psycopg[binary] (the driver our dialects
+#     are compared with in scripts/sqlalchemy_suite.sh).
 #
 # As root it uses apt-get and useradd directly (no sudo).  As another user it only
 # reports what is missing for those, and still pip-installs Python packages.
@@ -136,7 +137,8 @@ import importlib.util
 wanted = {"pytest": "pytest", "pytest_timeout": "pytest-timeout", "uvloop": "uvloop",
           "hypothesis": "hypothesis", "distro": "distro", "mypy": "mypy",
           "dbapi20": "dbapi-compliance==1.15.0", "sqlalchemy": "SQLAlchemy==2.0.59",
-          "greenlet": "greenlet", "alembic": "alembic==1.20.1"}
+          "greenlet": "greenlet", "alembic": "alembic==1.20.1",
+          "psycopg": "psycopg[binary]==3.3.9"}
 print(" ".join(pkg for mod, pkg in wanted.items() if importlib.util.find_spec(mod) is None))')"
     PIP_WANT+=("${absent[@]}")
     command -v ruff >/dev/null 2>&1 || "$PYTHON" -m ruff --version >/dev/null 2>&1 \

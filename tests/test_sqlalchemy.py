@@ -131,7 +131,45 @@ def test_errors_are_sqlalchemys(engine):
         s.add(Thing(id=1, name="b"))
         with pytest.raises(sa.exc.IntegrityError) as e:
             s.commit()
-        assert e.value.orig.sqlstate == "23505"
+        assert e.value.orig.sqlstate == e.value.orig.pgcode == "23505"
+
+
+def test_statements_and_types_made_anew_after_ddl(engine):
+    # The same statement text over a table, then an enum, dropped and made again with
+    # other types: cached plans and type codecs must not outlive the DDL (SQLAlchemy's
+    # own suite does this everywhere: "cached plan must not change result type", "cache
+    # lookup failed for type").
+    meta = sa.MetaData()
+    with engine.connect() as c:
+        for kind in (sa.Integer, sa.Text, pg.ENUM("a", "b", name="sa_anew_kind")):
+            meta.clear()
+            t = sa.Table("sa_anew", meta, sa.Column("v", kind))
+            meta.drop_all(c)
+            meta.create_all(c)
+            value = {sa.Integer: 1, sa.Text: "x"}.get(kind, "b")
+            c.execute(t.insert(), {"v": value})
+            assert c.scalar(sa.select(t.c.v)) == value
+        meta.drop_all(c)
+        c.commit()
+
+
+def test_readonly_holds_for_the_next_transaction(engine):
+    options = {"isolation_level": "SERIALIZABLE", "postgresql_readonly": True}
+    with engine.connect().execution_options(**options) as c:
+        assert c.exec_driver_sql("SHOW transaction_read_only").scalar() == "on"
+    with engine.connect() as c:
+        assert c.exec_driver_sql("SHOW transaction_read_only").scalar() == "off"
+
+
+def test_the_test_suite_finds_postgresql_provisioning():
+    import sys
+
+    from ferropg.sqlalchemy import FerropgAsyncDialect, FerropgDialect
+
+    for dialect in (FerropgDialect, FerropgAsyncDialect):
+        sys.modules.pop("sqlalchemy.dialects.postgresql.provision", None)
+        dialect.load_provisioning()
+        assert "sqlalchemy.dialects.postgresql.provision" in sys.modules
 
 
 async def test_async_engine(dsn):
@@ -146,6 +184,23 @@ async def test_async_engine(dsn):
             assert row == ("x", ["t"])
             await c.run_sync(Base.metadata.drop_all)
             await c.commit()
+    finally:
+        await e.dispose()
+
+
+async def test_async_errors_are_sqlalchemys(dsn):
+    # Not asyncpg's classes (ferropg raises its own), nor an ImportError without asyncpg.
+    e = create_async_engine(_url(dsn, "ferropg_async"))
+    try:
+        async with e.connect() as c:
+            await c.exec_driver_sql("CREATE TEMP TABLE sa_uniq (id int PRIMARY KEY)")
+            await c.exec_driver_sql("INSERT INTO sa_uniq VALUES (1)")
+            with pytest.raises(sa.exc.IntegrityError) as err:
+                await c.exec_driver_sql("INSERT INTO sa_uniq VALUES (1)")
+            assert err.value.orig.sqlstate == err.value.orig.pgcode == "23505"
+            await c.rollback()
+            with pytest.raises(sa.exc.ProgrammingError):
+                await c.exec_driver_sql("SELECT * FROM sa_no_such_table")
     finally:
         await e.dispose()
 

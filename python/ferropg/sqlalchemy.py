@@ -10,25 +10,54 @@ same Python types as asyncpg): parameters as ``$n`` with a cast rendered on each
 (``render_bind_cast``), since values are encoded strictly for the type the server
 infers; JSON and JSONB decoded by SQLAlchemy's deserializer; ranges, enums, intervals and
 arrays as asyncpg returns them. The statement cache is the connection's own (prepared
-once per connection, as asyncpg's dialect does).
+once per connection, as asyncpg's dialect does); DDL run through SQLAlchemy makes every
+connection of the engine forget its cached statements and types, as asyncpg's dialect does.
 """
 
 from __future__ import annotations
 
+import builtins
 import json as _json
+import types
+import weakref
 from typing import Any
 
-from sqlalchemy import pool
-from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy import pool, util
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi, PGDialect_asyncpg
 from sqlalchemy.dialects.postgresql.base import PGExecutionContext
 
 __all__ = ("FerropgAsyncDialect", "FerropgDialect")
+
+
+def _load_postgresql_provisioning() -> None:
+    # SQLAlchemy's test plugin imports "<dialect's package>.provision" for the backend's
+    # test hooks (temporary tables, prepared transactions, extensions, follower databases);
+    # ours is ferropg.provision, which does not exist: PostgreSQL's are the ones that apply.
+    import sqlalchemy.dialects.postgresql.provision  # noqa: F401
 
 
 class _ExecutionContext(PGExecutionContext):
     def create_server_side_cursor(self) -> Any:
         # A named cursor of ferropg.dbapi reads a portal in pieces (stream_results).
         return self._dbapi_connection.cursor(f"sa_{id(self):x}")
+
+    def pre_exec(self) -> None:
+        # As SQLAlchemy's asyncpg dialect does: DDL marks every connection's cached
+        # statements and types stale (a table or type made anew under a name a cached
+        # statement knows gives "cached plan must not change result type" or "cache
+        # lookup failed for type"), and each connection forgets them before its next
+        # statement.
+        if self.isddl:
+            self.dialect._invalidate_schema_cache()
+        self.dialect._catch_up_with_schema(self._dbapi_connection.dbapi_connection)
+
+    def handle_dbapi_exception(self, e: BaseException) -> None:
+        # A schema change made without DDL through SQLAlchemy (another client, a text
+        # statement) shows as one of these: the next statements start afresh.
+        from ferropg import exceptions
+
+        if isinstance(e, (exceptions.InvalidCachedStatementError, exceptions.InternalServerError)):
+            self.dialect._invalidate_schema_cache()
 
 
 class _Dbapi:
@@ -56,13 +85,31 @@ class FerropgDialect(PGDialect_asyncpg):
     supports_server_side_cursors = True
     execution_ctx_cls = _ExecutionContext
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Per DB-API connection: the _invalidate_schema_cache_asof it has caught up with.
+        self._schema_seen: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
     @classmethod
     def import_dbapi(cls) -> Any:
         return _Dbapi()
 
+    def _catch_up_with_schema(self, dbapi_connection: Any) -> None:
+        """Forgets the connection's statements and types if the schema changed since it
+        last looked (a connection new to the dialect does so once: it may have cached a
+        statement before its first execution here)."""
+        asof = self._invalidate_schema_cache_asof
+        if self._schema_seen.get(dbapi_connection, 0) < asof:
+            dbapi_connection.connection.reload_schema_state()
+            self._schema_seen[dbapi_connection] = asof
+
     @classmethod
     def get_pool_class(cls, url: Any) -> Any:
         return pool.QueuePool
+
+    @classmethod
+    def load_provisioning(cls) -> None:
+        _load_postgresql_provisioning()
 
     @classmethod
     def get_async_dialect_cls(cls, url: Any) -> type:
@@ -150,6 +197,9 @@ class FerropgDialect(PGDialect_asyncpg):
         cur = connection.cursor()
         cur.execute(f"SET SESSION CHARACTERISTICS AS TRANSACTION {words}")
         cur.close()
+        # The SET ran in the implicit transaction it opened: it holds for the next one,
+        # and only once that one is committed (SQLAlchemy has no transaction open here).
+        connection.commit()
 
     def _show(self, connection: Any, name: str) -> str:
         cur = connection.cursor()
@@ -178,6 +228,34 @@ class FerropgDialect(PGDialect_asyncpg):
         return connection
 
 
+def _importing_ferropg_as_asyncpg(function: Any) -> Any:
+    """``function`` run with ``import asyncpg`` inside it giving ferropg (ferropg's
+    exception classes have asyncpg's names), and nothing changed for anyone else."""
+    import ferropg
+
+    def import_(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "asyncpg":
+            return ferropg
+        return builtins.__import__(name, *args, **kwargs)
+
+    scope = {**function.__globals__, "__builtins__": {**vars(builtins), "__import__": import_}}
+    return types.FunctionType(
+        function.__code__, scope, function.__name__, function.__defaults__, function.__closure__
+    )
+
+
+class _AsyncDbapi(AsyncAdapt_asyncpg_dbapi):
+    """SQLAlchemy's asyncpg adapter on ferropg's async face."""
+
+    @util.memoized_property
+    def _asyncpg_error_translate(self) -> dict:
+        # Which driver exception becomes which PEP 249 class: SQLAlchemy's table, whose
+        # code imports asyncpg itself (asyncpg's classes, which ferropg never raises, or
+        # an ImportError where asyncpg is not installed).
+        table = AsyncAdapt_asyncpg_dbapi._asyncpg_error_translate.fget
+        return _importing_ferropg_as_asyncpg(table)(self)
+
+
 class FerropgAsyncDialect(PGDialect_asyncpg):
     """``postgresql+ferropg_async://``: SQLAlchemy's asyncio engines on ferropg's async
     face, through SQLAlchemy's asyncpg adapter (ferropg is asyncpg's drop-in)."""
@@ -187,11 +265,13 @@ class FerropgAsyncDialect(PGDialect_asyncpg):
 
     @classmethod
     def import_dbapi(cls) -> Any:
-        from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
-
         import ferropg
 
-        return AsyncAdapt_asyncpg_dbapi(ferropg)
+        return _AsyncDbapi(ferropg)
+
+    @classmethod
+    def load_provisioning(cls) -> None:
+        _load_postgresql_provisioning()
 
 
 dialect = FerropgDialect

@@ -36,6 +36,12 @@ class Warning(builtins.Warning):  # noqa: A001 - PEP 249's name
 class Error(Exception):
     """The base class of every other error of this module (PEP 249)."""
 
+    @property
+    def pgcode(self) -> str | None:
+        """A server error's SQLSTATE (None for others): psycopg's name for ``sqlstate``,
+        which SQLAlchemy and other libraries read."""
+        return getattr(self, "sqlstate", None)
+
 
 class InterfaceError(Error):
     """An error of the driver's interface rather than of the database (PEP 249)."""
