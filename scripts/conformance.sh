@@ -22,11 +22,6 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-if [[ -z "${PYTHON:-}" ]]; then
-    if [[ -x "$ROOT/.venv/bin/python" ]]; then
-        PYTHON="$ROOT/.venv/bin/python"
-    else
-        PYTHON="$(command -v python3)"
-    fi
-fi
+# shellcheck source=scripts/project_python.sh
+source "$ROOT/scripts/project_python.sh"
 exec "$PYTHON" "$ROOT/tests/conformance/runner.py" "$@"

@@ -47,13 +47,8 @@ SA_SHA256=9dd42e979a9ca2a71cf827b9bda61a8322ab4e3be28ec68a6166a9c839064784
 TESTS=(test/dialect/test_suite.py test/dialect/postgresql/)
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-if [[ -z "${PYTHON:-}" ]]; then
-    if [[ -x "$ROOT/.venv/bin/python" ]]; then
-        PYTHON="$ROOT/.venv/bin/python"
-    else
-        PYTHON="$(command -v python3)"
-    fi
-fi
+# shellcheck source=scripts/project_python.sh
+source "$ROOT/scripts/project_python.sh"
 CACHE="${FERROPG_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ferropg}"
 OUT="${SA_SUITE_OUT:-$ROOT/build/sqlalchemy-suite}"
 RUN_TIMEOUT="${SA_SUITE_RUN_TIMEOUT:-3600}"

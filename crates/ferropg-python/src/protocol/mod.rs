@@ -131,6 +131,43 @@ impl CoreProtocol {
         Ok(Some(fut))
     }
 
+    /// The fast path's request: `sql`'s cached statement run with `args`. Returns
+    /// what resolves with its outcome (a [`Waiter`] when `blocking`, else a loop
+    /// future), or None, with nothing sent, when the connection is not open, something
+    /// else is under way, or the statement is not cached.
+    fn start_fast(
+        &mut self,
+        py: Python<'_>,
+        sql: &str,
+        args: &Bound<'_, PyTuple>,
+        limit: i32,
+        want_rows: bool,
+        blocking: bool,
+    ) -> PyResult<Option<Py<PyAny>>> {
+        if self.ensure_open(py).is_err() || self.conn.pending_len() > 0 {
+            return Ok(None);
+        }
+        let Some(stmt) = self.statements.get_own(py, sql) else {
+            return Ok(None);
+        };
+        let waiter = if blocking {
+            Py::new(py, Waiter::new())?.into_any()
+        } else {
+            self.new_future(py)?
+        };
+        let shape = shape_of(want_rows);
+        self.start_execute(
+            py,
+            waiter.clone_ref(py),
+            stmt,
+            args.as_any(),
+            "",
+            limit,
+            shape,
+        )?;
+        Ok(Some(waiter))
+    }
+
     fn new_future(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         Ok(self.create_future.bind(py).call0()?.unbind())
     }
@@ -699,11 +736,7 @@ impl CoreProtocol {
         want_rows: bool,
     ) -> PyResult<Option<Py<PyAny>>> {
         with_output(slf, |this, py| {
-            if this.ensure_open(py).is_err() || this.conn.pending_len() > 0 {
-                return Ok(None);
-            }
-            let found = this.statements.get_own(py, sql);
-            this.start_cached(py, found, args, limit, shape_of(want_rows))
+            this.start_fast(py, sql, args, limit, want_rows, false)
         })
     }
 
@@ -717,16 +750,7 @@ impl CoreProtocol {
         want_rows: bool,
     ) -> PyResult<Option<Py<PyAny>>> {
         with_output(slf, |this, py| {
-            if this.ensure_open(py).is_err() || this.conn.pending_len() > 0 {
-                return Ok(None);
-            }
-            let Some(stmt) = this.statements.get_own(py, sql) else {
-                return Ok(None);
-            };
-            let waiter = Py::new(py, Waiter::new())?.into_any();
-            let shape = shape_of(want_rows);
-            this.start_execute(py, waiter.clone_ref(py), stmt, args, "", limit, shape)?;
-            Ok(Some(waiter))
+            this.start_fast(py, sql, args, limit, want_rows, true)
         })
     }
 
