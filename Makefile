@@ -4,6 +4,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CARGO ?= cargo
+# The Rust face's type features (crates/ferropg/Cargo.toml), tested in one build.
+# Selected with --workspace as ferropg/<feature>, so that tokio, rustls and the rest
+# keep the features the workspace build gave them and are not built again.
+TYPE_FEATURES := $(addprefix ferropg/,with-chrono-0_4 with-time-0_3 with-jiff-0_2 with-uuid-1 with-serde_json-1 with-cidr-0_2 with-geo-types-0_7 with-bit-vec-0_6 with-eui48-1 array-impls)
 # Extension builds: debug for tests (fast to build), release for benchmarks and demos.
 MATURIN_FLAGS ?=
 
@@ -42,8 +46,9 @@ test: setup build  ## every test: lints, cargo test, fuzz smoke, pytest, the asy
 	$(MAKE) conformance
 	$(MAKE) sqlalchemy-suite
 
-test-rust:  ## cargo tests (integration tests start their own PostgreSQL)
+test-rust:  ## cargo tests (integration tests start their own PostgreSQL); the type features' tests in one more build
 	$(CARGO) test --workspace --quiet
+	$(CARGO) test --workspace --quiet --features "$(TYPE_FEATURES)" --test type_features
 
 test-python:  ## pytest against a temporary cluster, on asyncio and uvloop
 	$(PY) -m pytest -q tests
@@ -58,9 +63,10 @@ soak: setup build-release  ## leak soak, both faces: RSS and descriptors over 1M
 	$(PY) tests/soak.py $(SOAK_ARGS)
 	FERROPG_SOAK_SCALE=1 $(CARGO) test --release --quiet -p ferropg --test soak -- --nocapture
 
-lint:  ## rustfmt, clippy with warnings as errors, ruff, every generator's --check, stubtest of _native
+lint:  ## rustfmt, clippy with warnings as errors (also with the type features), ruff, every generator's --check, stubtest of _native
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --quiet --features "$(TYPE_FEATURES)" -- -D warnings
 	$(VENV)/bin/ruff check python tests tools examples benches
 	$(VENV)/bin/ruff format --check python tests tools examples benches
 	$(PY) tools/gen_sqlstate.py --check

@@ -55,6 +55,91 @@
 //!   [`Config`]), on rustls.
 //!
 //! Not implemented yet: pipelining several requests, a shared `Client`, pools.
+//!
+//! # Type features
+//!
+//! Conversions for other crates' types are off by default. Each feature has the name
+//! tokio-postgres 0.7 gives it and turns on `postgres-types`' feature of that name,
+//! which holds the impls; one names the types through one's own dependency on the
+//! crate, in the major version the feature names:
+//!
+//! ```toml
+//! [dependencies]
+//! ferropg = { version = "0.1", features = ["with-chrono-0_4", "with-uuid-1"] }
+//! chrono = "0.4"
+//! uuid = "1"
+//! ```
+//!
+//! | Feature | Rust types | PostgreSQL types |
+//! |---|---|---|
+//! | `with-chrono-0_4` | `chrono::NaiveDate`, `NaiveTime`, `NaiveDateTime`; `DateTime<Utc>`, `DateTime<Local>`, `DateTime<FixedOffset>` | `date`, `time`, `timestamp`; `timestamptz` |
+//! | `with-time-0_3` | `time::Date`, `Time`, `PrimitiveDateTime`; `OffsetDateTime` | `date`, `time`, `timestamp`; `timestamptz` |
+//! | `with-jiff-0_2` | `jiff::civil::Date`, `civil::Time`, `civil::DateTime`; `jiff::Timestamp` | `date`, `time`, `timestamp`; `timestamptz` |
+//! | `with-uuid-1` | `uuid::Uuid` | `uuid` |
+//! | `with-serde_json-1` | `serde_json::Value`; `ferropg::types::Json<T>` for any serde type `T` | `json`, `jsonb` |
+//! | `with-cidr-0_2` | `cidr::IpCidr`; `cidr::IpInet` | `cidr`; `inet` |
+//! | `with-geo-types-0_7` | `geo_types::Point<f64>`, `Rect<f64>`, `LineString<f64>` | `point`, `box`, `path` |
+//! | `with-bit-vec-0_6` | `bit_vec::BitVec` | `bit`, `varbit` |
+//! | `with-eui48-1` | `eui48::MacAddress` | `macaddr` |
+//! | `array-impls` | `[T; N]` for any `T` that converts; `[u8; N]` (sent only) | arrays of `T`'s type, of exactly `N` elements; `bytea` |
+//!
+//! Each type also goes as `Option<T>` (NULL) and `Vec<T>` (arrays). `timestamptz`
+//! holds an instant: a `DateTime<FixedOffset>` or `OffsetDateTime` comes back at
+//! UTC. `infinity` and `-infinity` decode only into [`types::Date`] and
+//! [`types::Timestamp`] around the feature's type. A `LineString` is always sent as
+//! an open path.
+//!
+//! `numeric` has no feature: `rust_decimal` implements the traits itself, for
+//! `postgres-types` 0.2, with its `db-tokio-postgres` feature (which does not bring
+//! in tokio-postgres):
+//!
+//! ```toml
+//! [dependencies]
+//! rust_decimal = { version = "1", features = ["db-tokio-postgres"] }
+//! ```
+//!
+//! They apply to ferropg because Cargo resolves one `postgres-types` 0.2 for both
+//! crates (`cargo tree -i postgres-types` shows the one copy; were they ever two,
+//! `Decimal` would not be `ferropg::types::ToSql`). `Decimal` holds neither `NaN`
+//! nor the infinities nor numbers beyond its 96 bits, so decoding those is an
+//! error; [`types::Numeric`] carries any `numeric` as exact text.
+//!
+//! # Derives
+//!
+//! The derives `FromSql` and `ToSql` for one's own enums, composites and domains
+//! are `postgres-types`' (see its docs for the `#[postgres(...)]` attributes),
+//! re-exported in [`types`] with the traits. The code they generate names the crate
+//! `postgres_types` by absolute path (`::postgres_types::Kind`, ...), which resolves
+//! only to a dependency of the crate that uses the derive, so `postgres-types` must
+//! be one of its dependencies, under that name (not renamed) and at 0.2 (Cargo then
+//! uses ferropg's copy, so the traits are the same):
+//!
+//! ```toml
+//! [dependencies]
+//! ferropg = "0.1"
+//! postgres-types = "0.2"
+//! ```
+//!
+//! ```
+//! use ferropg::types::{FromSql, ToSql};
+//!
+//! #[derive(Debug, ToSql, FromSql)]
+//! #[postgres(name = "mood")]
+//! enum Mood {
+//!     #[postgres(name = "happy")]
+//!     Happy,
+//!     #[postgres(name = "sad")]
+//!     Sad,
+//! }
+//! ```
+//!
+//! (Enabling `postgres-types`' own `derive` feature and deriving
+//! `postgres_types::ToSql` is the same thing.) ferropg has no `derive` feature:
+//! the derives come with the traits anyway, and a feature could not spare the
+//! dependency above. Nor is there a ferropg derive crate:
+//! `postgres-derive` cannot be pointed at another path, so one that needed only
+//! ferropg would be a copy of its 900 lines, with the private helpers it calls
+//! re-exported from ferropg.
 
 mod cancel;
 pub mod config;

@@ -5,13 +5,18 @@
 //! `i8` (`"char"`), `i16`, `i32`, `i64`, `u32` (`oid`), `f32`, `f64`, `&str`/`String`
 //! (`text`, `varchar`, `bpchar`, `name`), `&[u8]`/`Vec<u8>` (`bytea`),
 //! `SystemTime` (`timestamp`, `timestamptz`), `IpAddr` (`inet`), `Option<T>` for
-//! NULL, and `Vec<T>`/`&[T]` for one-dimensional arrays.
+//! NULL, and `Vec<T>`/`&[T]` for one-dimensional arrays. Other crates' types
+//! (chrono, time, jiff, uuid, serde_json, ...) come with ferropg's features, and
+//! `rust_decimal` with one of its own: see the crate docs' [type
+//! features](crate#type-features).
 //!
 //! Enums, composites and domains work through `#[derive(FromSql, ToSql)]` (the
-//! derives are re-exported here): the connection learns such types from the catalog
-//! the first time a statement uses them. [`Range`] and [`Multirange`] take any range
-//! type, [`Interval`], [`Inet`] (with its prefix) and [`Geometry`] the types of their
-//! names, and [`Value`] decodes any column by the type it turns out to have.
+//! derives are re-exported here, and need `postgres-types` among one's own
+//! dependencies: see [derives](crate#derives)): the connection learns such types
+//! from the catalog the first time a statement uses them. [`Range`] and
+//! [`Multirange`] take any range type, [`Interval`], [`Inet`] (with its prefix) and
+//! [`Geometry`] the types of their names, and [`Value`] decodes any column by the
+//! type it turns out to have.
 
 mod geometry;
 mod interval;
@@ -34,13 +39,22 @@ use std::str::FromStr;
 use bytes::BytesMut;
 use ferropg_core::types::numeric;
 
+/// Any serde type as `json` or `jsonb` (with the `with-serde_json-1` feature).
+#[cfg(feature = "with-serde_json-1")]
+pub use postgres_types::Json;
+/// `date` and `timestamp[tz]` values with their `infinity` and `-infinity`, around
+/// a date or time type of a type feature (which has no infinity of its own).
+pub use postgres_types::{Date, Timestamp};
 pub use postgres_types::{Field, FromSql, IsNull, Kind, ToSql, Type, WrongType};
 
 /// A `numeric` value as decimal text: `-12.3400`, `0`, `NaN`, `Infinity`.
 ///
-/// `postgres-types` has no `numeric` conversion without its `rust_decimal`
-/// feature, and `String` does not accept `numeric` in binary format; this type
-/// keeps the value exact (scale included) for any decimal library to parse.
+/// `postgres-types` has no `numeric` conversion of its own (`rust_decimal`
+/// implements one with its `db-tokio-postgres` feature: see the crate docs' [type
+/// features](crate#type-features)), and `String` does not accept `numeric` in
+/// binary format. This type keeps any value exact, scale, `NaN` and infinities
+/// included (which `rust_decimal::Decimal` cannot hold), for any decimal library to
+/// parse.
 ///
 /// ```
 /// use ferropg::types::Numeric;
