@@ -206,13 +206,26 @@ pub(crate) struct Deadline {
 /// it past its limit. The connection's next call waits for the cancel request to be
 /// answered (within the connect timeout, or [`CANCEL_LIMIT`]), and finds the
 /// connection closed if it never is.
+///
+/// Without a deadline the call costs nothing more than `fut` itself: the timer lives
+/// in a box made only when there is one (inline, it would make every call's future
+/// kilobytes larger, and a row stream pays for its future on every row).
 pub(crate) async fn timed<T>(
     deadline: Option<Deadline>,
     fut: impl Future<Output = Result<T, Error>>,
 ) -> Result<T, Error> {
-    let Some(Deadline { limit, token }) = deadline else {
-        return fut.await;
-    };
+    match deadline {
+        None => fut.await,
+        Some(Deadline { limit, token }) => Box::pin(limited(limit, token, fut)).await,
+    }
+}
+
+/// [`timed`] with its deadline.
+async fn limited<T>(
+    limit: Duration,
+    token: CancelToken,
+    fut: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
     match tokio::time::timeout(limit, fut).await {
         Ok(result) => result,
         Err(_) => {
