@@ -323,6 +323,8 @@ mod tests {
         assert!(state.is_error());
         assert_eq!(SqlState::parse("xx000"), Some(INTERNAL_ERROR));
         assert_eq!(INTERNAL_ERROR.condition_name(), Some("internal_error"));
+        assert_eq!(SqlState::UNIQUE_VIOLATION.code(), "23505");
+        assert_eq!(SqlState::UNDEFINED_CURSOR, SqlState::INVALID_CURSOR_NAME);
     }
 
     #[test]
@@ -406,6 +408,19 @@ def render_rust(sections: list[Section]) -> str:
                 doc = f"`{entry.code}`: alias of [`{names[named[entry.code]]}`]."
             out.append(f"\n/// {doc}\n")
             out.append(f'pub const {names[entry]}: SqlState = SqlState(*b"{entry.code}");\n')
+
+    # The same constants associated with the type, as tokio-postgres spells them
+    # (`SqlState::UNIQUE_VIOLATION`): code written against it compiles against ours.
+    out.append("\n/// Every code as an associated constant too, as tokio-postgres spells them\n")
+    out.append("/// (`SqlState::UNIQUE_VIOLATION`): each is the module's constant of that name.\n")
+    out.append("impl SqlState {\n")
+    for entry in entries:
+        out.append(f"    /// [`{names[entry]}`].\n")
+        line = f"    pub const {names[entry]}: SqlState = {names[entry]};"
+        if len(line) > 100:  # rustfmt's width: the value goes on a line of its own
+            line = f"    pub const {names[entry]}: SqlState =\n        {names[entry]};"
+        out.append(line + "\n")
+    out.append("}\n")
 
     out.append("\n/// PostgreSQL's condition name for `code`.\n")
     out.append("fn condition_name(code: [u8; 5]) -> Option<&'static str> {\n")

@@ -81,7 +81,7 @@ async fn main() -> Result<(), Error> {
                 "refused: {} ({:?}, constraint {:?})",
                 db.message(),
                 db.detail(),
-                db.constraint_name()
+                db.constraint()
             );
         }
         other => panic!("expected a unique violation, got {other:?}"),

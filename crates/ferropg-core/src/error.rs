@@ -7,23 +7,62 @@ use crate::message::{ErrorFields, ParseError};
 use crate::sqlstate::SqlState;
 
 /// An ErrorResponse or NoticeResponse, owned, with every field the server sent.
+///
+/// The accessors have tokio-postgres' names and types (`code`, `where_`, `schema`,
+/// `table`, `position`...), so that code written against its `DbError` reads ours.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DbError {
     fields: Vec<(u8, Box<str>)>,
+    /// `C`, parsed once: matching on it is the common use of an error.
+    code: SqlState,
+    /// `P`, or `p` with `q`.
+    position: Option<ErrorPosition>,
+}
+
+/// Where in a query an error lies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorPosition {
+    /// A 1-based character position in the query the client sent (`P`).
+    Original(u32),
+    /// A position in a query the server generated internally (`p`), with that
+    /// query's text (`q`): the body of a function, say.
+    Internal {
+        /// The 1-based character position in `query`.
+        position: u32,
+        /// The internally generated query.
+        query: String,
+    },
 }
 
 impl DbError {
     /// Copies the fields out of a parsed message.
     pub(crate) fn from_fields(fields: &ErrorFields<'_>) -> Self {
-        DbError {
-            fields: fields.iter().map(|(c, v)| (c, Box::from(v))).collect(),
-        }
+        Self::from_vec(fields.iter().map(|(c, v)| (c, Box::from(v))).collect())
     }
 
     /// Builds an error from `(code, value)` pairs (for tests and synthetic errors).
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (u8, &'a str)>) -> Self {
+        Self::from_vec(pairs.into_iter().map(|(c, v)| (c, Box::from(v))).collect())
+    }
+
+    fn from_vec(fields: Vec<(u8, Box<str>)>) -> Self {
+        let get = |code: u8| fields.iter().find(|(c, _)| *c == code).map(|(_, v)| &**v);
+        let number = |code: u8| get(code).and_then(|p| p.parse().ok());
+        let code = get(b'C')
+            .and_then(SqlState::parse)
+            .unwrap_or(crate::sqlstate::INTERNAL_ERROR);
+        let position = match (number(b'P'), number(b'p')) {
+            (Some(p), _) => Some(ErrorPosition::Original(p)),
+            (None, Some(position)) => Some(ErrorPosition::Internal {
+                position,
+                query: get(b'q').unwrap_or_default().to_owned(),
+            }),
+            (None, None) => None,
+        };
         DbError {
-            fields: pairs.into_iter().map(|(c, v)| (c, Box::from(v))).collect(),
+            fields,
+            code,
+            position,
         }
     }
 
@@ -41,10 +80,8 @@ impl DbError {
     }
 
     /// The SQLSTATE (`C`), or `XX000` when the server sent none.
-    pub fn sqlstate(&self) -> SqlState {
-        self.field(b'C')
-            .and_then(SqlState::parse)
-            .unwrap_or(crate::sqlstate::INTERNAL_ERROR)
+    pub fn code(&self) -> &SqlState {
+        &self.code
     }
 
     /// The localised severity (`S`).
@@ -52,7 +89,7 @@ impl DbError {
         self.field(b'S').unwrap_or("ERROR")
     }
 
-    /// The non-localised severity (`V`), falling back to `S`.
+    /// The non-localised severity (`V`, PostgreSQL 9.6 and later), falling back to `S`.
     pub fn severity_en(&self) -> &str {
         self.field(b'V').unwrap_or_else(|| self.severity())
     }
@@ -72,42 +109,52 @@ impl DbError {
         self.field(b'H')
     }
 
-    /// The 1-based character position in the query (`P`).
-    pub fn position(&self) -> Option<u32> {
-        self.field(b'P').and_then(|p| p.parse().ok())
+    /// Where in the query the error lies (`P`, or `p` and `q`).
+    pub fn position(&self) -> Option<&ErrorPosition> {
+        self.position.as_ref()
     }
 
-    /// The context / call stack (`W`).
-    pub fn context(&self) -> Option<&str> {
+    /// The context, a call stack (`W`): tokio-postgres' name (`where` is a keyword).
+    pub fn where_(&self) -> Option<&str> {
         self.field(b'W')
     }
 
-    /// The schema name (`s`).
-    pub fn schema_name(&self) -> Option<&str> {
+    /// The schema of the object the error is about (`s`).
+    pub fn schema(&self) -> Option<&str> {
         self.field(b's')
     }
 
-    /// The table name (`t`).
-    pub fn table_name(&self) -> Option<&str> {
+    /// The table the error is about (`t`).
+    pub fn table(&self) -> Option<&str> {
         self.field(b't')
     }
 
-    /// The column name (`c`).
-    pub fn column_name(&self) -> Option<&str> {
+    /// The column the error is about (`c`).
+    pub fn column(&self) -> Option<&str> {
         self.field(b'c')
     }
 
-    /// The data type name (`d`).
-    pub fn data_type_name(&self) -> Option<&str> {
+    /// The data type the error is about (`d`).
+    pub fn datatype(&self) -> Option<&str> {
         self.field(b'd')
     }
 
-    /// The constraint name (`n`).
-    pub fn constraint_name(&self) -> Option<&str> {
+    /// The constraint the error is about (`n`).
+    pub fn constraint(&self) -> Option<&str> {
         self.field(b'n')
     }
 
-    /// The server source routine (`R`).
+    /// The server's source file that reported the error (`F`).
+    pub fn file(&self) -> Option<&str> {
+        self.field(b'F')
+    }
+
+    /// The line in that file (`L`).
+    pub fn line(&self) -> Option<u32> {
+        self.field(b'L').and_then(|l| l.parse().ok())
+    }
+
+    /// The server's source routine that reported the error (`R`).
     pub fn routine(&self) -> Option<&str> {
         self.field(b'R')
     }
@@ -122,7 +169,7 @@ impl DbError {
     /// statement must be prepared again. Told by SQLSTATE and routine, never by the
     /// message, which is translated.
     pub fn is_stale_plan(&self) -> bool {
-        self.sqlstate() == crate::sqlstate::FEATURE_NOT_SUPPORTED
+        self.code == crate::sqlstate::FEATURE_NOT_SUPPORTED
             && self.routine() == Some("RevalidateCachedQuery")
     }
 }

@@ -17,4 +17,4 @@ pub mod sqlstate;
 pub mod statement_cache;
 pub mod types;
 
-pub use error::{DbError, Error};
+pub use error::{DbError, Error, ErrorPosition};

@@ -176,7 +176,7 @@ impl Events<&'static str> for Log {
         self.push(format!("notification {pid} {channel} {payload}"));
     }
     fn server_error(&mut self, error: DbError) {
-        self.push(format!("server-error {}", error.sqlstate().code()));
+        self.push(format!("server-error {}", error.code().code()));
     }
     fn parameters(
         &mut self,
@@ -234,12 +234,12 @@ impl Events<&'static str> for Log {
         self.push(format!("{op}: suspended"));
     }
     fn error(&mut self, op: &mut &'static str, error: &DbError) {
-        self.push(format!("{op}: error {}", error.sqlstate().code()));
+        self.push(format!("{op}: error {}", error.code().code()));
     }
     fn done(&mut self, op: &'static str, outcome: Outcome) -> Flow {
         match outcome {
             Ok(()) => self.push(format!("{op}: done")),
-            Err(e) => self.push(format!("{op}: failed {}", e.sqlstate().code())),
+            Err(e) => self.push(format!("{op}: failed {}", e.code().code())),
         }
         Flow::Continue
     }
@@ -362,7 +362,7 @@ fn startup_failures_close_the_connection() {
         assert_eq!(conn.phase(), Phase::Closed, "{what}");
         assert!(log.lines.is_empty(), "{what}");
         if what == "a FATAL error" {
-            assert!(matches!(err, Error::Db(e) if e.sqlstate().code() == "28P01"));
+            assert!(matches!(err, Error::Db(e) if e.code().code() == "28P01"));
         }
     }
 }

@@ -980,7 +980,7 @@ fn is_stale(err: &Error) -> bool {
     let Some(db) = err.as_db_error() else {
         return false;
     };
-    db.is_stale_plan() || db.sqlstate() == sqlstate::INVALID_SQL_STATEMENT_NAME
+    db.is_stale_plan() || *db.code() == sqlstate::INVALID_SQL_STATEMENT_NAME
 }
 
 /// The error for a parameter count that does not match the statement's.

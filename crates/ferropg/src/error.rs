@@ -146,7 +146,7 @@ impl Error {
 
     pub(crate) fn db(err: DbError) -> Error {
         let mut e = Error::new(ErrorKind::Db, None, None);
-        e.0.code = Some(err.sqlstate());
+        e.0.code = Some(*err.code());
         e.0.db = Some(err);
         e
     }
@@ -315,7 +315,7 @@ mod tests {
         let e = Error::db(db);
         assert_eq!(e.kind(), ErrorKind::Db);
         assert_eq!(e.code().map(SqlState::code), Some("23505"));
-        assert_eq!(e.as_db_error().unwrap().constraint_name(), Some("t_pkey"));
+        assert_eq!(e.as_db_error().unwrap().constraint(), Some("t_pkey"));
         let text = e.to_string();
         assert!(
             text.contains("duplicate key") && text.contains("23505"),

@@ -27,7 +27,7 @@
 //! tx.rollback().await?;
 //!
 //! match conn.execute(&insert, &[&1i32, &"again"]).await {
-//!     Err(e) if e.code() == Some(&ferropg::sqlstate::UNIQUE_VIOLATION) => {}
+//!     Err(e) if e.code() == Some(&ferropg::SqlState::UNIQUE_VIOLATION) => {}
 //!     other => panic!("{other:?}"),
 //! }
 //! conn.close().await?;
@@ -169,7 +169,8 @@ pub use ferropg_core::message::TransactionStatus;
 /// Quoting for SQL text built from values (literals and identifiers), safe under every
 /// setting of `standard_conforming_strings`.
 pub use ferropg_core::quote;
-pub use ferropg_core::{sqlstate, DbError};
+pub use ferropg_core::sqlstate::{self, SqlState};
+pub use ferropg_core::{DbError, ErrorPosition};
 pub use notification::Notification;
 pub use postgres_types::{FromSql, ToSql, Type};
 pub use row::{Row, RowIndex};

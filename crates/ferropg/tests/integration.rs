@@ -384,7 +384,7 @@ async fn server_errors_carry_every_field() {
     let db = err.as_db_error().unwrap();
     assert_eq!(db.severity_en(), "ERROR");
     assert!(db.message().contains("frm"), "{}", db.message());
-    assert_eq!(db.position(), Some(10));
+    assert_eq!(db.position(), Some(&ferropg::ErrorPosition::Original(10)));
     assert!(err.to_string().contains("42601"), "{err}");
     assert!(std::error::Error::source(&err).is_some());
 
@@ -400,9 +400,9 @@ async fn server_errors_carry_every_field() {
         .unwrap_err();
     assert_eq!(err.code(), Some(&sqlstate::UNIQUE_VIOLATION));
     let db = err.as_db_error().unwrap();
-    assert_eq!(db.constraint_name(), Some("uniq_pk"));
-    assert_eq!(db.table_name(), Some("uniq"));
-    assert!(db.schema_name().unwrap().starts_with("pg_temp"));
+    assert_eq!(db.constraint(), Some("uniq_pk"));
+    assert_eq!(db.table(), Some("uniq"));
+    assert!(db.schema().unwrap().starts_with("pg_temp"));
     assert_eq!(db.detail(), Some("Key (id)=(1) already exists."));
     assert!(db.routine().is_some());
 
@@ -418,7 +418,24 @@ async fn server_errors_carry_every_field() {
     assert_eq!(db.message(), "custom 1");
     assert_eq!(db.detail(), Some("the detail"));
     assert_eq!(db.hint(), Some("the hint"));
-    assert!(db.context().unwrap().contains("PL/pgSQL"));
+    assert!(db.where_().unwrap().contains("PL/pgSQL"));
+    assert!(db.file().is_some() && db.line().is_some_and(|l| l > 0));
+
+    // An error in a query the server runs for a function: its position is internal.
+    let err = conn
+        .batch_execute("do $$ begin execute 'select 1 frm t'; end $$")
+        .await
+        .unwrap_err();
+    let db = err.as_db_error().unwrap();
+    assert_eq!(*db.code(), sqlstate::SYNTAX_ERROR);
+    assert_eq!(
+        db.position(),
+        // "frm" reads as an alias of 1: the error is at "t".
+        Some(&ferropg::ErrorPosition::Internal {
+            position: 14,
+            query: "select 1 frm t".to_owned()
+        })
+    );
 }
 
 #[tokio::test]
