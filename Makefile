@@ -11,7 +11,7 @@ TYPE_FEATURES := $(addprefix ferropg/,with-chrono-0_4 with-time-0_3 with-jiff-0_
 # Extension builds: debug for tests (fast to build), release for benchmarks and demos.
 MATURIN_FLAGS ?=
 
-.PHONY: help setup venv build build-release demo test test-rust test-python conformance sqlalchemy-suite soak lint gen fmt fuzz-check fuzz-smoke bench clean
+.PHONY: help setup venv build build-release demo test test-rust test-python conformance sqlalchemy-suite soak lint gen fmt fuzz-check fuzz-smoke bench bench-rust clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -90,6 +90,9 @@ bench: setup build-release  ## side-by-side benchmarks: async (asyncpg, psycopg,
 			psycopg2-binary pg8000
 	$(PY) benches/run.py $(BENCH_ARGS)
 	$(PY) benches/sync_run.py $(SYNC_BENCH_ARGS)
+
+bench-rust: setup  ## the Rust face beside tokio-postgres and sqlx: one release binary, 3 rounds (BENCH_RUST_ARGS=--quick: smoke run; see benches/rust)
+	$(CARGO) run --release --quiet -p ferropg-bench --features peers -- $(BENCH_RUST_ARGS)
 
 clean:  ## remove build output
 	$(CARGO) clean
