@@ -91,7 +91,7 @@ bench: setup build-release  ## side-by-side benchmarks: async (asyncpg, psycopg,
 	$(PY) benches/run.py $(BENCH_ARGS)
 	$(PY) benches/sync_run.py $(SYNC_BENCH_ARGS)
 
-bench-rust: setup  ## the Rust face beside tokio-postgres and sqlx: one release binary, 3 rounds (BENCH_RUST_ARGS=--quick: smoke run; see benches/rust)
+bench-rust:  ## the Rust face beside tokio-postgres and sqlx, one release binary, 3 rounds (BENCH_RUST_ARGS=--quick: smoke run); needs the server binaries (make setup)
 	$(CARGO) run --release --quiet -p ferropg-bench --features peers -- $(BENCH_RUST_ARGS)
 
 clean:  ## remove build output

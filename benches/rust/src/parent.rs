@@ -1,6 +1,6 @@
 //! The parent process: a server (a temporary cluster, or `--dsn`), the fixtures,
 //! then rounds of cells, each cell a worker process of its own, the drivers
-//! interleaved; pgbench once per round.
+//! interleaved (their order rotating from round to round); pgbench once per round.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -76,9 +76,14 @@ pub fn run(args: &Args) -> Result<Run> {
             }
             run.pgbench.push(us.ok());
         }
+        // The drivers' order rotates from round to round, so that a burst of load
+        // on the machine, or the warmth one cell leaves, does not favour one driver.
+        let mut drivers = args.drivers.clone();
+        let turn = (round - 1) % drivers.len();
+        drivers.rotate_left(turn);
         for &workload in &args.workloads {
             for &runtime in &args.runtimes {
-                for &driver in &args.drivers {
+                for &driver in &drivers {
                     let cell = worker_cell(args, &dsn, driver, workload, runtime);
                     match &cell {
                         Ok(s) => log(&format!(
