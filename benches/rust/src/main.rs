@@ -53,6 +53,7 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--worker`: one cell, its line on stdout, or its error on stderr and a failure status.
 fn run_worker(
     args: &Args,
     (driver, workload, runtime): (spec::Driver, spec::Workload, spec::Runtime),
@@ -80,6 +81,7 @@ fn run_worker(
     }
 }
 
+/// The whole run; the report on stdout (and in `--markdown`), progress on stderr.
 fn run_parent(args: &Args) -> ExitCode {
     let run = match parent::run(args) {
         Ok(run) => run,
