@@ -36,7 +36,7 @@ impl Events<u32> for Check {
         let _ = notice.to_string();
     }
     fn server_error(&mut self, error: DbError) {
-        let _ = (error.sqlstate(), error.is_fatal());
+        let _ = (error.code(), error.is_fatal());
     }
     fn row(&mut self, _op: &mut u32, row: DataRow<'_>) -> Flow {
         assert_eq!(row.values().count(), row.len());

@@ -149,16 +149,17 @@ pub fn walk(msg: &Message<'_>) {
             let err = DbError::from_pairs(fields.iter());
             assert_eq!(err.fields().count(), n);
             let _ = err.to_string();
-            let _ = err.sqlstate();
+            let _ = err.code();
             let _ = (
                 err.severity(),
                 err.severity_en(),
                 err.message(),
                 err.detail(),
             );
-            let _ = (err.hint(), err.position(), err.context(), err.schema_name());
-            let _ = (err.table_name(), err.column_name(), err.data_type_name());
-            let _ = (err.constraint_name(), err.routine(), err.is_fatal());
+            let _ = (err.hint(), err.position(), err.where_(), err.schema());
+            let _ = (err.table(), err.column(), err.datatype());
+            let _ = (err.constraint(), err.routine(), err.is_fatal());
+            let _ = (err.file(), err.line());
         }
         Message::FunctionCallResponse(v) => {
             if let Some(v) = v {
