@@ -112,8 +112,8 @@ fn enc_err(py: Python<'_>, e: frontend::EncodeError) -> PyErr {
 }
 
 impl CoreProtocol {
-    /// Starts a cached statement: its result's future, or None (the caller prepares)
-    /// on a miss.
+    /// Starts a cached statement: what resolves with its result (a [`Waiter`] when
+    /// `blocking`, else a loop future), or None (the caller prepares) on a miss.
     fn start_cached(
         &mut self,
         py: Python<'_>,
@@ -121,20 +121,25 @@ impl CoreProtocol {
         args: &Bound<'_, PyTuple>,
         limit: i32,
         shape: ResultShape,
+        blocking: bool,
     ) -> PyResult<Option<Py<PyAny>>> {
         let Some(stmt) = found else {
             return Ok(None);
         };
-        let fut = self.new_future(py)?;
+        let waiter = if blocking {
+            Py::new(py, Waiter::new())?.into_any()
+        } else {
+            self.new_future(py)?
+        };
         let args = args.as_any();
-        self.start_execute(py, fut.clone_ref(py), stmt, args, "", limit, shape)?;
-        Ok(Some(fut))
+        self.start_execute(py, waiter.clone_ref(py), stmt, args, "", limit, shape)?;
+        Ok(Some(waiter))
     }
 
-    /// The fast path's request: `sql`'s cached statement run with `args`. Returns
-    /// what resolves with its outcome (a [`Waiter`] when `blocking`, else a loop
-    /// future), or None, with nothing sent, when the connection is not open, something
-    /// else is under way, or the statement is not cached.
+    /// The fast path's request: `sql`'s cached statement run with `args` (see
+    /// [`start_cached`](Self::start_cached)), or None, with nothing sent, when the
+    /// connection is not open, something else is under way, or the statement is not
+    /// cached.
     fn start_fast(
         &mut self,
         py: Python<'_>,
@@ -147,25 +152,8 @@ impl CoreProtocol {
         if self.ensure_open(py).is_err() || self.conn.pending_len() > 0 {
             return Ok(None);
         }
-        let Some(stmt) = self.statements.get_own(py, sql) else {
-            return Ok(None);
-        };
-        let waiter = if blocking {
-            Py::new(py, Waiter::new())?.into_any()
-        } else {
-            self.new_future(py)?
-        };
-        let shape = shape_of(want_rows);
-        self.start_execute(
-            py,
-            waiter.clone_ref(py),
-            stmt,
-            args.as_any(),
-            "",
-            limit,
-            shape,
-        )?;
-        Ok(Some(waiter))
+        let found = self.statements.get_own(py, sql);
+        self.start_cached(py, found, args, limit, shape_of(want_rows), blocking)
     }
 
     fn new_future(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
@@ -776,7 +764,7 @@ impl CoreProtocol {
             let found = this
                 .statements
                 .get(py, sql, record_class, ignore_custom_codec);
-            this.start_cached(py, found, args, limit, shape_of(want_rows))
+            this.start_cached(py, found, args, limit, shape_of(want_rows), false)
         })
     }
 
