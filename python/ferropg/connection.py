@@ -482,33 +482,30 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, ConnectionHooks, metacl
         self, query: str, args: tuple, limit: int, want_rows: bool, blocking: bool = False
     ):
         """Starts ``query`` without the checks of :meth:`_execute` when none can apply:
-        no timeout, no query logger, nothing pending, the statement cached. Returns the
-        protocol future, or None for the checked path.  It also stands aside when
-        :meth:`_execute` is not this class's own (a tracer wrapped it, a subclass overrode
-        it): in asyncpg every query passes through ``_execute``.  ``blocking`` is the
-        blocking face's, which reads the socket itself: the outcome then comes in a
-        lighter waiter than a loop future."""
-        if self._checks_needed() or type(self)._execute is not _OWN_EXECUTE:
-            return None
-        if blocking:
-            return self._protocol.send_cached(query, args, limit, want_rows)
-        return self._protocol.fast_execute(query, args, limit, want_rows)
+        no timeout, no query logger, no cancellation under way, the statement cached.
+        Returns the protocol future, or None for the checked path.  It also stands aside
+        when :meth:`_execute` is not this class's own (a tracer wrapped it, a subclass
+        overrode it): in asyncpg every query passes through ``_execute``.  ``blocking``
+        is the blocking face's, which reads the socket itself: the outcome then comes in
+        a lighter waiter than a loop future.
 
-    def _start_fast_script(self, query: str):
-        """A script's :meth:`_start_fast` (the blocking face's): the protocol future of
-        a simple-protocol ``query``, or None when a check applies or something else is
-        under way. Scripts never pass through :meth:`_execute` (see
-        :meth:`_execute_script`), so a tracer of it does not matter here."""
-        if self._checks_needed() or self._protocol.has_pending():
+        A call with neither arguments nor rows wanted is a script (``execute()`` without
+        arguments): the simple protocol, started only when nothing else is under way.
+        Scripts never pass through :meth:`_execute` (see :meth:`_execute_script`), so a
+        tracer of it does not matter to them."""
+        # One condition for both faces, inline: this runs once per query.
+        if self._cancellations or self._query_loggers or self._config.command_timeout is not None:
             return None
-        return self._protocol.query_script(query)
-
-    def _checks_needed(self) -> bool:
-        """Whether a query must take the checked path: a cancellation under way, a
-        query logger, or a command timeout."""
-        return bool(
-            self._cancellations or self._query_loggers or self._config.command_timeout is not None
-        )
+        protocol = self._protocol
+        if args or want_rows:
+            if type(self)._execute is not _OWN_EXECUTE:
+                return None
+            if blocking:
+                return protocol.send_cached(query, args, limit, want_rows)
+            return protocol.fast_execute(query, args, limit, want_rows)
+        if protocol.has_pending():
+            return None
+        return protocol.query_script(query)
 
     async def _fast_failed(self, exc: BaseException, fut, query, args, limit, want_rows) -> Any:
         """Handles the failure of a :meth:`_start_fast` future as :meth:`_execute` would

@@ -83,11 +83,7 @@ class Connection(_Wrapper):
         if not runner.claim(False):
             runner.refuse()
         try:
-            if args or want_rows:
-                fut = con._start_fast(query, args, limit, want_rows, runner.direct)
-            else:
-                # A script: the simple protocol, as the async execute() sends it.
-                fut = con._start_fast_script(query)
+            fut = con._start_fast(query, args, limit, want_rows, runner.direct)
             if fut is None:
                 return _MISS
             try:
