@@ -8,6 +8,9 @@
 #     stopped and set to start manually (it is not deleted).
 #   * contrib extensions (hstore, citext, isn): postgresql-contrib.
 #   * the `postgres` OS user (ferropg.cluster runs the server as that user when root).
+#   * pgbouncer (tests/pgbouncer.py starts its own processes in front of the test
+#     cluster): apt-get install pgbouncer.  The system service the package sets up is
+#     stopped and disabled; the tests never use it.
 #   * Python packages for the current python3 (only the missing ones):
 #     maturin>=1.9,<2, pytest, pytest-timeout, uvloop, hypothesis, ruff, distro, mypy,
 #     dbapi-compliance (PEP 249's compliance suite, for ferropg.dbapi's tests), SQLAlchemy,
@@ -111,6 +114,37 @@ fi
 if (( IS_ROOT )) && ! command -v setpriv >/dev/null 2>&1 && ! command -v runuser >/dev/null 2>&1; then
     apt_install util-linux || MISSING+=("setpriv/runuser")
 fi
+# ---------------------------------------------------------------- pgbouncer -----
+# tests/pgbouncer.py runs its own pgbouncer processes (as the postgres user when root);
+# Debian's package also sets up a system service on port 6432, which we stop and disable.
+find_pgbouncer() {
+    command -v pgbouncer 2>/dev/null || { [[ -x /usr/sbin/pgbouncer ]] && echo /usr/sbin/pgbouncer; }
+}
+quiet_pgbouncer_service() {
+    if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+        systemctl disable --now pgbouncer >/dev/null 2>&1 || true
+    fi
+    if [[ -x /etc/init.d/pgbouncer ]]; then
+        /etc/init.d/pgbouncer stop >/dev/null 2>&1 || true
+    fi
+    if command -v update-rc.d >/dev/null 2>&1; then
+        update-rc.d pgbouncer disable >/dev/null 2>&1 || true
+    fi
+}
+PGBOUNCER="$(find_pgbouncer || true)"
+if [[ -z "$PGBOUNCER" ]]; then
+    say "pgbouncer not found"
+    if apt_install pgbouncer; then
+        quiet_pgbouncer_service
+        PGBOUNCER="$(find_pgbouncer || true)"
+    fi
+fi
+if [[ -n "$PGBOUNCER" ]]; then
+    say "pgbouncer: $PGBOUNCER ($("$PGBOUNCER" --version 2>/dev/null | head -n1))"
+else
+    MISSING+=("pgbouncer")
+fi
+
 # tests/test_tls.py makes its certificates with the openssl command.
 if ! command -v openssl >/dev/null 2>&1; then
     apt_install openssl || MISSING+=("openssl")

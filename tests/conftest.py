@@ -7,6 +7,14 @@
   user, database; or just ``dsn`` under ``$PGDSN``).
 * ``managed_cluster``: the session cluster, skipping the test under ``$PGDSN``.
 * ``pg_cluster``: the ``ferropg.cluster`` module itself.
+* ``pgbouncer``: a :class:`pgbouncer.PgBouncer` in front of the session cluster
+  (transaction pooling, 2 server connections used round robin, both open when the test
+  starts), shared by the session: tests must not restart or reconfigure it.  A test during
+  which it exits fails, and the next one gets it restarted.
+* ``pgbouncer_factory``: makes private ones (``pgbouncer_factory(default_pool_size=1,
+  settings={...})``, started), stopped at the end of the test; use it to restart or kill
+  one.  A test during which one exits without being told to fails.
+  Both skip under ``$PGDSN`` (no cluster to stand in front of).
 
 Every ``async def test_...`` runs twice, on a fresh asyncio loop and on a fresh uvloop loop
 (ids ``test_x[asyncio]`` and ``test_x[uvloop]``): :func:`pytest_generate_tests` parametrizes
@@ -161,3 +169,70 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     with asyncio.Runner(loop_factory=factory) as runner:
         runner.run(function(**kwargs))
     return True
+
+
+@pytest.fixture(scope="session")
+def _pgbouncer_session(cluster: Any) -> Iterator[Any]:
+    """The session's shared pgbouncer (use the ``pgbouncer`` fixture)."""
+    if cluster is None:
+        pytest.skip("$PGDSN is set: no managed cluster to put pgbouncer in front of")
+    from pgbouncer import PgBouncer, PgBouncerError
+
+    try:
+        bouncer = PgBouncer(cluster).start()
+    except PgBouncerError as e:
+        pytest.fail(f"cannot start pgbouncer for the tests: {e}", pytrace=False)
+    try:
+        yield bouncer
+    finally:
+        bouncer.close()
+
+
+def _fail_if_pgbouncer_died(bouncer: Any) -> None:
+    """Fails the test (in its teardown) when pgbouncer exited during it: it would fail
+    every later test with a refused connection instead."""
+    if bouncer.died:
+        pytest.fail(
+            f"pgbouncer exited during the test (status {bouncer.returncode}):\n"
+            + "\n".join(bouncer.fatal_lines() or [bouncer.log()[-2000:]]),
+            pytrace=False,
+        )
+
+
+@pytest.fixture
+def pgbouncer(_pgbouncer_session: Any) -> Iterator[Any]:
+    """The shared pgbouncer in front of the session cluster (transaction mode, 2 server
+    connections used round robin), running and with both server connections open at the
+    start of each test; see ``tests/pgbouncer.py``.  Tests must not restart it or change
+    its settings (use ``pgbouncer_factory``)."""
+    bouncer = _pgbouncer_session
+    if bouncer.running:
+        bouncer.warm()
+    else:  # an earlier test stopped it, and failed for it
+        bouncer.start()
+    yield bouncer
+    _fail_if_pgbouncer_died(bouncer)
+
+
+@pytest.fixture
+def pgbouncer_factory(cluster: Any) -> Iterator[Callable[..., Any]]:
+    """Starts private pgbouncers in front of the session cluster (keyword arguments as for
+    ``PgBouncer``); each is stopped and removed at the end of the test."""
+    if cluster is None:
+        pytest.skip("$PGDSN is set: no managed cluster to put pgbouncer in front of")
+    from pgbouncer import PgBouncer
+
+    made: list[Any] = []
+
+    def make(**kwargs: Any) -> Any:
+        bouncer = PgBouncer(cluster, **kwargs)
+        made.append(bouncer)
+        return bouncer.start()
+
+    try:
+        yield make
+        for bouncer in made:
+            _fail_if_pgbouncer_died(bouncer)
+    finally:
+        for bouncer in made:
+            bouncer.close()
