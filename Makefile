@@ -84,10 +84,10 @@ fmt:  ## format Rust and Python sources
 fuzz-check:  ## type-check the fuzz targets; with cargo-fuzz present, run each for 10 s
 	bash scripts/fuzz.sh smoke
 
-bench: setup build-release  ## side-by-side benchmarks: async (asyncpg, psycopg, psqlpy) and sync (psycopg, psycopg2, pg8000), with pgbench (see benches/)
-	@$(PY) -c 'import psycopg, psqlpy, psycopg2, pg8000' 2>/dev/null || \
-		$(PY) -m pip install --quiet --disable-pip-version-check 'psycopg[binary]' psqlpy \
-			psycopg2-binary pg8000
+bench: setup build-release  ## side-by-side benchmarks: async (asyncpg, psycopg + psycopg_pool, psqlpy) and sync (psycopg, psycopg2, pg8000), with pgbench (see benches/)
+	@$(PY) -c 'import psycopg, psycopg_pool, psqlpy, psycopg2, pg8000' 2>/dev/null || \
+		$(PY) -m pip install --quiet --disable-pip-version-check 'psycopg[binary]' psycopg_pool \
+			psqlpy psycopg2-binary pg8000
 	$(PY) benches/run.py $(BENCH_ARGS)
 	$(PY) benches/sync_run.py $(SYNC_BENCH_ARGS)
 

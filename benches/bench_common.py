@@ -338,6 +338,15 @@ WORKLOADS: dict[str, dict[str, Any]] = {
     "tiny": dict(
         desc="`SELECT $1::int4` (prepared), 1 row", ops=10_000, quick=1_000, warm=500, rows=1
     ),
+    "pool": dict(
+        desc="10 tasks, a pool of 10: acquire, `SELECT $1::int4` (prepared), release",
+        ops=10_000,
+        quick=1_000,
+        warm=500,
+        rows=1,
+        tasks=10,
+        pool_size=10,
+    ),
     "pk_row": dict(
         desc="1 row x 10 mixed columns by primary key (10k-row table)",
         ops=5_000,

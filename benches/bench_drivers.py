@@ -13,10 +13,26 @@ fetch + result), which is their API.
   0.13.1 according to the baseline run). On the default asyncio loop that COPY deadlocks
   even in 10k chunks (the main thread waits inside the call while a tokio thread waits in
   ``call_soon_threadsafe``); the cell times out and is reported as failed.
+
+Pools (the ``pool`` workload: acquire, the tiny query, release, with
+``async with <acquire>``, each driver's own idiom):
+
+- ferropg, asyncpg: ``create_pool(dsn, min_size=N, max_size=N)``, ``pool.acquire()``; the
+  pool resets the session on release (``Connection.reset()``: asyncpg's reset query).
+  ferropg's ``rollback`` variant passes a no-op ``reset=`` callback, which leaves only the
+  part a callback cannot skip (roll back an open transaction, drop listeners).
+- psycopg: ``psycopg_pool.AsyncConnectionPool(min_size=N, max_size=N)``, connections in
+  autocommit with a reused binary cursor made by ``configure``, ``pool.connection()``; on
+  return it only rolls back a transaction left open (no ``reset`` callback, no ``check``).
+- psqlpy: ``ConnectionPool(max_db_pool_size=N)`` (no minimum: it opens connections on
+  demand, and the warm-up fills it), ``pool.acquire()``; its default recycling (``Fast``)
+  runs no query on release.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import importlib
 import re
@@ -73,6 +89,43 @@ class AsyncpgAPI:
         self, con: Any, schema: str, table: str, columns: list[str], types: list[str], records: Any
     ) -> None:
         await con.copy_records_to_table(table, records=records, columns=columns, schema_name=schema)
+
+    # ------------------------------------------------------------------ pools ----
+
+    async def create_pool(self, dsn: str, size: int, reset: str) -> Any:
+        kwargs: dict[str, Any] = {}
+        if reset == "rollback":
+            if self.name != "ferropg":
+                raise Unsupported("the rollback reset variant is for ferropg only")
+
+            async def no_reset(con: Any) -> None:
+                pass
+
+            kwargs["reset"] = no_reset
+        elif reset != "default":
+            raise ValueError(f"unknown pool reset {reset!r}")
+        return await self.mod.create_pool(dsn, min_size=size, max_size=size, **kwargs)
+
+    async def close_pool(self, pool: Any) -> None:
+        await pool.close()
+
+    def pool_fetcher(self, pool: Any, sql: str) -> Callable[..., Any]:
+        acquire = pool.acquire
+
+        async def fetch(*args: Any) -> Any:
+            async with acquire() as con:
+                return await con.fetch(sql, *args)
+
+        return fetch
+
+    async def pool_backend_pids(self, pool: Any, size: int) -> list[int]:
+        """The backend of every connection in the pool: all *size* held at once."""
+        cons = [await pool.acquire() for _ in range(size)]
+        try:
+            return [con.get_server_pid() for con in cons]
+        finally:
+            for con in cons:
+                await pool.release(con)
 
 
 class PsycopgAPI:
@@ -144,6 +197,53 @@ class PsycopgAPI:
             for r in records:
                 await write_row(r)
 
+    # ------------------------------------------------------------------ pools ----
+
+    async def create_pool(self, dsn: str, size: int, reset: str) -> Any:
+        if reset != "default":
+            raise Unsupported(f"no {reset!r} reset variant for psycopg_pool")
+        try:
+            from psycopg_pool import AsyncConnectionPool
+        except ImportError:
+            raise Unsupported("psycopg_pool is not installed (pip install psycopg_pool)") from None
+
+        async def configure(con: Any) -> None:
+            con._bench_cur = con.cursor(binary=True)
+
+        pool = AsyncConnectionPool(
+            dsn,
+            min_size=size,
+            max_size=size,
+            kwargs={"autocommit": True},
+            configure=configure,
+            open=False,
+        )
+        await pool.open(wait=True)
+        return pool
+
+    async def close_pool(self, pool: Any) -> None:
+        await pool.close()
+
+    def pool_fetcher(self, pool: Any, sql: str) -> Callable[..., Any]:
+        sql = _PARAM.sub("%b", sql)
+        connection = pool.connection
+
+        async def fetch(*args: Any) -> Any:
+            async with connection() as con:
+                cur = con._bench_cur
+                await cur.execute(sql, args, prepare=True)
+                return await cur.fetchall()
+
+        return fetch
+
+    async def pool_backend_pids(self, pool: Any, size: int) -> list[int]:
+        cons = [await pool.getconn() for _ in range(size)]
+        try:
+            return [con.info.backend_pid for con in cons]
+        finally:
+            for con in cons:
+                await pool.putconn(con)
+
 
 class PsqlpyAPI:
     name = "psqlpy"
@@ -200,6 +300,35 @@ class PsqlpyAPI:
         copy_ = con.copy_records_to_table
         for chunk in records:
             await copy_(table, chunk, columns=columns, schema_name=schema)
+
+    # ------------------------------------------------------------------ pools ----
+
+    async def create_pool(self, dsn: str, size: int, reset: str) -> Any:
+        if reset != "default":
+            raise Unsupported(f"no {reset!r} reset variant for psqlpy")
+        return self.mod.ConnectionPool(dsn=dsn, max_db_pool_size=size)
+
+    async def close_pool(self, pool: Any) -> None:
+        pool.close()
+
+    def pool_fetcher(self, pool: Any, sql: str) -> Callable[..., Any]:
+        acquire = pool.acquire
+
+        async def fetch(*args: Any) -> Any:
+            async with acquire() as con:
+                return (await con.fetch(sql, args)).result(as_tuple=True)
+
+        return fetch
+
+    async def pool_backend_pids(self, pool: Any, size: int) -> list[int]:
+        # Held at once, so the pool (no minimum size) opens all of them.
+        async with contextlib.AsyncExitStack() as stack:
+            cons = [await stack.enter_async_context(pool.acquire()) for _ in range(size)]
+            return list(
+                await asyncio.gather(
+                    *(con.fetch_val("SELECT pg_backend_pid()", []) for con in cons)
+                )
+            )
 
 
 def load(name: str) -> Any:

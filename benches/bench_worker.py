@@ -30,15 +30,53 @@ _CLK = os.sysconf("SC_CLK_TCK")
 
 
 def _proc_cpu(pid: int | None) -> float | None:
-    """utime+stime of *pid* in seconds (the server backend), or None if unreadable."""
+    """CPU seconds (user + system) of *pid* (a server backend), or None if unreadable.
+
+    ``/proc/<pid>/schedstat`` (the scheduler's run time, in nanoseconds) where the kernel
+    keeps it, else utime + stime from ``/proc/<pid>/stat`` (10 ms ticks). A backend is one
+    thread, so both count all of its CPU; the nanoseconds matter when a pool's ten backends
+    are summed, each one's tick rounding adding up.
+    """
     if pid is None:
         return None
+    if _SCHEDSTAT:
+        try:
+            with open(f"/proc/{pid}/schedstat") as f:
+                return int(f.read().split()[0]) / 1e9
+        except (OSError, IndexError, ValueError):
+            pass
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / _CLK
     except (OSError, IndexError, ValueError):
         return None
+
+
+def _has_schedstat() -> bool:
+    """Whether ``/proc/<pid>/schedstat`` counts run time here (0 when the kernel's
+    scheduler statistics are off): checked on this process, which has run."""
+    try:
+        with open(f"/proc/{os.getpid()}/schedstat") as f:
+            return int(f.read().split()[0]) > 0
+    except (OSError, IndexError, ValueError):
+        return False
+
+
+_SCHEDSTAT = _has_schedstat()
+
+
+def _procs_cpu(pids: list[int] | None) -> float | None:
+    """Summed CPU seconds of *pids* (a pool's backends); None if any is unreadable."""
+    if not pids:
+        return None
+    total = 0.0
+    for pid in pids:
+        t = _proc_cpu(pid)
+        if t is None:
+            return None
+        total += t
+    return total
 
 
 def _machine_busy() -> float | None:
@@ -68,33 +106,40 @@ def calibrate() -> float:
 class Timer:
     """Accumulates client CPU, wall time and server backend CPU of the timed regions only.
 
-    The backend's CPU (``/proc/<pid>/stat``, 10 ms ticks) is read just outside the client's
-    timed region, so warm-ups and the checks' own queries are not counted.
+    The backends' CPU (one backend, or every backend of a pool, summed) is read just
+    outside the client's timed region, so warm-ups and the checks' own queries are not
+    counted.
     """
 
-    __slots__ = ("cpu", "wall", "server", "pid", "_c", "_w", "_s")
+    __slots__ = ("cpu", "wall", "server", "pids", "_c", "_w", "_s")
 
-    def __init__(self, pid: int | None = None) -> None:
+    def __init__(self, pids: int | list[int] | None = None) -> None:
+        if isinstance(pids, int):
+            pids = [pids]
         self.cpu = 0.0
         self.wall = 0.0
-        self.server: float | None = 0.0 if _proc_cpu(pid) is not None else None
-        self.pid = pid if self.server is not None else None
+        self.server: float | None = 0.0 if _procs_cpu(pids) is not None else None
+        self.pids = pids if self.server is not None else None
 
     def start(self) -> None:
-        if self.pid is not None:
-            self._s = _proc_cpu(self.pid)
+        if self.pids is not None:
+            self._s = _procs_cpu(self.pids)
         self._w = time.perf_counter()
         self._c = time.process_time()
 
     def stop(self) -> None:
         self.cpu += time.process_time() - self._c
         self.wall += time.perf_counter() - self._w
-        if self.pid is not None:
-            s = _proc_cpu(self.pid)
+        if self.pids is not None:
+            s = _procs_cpu(self.pids)
             if s is None or self._s is None or self.server is None:
-                self.server = self.pid = None
+                self.server = self.pids = None
             else:
                 self.server += s - self._s
+
+    def forget_server(self) -> None:
+        """The backends measured are not all the ones that did the work: no server CPU."""
+        self.server = self.pids = None
 
 
 _MIXED: dict[str, Any] = {}
@@ -119,7 +164,7 @@ def write_data(n: int) -> tuple[list[tuple], list]:
 
 
 class Cell:
-    def __init__(self, ad: Any, con: Any, cmd: dict, pid: int | None) -> None:
+    def __init__(self, ad: Any, con: Any, cmd: dict, pid: int | list[int] | None) -> None:
         self.ad = ad
         self.con = con
         self.cmd = cmd
@@ -152,6 +197,41 @@ class Cell:
         if n != ops or s != ops * (ops - 1) // 2:
             raise bc.CheckError(f"tiny: {n} rows, sum {s}; expected {ops}, {ops * (ops - 1) // 2}")
         bc.c_int(rows[0][0])
+
+    async def pool(self) -> None:
+        """``tasks`` tasks share a pool of ``pool_size`` (``self.con`` is the pool): each op
+        acquires a connection, runs the tiny query and releases it."""
+        f = self.ad.pool_fetcher(self.con, "SELECT $1::int4")
+        tasks = self.cmd["tasks"]
+        ops = self.ops
+
+        async def warm(k: int) -> None:
+            for i in range(k, self.warm, tasks):
+                rows = await f(i)
+                if rows[0][0] != i:
+                    raise bc.CheckError(f"pool: warm-up op {i} read {rows[0][0]!r}")
+
+        async def run(k: int) -> tuple[int, int, Any]:
+            n = s = 0
+            rows = None
+            for i in range(k, ops, tasks):
+                rows = await f(i)
+                s += rows[0][0]
+                n += len(rows)
+            return n, s, rows
+
+        # Every task at once, so that every connection of the pool prepares the statement.
+        await asyncio.gather(*(warm(k) for k in range(tasks)))
+        gc.collect()
+        self.timer.start()
+        done = await asyncio.gather(*(run(k) for k in range(tasks)))
+        self.timer.stop()
+        n = sum(d[0] for d in done)
+        s = sum(d[1] for d in done)
+        self.note_types(done[0][2][0])
+        if n != ops or s != ops * (ops - 1) // 2:
+            raise bc.CheckError(f"pool: {n} rows, sum {s}; expected {ops}, {ops * (ops - 1) // 2}")
+        bc.c_int(done[0][2][0][0])
 
     async def pk_row(self) -> None:
         f = self.ad.fetcher(self.con, bc.MIXED_SELECT + " WHERE id = $1::int4")
@@ -318,6 +398,8 @@ class Cell:
 
 async def run_cell(ad: Any, dsn: str, cmd: dict) -> dict:
     wl = cmd["workload"]
+    if wl == "pool":
+        return await run_pool_cell(ad, dsn, cmd)
     con = await ad.connect(dsn)
     try:
         pid = await ad.fetchval(con, "SELECT pg_backend_pid()") if cmd.get("server_cpu") else None
@@ -327,15 +409,46 @@ async def run_cell(ad: Any, dsn: str, cmd: dict) -> dict:
             coro = cell.decode(wl[len("decode_") :])
         else:
             coro = getattr(cell, wl)()
-        cal0 = calibrate()
-        s0, m0, c0 = _proc_cpu(pid), _machine_busy(), time.process_time()
-        w0 = time.perf_counter()
-        await coro
-        s1, m1, c1 = _proc_cpu(pid), _machine_busy(), time.process_time()
-        w1 = time.perf_counter()
-        cal1 = calibrate()
+        res = await _measure(cell, coro, [pid] if pid is not None else None)
     finally:
         await ad.close(con)
+    return res
+
+
+async def run_pool_cell(ad: Any, dsn: str, cmd: dict) -> dict:
+    """The pool workload: a pool of ``pool_size`` (min = max where the driver has a
+    minimum), whose backends' CPU is summed; they are listed again after the timed region,
+    and if the pool replaced one meanwhile the cell has no server CPU figure."""
+    size = cmd["pool_size"]
+    pool = await ad.create_pool(dsn, size, cmd.get("pool_reset") or "default")
+    try:
+        pids = await ad.pool_backend_pids(pool, size) if cmd.get("server_cpu") else None
+        if pids is not None and len(set(pids)) != size:
+            raise bc.CheckError(f"pool: {len(set(pids))} distinct backends, expected {size}")
+        cell = Cell(ad, pool, cmd, pids)
+        res = await _measure(cell, cell.pool(), pids)
+        if pids is not None:
+            after = await ad.pool_backend_pids(pool, size)
+            if sorted(after) != sorted(pids):
+                cell.timer.forget_server()
+                res.pop("server_cpu", None)
+                res["note"] = "the pool replaced connections during the cell: no server CPU"
+    finally:
+        await ad.close_pool(pool)
+    res["pool_size"] = size
+    res["tasks"] = cmd["tasks"]
+    return res
+
+
+async def _measure(cell: Cell, coro: Any, pids: list[int] | None) -> dict:
+    """Runs the cell's workload; its timed figures, with the machine's around it."""
+    cal0 = calibrate()
+    s0, m0, c0 = _procs_cpu(pids), _machine_busy(), time.process_time()
+    w0 = time.perf_counter()
+    await coro
+    s1, m1, c1 = _procs_cpu(pids), _machine_busy(), time.process_time()
+    w1 = time.perf_counter()
+    cal1 = calibrate()
     res = {
         "status": "ok",
         "cpu": cell.timer.cpu,
@@ -349,7 +462,7 @@ async def run_cell(ad: Any, dsn: str, cmd: dict) -> dict:
     if cell.timer.server is not None:
         res["server_cpu"] = cell.timer.server  # timed regions only
     if m0 is not None and m1 is not None:
-        # machine CPU used by neither this process nor its backend over the whole cell
+        # machine CPU used by neither this process nor its backends over the whole cell
         backend = (s1 - s0) if s0 is not None and s1 is not None else 0.0
         res["other_cpu"] = (m1 - m0) - (c1 - c0) - backend
         res["other_cores"] = res["other_cpu"] / max(w1 - w0, 1e-9)

@@ -12,6 +12,7 @@ fails a workload is reported as failed, not left out.
     python benches/run.py --quick                 # smoke run: 1 round, small sizes
     PGDSN=postgresql://... python benches/run.py --rounds 5 --workload tiny --loop uvloop
     python benches/run.py --json out.json --markdown out.md
+    python benches/run.py --workload pool --pool-reset rollback   # ferropg's pool without its reset query
 
 Needs ferropg and asyncpg importable (asyncpg is the reference and loads the fixtures);
 psycopg, psqlpy, uvloop and pgbench are used when present. With PGDSN set, the schema
@@ -313,6 +314,13 @@ def failure(cells: list[dict]) -> str | None:
     return None
 
 
+def label(wl: str, meta: dict) -> str:
+    """A workload's name in the tables; says when ferropg's pool ran with another reset."""
+    if wl == "pool" and meta.get("pool_reset", "default") != "default":
+        return f"pool (ferropg reset={meta['pool_reset']})"
+    return wl
+
+
 def render(
     meta: dict, results: dict, pgb: list[dict], mem: dict, drivers: list, loops: list
 ) -> str:
@@ -333,6 +341,20 @@ def render(
         "are better; ratios are against asyncpg on the same loop. `FAIL`/`n/a` cells are "
         "explained below each table."
     )
+    if "pool" in meta["workloads"]:
+        w("")
+        w(
+            "`pool`: 10 tasks share a pool of 10 connections (min = max = 10; psqlpy's pool "
+            "has no minimum and fills up to its maximum of 10), each op acquires, runs the "
+            "tiny query and releases; server CPU sums the pool's 10 backends. Pools: "
+            "`create_pool` (ferropg"
+            + (
+                f", reset={meta['pool_reset']}"
+                if meta.get("pool_reset", "default") != "default"
+                else ""
+            )
+            + ", asyncpg), `psycopg_pool.AsyncConnectionPool`, `psqlpy.ConnectionPool`."
+        )
     for loop in loops:
         w("")
         w(f"### {loop}")
@@ -343,7 +365,7 @@ def render(
         notes: list[str] = []
         for wl in meta["workloads"]:
             ref = summarize(results.get((wl, REFERENCE, loop), []))
-            row = [wl]
+            row = [label(wl, meta)]
             for d in drivers:
                 cells = results.get((wl, d, loop), [])
                 s = summarize(cells)
@@ -399,7 +421,7 @@ def render(
     w("|---|" + "---:|" * len(cols))
     ok_pgb = [p for p in pgb if p.get("status") == "ok"]
     for wl in meta["workloads"]:
-        row = [wl]
+        row = [label(wl, meta)]
         for lp in loops:
             ref = summarize(results.get((wl, REFERENCE, lp), []))
             for d in drivers:
@@ -449,19 +471,24 @@ def render(
                 oth = f"{max(s['other_cores'], 0.0):.2f}" if "other_cores" in s else "-"
                 slow = f"{s['slowdown']:.2f}" if "slowdown" in s else "-"
                 w(
-                    f"| {wl} | {loop} | {d} | {fmt_rate(s['ops_s'])} | {fmt_time(s['wall_op'])} "
+                    f"| {label(wl, meta)} | {loop} | {d} | {fmt_rate(s['ops_s'])} "
+                    f"| {fmt_time(s['wall_op'])} "
                     f"| {fmt_time(s['cpu_op'])} | {fmt_time(s['cpu_op_min'])} | {per_row} | {srv} "
                     f"| {s['cpu_spread'] * 100:.0f} % | {oth} | {slow} |"
                 )
     # types
-    w("")
-    w("### Python types returned (first row of each result)")
-    w("")
-    w("| workload | " + " | ".join(drivers) + " |")
-    w("|---|" + "---|" * len(drivers))
-    for wl in meta["workloads"]:
-        if wl in ("tiny", "series_100k", "executemany_10k", "copy_1m", "pg_type"):
-            continue
+    typed = [
+        wl
+        for wl in meta["workloads"]
+        if wl not in ("tiny", "pool", "series_100k", "executemany_10k", "copy_1m", "pg_type")
+    ]
+    if typed:
+        w("")
+        w("### Python types returned (first row of each result)")
+        w("")
+        w("| workload | " + " | ".join(drivers) + " |")
+        w("|---|" + "---|" * len(drivers))
+    for wl in typed:
         row = [wl]
         for d in drivers:
             types = None
@@ -542,6 +569,14 @@ def main() -> int:
         "--tcp",
         action="store_true",
         help="temporary cluster over TCP 127.0.0.1 instead of its Unix-domain socket",
+    )
+    p.add_argument(
+        "--pool-reset",
+        choices=("default", "rollback"),
+        default="default",
+        help="ferropg's pool in the pool workload: its default reset on release, or "
+        "`rollback` (a no-op reset= callback: only an open transaction is rolled back and "
+        "listeners dropped, as psycopg_pool does)",
     )
     p.add_argument("--no-pgbench", action="store_true")
     p.add_argument("--pgbench-seconds", type=int, help="default 5, 1 with --quick")
@@ -651,6 +686,10 @@ def main() -> int:
                         "server_cpu": local,
                         "pg_type_expect": fx["pg_type_expect"],
                         "pg_type_ncols": fx["pg_type_ncols"],
+                        "tasks": spec.get("tasks"),
+                        "pool_size": spec.get("pool_size"),
+                        # Only ferropg's pool is run with another reset than its default.
+                        "pool_reset": a.pool_reset if d == "ferropg" else "default",
                     }
                     res = workers[(d, lp)].run(cmd, a.cell_timeout)
                     results.setdefault(key, []).append(res)
@@ -713,6 +752,7 @@ def main() -> int:
             "server_version": fx["server_version"],
             "python": platform.python_version(),
             "versions": versions,
+            "pool_reset": a.pool_reset,
         }
         report = render(meta, results, pgb, mem, drivers, loops)
         print(report)
