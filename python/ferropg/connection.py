@@ -183,6 +183,11 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, ConnectionHooks, metacl
         self._top_xact: Transaction | None = None
         self._aborted = False
         self._reset_query: str | None = None
+        #: Set by the pool that owns the connection (the async or the blocking one):
+        #: its reset may then leave its settings part for the next request, and
+        #: ``create_pool(reset_advisory_locks=False)`` opts out of unlocking.
+        self._pooled = False
+        self._reset_advisory_locks = True
         # Set by a pool that owns the connection.
         self._proxy = None
         self._pool_holder = None
@@ -215,21 +220,25 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, ConnectionHooks, metacl
         return ConnectionSettings(self._protocol.get_settings(), self._protocol)
 
     def get_reset_query(self) -> str:
-        """The SQL that :meth:`reset` runs to return the session to a clean state."""
+        """The SQL that :meth:`reset` runs, at most, to return the session to a clean
+        state (a reset runs only the parts the session may have dirtied)."""
         if self._reset_query is None:
-            caps = self._server_caps
-            # Each statement, and whether this server can run it.
-            steps = (
-                ("SELECT pg_advisory_unlock_all();", caps.advisory_locks),
-                ("CLOSE ALL;", caps.sql_close_all),
-                ("UNLISTEN *;", caps.notifications and caps.plpgsql),
-                ("RESET ALL;", caps.sql_reset),
-                # Temporary tables go too: the next user of a pooled connection must
-                # not see (or collide with) the last one's. asyncpg keeps them.
-                ("DISCARD TEMP;", caps.sql_reset),
-            )
-            self._reset_query = "\n".join(sql for sql, supported in steps if supported)
+            self._reset_query = self._protocol.reset_plan(whole=True, **self._reset_policy())[0]
         return self._reset_query
+
+    def _reset_policy(self) -> dict[str, bool]:
+        """Which parts of a reset may run: what the server supports, less the opt-outs
+        of the pool that owns the connection."""
+        caps = self._server_caps
+        return {
+            "advisory_locks": caps.advisory_locks and self._reset_advisory_locks,
+            "close_cursors": caps.sql_close_all,
+            "unlisten": caps.notifications and caps.plpgsql,
+            "reset_settings": caps.sql_reset,
+            # Temporary tables go too: the next user of a pooled connection must not
+            # see (or collide with) the last one's. asyncpg keeps them.
+            "temp_tables": caps.sql_reset,
+        }
 
     def _get_unique_id(self, prefix: str) -> str:
         global _uid
@@ -739,19 +748,39 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, ConnectionHooks, metacl
 
     async def reset(self, *, timeout: float | None = None) -> None:
         """Rolls back any transaction and resets session state (locks, cursors, settings,
-        listeners), as a pool does before handing the connection out again."""
+        listeners), as a pool does before handing the connection out again.
+
+        Only what the session may have dirtied since its last reset is undone (see
+        ``docs/pools-pgbouncer-replicas.md``). In a pool, a reset with nothing to undo at
+        release (no transaction, no LISTEN, advisory locks opted out) sends nothing:
+        its settings part goes ahead of the next user's first request, in the same
+        write."""
         self._check_open()
         self._clear_listeners()
-        query = self.get_reset_query()
-        if self._protocol.is_in_transaction() or self._top_xact is not None:
+        protocol = self._protocol
+        if protocol.is_in_transaction() or self._top_xact is not None:
             if self._top_xact is None or not self._top_xact._managed:
                 self._loop.call_exception_handler(
                     {"message": f"Resetting connection with an active transaction {self!r}"}
                 )
             self._top_xact = None
-            query = "ROLLBACK;\n" + query
-        if query:
-            await self.execute(query, timeout=timeout)
+        at_release, deferred = protocol.reset_plan(**self._reset_policy())
+        if at_release:
+            await self.execute(at_release, timeout=timeout)
+        elif deferred and self._pooled:
+            protocol.defer_script(deferred).add_done_callback(self._deferred_reset_done)
+            return
+        elif deferred:
+            await self.execute(deferred, timeout=timeout)
+        else:
+            return
+        # The reset's own statements are no footprint of the next user's.
+        protocol.clear_footprint()
+
+    def _deferred_reset_done(self, fut: asyncio.Future) -> None:
+        """A deferred reset that failed leaves a session nobody may trust: close it."""
+        if not fut.cancelled() and fut.exception() is not None and not self.is_closed():
+            self.terminate()
 
     # ---------------------------------------------------------------- closing
 

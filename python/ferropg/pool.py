@@ -696,6 +696,7 @@ class Pool:
         setup: Optional[Callable[..., Any]] = None,
         init: Optional[Callable[..., Any]] = None,
         reset: Optional[Callable[..., Any]] = None,
+        reset_advisory_locks: bool = True,
         loop: Optional[asyncio.AbstractEventLoop] = None,
         connection_class: type = _connection.Connection,
         record_class: type = Record,
@@ -722,6 +723,7 @@ class Pool:
         self._connection_class, self._record_class = connection_class, record_class
         # The user's callbacks: once per new connection, per acquire, per release.
         self._init, self._setup, self._reset = init, setup, reset
+        self._reset_advisory_locks = bool(reset_advisory_locks)
 
         self._holders: list[PoolConnectionHolder] = []
         self._queue: Optional[_HolderQueue] = None
@@ -822,6 +824,7 @@ class Pool:
         )
         con = await opening
         _check_connect_result(con, self._connection_class)
+        con._pooled, con._reset_advisory_locks = True, self._reset_advisory_locks
         if self._init is not None:
             try:
                 await self._init(con)
@@ -1181,6 +1184,7 @@ def create_pool(
     setup: Optional[Callable[..., Any]] = None,
     init: Optional[Callable[..., Any]] = None,
     reset: Optional[Callable[..., Any]] = None,
+    reset_advisory_locks: bool = True,
     loop: Optional[asyncio.AbstractEventLoop] = None,
     connection_class: type = _connection.Connection,
     record_class: type = Record,
@@ -1203,6 +1207,11 @@ def create_pool(
     * ``setup(proxy)``: runs on every acquire, before the connection is handed out.
     * ``reset(con)``: replaces :meth:`Connection.reset() <ferropg.Connection.reset>` on
       release (listeners are still removed and a transaction still rolled back first).
+    * ``reset_advisory_locks``: ``False`` skips ``pg_advisory_unlock_all()`` on
+      release, for applications that take no session-level advisory locks (or release
+      their own). A release then needs no round trip unless a transaction was left open
+      or a LISTEN ran: the settings part of the reset goes ahead of the next user's
+      first request. (ferropg's own; asyncpg has no such option.)
     * ``connection_class``, ``record_class``: as for :func:`ferropg.connect`.
 
     Prepared statements, cursors and transactions made on an acquired connection stop

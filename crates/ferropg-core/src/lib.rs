@@ -13,6 +13,7 @@ pub mod introspect;
 pub mod message;
 pub mod placeholders;
 pub mod quote;
+pub mod reset;
 pub mod sqlstate;
 pub mod statement_cache;
 pub mod types;

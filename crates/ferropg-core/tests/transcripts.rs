@@ -6,6 +6,7 @@ use bytes::BytesMut;
 use ferropg_core::conn::{Connection, CopyIn, Events, Flow, Outcome, Phase, StartupParams};
 use ferropg_core::message::frontend::EncodeError;
 use ferropg_core::message::{DataRow, ParameterDescription, RowDescription, TransactionStatus};
+use ferropg_core::reset::SessionFootprint;
 use ferropg_core::{DbError, Error};
 
 // ------------------------------------------------------------ the scripted server
@@ -973,4 +974,103 @@ fn a_pause_inside_a_split_message_takes_only_that_message() {
         log.lines.last().unwrap(),
         r#"select: row [Some("one"), None]"#
     );
+}
+
+// ------------------------------------------------------------ a pool's reset
+
+#[test]
+fn the_footprint_records_what_the_session_did() {
+    let (mut conn, mut log) = ready_connection();
+    assert_eq!(conn.footprint(), SessionFootprint::default());
+    let mut out = BytesMut::new();
+    conn.query(
+        "listen a; declare c cursor with hold for select 1",
+        "script",
+        &mut out,
+    )
+    .unwrap();
+    run(
+        &mut conn,
+        &mut log,
+        &script(&[complete("LISTEN"), complete("DECLARE CURSOR"), ready(b'I')]),
+    )
+    .unwrap();
+    let seen = conn.take_footprint();
+    assert!(seen.ran && seen.listened, "{seen:?}");
+    assert_eq!(conn.footprint(), SessionFootprint::default());
+
+    // A failed statement ran too: it may have changed settings before failing.
+    conn.query("select f()", "failing", &mut out).unwrap();
+    run(
+        &mut conn,
+        &mut log,
+        &script(&[error("ERROR", "P0001", "boom"), ready(b'I')]),
+    )
+    .unwrap();
+    assert_eq!(
+        conn.take_footprint(),
+        SessionFootprint {
+            ran: true,
+            ..Default::default()
+        }
+    );
+}
+
+#[test]
+fn a_deferred_query_goes_ahead_of_the_next_request_of_any_kind() {
+    let (mut conn, mut log) = ready_connection();
+    let mut out = BytesMut::new();
+    conn.defer_query("RESET ALL", "reset").unwrap();
+    // Nothing goes out until a request does.
+    assert!(out.is_empty() && conn.pending_len() == 0);
+    let mut req = conn.request(&mut out);
+    req.bind::<()>("", "s1", [], 0, |_, _| Ok(false), [1])
+        .unwrap();
+    req.execute("", 0).unwrap();
+    req.send("select");
+    assert_eq!(tags(&out), "QBES");
+    assert!(!conn.has_deferred());
+    let reply = script(&[
+        complete("RESET"),
+        ready(b'I'),
+        bind_complete(),
+        complete("SELECT 0"),
+        ready(b'I'),
+    ]);
+    let (events, _) = run(&mut conn, &mut log, &reply).unwrap();
+    assert_eq!(
+        events,
+        [
+            "reset: complete RESET None",
+            "reset: done",
+            "select: complete SELECT 0 Some(0)",
+            "select: done"
+        ]
+    );
+
+    // A second deferral replaces the first, which the caller gets back to end.
+    assert_eq!(conn.defer_query("RESET ALL", "first").unwrap(), None);
+    assert_eq!(
+        conn.defer_query("DISCARD TEMP", "second").unwrap(),
+        Some("first")
+    );
+    let mut out = BytesMut::new();
+    conn.copy_in("copy t from stdin", "copy", &mut out).unwrap();
+    assert_eq!(tags(&out), "QQ");
+    assert_eq!(
+        conn.pending().copied().collect::<Vec<_>>(),
+        ["second", "copy"]
+    );
+
+    // One never sent is handed back with the pending ones when the link goes.
+    conn.defer_query("RESET ALL", "unsent").unwrap();
+    assert_eq!(conn.take_pending(), ["second", "copy", "unsent"]);
+    assert!(!conn.has_deferred());
+}
+
+#[test]
+fn a_deferred_query_with_a_nul_is_refused_at_once() {
+    let (mut conn, _) = ready_connection();
+    assert!(conn.defer_query("RESET\0ALL", "bad").is_err());
+    assert!(!conn.has_deferred());
 }

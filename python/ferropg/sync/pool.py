@@ -68,6 +68,7 @@ class Pool:
         setup: Callable[[PooledConnection], Any] | None = None,
         init: Callable[[Connection], Any] | None = None,
         reset: Callable[[Connection], Any] | None = None,
+        reset_advisory_locks: bool = True,
         connection_class: type = Connection,
         record_class: type = Record,
         **connect_kwargs: Any,
@@ -85,6 +86,7 @@ class Pool:
         self._lifetime = max_inactive_connection_lifetime
         self._connect = connect or _connect_with(connection_class)
         self._setup, self._init, self._reset = setup, init, reset
+        self._reset_advisory_locks = bool(reset_advisory_locks)
         self._connect_args = (dsn, {**connect_kwargs, "record_class": record_class})
         self._lock = threading.Condition()
         self._idle: list[_Slot] = []
@@ -133,6 +135,9 @@ class Pool:
     def _open(self) -> _Slot:
         dsn, kwargs = self._connect_args
         con = self._connect(dsn, **kwargs)
+        # The session's reset policy lives on the connection the blocking one wraps.
+        inner = con._wrapped
+        inner._pooled, inner._reset_advisory_locks = True, self._reset_advisory_locks
         try:
             if self._init is not None:
                 self._init(con)
@@ -361,7 +366,7 @@ def create_pool(dsn: str | None = None, **kwargs: Any) -> Pool:
     The parameters are :func:`ferropg.create_pool`'s: ``min_size``, ``max_size``,
     ``max_queries``, ``max_inactive_connection_lifetime``, ``connect``, ``setup``
     (called with each lent connection), ``init`` (each new connection), ``reset`` (on
-    release, instead of :meth:`Connection.reset`, after the rollback),
+    release, instead of :meth:`Connection.reset`, after the rollback), ``reset_advisory_locks``,
     ``connection_class``, ``record_class``, and :func:`connect`'s arguments. Use it in
     a ``with`` block, or call :meth:`Pool.close`.
     """

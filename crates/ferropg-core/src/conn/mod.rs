@@ -23,6 +23,7 @@ use crate::error::{DbError, Error};
 use crate::message::backend::Message;
 use crate::message::frontend::{self, EncodeError};
 use crate::message::TransactionStatus;
+use crate::reset::SessionFootprint;
 
 pub use events::{rows_affected, CopyIn, Events, Flow, Outcome};
 pub use request::Request;
@@ -98,6 +99,11 @@ pub struct Connection<T> {
     secret_key: Vec<u8>,
     /// The start of a message an earlier read left unfinished.
     partial: Vec<u8>,
+    /// What the session did since the front end last took it.
+    footprint: SessionFootprint,
+    /// A simple Query held back to go ahead of the next request: its encoded bytes and
+    /// its operation.
+    deferred: Option<(Vec<u8>, T)>,
 }
 
 impl<T> Connection<T> {
@@ -112,6 +118,8 @@ impl<T> Connection<T> {
             process_id: 0,
             secret_key: Vec::new(),
             partial: Vec::new(),
+            footprint: SessionFootprint::default(),
+            deferred: None,
         }
     }
 
@@ -171,12 +179,67 @@ impl<T> Connection<T> {
             .map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
+    /// What the session did since the footprint was last taken.
+    pub fn footprint(&self) -> SessionFootprint {
+        self.footprint
+    }
+
+    /// Returns the footprint and starts a new one (a pool does at each reset).
+    pub fn take_footprint(&mut self) -> SessionFootprint {
+        std::mem::take(&mut self.footprint)
+    }
+
     // ------------------------------------------------------------ requests
+
+    /// Holds back the simple Query `sql`, as operation `op`, until the next request:
+    /// it is then written ahead of that request, in the same buffer, so the two cost
+    /// the server one read (a pool's deferred reset, see [`crate::reset`]). Returns
+    /// the operation it replaces, if one was still held (the front end ends it).
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use ferropg_core::conn::{Connection, StartupParams};
+    ///
+    /// let mut conn: Connection<u32> = Connection::new(StartupParams::default());
+    /// let mut out = BytesMut::new();
+    /// assert_eq!(conn.defer_query("RESET ALL", 1).unwrap(), None);
+    /// assert!(out.is_empty() && conn.pending_len() == 0 && conn.has_deferred());
+    /// conn.query("select 1", 2, &mut out).unwrap();
+    /// assert_eq!(conn.pending().copied().collect::<Vec<_>>(), [1, 2]);
+    /// assert!(out.starts_with(b"Q\0\0\0\x0eRESET ALL\0Q"));
+    /// ```
+    pub fn defer_query(&mut self, sql: &str, op: T) -> Result<Option<T>, EncodeError> {
+        let mut bytes = BytesMut::new();
+        frontend::query(sql, &mut bytes)?;
+        Ok(self
+            .deferred
+            .replace((bytes.to_vec(), op))
+            .map(|(_, op)| op))
+    }
+
+    /// True while a deferred query waits for the next request.
+    pub fn has_deferred(&self) -> bool {
+        self.deferred.is_some()
+    }
+
+    /// Takes back the deferred query's operation, unsent (the connection is closing).
+    pub fn take_deferred(&mut self) -> Option<T> {
+        self.deferred.take().map(|(_, op)| op)
+    }
+
+    /// Writes and queues the deferred query, if any, ahead of a request.
+    fn send_deferred(&mut self, out: &mut BytesMut) {
+        if let Some((bytes, op)) = self.deferred.take() {
+            out.extend_from_slice(&bytes);
+            self.pending.push_back(Pending::new(op, false, false, None));
+        }
+    }
 
     /// A simple Query (one or more statements), queued as operation `op`. Its rows,
     /// command tags and any COPY TO STDOUT data come as events; a COPY FROM STDIN in
     /// it is refused (use [`copy_in`](Connection::copy_in)).
     pub fn query(&mut self, sql: &str, op: T, out: &mut BytesMut) -> Result<(), EncodeError> {
+        self.send_deferred(out);
         whole(out, |out| frontend::query(sql, out))?;
         self.pending.push_back(Pending::new(op, false, false, None));
         Ok(())
@@ -187,6 +250,7 @@ impl<T> Connection<T> {
     /// [`copy_in_ready`](Events::copy_in_ready) event came, and ends with
     /// [`copy_done`](Connection::copy_done) or [`copy_fail`](Connection::copy_fail).
     pub fn copy_in(&mut self, sql: &str, op: T, out: &mut BytesMut) -> Result<(), EncodeError> {
+        self.send_deferred(out);
         whole(out, |out| frontend::query(sql, out))?;
         self.pending.push_back(Pending::new(op, false, true, None));
         Ok(())
@@ -194,6 +258,7 @@ impl<T> Connection<T> {
 
     /// An extended-protocol request, queued when [`Request::send`] ends it.
     pub fn request<'a>(&'a mut self, out: &'a mut BytesMut) -> Request<'a, T> {
+        self.send_deferred(out);
         Request::new(self, out, false)
     }
 
@@ -267,9 +332,12 @@ impl<T> Connection<T> {
         self.pending.iter().map(|p| &p.op)
     }
 
-    /// Takes every pending operation, for the front end to fail when the link is gone.
+    /// Takes every pending operation, for the front end to fail when the link is gone:
+    /// the queued ones in order, then a deferred one never sent.
     pub fn take_pending(&mut self) -> Vec<T> {
-        self.pending.drain(..).map(|p| p.op).collect()
+        let mut ops: Vec<T> = self.pending.drain(..).map(|p| p.op).collect();
+        ops.extend(self.take_deferred());
+        ops
     }
 
     /// Writes Terminate and closes the state machine.
@@ -399,6 +467,7 @@ impl<T> Connection<T> {
     ) -> Result<Flow, Error> {
         if let Message::ReadyForQuery(status) = msg {
             self.tx_status = status;
+            self.footprint.ran = true;
             let Some(done) = self.pending.pop_front() else {
                 return Err(Error::Unexpected(
                     "ReadyForQuery with no operation pending".into(),
@@ -435,6 +504,7 @@ impl<T> Connection<T> {
             }
             Message::CopyData(data) => return Ok(events.copy_data(op, data)),
             Message::CommandComplete { tag } => {
+                self.footprint.note_tag(tag);
                 events.command_complete(op, tag, rows_affected(tag));
             }
             Message::RowDescription(desc) => {

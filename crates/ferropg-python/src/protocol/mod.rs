@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::BytesMut;
 use ferropg_core::conn::{Connection, Phase, StartupParams};
 use ferropg_core::message::{frontend, TransactionStatus};
+use ferropg_core::reset::{self, ResetPolicy, SessionFootprint};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple, PyType};
@@ -1264,6 +1265,67 @@ impl CoreProtocol {
     /// before that, `sslmode=allow`/`prefer` may try again the other way.
     fn auth_received(&self) -> bool {
         self.conn.authenticated()
+    }
+
+    /// The reset this session needs before a pool hands it out again, as
+    /// `(at_release, deferred)` scripts (see `ferropg_core::reset`): what it did since
+    /// the last call decides, and the record starts anew. With `whole`, the reset of a
+    /// session that may have done anything, leaving the record alone.
+    #[pyo3(signature = (*, advisory_locks=true, close_cursors=true, unlisten=true, reset_settings=true, temp_tables=true, whole=false))]
+    fn reset_plan(
+        &mut self,
+        advisory_locks: bool,
+        close_cursors: bool,
+        unlisten: bool,
+        reset_settings: bool,
+        temp_tables: bool,
+        whole: bool,
+    ) -> (String, String) {
+        let policy = ResetPolicy {
+            advisory_locks,
+            close_cursors,
+            unlisten,
+            reset_settings,
+            temp_tables,
+        };
+        let plan = if whole {
+            reset::plan(TransactionStatus::Idle, SessionFootprint::unknown(), policy)
+        } else {
+            let footprint = self.conn.take_footprint();
+            reset::plan(self.conn.transaction_status(), footprint, policy)
+        };
+        (plan.at_release, plan.deferred)
+    }
+
+    /// Forgets what the session did so far (its own reset just ran).
+    fn clear_footprint(&mut self) {
+        self.conn.take_footprint();
+    }
+
+    /// Holds the script `sql` back until the next request, which it then precedes in
+    /// the same write; returns a future of its status. A script still held is
+    /// replaced, its future resolved with None.
+    fn defer_script(&mut self, py: Python<'_>, sql: &str) -> PyResult<Py<PyAny>> {
+        self.ensure_open(py)?;
+        let fut = self.new_future(py)?;
+        let op = Op::new(
+            fut.clone_ref(py),
+            Some(sql.to_owned()),
+            OpKind::Script {
+                status: String::new(),
+            },
+        );
+        let replaced = self.conn.defer_query(sql, op).map_err(|e| enc_err(py, e))?;
+        if let Some(w) = replaced.and_then(|op| op.waiter) {
+            w.bind(py)
+                .call_method1(intern!(py, "set_result"), (py.None(),))?;
+        }
+        Ok(fut)
+    }
+
+    /// True while a deferred script waits for the next request.
+    fn has_deferred(&self) -> bool {
+        self.conn.has_deferred()
     }
 
     /// True while the server reports an open (or failed) transaction block.

@@ -1,0 +1,242 @@
+//! What a pool runs to hand a used session to its next user clean, paying only for
+//! what the session did.
+//!
+//! The protocol shows some of what a session did (its transaction status, the command
+//! tags of its statements: see [`SessionFootprint`]) and hides the rest: a function
+//! can take advisory locks or change settings that are never reported. So a session
+//! that ran anything gets its settings reset and, unless the policy opts out, its
+//! advisory locks released; a session that ran nothing since its last reset needs
+//! nothing at all.
+//!
+//! The parts split by whom they affect while the connection sits idle in its pool:
+//! an open transaction, advisory locks and LISTENs touch other sessions, so they go
+//! at release; settings, holdable cursors and temporary tables touch only the next
+//! user, so they may wait and ride in the next request's write ([`ResetPlan`]).
+//! A LISTEN or a holdable cursor can also come from inside a function, unseen: the
+//! deferred part therefore always closes cursors and unlistens too, which costs the
+//! server little beside the next request; a LISTEN seen in a tag is undone at release.
+
+use crate::message::TransactionStatus;
+
+/// What a session did since its footprint was last cleared, as seen in its command
+/// tags: the parts of a reset that are provably needed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionFootprint {
+    /// Some operation reached its end (any statement may have changed settings or
+    /// taken advisory locks through a function).
+    pub ran: bool,
+    /// A `LISTEN` ran.
+    pub listened: bool,
+}
+
+impl SessionFootprint {
+    /// Takes one command tag into account.
+    pub fn note_tag(&mut self, tag: &str) {
+        if tag == "LISTEN" {
+            self.listened = true;
+        }
+    }
+
+    /// The footprint of a session that may have done anything.
+    pub fn unknown() -> Self {
+        SessionFootprint {
+            ran: true,
+            listened: true,
+        }
+    }
+}
+
+/// Which parts of a reset may run: what the server supports, narrowed by the user
+/// (advisory locks and temporary tables are opt-outs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResetPolicy {
+    /// `SELECT pg_advisory_unlock_all()`.
+    pub advisory_locks: bool,
+    /// `CLOSE ALL`.
+    pub close_cursors: bool,
+    /// `UNLISTEN *`.
+    pub unlisten: bool,
+    /// `RESET ALL`.
+    pub reset_settings: bool,
+    /// `DISCARD TEMP`: the next user neither sees nor collides with the last one's
+    /// temporary tables.
+    pub temp_tables: bool,
+}
+
+impl Default for ResetPolicy {
+    fn default() -> Self {
+        ResetPolicy {
+            advisory_locks: true,
+            close_cursors: true,
+            unlisten: true,
+            reset_settings: true,
+            temp_tables: true,
+        }
+    }
+}
+
+/// The statements of a reset, as two simple-protocol scripts (either may be empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResetPlan {
+    /// To run at release, before the connection goes back to the pool.
+    pub at_release: String,
+    /// What may instead go ahead of the next request, in the same write. Empty
+    /// whenever `at_release` is not: a round trip at release carries everything.
+    pub deferred: String,
+}
+
+impl ResetPlan {
+    /// True when the session needs no reset at all.
+    pub fn is_empty(&self) -> bool {
+        self.at_release.is_empty() && self.deferred.is_empty()
+    }
+}
+
+/// The reset a session with `footprint` needs, its last ReadyForQuery having said
+/// `status`.
+///
+/// ```
+/// use ferropg_core::message::TransactionStatus;
+/// use ferropg_core::reset::{plan, ResetPolicy, SessionFootprint};
+///
+/// let idle = TransactionStatus::Idle;
+/// let policy = ResetPolicy::default();
+/// // Nothing ran: nothing to undo.
+/// assert!(plan(idle, SessionFootprint::default(), policy).is_empty());
+///
+/// let ran = SessionFootprint { ran: true, ..Default::default() };
+/// let p = plan(idle, ran, policy);
+/// assert_eq!(
+///     p.at_release,
+///     "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;\nDISCARD TEMP;"
+/// );
+///
+/// // Without advisory locks, nothing has to happen at release.
+/// let p = plan(idle, ran, ResetPolicy { advisory_locks: false, ..policy });
+/// assert_eq!(p.at_release, "");
+/// assert_eq!(p.deferred, "CLOSE ALL;\nUNLISTEN *;\nRESET ALL;\nDISCARD TEMP;");
+/// ```
+pub fn plan(
+    status: TransactionStatus,
+    footprint: SessionFootprint,
+    policy: ResetPolicy,
+) -> ResetPlan {
+    let in_transaction = status != TransactionStatus::Idle;
+    let ran = footprint.ran || in_transaction;
+    let release = [
+        ("ROLLBACK;", in_transaction),
+        (
+            "SELECT pg_advisory_unlock_all();",
+            policy.advisory_locks && ran,
+        ),
+        ("UNLISTEN *;", policy.unlisten && footprint.listened),
+    ];
+    let later = [
+        ("CLOSE ALL;", policy.close_cursors && ran),
+        ("UNLISTEN *;", policy.unlisten && ran && !footprint.listened),
+        ("RESET ALL;", policy.reset_settings && ran),
+        ("DISCARD TEMP;", policy.temp_tables && ran),
+    ];
+    let at_release = script(&release);
+    let deferred = script(&later);
+    if at_release.is_empty() {
+        ResetPlan {
+            at_release,
+            deferred,
+        }
+    } else {
+        ResetPlan {
+            at_release: script(&[(at_release.as_str(), true), (deferred.as_str(), true)]),
+            deferred: String::new(),
+        }
+    }
+}
+
+/// The statements whose condition holds, one per line.
+fn script(steps: &[(&str, bool)]) -> String {
+    let kept: Vec<&str> = steps
+        .iter()
+        .filter(|(sql, wanted)| *wanted && !sql.is_empty())
+        .map(|(sql, _)| *sql)
+        .collect();
+    kept.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RAN: SessionFootprint = SessionFootprint {
+        ran: true,
+        listened: false,
+    };
+    const DEFERRED: &str = "CLOSE ALL;\nUNLISTEN *;\nRESET ALL;\nDISCARD TEMP;";
+
+    fn without_advisory_locks() -> ResetPolicy {
+        ResetPolicy {
+            advisory_locks: false,
+            ..ResetPolicy::default()
+        }
+    }
+
+    #[test]
+    fn a_transaction_left_open_is_rolled_back_first() {
+        for status in [TransactionStatus::InTransaction, TransactionStatus::Failed] {
+            let p = plan(
+                status,
+                SessionFootprint::default(),
+                without_advisory_locks(),
+            );
+            assert_eq!(p.at_release, format!("ROLLBACK;\n{DEFERRED}"));
+            assert_eq!(p.deferred, "");
+        }
+    }
+
+    #[test]
+    fn a_listen_seen_is_undone_at_release_once() {
+        let mut seen = RAN;
+        seen.note_tag("SELECT 1");
+        assert_eq!(seen, RAN);
+        seen.note_tag("LISTEN");
+        let p = plan(TransactionStatus::Idle, seen, without_advisory_locks());
+        assert_eq!(
+            p.at_release,
+            "UNLISTEN *;\nCLOSE ALL;\nRESET ALL;\nDISCARD TEMP;"
+        );
+        assert_eq!(p.deferred, "");
+    }
+
+    #[test]
+    fn the_rest_waits_for_the_next_request_when_nothing_is_due_at_release() {
+        let p = plan(TransactionStatus::Idle, RAN, without_advisory_locks());
+        assert_eq!((p.at_release.as_str(), p.deferred.as_str()), ("", DEFERRED));
+    }
+
+    #[test]
+    fn opt_outs_and_unsupported_parts_are_left_out() {
+        let none = ResetPolicy {
+            advisory_locks: false,
+            close_cursors: false,
+            unlisten: false,
+            reset_settings: false,
+            temp_tables: false,
+        };
+        let p = plan(TransactionStatus::Idle, SessionFootprint::unknown(), none);
+        assert!(p.is_empty(), "{p:?}");
+        let p = plan(TransactionStatus::Failed, SessionFootprint::unknown(), none);
+        assert_eq!(p.at_release, "ROLLBACK;");
+    }
+
+    #[test]
+    fn an_unknown_footprint_gets_the_whole_reset() {
+        let p = plan(
+            TransactionStatus::Idle,
+            SessionFootprint::unknown(),
+            ResetPolicy::default(),
+        );
+        assert_eq!(
+            p.at_release,
+            "SELECT pg_advisory_unlock_all();\nUNLISTEN *;\nCLOSE ALL;\nRESET ALL;\nDISCARD TEMP;"
+        );
+    }
+}
