@@ -874,6 +874,51 @@ fn pipelined_operations_end_in_order() {
     assert_eq!(conn.transaction_status(), TransactionStatus::Idle);
 }
 
+/// A face may hand the session over to a part that keeps other operation records
+/// (the tokio face's shared client): the queue, the session's state and a message
+/// cut off in the middle all survive the change of record type.
+#[test]
+fn mapped_operations_keep_their_place_and_the_session() {
+    let (mut conn, mut log) = ready_connection();
+    let mut out = BytesMut::new();
+    conn.query("begin", "begin", &mut out).unwrap();
+    conn.query("select 1", "select", &mut out).unwrap();
+    let reply = script(&[
+        complete("BEGIN"),
+        ready(b'T'),
+        row_desc(&["?column?"]),
+        data_row(&[Some("1")]),
+        complete("SELECT 1"),
+        ready(b'T'),
+    ]);
+    // Cut inside the select's row: the core holds the start of that message.
+    let cut = reply.len() - complete("SELECT 1").len() - ready(b'T').len() - 3;
+    let (events, _) = run(&mut conn, &mut log, &reply[..cut]).unwrap();
+    assert_eq!(events[..2], ["begin: complete BEGIN None", "begin: done"]);
+    assert!(conn.has_partial_input());
+
+    let mut conn: Connection<&'static str> = conn.map_ops(|op| match op {
+        "select" => "mapped select",
+        other => other,
+    });
+    assert_eq!(
+        conn.pending().copied().collect::<Vec<_>>(),
+        ["mapped select"]
+    );
+    assert_eq!(conn.transaction_status(), TransactionStatus::InTransaction);
+    assert_eq!(conn.process_id(), 42);
+    assert_eq!(conn.parameter("server_version"), Some("16.4"));
+    let (events, _) = run(&mut conn, &mut log, &reply[cut..]).unwrap();
+    assert_eq!(
+        events,
+        [
+            r#"mapped select: row [Some("1")]"#,
+            "mapped select: complete SELECT 1 Some(1)",
+            "mapped select: done",
+        ]
+    );
+}
+
 /// A conversation with every kind of reply: pipelined requests, rows, COPY both
 /// ways, a notice, a notification and an error.
 fn long_conversation(conn: &mut Connection<&'static str>) -> Vec<u8> {

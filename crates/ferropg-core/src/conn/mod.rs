@@ -340,6 +340,44 @@ impl<T> Connection<T> {
         ops
     }
 
+    /// The same connection with every pending operation's record turned into
+    /// another type: a face that starts the session with one kind of record (a
+    /// plain id, while it drives the socket itself) hands it over to a part that
+    /// keeps another (a reply slot), with everything the session learned kept.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use ferropg_core::conn::{Connection, StartupParams};
+    ///
+    /// let mut conn: Connection<u32> = Connection::new(StartupParams::default());
+    /// let mut out = BytesMut::new();
+    /// conn.query("select 1", 7, &mut out).unwrap();
+    /// let conn: Connection<String> = conn.map_ops(|id| format!("op {id}"));
+    /// assert_eq!(conn.head().map(String::as_str), Some("op 7"));
+    /// ```
+    pub fn map_ops<U>(self, mut f: impl FnMut(T) -> U) -> Connection<U> {
+        Connection {
+            phase: self.phase,
+            startup: self.startup,
+            pending: self
+                .pending
+                .into_iter()
+                .map(|p| Pending {
+                    op: f(p.op),
+                    extended: p.extended,
+                    copy_in: p.copy_in,
+                    width: p.width,
+                    error: p.error,
+                })
+                .collect(),
+            tx_status: self.tx_status,
+            parameters: self.parameters,
+            process_id: self.process_id,
+            secret_key: self.secret_key,
+            partial: self.partial,
+        }
+    }
+
     /// Writes Terminate and closes the state machine.
     pub fn terminate(&mut self, out: &mut BytesMut) {
         if self.phase != Phase::Closed {
