@@ -17,6 +17,7 @@ use ferropg_core::{sqlstate, DbError};
 use postgres_types::{IsNull, ToSql, Type};
 
 use crate::cancel::{timed, CancelGate, CancelToken, Deadline};
+use crate::client::{Client, ClientDriver, Session, Waiting};
 use crate::config::ClientSettings;
 use crate::copy::{CopyIn, CopyOut};
 use crate::exchange::{Response, NO_OP};
@@ -66,7 +67,8 @@ pub(crate) type NoticeHandler = Box<dyn FnMut(&DbError) + Send>;
 /// an I/O error, a protocol violation or a FATAL error it is closed, and every call
 /// returns an error of kind [`Closed`](crate::ErrorKind::Closed).
 pub struct Connection {
-    pub(crate) socket: Socket,
+    /// The link to the server; `None` once a [`Client`](crate::Client) took it over.
+    pub(crate) socket: Option<Socket>,
     pub(crate) endpoint: Endpoint,
     /// The protocol; each operation is known by its id.
     pub(crate) core: CoreConnection<u64>,
@@ -150,7 +152,7 @@ impl Connection {
         connect_timeout: Option<Duration>,
     ) -> Connection {
         Connection {
-            socket,
+            socket: Some(socket),
             endpoint,
             core: CoreConnection::new(params),
             read_buf: BytesMut::with_capacity(16 * 1024),
@@ -476,8 +478,59 @@ impl Connection {
         self.core.terminate(&mut self.write_buf);
         self.closed_reason = Some("the connection was closed by the client".into());
         let result = self.flush().await;
-        let _ = self.socket.shutdown().await;
+        if let Some(socket) = &mut self.socket {
+            let _ = socket.shutdown().await;
+        }
         result
+    }
+
+    /// Hands the session over to a shared, pipelining [`Client`] and the
+    /// [`ClientDriver`] that does its I/O (spawn the driver). What the connection
+    /// learned carries over: its statement cache (and the [`Statement`]s prepared
+    /// on it stay valid on the client), the types it learned, its notice handler
+    /// and the notifications not taken yet. Responses of calls whose futures were
+    /// dropped are read first; the statements and transactions they left to clean
+    /// up are closed and rolled back by the client's driver.
+    ///
+    /// ```no_run
+    /// # async fn f(conn: ferropg::Connection) -> Result<(), ferropg::Error> {
+    /// let (client, driver) = conn.into_client().await?;
+    /// tokio::spawn(driver);
+    /// client.execute("select 1", &[]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn into_client(mut self) -> Result<(Client, ClientDriver), Error> {
+        // A request must not be pipelined behind an abandoned COPY FROM STDIN, nor
+        // go out before a cancel request still on its way has been answered.
+        self.settle().await?;
+        self.check_open()?;
+        self.write_cleanup()?;
+        let Some(socket) = self.socket.take() else {
+            return Err(Error::closed("the connection's socket is gone"));
+        };
+        let cancel = self.cancel_token();
+        // The shell left behind is closed: its Drop sends nothing.
+        let mut shell = CoreConnection::new(StartupParams::default());
+        shell.mark_closed();
+        let core = std::mem::replace(&mut self.core, shell).map_ops(|_| Waiting::unheard());
+        let empty_cache = StatementCache::new(0, 0.0);
+        let session = Session {
+            core,
+            write_buf: std::mem::take(&mut self.write_buf),
+            cache: std::mem::replace(&mut self.cache, empty_cache),
+            types: std::mem::take(&mut self.types),
+            next_statement: self.next_statement,
+            notifications: std::mem::take(&mut self.notifications),
+            notice_handler: self.notice_handler.take(),
+            id: self.id,
+            close_queue: Arc::clone(&self.close_queue),
+            max_cacheable: self.max_cacheable,
+            clock: self.clock,
+            cancel,
+        };
+        let read_buf = std::mem::take(&mut self.read_buf);
+        let unread = std::mem::take(&mut self.unread);
+        Ok(Client::from_session(session, socket, read_buf, unread))
     }
 
     /// True once the connection is closed (by [`close`](Connection::close), by the
@@ -737,15 +790,7 @@ impl Connection {
 
     /// `columns` with the types learned since they were read, if any changed.
     pub(crate) fn retype(&self, columns: &Arc<[Column]>) -> Option<Arc<[Column]>> {
-        let stale = columns.iter().any(|c| {
-            is_placeholder(c.type_()) && !is_placeholder(&self.types.get(c.type_().oid()))
-        });
-        stale.then(|| {
-            columns
-                .iter()
-                .map(|c| c.with_type(self.types.get(c.type_().oid())))
-                .collect()
-        })
+        self.types.retype(columns)
     }
 
     /// `columns` with every type the catalog knows, asking it about those nothing is
@@ -976,7 +1021,7 @@ impl Connection {
 /// True for the errors of a cached statement the server no longer runs: its plan
 /// would change its result type (asyncpg's test: SQLSTATE 0A000 raised by
 /// `RevalidateCachedQuery`), or it no longer exists (`DEALLOCATE`, `DISCARD ALL`).
-fn is_stale(err: &Error) -> bool {
+pub(crate) fn is_stale(err: &Error) -> bool {
     let Some(db) = err.as_db_error() else {
         return false;
     };
@@ -984,7 +1029,7 @@ fn is_stale(err: &Error) -> bool {
 }
 
 /// The error for a parameter count that does not match the statement's.
-fn check_count(expected: usize, got: usize) -> Result<(), Error> {
+pub(crate) fn check_count(expected: usize, got: usize) -> Result<(), Error> {
     if expected == got {
         Ok(())
     } else {
@@ -994,8 +1039,8 @@ fn check_count(expected: usize, got: usize) -> Result<(), Error> {
 
 /// Encodes a Bind of `portal`: every parameter in binary, converted with its
 /// statement type, and every result column asked for in binary.
-fn bind(
-    req: &mut CoreRequest<'_, u64>,
+pub(crate) fn bind<T>(
+    req: &mut CoreRequest<'_, T>,
     portal: &str,
     statement: &str,
     types: &[Type],
@@ -1036,7 +1081,9 @@ impl Drop for Connection {
         if !self.is_closed() && self.write_buf.is_empty() {
             let mut buf = BytesMut::with_capacity(5);
             frontend::terminate(&mut buf);
-            let _ = self.socket.try_write(&buf);
+            if let Some(socket) = &mut self.socket {
+                let _ = socket.try_write(&buf);
+            }
         }
     }
 }

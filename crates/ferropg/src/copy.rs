@@ -139,7 +139,11 @@ impl<'a> CopyIn<'a> {
     fn poll_response(&mut self) -> Result<(), Error> {
         let conn = &mut *self.conn;
         conn.read_buf.reserve(4096);
-        let at_end = match conn.socket.try_read_buf(&mut conn.read_buf) {
+        let read = match &mut conn.socket {
+            Some(socket) => socket.try_read_buf(&mut conn.read_buf),
+            None => Err(crate::exchange::detached()),
+        };
+        let at_end = match read {
             Ok(n) => n == 0,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
             Err(e) => return Err(conn.fail(Error::io("reading from the server", e))),

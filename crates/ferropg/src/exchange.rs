@@ -25,10 +25,19 @@ use crate::statement::Column;
 use crate::{Connection, Error};
 
 /// How much room to leave for each socket read.
-const READ_CHUNK: usize = 16 * 1024;
+pub(crate) const READ_CHUNK: usize = 16 * 1024;
 
 /// An operation id that is never queued: reading for nothing in particular.
 pub(crate) const NO_OP: u64 = 0;
+
+/// The error of a connection whose socket a [`Client`](crate::Client) took over
+/// (never seen: the connection is consumed by the handover).
+pub(crate) fn detached() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::NotConnected,
+        "the socket was handed over to a Client",
+    )
+}
 
 /// What an operation's response is collected into.
 #[derive(Default)]
@@ -69,6 +78,18 @@ pub(crate) struct Response {
     pub(crate) started: bool,
 }
 
+/// `data` as a shared slice of `chunk` (the bytes handed to the core), or a copy
+/// when the core assembled it from two reads.
+pub(crate) fn share(chunk: &Bytes, data: &[u8]) -> Bytes {
+    let start = chunk.as_ptr() as usize;
+    let at = data.as_ptr() as usize;
+    if at >= start && at + data.len() <= start + chunk.len() {
+        chunk.slice_ref(data)
+    } else {
+        Bytes::copy_from_slice(data)
+    }
+}
+
 /// The core's events for one pass: those of the operation waited for go into its
 /// response; notices and notifications go where the connection keeps them; the
 /// rest (operations nobody waits for any more) is dropped.
@@ -88,16 +109,8 @@ impl Collector<'_> {
         op == self.op && op != NO_OP
     }
 
-    /// `data` as a shared slice of the chunk, or a copy when the core assembled it
-    /// from two reads.
     fn share(&self, data: &[u8]) -> Bytes {
-        let start = self.chunk.as_ptr() as usize;
-        let at = data.as_ptr() as usize;
-        if at >= start && at + data.len() <= start + self.chunk.len() {
-            self.chunk.slice_ref(data)
-        } else {
-            Bytes::copy_from_slice(data)
-        }
+        share(self.chunk, data)
     }
 
     fn fail(&mut self, err: Error) -> Flow {
@@ -322,7 +335,11 @@ impl Connection {
     /// buffered for the next call.
     pub(crate) async fn flush(&mut self) -> Result<(), Error> {
         while !self.write_buf.is_empty() {
-            match self.socket.write_buf(&mut self.write_buf).await {
+            let written = match &mut self.socket {
+                Some(socket) => socket.write_buf(&mut self.write_buf).await,
+                None => Err(detached()),
+            };
+            match written {
                 Ok(0) => return Err(self.fail(Error::closed("the server stopped reading"))),
                 Ok(_) => {}
                 Err(e) => return Err(self.fail(Error::io("writing to the server", e))),
@@ -340,7 +357,11 @@ impl Connection {
         if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
             self.read_buf.reserve(READ_CHUNK);
         }
-        match self.socket.read_buf(&mut self.read_buf).await {
+        let read = match &mut self.socket {
+            Some(socket) => socket.read_buf(&mut self.read_buf).await,
+            None => Err(detached()),
+        };
+        match read {
             Ok(0) => Err(self.fail(self.hang_up())),
             Ok(_) => {
                 self.unread = self.read_buf.split().freeze();

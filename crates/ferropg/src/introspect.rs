@@ -3,9 +3,11 @@
 //! `FromSql`/`ToSql` and [`Value`](crate::types::Value) can tell what a column is.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use postgres_types::{Field, Kind, Type};
 
+use crate::statement::Column;
 use crate::{Error, Row};
 
 /// What one connection has learned of non-built-in types.
@@ -41,6 +43,19 @@ impl TypeCache {
         out.sort_unstable();
         out.dedup();
         out
+    }
+
+    /// `columns` with the types learned since they were read, if any changed.
+    pub(crate) fn retype(&self, columns: &Arc<[Column]>) -> Option<Arc<[Column]>> {
+        let stale = columns
+            .iter()
+            .any(|c| is_placeholder(c.type_()) && !is_placeholder(&self.get(c.type_().oid())));
+        stale.then(|| {
+            columns
+                .iter()
+                .map(|c| c.with_type(self.get(c.type_().oid())))
+                .collect()
+        })
     }
 
     /// Forgets what was learned (the schema changed).

@@ -142,6 +142,7 @@
 //! re-exported from ferropg.
 
 mod cancel;
+mod client;
 pub mod config;
 mod connect;
 mod connection;
@@ -160,6 +161,7 @@ mod transaction;
 pub mod types;
 
 pub use cancel::CancelToken;
+pub use client::{connect_client, Client, ClientDriver, ClientTransaction};
 pub use config::Config;
 pub use connect::connect;
 pub use connection::Connection;

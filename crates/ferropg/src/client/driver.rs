@@ -1,0 +1,357 @@
+//! [`ClientDriver`]: the future that owns a [`Client`](super::Client)'s socket. It
+//! writes what callers queued, hands what the server sends to the core, and
+//! completes each request's reply slot at its ReadyForQuery.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::{pin, Pin};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use ferropg_core::conn::{CopyIn, Events, Flow, Outcome as CoreOutcome, Phase};
+use ferropg_core::message::frontend::EncodeError;
+use ferropg_core::message::{DataRow, ParameterDescription, RowDescription};
+use ferropg_core::DbError;
+use tokio::sync::oneshot;
+
+use super::shared::{Outcome, Shared, Waiting};
+use crate::connection::NoticeHandler;
+use crate::exchange::{share, READ_CHUNK};
+use crate::notification::Notification;
+use crate::row::Row;
+use crate::socket::Socket;
+use crate::statement::Column;
+use crate::Error;
+
+/// The connection behind a [`Client`](super::Client): a future that does its I/O.
+/// Spawn it (`tokio::spawn(driver)`), or let
+/// [`Client::connect`](super::Client::connect) do so; the client's calls wait
+/// until it runs.
+///
+/// It resolves once the [`Client`](super::Client) is dropped (after sending
+/// Terminate), or with the error that ended the connection (the server went away,
+/// a FATAL error, bytes that are not the protocol); every request in flight then
+/// fails with an error of kind [`Closed`](crate::ErrorKind::Closed). Dropping it
+/// closes the connection the same way.
+#[must_use = "the client does nothing until its driver runs"]
+pub struct ClientDriver {
+    shared: Arc<Shared>,
+    socket: Socket,
+    read_buf: BytesMut,
+    /// Bytes read and not yet handed to the core.
+    unread: Bytes,
+    /// Bytes taken from the callers' buffer and not yet written.
+    out: BytesMut,
+    /// The TLS layer may hold written bytes until flushed.
+    needs_flush: bool,
+    /// Replies to hand out once the lock is released.
+    finished: Vec<(oneshot::Sender<Outcome>, Outcome)>,
+    done: bool,
+}
+
+impl ClientDriver {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        socket: Socket,
+        read_buf: BytesMut,
+        unread: Bytes,
+    ) -> ClientDriver {
+        ClientDriver {
+            shared,
+            socket,
+            read_buf,
+            unread,
+            out: BytesMut::with_capacity(4 * 1024),
+            needs_flush: false,
+            finished: Vec::new(),
+            done: false,
+        }
+    }
+
+    /// Writes and reads until neither can go on.
+    fn drive(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        loop {
+            let closed = self.take_output(cx);
+            let wrote = self.write(cx)?;
+            if closed && self.out.is_empty() && !self.needs_flush {
+                // Terminate (if the client sent it) is out: the session is over.
+                let _ = std::task::ready!(self.socket.poll_shutdown(cx));
+                return Poll::Ready(Ok(()));
+            }
+            let read = self.read(cx)?;
+            if read {
+                self.process()?;
+            }
+            if !wrote && !read {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Takes what callers queued, if everything taken before is written; true once
+    /// the session is closed (by the client, with Terminate queued last).
+    fn take_output(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut state = self.shared.lock();
+        self.shared.set_driver(&mut state, cx.waker());
+        if self.out.is_empty() && !state.write_buf.is_empty() {
+            // The emptied buffer goes back, keeping its capacity for the callers.
+            std::mem::swap(&mut self.out, &mut state.write_buf);
+        }
+        state.core.phase() == Phase::Closed && state.write_buf.is_empty()
+    }
+
+    /// Writes what it can; true if it wrote anything.
+    fn write(&mut self, cx: &mut Context<'_>) -> Result<bool, Error> {
+        let mut wrote = false;
+        while !self.out.is_empty() {
+            match self.socket.poll_write(cx, &self.out) {
+                Poll::Ready(Ok(0)) => return Err(Error::closed("the server stopped reading")),
+                Poll::Ready(Ok(n)) => {
+                    self.out.advance(n);
+                    self.needs_flush = true;
+                    wrote = true;
+                }
+                Poll::Ready(Err(e)) => return Err(Error::io("writing to the server", e)),
+                Poll::Pending => break,
+            }
+        }
+        if self.needs_flush {
+            match self.socket.poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.needs_flush = false,
+                Poll::Ready(Err(e)) => return Err(Error::io("writing to the server", e)),
+                Poll::Pending => {}
+            }
+        }
+        Ok(wrote)
+    }
+
+    /// Reads what has arrived, unless bytes still wait; true if there are bytes to
+    /// process.
+    fn read(&mut self, cx: &mut Context<'_>) -> Result<bool, Error> {
+        if !self.unread.is_empty() {
+            return Ok(true);
+        }
+        if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
+            self.read_buf.reserve(READ_CHUNK);
+        }
+        // A read that is not ready yet is dropped and started again next time:
+        // `read_buf` takes nothing until bytes are there.
+        let polled = pin!(self.socket.read_buf(&mut self.read_buf)).poll(cx);
+        match polled {
+            Poll::Ready(Ok(0)) => Err(self.hang_up()),
+            Poll::Ready(Ok(_)) => {
+                self.unread = self.read_buf.split().freeze();
+                Ok(true)
+            }
+            Poll::Ready(Err(e)) => Err(Error::io("reading from the server", e)),
+            Poll::Pending => Ok(false),
+        }
+    }
+
+    fn hang_up(&self) -> Error {
+        let partial = self.shared.lock().core.has_partial_input();
+        Error::closed(if partial {
+            "the server closed the connection in the middle of a message"
+        } else {
+            "the server closed the connection unexpectedly"
+        })
+    }
+
+    /// Hands the bytes read to the core, then completes the requests that ended.
+    fn process(&mut self) -> Result<(), Error> {
+        let chunk = std::mem::take(&mut self.unread);
+        let (result, failure, notified) = {
+            let mut guard = self.shared.lock();
+            let state = &mut *guard;
+            let before = state.notifications.len();
+            let mut sink = Dispatch {
+                chunk: &chunk,
+                finished: &mut self.finished,
+                notifications: &mut state.notifications,
+                notice_handler: &mut state.notice_handler,
+                failure: None,
+            };
+            let result = state
+                .core
+                .handle_input(&chunk, &mut state.write_buf, &mut sink);
+            let failure = sink.failure.take();
+            (result, failure, state.notifications.len() > before)
+        };
+        // Outside the lock: a woken caller may take it at once.
+        for (tx, outcome) in self.finished.drain(..) {
+            let _ = tx.send(outcome);
+        }
+        if notified {
+            self.shared.notified.notify_waiters();
+        }
+        match (result, failure) {
+            (_, Some(e)) => Err(e),
+            (Err(e), None) => Err(Error::from_core(e)),
+            (Ok(used), None) => {
+                self.unread = chunk.slice(used..);
+                Ok(())
+            }
+        }
+    }
+
+    /// Ends the session after `err`: the requests in flight fail with it.
+    fn fail(&mut self, err: &Error) {
+        self.done = true;
+        self.shared.close(format!("the connection failed ({err})"));
+    }
+}
+
+impl Future for ClientDriver {
+    type Output = Result<(), Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(Ok(()));
+        }
+        match this.drive(cx) {
+            Poll::Ready(Ok(())) => {
+                this.done = true;
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => {
+                this.fail(&e);
+                Poll::Ready(Err(e))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for ClientDriver {
+    fn drop(&mut self) {
+        if !self.done {
+            self.shared
+                .close("its driver was dropped before the client".to_owned());
+        }
+    }
+}
+
+impl fmt::Debug for ClientDriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientDriver")
+            .field("backend_pid", &self.shared.backend_pid)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The core's events for one read: each goes into the response of the request it
+/// belongs to; a request's reply is queued at its end.
+struct Dispatch<'a> {
+    /// The bytes handed to the core, which rows are slices of.
+    chunk: &'a Bytes,
+    finished: &'a mut Vec<(oneshot::Sender<Outcome>, Outcome)>,
+    notifications: &'a mut VecDeque<Notification>,
+    notice_handler: &'a mut Option<NoticeHandler>,
+    /// What ends the connection: a FATAL error, or rows that cannot be placed.
+    failure: Option<Error>,
+}
+
+impl Dispatch<'_> {
+    fn fail(&mut self, err: Error) -> Flow {
+        self.failure.get_or_insert(err);
+        Flow::Pause
+    }
+}
+
+impl Events<Waiting> for Dispatch<'_> {
+    fn notice(&mut self, notice: DbError) {
+        if let Some(handler) = self.notice_handler {
+            handler(&notice);
+        }
+    }
+
+    fn notification(&mut self, process_id: i32, channel: &str, payload: &str) {
+        self.notifications.push_back(Notification {
+            process_id,
+            channel: channel.to_owned(),
+            payload: payload.to_owned(),
+        });
+    }
+
+    fn server_error(&mut self, error: DbError) {
+        if error.is_fatal() {
+            self.fail(Error::db(error));
+        } else if let Some(handler) = self.notice_handler {
+            handler(&error);
+        }
+    }
+
+    fn parameters(
+        &mut self,
+        op: &mut Waiting,
+        types: Result<ParameterDescription<'_>, EncodeError>,
+    ) {
+        match types {
+            Ok(types) => op.resp.params = Some(types.types().collect()),
+            Err(e) => op.resp.unbindable = Some(e.0),
+        }
+    }
+
+    fn columns(&mut self, op: &mut Waiting, columns: Option<&RowDescription<'_>>) {
+        if op.resp.describe {
+            op.resp.columns = Some(match columns {
+                Some(desc) => desc.fields().map(|f| Column::from_field(&f)).collect(),
+                None => Arc::from([]),
+            });
+        }
+    }
+
+    fn row(&mut self, op: &mut Waiting, row: DataRow<'_>) -> Flow {
+        if op.resp.rows.is_none() {
+            return Flow::Continue;
+        }
+        if !op.wanted() {
+            // Its caller left: the rest of its rows are not even built.
+            op.resp.rows = None;
+            return Flow::Continue;
+        }
+        let Some(columns) = &op.resp.columns else {
+            return self.fail(Error::protocol("DataRow without a RowDescription"));
+        };
+        let row = Row::new(columns.clone(), share(self.chunk, row.raw()), &row);
+        if let Some(rows) = &mut op.resp.rows {
+            rows.push(row);
+        }
+        Flow::Continue
+    }
+
+    fn copy_in_ready(&mut self, _op: &mut Waiting) -> CopyIn {
+        // A client starts no COPY FROM STDIN (the core refuses one it did not ask for).
+        CopyIn::Abandon
+    }
+
+    fn command_complete(&mut self, op: &mut Waiting, _tag: &str, rows: Option<u64>) {
+        op.resp.rows_affected = rows.unwrap_or(0);
+        op.resp.completed = true;
+    }
+
+    fn portal_suspended(&mut self, op: &mut Waiting) {
+        op.resp.suspended = true;
+    }
+
+    fn error(&mut self, op: &mut Waiting, error: &DbError) {
+        if error.is_fatal() {
+            self.fail(Error::db(error.clone()));
+        } else {
+            op.resp.error.get_or_insert_with(|| error.clone());
+        }
+    }
+
+    fn done(&mut self, op: Waiting, _outcome: CoreOutcome) -> Flow {
+        let (mut resp, reply) = op.into_parts();
+        if let Some(tx) = reply {
+            resp.ended = true;
+            self.finished.push((tx, Ok(resp)));
+        }
+        Flow::Continue
+    }
+}

@@ -1,0 +1,320 @@
+//! How a [`Client`] turns a call into requests: which statement runs (the shared
+//! statement cache, a statement prepared first, or SQL text parsed in the request
+//! itself), the types learned from the catalog, and what a finished request leaves
+//! in the cache.
+//!
+//! The rules are the [`Connection`](crate::Connection)'s, with one difference that
+//! pipelining imposes: SQL text with parameters and the cache off is prepared as a
+//! named statement of its own, closed after the call, never as the unnamed
+//! statement, which another task's request could replace between the Parse and
+//! the Bind.
+
+use std::sync::Arc;
+
+use ferropg_core::message::frontend;
+use ferropg_core::message::TransactionStatus;
+use postgres_types::{ToSql, Type};
+
+use super::shared::Reply;
+use super::Client;
+use crate::connection::{bind, check_count, is_stale};
+use crate::exchange::Response;
+use crate::introspect::is_placeholder;
+use crate::row::Row;
+use crate::statement::{type_from_oid, Column, PendingName, Source, Statement};
+use crate::Error;
+
+/// What a request runs.
+enum Target<'s> {
+    /// A prepared statement: the caller's, a cached one, or one of the call's own.
+    Bound { statement: Statement, cached: bool },
+    /// SQL text without parameters, parsed in the request itself: under a new name
+    /// (described, to be cached afterwards) or as the unnamed statement.
+    Parse {
+        sql: &'s str,
+        name: Option<PendingName>,
+    },
+}
+
+/// A request sent, and what finishing it takes.
+struct InFlight {
+    reply: Reply,
+    /// A statement the request parses under a new name, and the text to cache it
+    /// by. If the call is dropped first, the name is closed.
+    adopt: Option<(String, PendingName)>,
+    /// The statement came from the cache (a stale one clears the cache).
+    cached: bool,
+    /// The statement bound, kept alive until its reply.
+    _statement: Option<Statement>,
+}
+
+impl Client {
+    /// Runs one statement with the extended protocol; `collect` keeps the rows.
+    pub(super) async fn run(
+        &self,
+        source: Source<'_>,
+        params: &[&(dyn ToSql + Sync)],
+        collect: bool,
+    ) -> Result<Response, Error> {
+        let mut retried = false;
+        loop {
+            let req = self.start(source, params, collect).await?;
+            let mut resp = req.reply.response().await?;
+            if let Some((sql, name)) = req.adopt {
+                self.adopt(sql, name, &mut resp);
+            }
+            let Some(db) = resp.error.take() else {
+                return Ok(resp);
+            };
+            let err = Error::db(db);
+            if req.cached && is_stale(&err) {
+                self.clear_statement_cache();
+                // Outside a transaction the statement can simply run again.
+                if !retried && self.transaction_status() == TransactionStatus::Idle {
+                    retried = true;
+                    continue;
+                }
+            }
+            return Err(err);
+        }
+    }
+
+    /// Caches a statement a request parsed under a new name, once the server
+    /// described it (even if running it failed: the statement exists).
+    fn adopt(&self, sql: String, name: PendingName, resp: &mut Response) {
+        let (Some(params), Some(columns)) = (resp.params.take(), &resp.columns) else {
+            // The Parse failed: the guard's Close of a statement that does not
+            // exist is harmless.
+            return;
+        };
+        let params = params.into_iter().map(type_from_oid).collect();
+        let statement = Statement::new(
+            name.into_name(),
+            self.shared.id,
+            params,
+            columns.clone(),
+            &self.shared.close_queue,
+        );
+        self.shared.cache_put(sql, statement);
+    }
+
+    /// Encodes and queues the request that runs `source` (preparing it first when
+    /// its parameter types must come from the server).
+    async fn start(
+        &self,
+        source: Source<'_>,
+        params: &[&(dyn ToSql + Sync)],
+        collect: bool,
+    ) -> Result<InFlight, Error> {
+        // Refused before a statement is prepared for it: nothing is sent.
+        frontend::check_parameter_count(params.len()).map_err(|e| Error::encode(e.0))?;
+        let target = self.target(source, params.len()).await?;
+        let mut resp = Response {
+            rows: collect.then(Vec::new),
+            ..Response::default()
+        };
+        match target {
+            Target::Bound { statement, cached } => {
+                resp.columns = Some(statement.columns_arc().clone());
+                let reply = self.shared.submit(resp, |state, op| {
+                    let mut wire = state.core.request(&mut state.write_buf);
+                    bind(&mut wire, "", statement.name(), statement.params(), params)?;
+                    wire.execute("", 0)?;
+                    wire.rows_of(statement.columns_arc().len());
+                    wire.send(op);
+                    Ok(())
+                })?;
+                Ok(InFlight {
+                    reply,
+                    adopt: None,
+                    cached,
+                    _statement: Some(statement),
+                })
+            }
+            Target::Parse { sql, name } => {
+                resp.describe = true;
+                let stmt = name.as_ref().map_or("", PendingName::name);
+                let reply = self.shared.submit(resp, |state, op| {
+                    let mut wire = state.core.request(&mut state.write_buf);
+                    wire.parse(stmt, sql, [])?;
+                    // A new name is described as a statement (for the cache); the
+                    // unnamed statement's portal always: the core checks every row
+                    // against its description.
+                    if stmt.is_empty() {
+                        bind(&mut wire, "", stmt, &[], &[])?;
+                        wire.describe_portal("")?;
+                    } else {
+                        wire.describe_statement(stmt)?;
+                        bind(&mut wire, "", stmt, &[], &[])?;
+                    }
+                    wire.execute("", 0)?;
+                    wire.send(op);
+                    Ok(())
+                })?;
+                Ok(InFlight {
+                    reply,
+                    adopt: name.map(|name| (sql.to_owned(), name)),
+                    cached: false,
+                    _statement: None,
+                })
+            }
+        }
+    }
+
+    /// What `source` runs as.
+    async fn target<'s>(&self, source: Source<'s>, nparams: usize) -> Result<Target<'s>, Error> {
+        let sql = match source {
+            Source::Prepared(statement) => {
+                if statement.connection_id() != self.shared.id {
+                    return Err(Error::wrong_connection());
+                }
+                check_count(statement.params().len(), nparams)?;
+                return Ok(Target::Bound {
+                    statement: statement.clone(),
+                    cached: false,
+                });
+            }
+            Source::Sql(sql) => sql,
+        };
+        match self.shared.cache_lookup(sql) {
+            Ok(Some(statement)) => {
+                check_count(statement.params().len(), nparams)?;
+                Ok(Target::Bound {
+                    statement,
+                    cached: true,
+                })
+            }
+            Ok(None) if nparams == 0 => Ok(Target::Parse {
+                sql,
+                name: Some(self.shared.new_statement_name()),
+            }),
+            Ok(None) => {
+                let statement = self.prepare_named(sql, &[]).await?;
+                self.shared.cache_put(sql.to_owned(), statement.clone());
+                check_count(statement.params().len(), nparams)?;
+                Ok(Target::Bound {
+                    statement,
+                    cached: true,
+                })
+            }
+            // Not cached: the unnamed statement when parsed in the same request,
+            // else a statement of the call's own, closed once the call drops it.
+            Err(()) if nparams == 0 => Ok(Target::Parse { sql, name: None }),
+            Err(()) => {
+                let statement = self.prepare_named(sql, &[]).await?;
+                check_count(statement.params().len(), nparams)?;
+                Ok(Target::Bound {
+                    statement,
+                    cached: false,
+                })
+            }
+        }
+    }
+
+    /// Prepares `sql` as a new named statement, learning the types it uses.
+    pub(super) async fn prepare_named(
+        &self,
+        sql: &str,
+        types: &[Type],
+    ) -> Result<Statement, Error> {
+        // On any error the guard closes the name: harmless if the Parse failed.
+        let name = self.shared.new_statement_name();
+        let (params, columns) = self.parse_and_describe(name.name(), sql, types).await?;
+        let column_oids = columns.iter().map(|c| c.type_().oid());
+        self.learn_types(params.iter().copied().chain(column_oids).collect())
+            .await?;
+        let (params, columns) = {
+            let state = self.shared.lock();
+            let params = params.into_iter().map(|oid| state.types.get(oid)).collect();
+            (params, state.types.retype(&columns).unwrap_or(columns))
+        };
+        Ok(Statement::new(
+            name.into_name(),
+            self.shared.id,
+            params,
+            columns,
+            &self.shared.close_queue,
+        ))
+    }
+
+    /// One round trip: Parse, Describe, Sync. Returns the parameter OIDs and the
+    /// columns as the server described them.
+    async fn parse_and_describe(
+        &self,
+        name: &str,
+        sql: &str,
+        types: &[Type],
+    ) -> Result<(Vec<u32>, Arc<[Column]>), Error> {
+        let resp = Response {
+            describe: true,
+            ..Response::default()
+        };
+        let reply = self.shared.submit(resp, |state, op| {
+            let mut wire = state.core.request(&mut state.write_buf);
+            wire.parse(name, sql, types.iter().map(Type::oid))?;
+            wire.describe_statement(name)?;
+            wire.send(op);
+            Ok(())
+        })?;
+        let mut resp = reply.response().await?;
+        if let Some(e) = resp.error.take() {
+            return Err(Error::db(e));
+        }
+        // A statement past the limit could never be bound.
+        if let Some(why) = resp.unbindable {
+            return Err(Error::encode(why));
+        }
+        let params = resp.params.unwrap_or_default();
+        let columns = resp.columns.unwrap_or_else(|| Arc::from([]));
+        Ok((params, columns))
+    }
+
+    /// Asks the catalog about the types of `oids` nothing is known of yet.
+    async fn learn_types(&self, oids: Vec<u32>) -> Result<(), Error> {
+        let (unknown, version) = {
+            let state = self.shared.lock();
+            let unknown = state.types.unknown(oids);
+            let version = state
+                .core
+                .parameter("server_version")
+                .and_then(|v| {
+                    v.split(|c: char| !c.is_ascii_digit())
+                        .next()?
+                        .parse::<u32>()
+                        .ok()
+                })
+                .unwrap_or(0);
+            (unknown, version)
+        };
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let sql = ferropg_core::introspect::types_query(version * 10000);
+        // Boxed: this runs a query, which may prepare a statement, which comes here
+        // (with only built-in types, so no further).
+        let rows = Box::pin(self.query(sql.as_str(), &[&unknown])).await?;
+        self.shared.lock().types.learn(&rows)
+    }
+
+    /// Learns the column types of rows read without a described statement (SQL text
+    /// parsed in the same request) and gives the rows the full types.
+    pub(super) async fn retype_rows(&self, rows: &mut [Row]) -> Result<(), Error> {
+        let Some(first) = rows.first() else {
+            return Ok(());
+        };
+        let columns = first.columns_arc().clone();
+        // Most results have only built-in (or already learned) types: nothing to do.
+        if !columns.iter().any(|c| is_placeholder(c.type_())) {
+            return Ok(());
+        }
+        self.learn_types(columns.iter().map(|c| c.type_().oid()).collect())
+            .await?;
+        let Some(new) = self.shared.lock().types.retype(&columns) else {
+            return Ok(());
+        };
+        for row in rows {
+            row.set_columns(new.clone());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,325 @@
+//! What a [`Client`](super::Client)'s callers and its driver share: the core, the
+//! bytes waiting to be written, the session's caches, and one reply slot per
+//! request in flight.
+//!
+//! A caller encodes its request and queues it in the core's FIFO in one step under
+//! the lock, so requests from many tasks go out whole and in the order they were
+//! queued, and replies come back in that same order. A caller that goes away leaves
+//! its slot behind: the driver reads the reply into it and drops it unheard.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use ferropg_core::conn::{Connection as CoreConnection, Phase};
+use ferropg_core::statement_cache::{self, Lookup, StatementCache};
+use tokio::sync::{oneshot, Notify};
+
+use crate::cancel::CancelToken;
+use crate::connection::NoticeHandler;
+use crate::exchange::Response;
+use crate::introspect::TypeCache;
+use crate::notification::Notification;
+use crate::statement::{CloseQueue, PendingName, Statement};
+use crate::Error;
+
+/// The reply to one request: its response up to its ReadyForQuery (a server error
+/// is in [`Response::error`]), or why the connection ended first.
+pub(crate) type Outcome = Result<Response, Error>;
+
+/// One request in the core's FIFO: what its response is collected into, and where
+/// it goes at the end.
+pub(crate) struct Waiting {
+    pub(crate) resp: Response,
+    /// `None` for a request nobody waits for (a lazy ROLLBACK, the Close of dropped
+    /// statements).
+    reply: Option<oneshot::Sender<Outcome>>,
+}
+
+impl Waiting {
+    /// A request nobody will wait for.
+    pub(crate) fn unheard() -> Waiting {
+        Waiting {
+            resp: Response::default(),
+            reply: None,
+        }
+    }
+
+    /// Whether anyone still waits for this reply: rows of a caller that went away
+    /// are not even built.
+    pub(crate) fn wanted(&self) -> bool {
+        self.reply.as_ref().is_some_and(|tx| !tx.is_closed())
+    }
+
+    /// Hands the response over (or drops it, when nobody waits).
+    pub(crate) fn finish(self, outcome: Outcome) {
+        if let Some(tx) = self.reply {
+            let _ = tx.send(outcome);
+        }
+    }
+
+    /// Splits off the reply slot, to complete outside the lock.
+    pub(crate) fn into_parts(self) -> (Response, Option<oneshot::Sender<Outcome>>) {
+        (self.resp, self.reply)
+    }
+}
+
+/// The caller's end of a request's reply slot.
+pub(crate) struct Reply(oneshot::Receiver<Outcome>);
+
+impl Reply {
+    /// Waits for the whole response. Cancel-safe in the sense that matters: dropping
+    /// it leaves the request to the driver, which reads and discards its reply.
+    pub(crate) async fn response(self) -> Outcome {
+        self.0
+            .await
+            .unwrap_or_else(|_| Err(Error::closed("the connection's driver stopped")))
+    }
+}
+
+/// The state behind the lock.
+pub(crate) struct State {
+    pub(crate) core: CoreConnection<Waiting>,
+    /// Requests encoded and not yet taken by the driver.
+    pub(crate) write_buf: BytesMut,
+    pub(crate) closed_reason: Option<String>,
+    /// The driver, to wake when there is something to write.
+    driver: Option<Waker>,
+    pub(crate) cache: StatementCache<String, Statement>,
+    pub(crate) types: TypeCache,
+    next_statement: u64,
+    pub(crate) notifications: VecDeque<Notification>,
+    pub(crate) notice_handler: Option<NoticeHandler>,
+}
+
+/// Everything a Client and its driver share.
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    /// The id statements carry (the one the connection had before the handover, so
+    /// statements prepared on it stay valid).
+    pub(crate) id: u64,
+    pub(crate) close_queue: CloseQueue,
+    /// The longest SQL text the statement cache takes (0: no limit).
+    pub(crate) max_cacheable: usize,
+    /// The origin of the statement cache's clock.
+    clock: Instant,
+    pub(crate) cancel: CancelToken,
+    pub(crate) backend_pid: i32,
+    /// Wakes the tasks waiting for a notification (or for the end).
+    pub(crate) notified: Notify,
+}
+
+/// The parts of a connection a Client takes over.
+pub(crate) struct Session {
+    pub(crate) core: CoreConnection<Waiting>,
+    pub(crate) write_buf: BytesMut,
+    pub(crate) cache: StatementCache<String, Statement>,
+    pub(crate) types: TypeCache,
+    pub(crate) next_statement: u64,
+    pub(crate) notifications: VecDeque<Notification>,
+    pub(crate) notice_handler: Option<NoticeHandler>,
+    pub(crate) id: u64,
+    pub(crate) close_queue: CloseQueue,
+    pub(crate) max_cacheable: usize,
+    pub(crate) clock: Instant,
+    pub(crate) cancel: CancelToken,
+}
+
+impl Shared {
+    pub(crate) fn new(session: Session) -> Arc<Shared> {
+        let backend_pid = session.core.process_id();
+        Arc::new(Shared {
+            state: Mutex::new(State {
+                core: session.core,
+                write_buf: session.write_buf,
+                closed_reason: None,
+                driver: None,
+                cache: session.cache,
+                types: session.types,
+                next_statement: session.next_statement,
+                notifications: session.notifications,
+                notice_handler: session.notice_handler,
+            }),
+            id: session.id,
+            close_queue: session.close_queue,
+            max_cacheable: session.max_cacheable,
+            clock: session.clock,
+            cancel: session.cancel,
+            backend_pid,
+            notified: Notify::new(),
+        })
+    }
+
+    /// The state. A panic under the lock leaves nothing half-done that matters
+    /// more than going on: the core's requests are written whole or not at all.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues one request: `write` encodes it into the output buffer and queues the
+    /// record it is given in the core's FIFO, in the same call (or writes nothing and
+    /// fails). The clean-up left by dropped statements goes first.
+    pub(crate) fn submit(
+        &self,
+        resp: Response,
+        write: impl FnOnce(&mut State, Waiting) -> Result<(), Error>,
+    ) -> Result<Reply, Error> {
+        let (tx, rx) = oneshot::channel();
+        let mut state = self.lock();
+        state.check_open()?;
+        state.write_cleanup(&self.close_queue)?;
+        let written = write(
+            &mut state,
+            Waiting {
+                resp,
+                reply: Some(tx),
+            },
+        );
+        state.wake_driver();
+        written.map(|()| Reply(rx))
+    }
+
+    /// Queues a simple query nobody waits for (a lazy ROLLBACK). Best effort: on
+    /// a closed connection there is nothing to roll back.
+    pub(crate) fn submit_unheard(&self, sql: &str) {
+        let mut state = self.lock();
+        if state.check_open().is_err() {
+            return;
+        }
+        let state = &mut *state;
+        if state
+            .core
+            .query(sql, Waiting::unheard(), &mut state.write_buf)
+            .is_ok()
+        {
+            state.wake_driver();
+        }
+    }
+
+    /// Ends the session: every request in flight and every later call fails with
+    /// an error that gives `reason`.
+    pub(crate) fn close(&self, reason: String) {
+        let pending = {
+            let mut state = self.lock();
+            state.core.mark_closed();
+            state.closed_reason.get_or_insert(reason);
+            state.write_buf.clear();
+            state.core.take_pending()
+        };
+        let why = self.closed_error_text();
+        for op in pending {
+            op.finish(Err(Error::closed(why.clone())));
+        }
+        self.notified.notify_waiters();
+    }
+
+    /// The text of the error every call gets once the connection is closed.
+    fn closed_error_text(&self) -> String {
+        self.lock().closed_text()
+    }
+
+    /// The statement cache's clock, in seconds (0 when statements never expire).
+    pub(crate) fn now(&self, cache: &StatementCache<String, Statement>) -> f64 {
+        if cache.max_lifetime() > 0.0 {
+            self.clock.elapsed().as_secs_f64()
+        } else {
+            0.0
+        }
+    }
+
+    /// Whether the statement cache takes `sql`.
+    pub(crate) fn cacheable(&self, state: &State, sql: &str) -> bool {
+        statement_cache::takes(sql, state.cache.max_size() > 0, self.max_cacheable)
+    }
+
+    /// The live cached statement for `sql`, if the cache takes `sql` at all
+    /// (`Err(())` when it does not).
+    pub(crate) fn cache_lookup(&self, sql: &str) -> Result<Option<Statement>, ()> {
+        let mut state = self.lock();
+        if !self.cacheable(&state, sql) {
+            return Err(());
+        }
+        let now = self.now(&state.cache);
+        let found = match state.cache.get_borrowed(sql, now) {
+            Lookup::Hit(statement) => Some(statement.clone()),
+            Lookup::Miss => None,
+            // Dropped here: closed with the next request unless a handle holds it.
+            Lookup::Expired(old) => {
+                drop(old);
+                None
+            }
+        };
+        Ok(found)
+    }
+
+    /// Caches `statement` for `sql`; what that evicts is closed lazily.
+    pub(crate) fn cache_put(&self, sql: String, statement: Statement) {
+        let mut state = self.lock();
+        let now = self.now(&state.cache);
+        drop(state.cache.put(sql, statement, now));
+    }
+
+    /// A fresh statement name, closed if its preparation is abandoned.
+    pub(crate) fn new_statement_name(&self) -> PendingName {
+        let n = {
+            let mut state = self.lock();
+            state.next_statement += 1;
+            state.next_statement
+        };
+        PendingName::new(format!("ferropg_s{n}"), &self.close_queue)
+    }
+
+    /// Registers the driver's waker.
+    pub(crate) fn set_driver(&self, state: &mut State, waker: &Waker) {
+        match &state.driver {
+            Some(w) if w.will_wake(waker) => {}
+            _ => state.driver = Some(waker.clone()),
+        }
+    }
+}
+
+impl State {
+    /// Fails if the connection is closed.
+    pub(crate) fn check_open(&self) -> Result<(), Error> {
+        if self.core.phase() == Phase::Closed {
+            return Err(Error::closed(self.closed_text()));
+        }
+        Ok(())
+    }
+
+    fn closed_text(&self) -> String {
+        match &self.closed_reason {
+            Some(why) => format!("the connection is closed: {why}"),
+            None => "the connection is closed".to_owned(),
+        }
+    }
+
+    /// Wakes the driver if there is something for it to write.
+    pub(crate) fn wake_driver(&self) {
+        if !self.write_buf.is_empty() {
+            if let Some(waker) = &self.driver {
+                waker.wake_by_ref();
+            }
+        }
+    }
+
+    /// Queues the Close of every statement dropped since the last request, as one
+    /// request nobody waits for.
+    fn write_cleanup(&mut self, close_queue: &CloseQueue) -> Result<(), Error> {
+        let names = {
+            let mut queue = close_queue.lock().unwrap_or_else(PoisonError::into_inner);
+            if queue.is_empty() {
+                return Ok(());
+            }
+            std::mem::take(&mut *queue)
+        };
+        let mut req = self.core.request(&mut self.write_buf);
+        for name in &names {
+            req.close_statement(name)?;
+        }
+        req.send(Waiting::unheard());
+        Ok(())
+    }
+}
