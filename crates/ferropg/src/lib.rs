@@ -1,9 +1,21 @@
 //! `ferropg`: a PostgreSQL client for tokio, on ferropg's sans-IO core.
 //!
-//! A [`Connection`] is one session, owned by one task: its `&mut self` methods
-//! write the request and read the response inline, with no background task and no
-//! channel in between. Values travel in binary format through `postgres-types`'
-//! [`ToSql`] and [`FromSql`], with parameter types taken from the server.
+//! Two ways to hold a session:
+//!
+//! - A [`Connection`] is owned by one task: its `&mut self` methods write the
+//!   request and read the response inline, with no background task and no channel
+//!   in between. It has everything: COPY, row streams, portals, per-call timeouts.
+//! - A [`Client`] is shared by many tasks through `&self` (in an `Arc`), with a
+//!   [`ClientDriver`] future doing its I/O ([`connect_client`], or
+//!   [`Client::connect`], which spawns the driver). Concurrent requests are
+//!   **pipelined**: written back to back without waiting for earlier replies, their
+//!   replies matched to callers in order, the statement cache shared by all.
+//!   A dropped call's future disturbs no other task.
+//!
+//! [`GenericClient`] takes either, and their transactions.
+//!
+//! Values travel in binary format through `postgres-types'` [`ToSql`] and
+//! [`FromSql`], with parameter types taken from the server.
 //!
 //! ```no_run
 //! use ferropg::{Config, Error};
@@ -54,7 +66,28 @@
 //! - TLS over TCP with libpq's `sslmode` rules and certificate files (see
 //!   [`Config`]), on rustls.
 //!
-//! Not implemented yet: pipelining several requests, a shared `Client`, pools.
+//! - [`Client`]: concurrent calls from many tasks pipelined on one session
+//!   ([`ClientTransaction`] for exclusive use); [`Connection::into_client`] turns
+//!   an open connection into one.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//!
+//! # async fn shared() -> Result<(), ferropg::Error> {
+//! let config: ferropg::Config = "postgresql://postgres@localhost/postgres".parse()?;
+//! let (client, driver) = ferropg::connect_client(&config).await?;
+//! tokio::spawn(driver);
+//! let client = Arc::new(client);
+//! let (a, b) = tokio::join!(
+//!     client.query_one("select $1::int4 + 1", &[&1i32]),
+//!     client.query_one("select $1::int4 + 1", &[&2i32]),
+//! );
+//! assert_eq!((a?.get::<_, i32>(0), b?.get::<_, i32>(0)), (2, 3));
+//! # Ok(()) }
+//! ```
+//!
+//! Not implemented yet: COPY, row streams and timeouts on a [`Client`]; an
+//! explicit pipeline/batch API; pools.
 //!
 //! # Type features
 //!
@@ -150,6 +183,7 @@ mod copy;
 mod environment;
 mod error;
 mod exchange;
+mod generic;
 mod introspect;
 mod notification;
 mod row;
@@ -173,6 +207,7 @@ pub use ferropg_core::message::TransactionStatus;
 pub use ferropg_core::quote;
 pub use ferropg_core::sqlstate::{self, SqlState};
 pub use ferropg_core::{DbError, ErrorPosition};
+pub use generic::GenericClient;
 pub use notification::Notification;
 pub use postgres_types::{FromSql, ToSql, Type};
 pub use row::{Row, RowIndex};

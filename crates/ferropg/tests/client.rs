@@ -8,7 +8,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferropg::{Client, Config, ErrorKind, SqlState};
+use ferropg::{Client, Config, ErrorKind, GenericClient, SqlState};
 use support::faultproxy::{FaultProxy, Mode};
 
 async fn client() -> Client {
@@ -399,4 +399,33 @@ fn the_client_is_shared_between_threads() {
         client.query("select 1", &[]).await
     };
     sendable(&run);
+}
+
+/// One function, four kinds of session.
+async fn add_one(db: &mut impl GenericClient, n: i32) -> i32 {
+    let statement = db.prepare("select $1::int4 + 1").await.unwrap();
+    let by_statement: i32 = db.query_one(&statement, &[&n]).await.unwrap().get(0);
+    let by_text: i32 = db
+        .query_opt("select $1::int4 + 1", &[&n])
+        .await
+        .unwrap()
+        .unwrap()
+        .get(0);
+    assert_eq!(by_statement, by_text);
+    by_text
+}
+
+#[tokio::test]
+async fn generic_code_runs_on_connections_clients_and_their_transactions() {
+    let mut conn = ferropg::connect(&support::shared_config()).await.unwrap();
+    assert_eq!(add_one(&mut conn, 1).await, 2);
+    let mut tx = conn.transaction().await.unwrap();
+    assert_eq!(add_one(&mut tx, 2).await, 3);
+    tx.commit().await.unwrap();
+
+    let mut client = client().await;
+    assert_eq!(add_one(&mut client, 3).await, 4);
+    let mut tx = client.transaction().await.unwrap();
+    assert_eq!(add_one(&mut tx, 4).await, 5);
+    tx.commit().await.unwrap();
 }
