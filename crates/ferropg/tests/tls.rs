@@ -280,3 +280,34 @@ async fn server_without_tls() {
         ErrorKind::Config
     );
 }
+
+/// The shared client's driver writes through the TLS layer by hand (write, then
+/// flush what TLS holds back): many concurrent requests, large ones among them,
+/// all answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_client_pipelines_over_tls() {
+    let c = config("127.0.0.1", "postgres", "sslmode=require");
+    let client = std::sync::Arc::new(ferropg::Client::connect(&c).await.unwrap());
+    assert!(client
+        .query_one(IS_TLS, &[])
+        .await
+        .unwrap()
+        .get::<_, bool>(0));
+    let tasks: Vec<_> = (0..50i32)
+        .map(|i| {
+            let client = std::sync::Arc::clone(&client);
+            tokio::spawn(async move {
+                // Some parameters span several TLS records.
+                let text = "y".repeat((i as usize) * 1000);
+                let row = client
+                    .query_one("select $1::int4, length($2::text)", &[&i, &text])
+                    .await
+                    .unwrap();
+                (row.get::<_, i32>(0), row.get::<_, i32>(1))
+            })
+        })
+        .collect();
+    for (i, task) in (0..50i32).zip(tasks) {
+        assert_eq!(task.await.unwrap(), (i, i * 1000));
+    }
+}
