@@ -375,6 +375,8 @@ impl<T> Connection<T> {
             process_id: self.process_id,
             secret_key: self.secret_key,
             partial: self.partial,
+            footprint: self.footprint,
+            deferred: self.deferred.map(|(bytes, op)| (bytes, f(op))),
         }
     }
 
