@@ -20,7 +20,8 @@ Pools (the ``pool`` workload: acquire, the tiny query, release, with
 - ferropg, asyncpg: ``create_pool(dsn, min_size=N, max_size=N)``, ``pool.acquire()``; the
   pool resets the session on release (``Connection.reset()``: asyncpg's reset query).
   ferropg's ``rollback`` variant passes a no-op ``reset=`` callback, which leaves only the
-  part a callback cannot skip (roll back an open transaction, drop listeners).
+  part a callback cannot skip (roll back an open transaction, drop listeners); its
+  ``no-advisory-unlock`` variant passes ``reset_advisory_locks=False``.
 - psycopg: ``psycopg_pool.AsyncConnectionPool(min_size=N, max_size=N)``, connections in
   autocommit with a reused binary cursor made by ``configure``, ``pool.connection()``; on
   return it only rolls back a transaction left open (no ``reset`` callback, no ``check``).
@@ -102,6 +103,10 @@ class AsyncpgAPI:
                 pass
 
             kwargs["reset"] = no_reset
+        elif reset == "no-advisory-unlock":
+            if self.name != "ferropg":
+                raise Unsupported("the no-advisory-unlock reset variant is for ferropg only")
+            kwargs["reset_advisory_locks"] = False
         elif reset != "default":
             raise ValueError(f"unknown pool reset {reset!r}")
         return await self.mod.create_pool(dsn, min_size=size, max_size=size, **kwargs)

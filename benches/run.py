@@ -572,11 +572,12 @@ def main() -> int:
     )
     p.add_argument(
         "--pool-reset",
-        choices=("default", "rollback"),
+        choices=("default", "rollback", "no-advisory-unlock"),
         default="default",
-        help="ferropg's pool in the pool workload: its default reset on release, or "
+        help="ferropg's pool in the pool workload: its default reset on release, "
         "`rollback` (a no-op reset= callback: only an open transaction is rolled back and "
-        "listeners dropped, as psycopg_pool does)",
+        "listeners dropped, as psycopg_pool does) or `no-advisory-unlock` "
+        "(reset_advisory_locks=False)",
     )
     p.add_argument("--no-pgbench", action="store_true")
     p.add_argument("--pgbench-seconds", type=int, help="default 5, 1 with --quick")
