@@ -165,6 +165,33 @@ async def test_hba_decides_the_fallback(tls_cluster):
     assert await _tls_of(con) is True
 
 
+async def test_channel_binding(tls_cluster, monkeypatch):
+    def dsn(user, sslmode, binding):
+        return (
+            f"postgresql://{user}:pw@127.0.0.1:{tls_cluster.port}/postgres"
+            f"?sslmode={sslmode}&channel_binding={binding}"
+        )
+
+    # The server offers SCRAM-SHA-256-PLUS over TLS. With require, a connection that
+    # succeeds was bound: the server checked the client's hash of its certificate.
+    for binding in ("require", "prefer", "disable"):
+        con = await ferropg.connect(dsn("u_pw", "require", binding))
+        assert await _tls_of(con) is True
+        await con.close()
+    # Every way of logging in without binding is refused when it is required: no TLS,
+    # or a server that asks for no password at all (trust over TLS).
+    for user, sslmode in (("u_pw", "disable"), ("u_ssl", "require")):
+        with pytest.raises(exceptions.InterfaceError, match="channel binding is required"):
+            await ferropg.connect(dsn(user, sslmode, "require"))
+    # The environment's PGCHANNELBINDING counts as libpq's does.
+    monkeypatch.setenv("PGCHANNELBINDING", "require")
+    with pytest.raises(exceptions.InterfaceError, match="channel binding is required"):
+        await ferropg.connect(**_kw(tls_cluster, ssl="disable", user="u_pw", password="pw"))
+    monkeypatch.delenv("PGCHANNELBINDING")
+    with pytest.raises(exceptions.ClientConfigurationError, match="channel_binding"):
+        await ferropg.connect(dsn("u_pw", "require", "always"))
+
+
 async def test_client_certificates(tls_cluster, certs, tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     key = tmp_path / "client.key"

@@ -88,6 +88,7 @@ fuzz_target!(|data: &[u8]| {
         database: Some("db".into()),
         password: password.then(|| "secret".into()),
         options: vec![("application_name".into(), "fuzz".into())],
+        ..Default::default()
     });
     let mut out = BytesMut::new();
     conn.start(&mut out).expect("StartupMessage");

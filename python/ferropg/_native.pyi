@@ -127,6 +127,7 @@ class CoreProtocol:
         statement_cache_size: int = 100,
         max_cached_statement_lifetime: float = 300.0,
         *_args: Any,
+        channel_binding: str = "prefer",
         **_kwargs: Any,
     ) -> CoreProtocol: ...
     @property

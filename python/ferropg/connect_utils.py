@@ -81,6 +81,9 @@ class ConnectParams:
     #: implemented).
     krbsrvname: str | None = None
     gsslib: str = "gssapi"
+    #: libpq's ``channel_binding``: ``disable``, ``prefer`` or ``require`` (SCRAM bound
+    #: to the TLS connection: SCRAM-SHA-256-PLUS).
+    channel_binding: str = "prefer"
 
 
 def _as_list(value: Any) -> list | None:
@@ -117,6 +120,7 @@ _ENV_VARS = (
     "PGSSLNEGOTIATION",
     "PGSSLMINPROTOCOLVERSION",
     "PGSSLMAXPROTOCOLVERSION",
+    "PGCHANNELBINDING",
 )
 
 
@@ -186,6 +190,11 @@ def resolve_params(
         raise exceptions.ClientConfigurationError(
             f"gsslib parameter must be either 'gssapi' or 'sspi', got {gsslib!r}"
         )
+    channel_binding = options.get("channel_binding") or "prefer"
+    if channel_binding not in ("disable", "prefer", "require"):
+        raise exceptions.ClientConfigurationError(
+            f"channel_binding must be one of disable, prefer or require, got {channel_binding!r}"
+        )
     encoding = settings.pop("client_encoding", "UTF8")
     if encoding.replace("-", "").replace("_", "").upper() not in ("UTF8", "UNICODE"):
         # Every text codec reads UTF-8; another encoding would garble what comes back.
@@ -205,6 +214,7 @@ def resolve_params(
         tls=tls,
         krbsrvname=options.get("krbsrvname"),
         gsslib=gsslib,
+        channel_binding=channel_binding,
     )
 
 
@@ -307,6 +317,7 @@ async def _attempt(
             record_class,
             cache_size,
             lifetime,
+            channel_binding=params.channel_binding,
         )
 
     try:

@@ -3,6 +3,7 @@
 //! core wrote and the events it reported.
 
 use bytes::BytesMut;
+use ferropg_core::auth::ChannelBindingMode;
 use ferropg_core::conn::{Connection, CopyIn, Events, Flow, Outcome, Phase, StartupParams};
 use ferropg_core::message::frontend::EncodeError;
 use ferropg_core::message::{DataRow, ParameterDescription, RowDescription, TransactionStatus};
@@ -342,6 +343,102 @@ fn password_requests_are_answered() {
         1 + 4 + 35 + 1,
         "md5 plus 32 hex digits and a NUL"
     );
+}
+
+#[test]
+fn required_channel_binding_refuses_every_unbound_method() {
+    let sasl_plain = frame(
+        b'R',
+        &[&10i32.to_be_bytes()[..], b"SCRAM-SHA-256\0\0"].concat(),
+    );
+    for (request, certificate) in [
+        (auth_ok(), None),
+        (frame(b'R', &3i32.to_be_bytes()), None),
+        (
+            frame(b'R', &[5i32.to_be_bytes(), [1, 2, 3, 4]].concat()),
+            None,
+        ),
+        (sasl_plain.clone(), None),
+        // Over TLS, but the server offers no SCRAM-SHA-256-PLUS.
+        (sasl_plain, Some(test_certificate())),
+    ] {
+        let mut conn: Connection<&str> = Connection::new(StartupParams {
+            user: "u".into(),
+            password: Some("pw".into()),
+            channel_binding: ChannelBindingMode::Require,
+            ..Default::default()
+        });
+        if let Some(cert) = &certificate {
+            conn.set_server_certificate(cert);
+        }
+        let mut out = BytesMut::new();
+        let err = conn
+            .handle_input(&request, &mut out, &mut Log::default())
+            .unwrap_err();
+        assert!(matches!(err, Error::Auth(_)), "{err:?}");
+        assert!(
+            err.to_string().contains("channel binding is required"),
+            "{err}"
+        );
+        assert!(out.is_empty(), "nothing answered: {out:?}");
+        assert_eq!(conn.phase(), Phase::Closed);
+    }
+}
+
+#[test]
+fn scram_binds_to_the_certificate_when_offered() {
+    let offer = frame(
+        b'R',
+        &[
+            &10i32.to_be_bytes()[..],
+            b"SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0\0",
+        ]
+        .concat(),
+    );
+    for (mode, certificate, header) in [
+        (
+            ChannelBindingMode::Prefer,
+            true,
+            &b"p=tls-server-end-point,,"[..],
+        ),
+        (
+            ChannelBindingMode::Require,
+            true,
+            b"p=tls-server-end-point,,",
+        ),
+        (ChannelBindingMode::Disable, true, b"n,,"),
+        (ChannelBindingMode::Prefer, false, b"n,,"),
+    ] {
+        let mut conn: Connection<&str> = Connection::new(StartupParams {
+            user: "u".into(),
+            password: Some("pw".into()),
+            channel_binding: mode,
+            ..Default::default()
+        });
+        if certificate {
+            conn.set_server_certificate(&test_certificate());
+        }
+        let mut out = BytesMut::new();
+        conn.handle_input(&offer, &mut out, &mut Log::default())
+            .unwrap();
+        assert_eq!(tags(&out), "p");
+        // 'p', length, mechanism NUL, i32 length, then the client-first message.
+        let body = &out[5..];
+        let nul = body.iter().position(|&b| b == 0).unwrap();
+        let mechanism = std::str::from_utf8(&body[..nul]).unwrap();
+        assert_eq!(mechanism.ends_with("-PLUS"), header.starts_with(b"p="));
+        assert!(body[nul + 5..].starts_with(header), "{mode:?}");
+    }
+}
+
+/// A certificate-shaped DER value signed with sha256WithRSAEncryption.
+fn test_certificate() -> Vec<u8> {
+    let oid = [42u8, 134, 72, 134, 247, 13, 1, 1, 11];
+    let tbs = [0x30, 3, 2, 1, 0];
+    let mut algorithm = vec![0x30, oid.len() as u8 + 2, 0x06, oid.len() as u8];
+    algorithm.extend_from_slice(&oid);
+    let body = [&tbs[..], &algorithm, &[0x03, 2, 0, 0xff]].concat();
+    [&[0x30, body.len() as u8][..], &body].concat()
 }
 
 #[test]

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use ferropg_core::auth::ChannelBindingMode;
 use ferropg_core::config::{self as core, Environment};
 use ferropg_core::conn::StartupParams;
 
@@ -17,6 +18,7 @@ pub use ferropg_core::config::Host;
 /// others. (`host`, `port`, `user`, `password`, `dbname`, `connect_timeout`,
 /// `sslmode`, `application_name` and `options` are read as well.)
 pub const SUPPORTED_OPTIONS: &[&str] = &[
+    "channel_binding",
     "fallback_application_name",
     "keepalives",
     "keepalives_count",
@@ -49,11 +51,20 @@ fn check_supported(config: &core::Config) -> Result<(), Error> {
         }
     }
     let invalid = |e: core::ConfigError| Error::config(e.0);
+    channel_binding(config)?;
     config.target_session_attrs().map_err(invalid)?;
     config.load_balance_hosts().map_err(invalid)?;
     config.keepalives().map_err(invalid)?;
     config.sslnegotiation().map_err(invalid)?;
     Ok(())
+}
+
+/// `channel_binding` (default `prefer`).
+fn channel_binding(config: &core::Config) -> Result<ChannelBindingMode, Error> {
+    config
+        .client_option("channel_binding")
+        .map_or(Ok(ChannelBindingMode::Prefer), ChannelBindingMode::parse)
+        .map_err(Error::config)
 }
 
 /// Randomness for `load_balance_hosts=random`: the standard library's randomly
@@ -476,6 +487,7 @@ impl Config {
             database: c.database.clone(),
             password: c.password.clone(),
             options,
+            channel_binding: channel_binding(c)?,
         })
     }
 }
@@ -618,7 +630,6 @@ mod tests {
     #[test]
     fn client_keywords_this_face_lacks_are_refused_not_sent() {
         for dsn in [
-            "host=h channel_binding=require",
             "postgresql://h/db?gssencmode=disable",
             "host=h require_auth=password",
         ] {

@@ -151,10 +151,14 @@ impl Connection {
         settings: ClientSettings,
         connect_timeout: Option<Duration>,
     ) -> Connection {
+        let mut core = CoreConnection::new(params);
+        if let Some(certificate) = socket.server_certificate() {
+            core.set_server_certificate(certificate);
+        }
         Connection {
             socket: Some(socket),
             endpoint,
-            core: CoreConnection::new(params),
+            core,
             read_buf: BytesMut::with_capacity(16 * 1024),
             unread: Bytes::new(),
             write_buf: BytesMut::with_capacity(4 * 1024),

@@ -64,7 +64,8 @@
 //!   from the catalog the first time a statement uses them (see [`types`]).
 //!
 //! - TLS over TCP with libpq's `sslmode` rules and certificate files (see
-//!   [`Config`]), on rustls.
+//!   [`Config`]), on rustls; SCRAM-SHA-256-PLUS binds the password exchange to the
+//!   TLS connection (`channel_binding=disable|prefer|require`, as in libpq).
 //!
 //! - [`Client`]: concurrent calls from many tasks pipelined on one session
 //!   ([`ClientTransaction`] for exclusive use); [`Connection::into_client`] turns

@@ -35,6 +35,19 @@ pub(crate) enum Endpoint {
 }
 
 impl Socket {
+    /// The server's certificate (DER), over TLS: what SCRAM channel binding binds to.
+    pub(crate) fn server_certificate(&self) -> Option<&[u8]> {
+        match self {
+            Socket::Tls(s) => s
+                .get_ref()
+                .1
+                .peer_certificates()?
+                .first()
+                .map(|c| c.as_ref()),
+            Socket::Tcp(_) | Socket::Unix(_) => None,
+        }
+    }
+
     /// Reads what is available into `buf` (0 at end of stream). Cancel-safe.
     pub(crate) async fn read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
         match self {

@@ -93,6 +93,8 @@ fn setup() -> &'static Setup {
         .expect("configure TLS");
         pg.sql("create role u_ssl login; create role u_plain login; create role u_cert login")
             .unwrap();
+        pg.sql("set password_encryption = 'scram-sha-256'; create role u_pw login password 'pw'")
+            .unwrap();
         pg.reset_hba().unwrap();
         pg.add_hba_entry("local", "all", "all", None, "trust")
             .unwrap();
@@ -101,6 +103,7 @@ fn setup() -> &'static Setup {
                 ("hostssl", "u_ssl", "trust"),
                 ("hostnossl", "u_plain", "trust"),
                 ("hostssl", "u_cert", "cert"),
+                ("host", "u_pw", "scram-sha-256"),
             ] {
                 pg.add_hba_entry(kind, "all", user, Some(address), method)
                     .unwrap();
@@ -206,6 +209,30 @@ async fn hba_decides_the_fallback() {
             Some(&ferropg::sqlstate::INVALID_AUTHORIZATION_SPECIFICATION)
         );
     }
+}
+
+#[tokio::test]
+async fn channel_binding() {
+    // The server offers SCRAM-SHA-256-PLUS over TLS. With require, a connection that
+    // succeeds was bound: the server checked the client's hash of its certificate.
+    for binding in ["require", "prefer", "disable"] {
+        let extra = format!("password=pw sslmode=require channel_binding={binding}");
+        assert!(is_tls(&config("127.0.0.1", "u_pw", &extra)).await.unwrap());
+    }
+    // Every way of logging in without binding is refused when it is required: no
+    // TLS, or a server that asks for no password at all (trust over TLS).
+    for (user, mode) in [("u_pw", "disable"), ("u_ssl", "require")] {
+        let extra = format!("password=pw sslmode={mode} channel_binding=require");
+        let err = is_tls(&config("127.0.0.1", user, &extra))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("channel binding is required"),
+            "{user}: {err}"
+        );
+    }
+    let err = Config::parse("host=h channel_binding=always").unwrap_err();
+    assert!(err.to_string().contains("channel_binding"), "{err}");
 }
 
 #[tokio::test]

@@ -131,6 +131,14 @@ impl<T> Connection<T> {
         }
     }
 
+    /// The connection runs over TLS with this server certificate (DER): SCRAM may
+    /// bind to it (`channel_binding`). Call before the server asks for a password.
+    pub fn set_server_certificate(&mut self, certificate: &[u8]) {
+        if let Some(s) = &mut self.startup {
+            s.set_server_certificate(certificate);
+        }
+    }
+
     /// The current phase.
     pub fn phase(&self) -> Phase {
         self.phase

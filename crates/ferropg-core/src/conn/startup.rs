@@ -2,7 +2,7 @@
 
 use bytes::BytesMut;
 
-use crate::auth::{self, Scram};
+use crate::auth::{self, ChannelBindingMode, Scram};
 use crate::error::Error;
 use crate::message::backend::Message;
 use crate::message::{frontend, Authentication};
@@ -18,6 +18,8 @@ pub struct StartupParams {
     pub password: Option<String>,
     /// Further run-time parameters (`application_name`, `client_encoding`, ...).
     pub options: Vec<(String, String)>,
+    /// libpq's `channel_binding`.
+    pub channel_binding: ChannelBindingMode,
 }
 
 pub(super) enum StartupStep {
@@ -33,6 +35,10 @@ enum AuthState {
 pub(super) struct Startup {
     params: StartupParams,
     state: AuthState,
+    /// The TLS server certificate's binding data, when the connection uses TLS.
+    end_point: Option<Vec<u8>>,
+    /// A SCRAM-SHA-256-PLUS exchange completed.
+    bound: bool,
 }
 
 impl Startup {
@@ -40,7 +46,25 @@ impl Startup {
         Startup {
             params,
             state: AuthState::Waiting,
+            end_point: None,
+            bound: false,
         }
+    }
+
+    /// The connection runs over TLS with this server certificate (DER).
+    pub(super) fn set_server_certificate(&mut self, certificate: &[u8]) {
+        self.end_point = auth::tls_server_end_point(certificate);
+    }
+
+    /// Refuses a method other than bound SCRAM when `channel_binding=require`.
+    fn check_binding(&self, method: &str) -> Result<(), Error> {
+        if self.params.channel_binding == ChannelBindingMode::Require && !self.bound {
+            return Err(Error::Auth(format!(
+                "channel binding is required, but the server authenticated the client \
+                 with {method}, without channel binding"
+            )));
+        }
+        Ok(())
     }
 
     pub(super) fn authenticated(&self) -> bool {
@@ -88,19 +112,27 @@ impl Startup {
                         "SCRAM authentication ended before the server proved itself".into(),
                     ));
                 }
+                self.check_binding("no password (trust, or a certificate)")?;
                 self.state = AuthState::Authenticated;
             }
             Authentication::CleartextPassword => {
+                self.check_binding("a cleartext password")?;
                 let pw = self.password().to_vec();
                 frontend::password(&pw, out)?;
             }
             Authentication::Md5Password { salt } => {
+                self.check_binding("MD5")?;
                 let hash = auth::md5_password(&self.params.user, self.password(), salt);
                 frontend::password(hash.as_bytes(), out)?;
             }
             Authentication::Sasl(mechanisms) => {
-                let scram =
-                    Scram::start(mechanisms.iter(), self.password(), None).map_err(Error::Auth)?;
+                let scram = Scram::start(
+                    mechanisms.iter(),
+                    self.password(),
+                    self.params.channel_binding,
+                    self.end_point.as_deref(),
+                )
+                .map_err(Error::Auth)?;
                 frontend::sasl_initial(scram.mechanism(), scram.message(), out)?;
                 self.state = AuthState::Scram(Box::new(scram));
             }
@@ -116,6 +148,7 @@ impl Startup {
                     return Err(Error::Unexpected("SASL final without SASL".into()));
                 };
                 scram.finish(data).map_err(Error::Auth)?;
+                self.bound = scram.is_bound();
                 self.state = AuthState::Waiting;
             }
             Authentication::KerberosV5

@@ -20,6 +20,7 @@ mod waiter;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::BytesMut;
+use ferropg_core::auth::ChannelBindingMode;
 use ferropg_core::conn::{Connection, Phase, StartupParams};
 use ferropg_core::message::{frontend, TransactionStatus};
 use ferropg_core::reset::{self, ResetPolicy, SessionFootprint};
@@ -396,7 +397,7 @@ impl CoreProtocol {
     /// `CoreProtocol(loop, user, database=None, password=None, options=(), record_class=None)`.
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (r#loop, user, database=None, password=None, options=None, record_class=None, statement_cache_size=100, max_cached_statement_lifetime=300.0, *_args, **_kwargs))]
+    #[pyo3(signature = (r#loop, user, database=None, password=None, options=None, record_class=None, statement_cache_size=100, max_cached_statement_lifetime=300.0, *_args, channel_binding="prefer", **_kwargs))]
     fn py_new(
         py: Python<'_>,
         r#loop: Py<PyAny>,
@@ -408,8 +409,11 @@ impl CoreProtocol {
         statement_cache_size: usize,
         max_cached_statement_lifetime: f64,
         _args: &Bound<'_, PyTuple>,
+        channel_binding: &str,
         _kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
+        let channel_binding = ChannelBindingMode::parse(channel_binding)
+            .map_err(|e| errors::client_error(py, ClientError::Interface, e))?;
         let ready_waiter = r#loop
             .bind(py)
             .call_method0(intern!(py, "create_future"))?
@@ -423,6 +427,7 @@ impl CoreProtocol {
             database,
             password,
             options: options.unwrap_or_default(),
+            channel_binding,
         };
         let create_future = r#loop
             .bind(py)
@@ -462,6 +467,16 @@ impl CoreProtocol {
     /// asyncio: the transport is connected; send the StartupMessage.
     fn connection_made(slf: &Bound<'_, Self>, transport: Py<PyAny>) -> PyResult<()> {
         with_output(slf, |this, py| {
+            let tls = transport
+                .bind(py)
+                .call_method1(intern!(py, "get_extra_info"), ("ssl_object",))?;
+            if !tls.is_none() {
+                // SCRAM may bind to the server's certificate (channel_binding).
+                let certificate = tls.call_method1(intern!(py, "getpeercert"), (true,))?;
+                if let Ok(der) = certificate.cast::<PyBytes>() {
+                    this.conn.set_server_certificate(der.as_bytes());
+                }
+            }
             this.write = Some(transport.bind(py).getattr(intern!(py, "write"))?.unbind());
             this.transport = Some(transport);
             let mut out = std::mem::take(&mut this.out);
