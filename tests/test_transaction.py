@@ -110,7 +110,7 @@ async def test_nested_savepoints(dsn):
 
         assert inner1._nested and inner2._nested and not outer._nested
         assert outer._id is None
-        assert re.fullmatch(r"__ferropg_savepoint_[0-9a-f]+__", inner1._id)
+        assert re.fullmatch(r"__ferropg_savepoint_[0-9a-f_]+__", inner1._id)
         assert inner1._id != inner2._id
         assert inner1._state is TransactionState.COMMITTED
         assert inner2._state is TransactionState.ROLLEDBACK

@@ -170,6 +170,12 @@ class CallbacksMixin:
         """
         if self.is_closed():
             raise exceptions.InterfaceError("connection is closed")
+        if self._protocol.pooler_mode:
+            raise exceptions.InterfaceError(
+                "cannot LISTEN through a transaction-mode pooler (such as pgbouncer): "
+                "notifications reach whichever client the pooler links to the server "
+                "session at that moment. Connect to the server directly to listen."
+            )
         is_async = _is_async(callback)
         if channel not in self._listeners:
             await self.execute(f"LISTEN {utils._quote_ident(channel)}")

@@ -460,8 +460,22 @@ async def _cancel(
         raise e.__cause__ from None
     try:
         await closed
-    finally:
-        transport.close()
+    except BaseException:
+        # Our caller left (the connection closed meanwhile): the request is out, and
+        # the server, or a pooler in front of it, hangs up once it has read it. Hanging
+        # up first can cut the request short, and pgbouncer before 1.21 exits on a
+        # cancel whose client is gone. So the socket closes on its own, within a bound.
+        if closed.done():
+            transport.close()
+        else:
+            linger = loop.call_later(_CANCEL_LINGER, transport.close)
+            closed.add_done_callback(lambda _: linger.cancel())
+        raise
+    transport.close()
+
+
+#: Seconds a cancel request's socket stays open after its caller left.
+_CANCEL_LINGER = 10.0
 
 
 class _CancelSender(asyncio.Protocol):

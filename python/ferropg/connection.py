@@ -110,6 +110,14 @@ class ServerCapabilities:
     jit: bool = True
 
 
+#: What a failed statement run may recover from (see ``Connection._recover``).
+_RECOVERABLE = (
+    exceptions.InvalidCachedStatementError,
+    exceptions.InvalidSQLStatementNameError,
+    exceptions.DuplicatePreparedStatementError,
+)
+
+
 def _command_timeout_seconds(value: Any) -> float | None:
     """``connect(command_timeout=)`` as a float: None, or a number above zero (a bool is
     not taken for one)."""
@@ -188,6 +196,8 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, ConnectionHooks, metacl
         #: ``create_pool(reset_advisory_locks=False)`` opts out of unlocking.
         self._pooled = False
         self._reset_advisory_locks = True
+        #: This connection already knows its protocol went to pooler mode.
+        self._behind_pooler = False
         # Set by a pool that owns the connection.
         self._proxy = None
         self._pool_holder = None
@@ -196,6 +206,25 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, ConnectionHooks, metacl
         # warning shows it. connect() sets it.
         self._source_traceback: traceback.StackSummary | None = None
         self._init_callbacks()
+        self._probe_for_pooler()
+
+    def _probe_for_pooler(self) -> None:
+        """Asks the server, ahead of the first request and in the same write, whether
+        it runs in the process the startup's backend key names. A pooler in between
+        (pgbouncer) answers startup with a key of its own: the connection then binds
+        statements unnamed inside transaction blocks, where a statement missing from
+        the server session the pooler chose would abort the transaction."""
+        protocol = self._protocol
+        probe = f"SELECT 1 WHERE pg_backend_pid() = {int(protocol.get_server_pid())}"
+
+        def answered(fut: asyncio.Future) -> None:
+            if not fut.cancelled() and fut.exception() is None and fut.result() == "SELECT 0":
+                protocol.suspect_pooler()
+
+        try:
+            protocol.defer_script(probe).add_done_callback(answered)
+        except exceptions.InterfaceError:
+            pass  # closed already
 
     # ------------------------------------------------------------------ state
 
@@ -230,6 +259,14 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, ConnectionHooks, metacl
         """Which parts of a reset may run: what the server supports, less the opt-outs
         of the pool that owns the connection."""
         caps = self._server_caps
+        if self._protocol.pooler_mode:
+            # Outside a transaction the next statement may reach any server session
+            # of the pooler: unlocking, unlistening or resetting there would undo
+            # another client's session. Only an open transaction is ours to end.
+            return dict.fromkeys(
+                ("advisory_locks", "close_cursors", "unlisten", "reset_settings", "temp_tables"),
+                False,
+            )
         return {
             "advisory_locks": caps.advisory_locks and self._reset_advisory_locks,
             "close_cursors": caps.sql_close_all,
@@ -243,7 +280,9 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, ConnectionHooks, metacl
     def _get_unique_id(self, prefix: str) -> str:
         global _uid
         _uid += 1
-        return f"__ferropg_{prefix}_{_uid:x}__"
+        # Unique among every client of the server: behind a pooler, clients share
+        # server sessions and the statements prepared in them.
+        return _native.unique_name(prefix, _uid)
 
     def _check_open(self) -> None:
         if self._protocol.is_closed():
@@ -431,7 +470,11 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, ConnectionHooks, metacl
             use_cache = _native.cacheable(
                 query, self._stmt_cache_enabled, self._config.max_cacheable_statement_size
             )
-        if isinstance(named, str):
+        if self._protocol.pooler_mode:
+            # Behind a pooler a name would live in one server session among many:
+            # the statement is described unnamed and parsed again wherever it runs.
+            name = ""
+        elif isinstance(named, str):
             name = named
         else:
             # A statement kept for later needs a name of its own; "" is the unnamed one.
@@ -480,11 +523,8 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, ConnectionHooks, metacl
                 if timeout is None:
                     return await coro
                 return await self._wait(self._loop.create_task(coro), timeout)
-            except exceptions.InvalidCachedStatementError:
-                # The schema changed under a cached plan: every cached plan may be stale.
-                # Outside a transaction it is safe to prepare again, once.
-                self._drop_global_statement_cache()
-                if attempt or self.is_in_transaction():
+            except _RECOVERABLE as exc:
+                if attempt or not self._recover(exc):
                     raise
 
     def _start_fast(
@@ -524,12 +564,55 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, ConnectionHooks, metacl
             self._abandon(fut)
         elif isinstance(exc, exceptions.OutdatedSchemaCacheError):
             self._schema_changed()
-        elif isinstance(exc, exceptions.InvalidCachedStatementError):
-            self._drop_global_statement_cache()
-            if not self.is_in_transaction():
-                # The one retry _execute_retrying would have made.
-                return await self._prepare_and_run(query, args, limit, want_rows, None)
+        elif isinstance(exc, _RECOVERABLE) and self._recover(exc):
+            # The one retry _execute_retrying would have made.
+            return await self._prepare_and_run(query, args, limit, want_rows, None)
         raise exc
+
+    def _recover(self, exc: BaseException) -> bool:
+        """Deals with what a failed run of a cached (or just prepared) statement says,
+        and whether running it once more is safe.
+
+        * Its plan went stale (a schema change): every cached plan may be, and outside
+          a transaction block preparing again is safe.
+        * A statement this connection named was missing (26000) or already there
+          (42P05) on the server: a transaction-mode pooler (pgbouncer) handed the
+          request another server session, and the protocol switched to pooler mode
+          (every statement bound unnamed, parsed in the same request). The failing
+          Bind or Parse opened its request, so nothing of it ran; outside a transaction
+          block the server is idle again and the call runs once more. Inside one the
+          error stands (the transaction is aborted; its hint says so), and the next
+          transaction runs in pooler mode. After the user's own ``DEALLOCATE`` or
+          ``DISCARD ALL`` the statements are just prepared again.
+        """
+        if isinstance(exc, exceptions.InvalidCachedStatementError):
+            self._drop_global_statement_cache()
+            return not self.is_in_transaction()
+        return self._statement_lost()
+
+    def _statement_lost(self) -> bool:
+        """After a missing (26000) or duplicate (42P05) prepared statement: see
+        :meth:`_recover`. True when running the call once more is safe."""
+        protocol = self._protocol
+        if protocol.pooler_mode:
+            # Switched by this error, or by another's while this request was on its
+            # way: either way the request named a statement and failed at once.
+            if not self._behind_pooler:
+                self._behind_pooler = True
+                self._pooler_found()
+        elif protocol.statements_discarded():
+            self._drop_local_statement_cache()
+        else:
+            return False
+        return not self.is_in_transaction()
+
+    def _pooler_found(self) -> None:
+        """This connection met a transaction-mode pooler: its pool's other connections,
+        and the ones it opens later, go to pooler mode at once."""
+        holder_ref = self._pool_holder
+        holder = holder_ref() if holder_ref is not None else None
+        if holder is not None:
+            holder._pool._enter_pooler_mode()
 
     async def _prepare_and_run(self, query, args, limit, want_rows, record_class) -> Any:
         stmt = await self._get_statement(query, None, record_class=record_class)
@@ -821,8 +904,11 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, ConnectionHooks, metacl
             if not self._protocol.is_closed():
                 if self._protocol.is_busy() and not self._cancellations:
                     self._cancel_current_command()
-                if self._protocol.has_pending():
-                    await self._within(self._protocol._drain_cancels(), deadline)
+                if self._protocol.has_pending() or self._cancellations:
+                    # A CancelRequest still on its way is seen through first: a pooler
+                    # in between (pgbouncer 1.18) exits when the client it cancels for
+                    # hangs up meanwhile.
+                    await self._within(self._unless_lost(self._wait_for_cancellation()), deadline)
                 lost = self._protocol._closed_waiter()
                 self._protocol.terminate()
                 await self._within(lost, deadline)
@@ -831,6 +917,20 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, ConnectionHooks, metacl
             raise
         finally:
             self._cleanup()
+
+    async def _unless_lost(self, aw: Any) -> None:
+        """Awaits ``aw``, or less: until the connection is lost (nothing is left to
+        wait for then, and a stalled cancel request must not hold the caller)."""
+        task = asyncio.ensure_future(aw)
+        try:
+            await asyncio.wait(
+                (task, self._protocol._closed_waiter()), return_when="FIRST_COMPLETED"
+            )
+        finally:
+            if not task.done():
+                task.cancel()
+        if task.done() and not task.cancelled():
+            task.result()
 
     def terminate(self) -> None:
         """Closes the connection at once."""

@@ -191,6 +191,13 @@ def _note_release(con: _connection.Connection) -> None:
     con._warn_dangling_listeners(stacklevel=3)
 
 
+def _to_pooler_mode(con: _connection.Connection) -> None:
+    """Switches ``con`` to pooler mode (its protocol binds every statement unnamed)."""
+    if not con.is_closed():
+        con._protocol.enter_pooler_mode()
+        con._behind_pooler = True
+
+
 async def _reset_before_user_hook(con: _connection.Connection) -> None:
     """The part of a reset that a user ``reset`` callback cannot skip: listeners go,
     and an open transaction is rolled back (reported when no ``async with`` owns it)."""
@@ -724,6 +731,9 @@ class Pool:
         # The user's callbacks: once per new connection, per acquire, per release.
         self._init, self._setup, self._reset = init, setup, reset
         self._reset_advisory_locks = bool(reset_advisory_locks)
+        #: One of its connections met a transaction-mode pooler (see
+        #: ``Connection._recover``): all of them bind statements unnamed.
+        self._pooler_mode = False
 
         self._holders: list[PoolConnectionHolder] = []
         self._queue: Optional[_HolderQueue] = None
@@ -825,6 +835,8 @@ class Pool:
         con = await opening
         _check_connect_result(con, self._connection_class)
         con._pooled, con._reset_advisory_locks = True, self._reset_advisory_locks
+        if self._pooler_mode:
+            _to_pooler_mode(con)
         if self._init is not None:
             try:
                 await self._init(con)
@@ -833,6 +845,14 @@ class Pool:
                 await con.close()
                 raise
         return con
+
+    def _enter_pooler_mode(self) -> None:
+        """A connection met a transaction-mode pooler: the others sit behind the same
+        one, and so will those opened later."""
+        self._pooler_mode = True
+        for holder in self._holders:
+            if holder._con is not None:
+                _to_pooler_mode(holder._con)
 
     # -------------------------------------------------------- the floor task
 

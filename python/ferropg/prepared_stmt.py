@@ -20,6 +20,13 @@ def release_state(connection, state) -> None:
         connection._protocol.release_statement(state)
 
 
+#: A statement of this connection missing, or one of its name already there.
+_STATEMENT_LOST = (
+    exceptions.InvalidSQLStatementNameError,
+    exceptions.DuplicatePreparedStatementError,
+)
+
+
 class PreparedStatement:
     """A prepared statement, from :meth:`Connection.prepare`."""
 
@@ -88,14 +95,21 @@ class PreparedStatement:
         with con._log_query(self._query, args, timeout):
             if want_rows and not self._state.returns_rows:
                 want_rows = False
-            fut = con._protocol.execute_statement(self._state, args, limit, want_rows, "", True)
-            try:
-                rows, _suspended, status = await con._wait(fut, timeout)
-            except exceptions.OutdatedSchemaCacheError:
-                # The connection dropped its caches; this statement's codecs are stale
-                # too, and only a new prepare() can give it fresh ones.
-                self._state.mark_closed()
-                raise
+            for attempt in (0, 1):
+                fut = con._protocol.execute_statement(self._state, args, limit, want_rows, "", True)
+                try:
+                    rows, _suspended, status = await con._wait(fut, timeout)
+                    break
+                except exceptions.OutdatedSchemaCacheError:
+                    # The connection dropped its caches; this statement's codecs are
+                    # stale too, and only a new prepare() can give it fresh ones.
+                    self._state.mark_closed()
+                    raise
+                except _STATEMENT_LOST:
+                    # Behind a pooler the connection just went to pooler mode, where
+                    # this statement runs unnamed: once more, if nothing ran.
+                    if attempt or not con._statement_lost():
+                        raise
             self._last_status = status
             return rows
 

@@ -11,6 +11,7 @@ pub mod conn;
 pub mod error;
 pub mod introspect;
 pub mod message;
+pub mod names;
 pub mod placeholders;
 pub mod quote;
 pub mod reset;

@@ -4,9 +4,10 @@
 //! The protocol shows some of what a session did (its transaction status, the command
 //! tags of its statements: see [`SessionFootprint`]) and hides the rest: a function
 //! can take advisory locks or change settings that are never reported. So a session
-//! that ran anything gets its settings reset and, unless the policy opts out, its
-//! advisory locks released; a session that ran nothing since its last reset needs
-//! nothing at all.
+//! that ran anything gets its settings reset, and advisory locks are released at
+//! every release unless the policy opts out (asyncpg's release, whose round trip
+//! also finds a link that went dark, does the same). A session that ran nothing since
+//! its last reset, with advisory locks opted out, needs nothing at all.
 //!
 //! The parts split by whom they affect while the connection sits idle in its pool:
 //! an open transaction, advisory locks and LISTENs touch other sessions, so they go
@@ -101,8 +102,9 @@ impl ResetPlan {
 ///
 /// let idle = TransactionStatus::Idle;
 /// let policy = ResetPolicy::default();
-/// // Nothing ran: nothing to undo.
-/// assert!(plan(idle, SessionFootprint::default(), policy).is_empty());
+/// // Nothing ran: only the advisory locks, which nothing shows, are released.
+/// let p = plan(idle, SessionFootprint::default(), policy);
+/// assert_eq!((p.at_release.as_str(), p.deferred.as_str()), ("SELECT pg_advisory_unlock_all();", ""));
 ///
 /// let ran = SessionFootprint { ran: true, ..Default::default() };
 /// let p = plan(idle, ran, policy);
@@ -112,9 +114,12 @@ impl ResetPlan {
 /// );
 ///
 /// // Without advisory locks, nothing has to happen at release.
-/// let p = plan(idle, ran, ResetPolicy { advisory_locks: false, ..policy });
+/// let no_locks = ResetPolicy { advisory_locks: false, ..policy };
+/// let p = plan(idle, ran, no_locks);
 /// assert_eq!(p.at_release, "");
 /// assert_eq!(p.deferred, "CLOSE ALL;\nUNLISTEN *;\nRESET ALL;\nDISCARD TEMP;");
+/// // And a session that ran nothing needs no reset at all.
+/// assert!(plan(idle, SessionFootprint::default(), no_locks).is_empty());
 /// ```
 pub fn plan(
     status: TransactionStatus,
@@ -125,10 +130,7 @@ pub fn plan(
     let ran = footprint.ran || in_transaction;
     let release = [
         ("ROLLBACK;", in_transaction),
-        (
-            "SELECT pg_advisory_unlock_all();",
-            policy.advisory_locks && ran,
-        ),
+        ("SELECT pg_advisory_unlock_all();", policy.advisory_locks),
         ("UNLISTEN *;", policy.unlisten && footprint.listened),
     ];
     let later = [

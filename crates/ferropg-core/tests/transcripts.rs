@@ -238,6 +238,9 @@ impl Events<&'static str> for Log {
     fn error(&mut self, op: &mut &'static str, error: &DbError) {
         self.push(format!("{op}: error {}", error.code().code()));
     }
+    fn rejected(&mut self, op: &mut &'static str, _error: &DbError) {
+        self.push(format!("{op}: rejected"));
+    }
     fn done(&mut self, op: &'static str, outcome: Outcome) -> Flow {
         match outcome {
             Ok(()) => self.push(format!("{op}: done")),
@@ -1190,24 +1193,42 @@ fn a_deferred_query_goes_ahead_of_the_next_request_of_any_kind() {
         ]
     );
 
-    // A second deferral replaces the first, which the caller gets back to end.
-    assert_eq!(conn.defer_query("RESET ALL", "first").unwrap(), None);
-    assert_eq!(
-        conn.defer_query("DISCARD TEMP", "second").unwrap(),
-        Some("first")
-    );
+    // Several wait their turn, in order.
+    conn.defer_query("RESET ALL", "first").unwrap();
+    conn.defer_query("DISCARD TEMP", "second").unwrap();
     let mut out = BytesMut::new();
     conn.copy_in("copy t from stdin", "copy", &mut out).unwrap();
-    assert_eq!(tags(&out), "QQ");
+    assert_eq!(tags(&out), "QQQ");
     assert_eq!(
         conn.pending().copied().collect::<Vec<_>>(),
-        ["second", "copy"]
+        ["first", "second", "copy"]
     );
 
     // One never sent is handed back with the pending ones when the link goes.
     conn.defer_query("RESET ALL", "unsent").unwrap();
-    assert_eq!(conn.take_pending(), ["second", "copy", "unsent"]);
+    assert_eq!(conn.take_pending(), ["first", "second", "copy", "unsent"]);
     assert!(!conn.has_deferred());
+}
+
+#[test]
+fn statements_dropped_by_the_user_are_counted() {
+    let (mut conn, mut log) = ready_connection();
+    let mut out = BytesMut::new();
+    conn.query(
+        "deallocate all; discard all; deallocate s1; discard temp",
+        "q",
+        &mut out,
+    )
+    .unwrap();
+    let reply = script(&[
+        complete("DEALLOCATE ALL"),
+        complete("DISCARD ALL"),
+        complete("DEALLOCATE"),
+        complete("DISCARD TEMP"),
+        ready(b'I'),
+    ]);
+    run(&mut conn, &mut log, &reply).unwrap();
+    assert_eq!(conn.statements_discarded(), 3);
 }
 
 #[test]
@@ -1215,4 +1236,37 @@ fn a_deferred_query_with_a_nul_is_refused_at_once() {
     let (mut conn, _) = ready_connection();
     assert!(conn.defer_query("RESET\0ALL", "bad").is_err());
     assert!(!conn.has_deferred());
+}
+
+#[test]
+fn a_request_refused_at_its_first_message_is_told_apart() {
+    let (mut conn, mut log) = ready_connection();
+    let mut out = BytesMut::new();
+    for op in ["refused", "ran"] {
+        let mut req = conn.request(&mut out);
+        req.bind::<()>("", "s1", [], 0, |_, _| Ok(false), [1])
+            .unwrap();
+        req.execute("", 0).unwrap();
+        req.send(op);
+    }
+    let reply = script(&[
+        // The Bind itself fails: nothing ran.
+        error("ERROR", "26000", "prepared statement \"s1\" does not exist"),
+        ready(b'I'),
+        // The Bind is accepted and the statement fails as it runs (EXECUTE x inside).
+        bind_complete(),
+        error("ERROR", "26000", "prepared statement \"x\" does not exist"),
+        ready(b'I'),
+    ]);
+    let (events, _) = run(&mut conn, &mut log, &reply).unwrap();
+    assert_eq!(
+        events,
+        [
+            "refused: error 26000",
+            "refused: rejected",
+            "refused: failed 26000",
+            "ran: error 26000",
+            "ran: failed 26000"
+        ]
+    );
 }

@@ -33,6 +33,8 @@ pub enum ClientError {
     UnsupportedClientFeature,
     /// `InternalClientError`: a state the client should never reach.
     InternalClient,
+    /// `InvalidCachedStatementError`: a statement's result columns changed under it.
+    InvalidCachedStatement,
 }
 
 impl ClientError {
@@ -46,6 +48,7 @@ impl ClientError {
             ClientError::ConnectionDoesNotExist => "ConnectionDoesNotExistError",
             ClientError::UnsupportedClientFeature => "UnsupportedClientFeatureError",
             ClientError::InternalClient => "InternalClientError",
+            ClientError::InvalidCachedStatement => "InvalidCachedStatementError",
         }
     }
 }

@@ -60,6 +60,13 @@ fn cacheable(sql: &str, cache_on: bool, max_chars: usize) -> bool {
     ferropg_core::statement_cache::takes(sql, cache_on, max_chars)
 }
 
+/// Name number `n` of a server-side object of `kind` (`stmt`, `portal`, ...), unique
+/// to this process among the clients of a server (the core's rule).
+#[pyfunction]
+fn unique_name(kind: &str, n: u64) -> String {
+    ferropg_core::names::unique_name(kind, n)
+}
+
 /// The InterfaceError (not raised) for `given` arguments to a statement that takes
 /// `expected`: the one a Bind refuses them with, for Python code that counts them itself.
 #[pyfunction]
@@ -90,6 +97,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cancel_request, m)?)?;
     m.add_function(wrap_pyfunction!(ssl_request, m)?)?;
     m.add_function(wrap_pyfunction!(cacheable, m)?)?;
+    m.add_function(wrap_pyfunction!(unique_name, m)?)?;
     m.add_function(wrap_pyfunction!(argument_count_error_py, m)?)?;
     libpq::register(m)?;
     placeholders::register(m)?;

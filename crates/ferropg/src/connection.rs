@@ -13,7 +13,7 @@ use ferropg_core::conn::{
 use ferropg_core::message::frontend::{self, BindFailure};
 use ferropg_core::message::TransactionStatus;
 use ferropg_core::statement_cache::{self, Lookup, StatementCache};
-use ferropg_core::{sqlstate, DbError};
+use ferropg_core::{names, sqlstate, DbError};
 use postgres_types::{IsNull, ToSql, Type};
 
 use crate::cancel::{timed, CancelGate, CancelToken, Deadline};
@@ -78,7 +78,6 @@ pub struct Connection {
     pub(crate) write_buf: BytesMut,
     pub(crate) id: u64,
     pub(crate) next_op: u64,
-    next_statement: u64,
     pub(crate) closed_reason: Option<String>,
     pub(crate) close_queue: CloseQueue,
     pub(crate) cleanup_sql: Vec<String>,
@@ -164,7 +163,6 @@ impl Connection {
             write_buf: BytesMut::with_capacity(4 * 1024),
             id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
             next_op: NO_OP,
-            next_statement: 0,
             closed_reason: None,
             close_queue: Arc::new(Mutex::new(Vec::new())),
             cleanup_sql: Vec::new(),
@@ -523,7 +521,6 @@ impl Connection {
             write_buf: std::mem::take(&mut self.write_buf),
             cache: std::mem::replace(&mut self.cache, empty_cache),
             types: std::mem::take(&mut self.types),
-            next_statement: self.next_statement,
             notifications: std::mem::take(&mut self.notifications),
             notice_handler: self.notice_handler.take(),
             id: self.id,
@@ -688,9 +685,7 @@ impl Connection {
 
     /// A fresh statement name, closed if its preparation is abandoned.
     fn new_statement_name(&mut self) -> PendingName {
-        self.next_statement += 1;
-        let name = format!("ferropg_s{}", self.next_statement);
-        PendingName::new(name, &self.close_queue)
+        PendingName::new(names::next_unique_name("stmt"), &self.close_queue)
     }
 
     /// A fresh portal name.

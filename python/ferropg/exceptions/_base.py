@@ -61,15 +61,13 @@ _INVALID_CACHED_STATEMENT_MESSAGE = (
 _PREPARED_STATEMENT_CODES = frozenset({"42P05", "26000"})
 
 _PGBOUNCER_NOTE = """\
-NOTE: pgbouncer with pool_mode set to "transaction" or "statement" does not
-support prepared statements properly. Either:
-
-* use ferropg's own connection pool instead of pgbouncer, if pgbouncer only
-  pools connections to a single server; or
-
-* set statement_cache_size=0 when creating the connection, if pgbouncer
-  cannot be avoided (pgbouncer 1.21 and later can also track prepared
-  statements itself when max_prepared_statements is set)."""
+NOTE: pgbouncer in transaction mode (like any transaction-mode pooler) may run
+each transaction in another server session, where a prepared statement is missing
+or already there. ferropg notices it on its own statements and switches the
+connection, and its pool, to binding every statement unnamed, as
+statement_cache_size=0 does: no setting is needed. A call that failed outside a
+transaction block has been run again; inside one the transaction is aborted, so
+run the transaction again."""
 
 
 class PostgresMessageMeta(type):

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import exceptions
+from .. import pool as _pool
 from ..protocol import Record
 from .connection import Connection, connect
 
@@ -87,6 +88,9 @@ class Pool:
         self._connect = connect or _connect_with(connection_class)
         self._setup, self._init, self._reset = setup, init, reset
         self._reset_advisory_locks = bool(reset_advisory_locks)
+        #: One of its connections met a transaction-mode pooler: all of them bind
+        #: statements unnamed (see ``ferropg.Connection._recover``).
+        self._pooler_mode = False
         self._connect_args = (dsn, {**connect_kwargs, "record_class": record_class})
         self._lock = threading.Condition()
         self._idle: list[_Slot] = []
@@ -138,6 +142,8 @@ class Pool:
         # The session's reset policy lives on the connection the blocking one wraps.
         inner = con._wrapped
         inner._pooled, inner._reset_advisory_locks = True, self._reset_advisory_locks
+        if self._pooler_mode:
+            _pool._to_pooler_mode(inner)
         try:
             if self._init is not None:
                 self._init(con)
@@ -239,6 +245,14 @@ class Pool:
         finally:
             with self._lock:
                 self._lent.pop(id(connection), None)
+                inner = slot.con._wrapped
+                if keep and inner._behind_pooler and not self._pooler_mode:
+                    # It met a transaction-mode pooler: so do the others.
+                    self._pooler_mode = True
+                    for idle in self._idle:
+                        _pool._to_pooler_mode(idle.con._wrapped)
+                elif keep and self._pooler_mode:
+                    _pool._to_pooler_mode(inner)
                 if keep and not self._closing:
                     slot.idle_since = time.monotonic()
                     self._idle.append(slot)

@@ -97,6 +97,13 @@ pub trait Events<T> {
     /// the operation's end). A fatal one has already closed the connection.
     fn error(&mut self, _op: &mut T, _error: &DbError) {}
 
+    /// An extended-protocol operation's first server error came before any of its
+    /// Parse or Bind messages was accepted (after [`error`](Events::error)): the
+    /// server refused the request's first message, so none of it ran. A statement the client named that
+    /// the server does not have (26000) shows this way, whereas a statement that ran
+    /// and failed for the same reason inside (`EXECUTE x`) does not.
+    fn rejected(&mut self, _op: &mut T, _error: &DbError) {}
+
     /// The operation ended: its outcome is its first server error, if any.
     fn done(&mut self, op: T, outcome: Outcome) -> Flow;
 }

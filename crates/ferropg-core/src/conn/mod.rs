@@ -63,6 +63,8 @@ struct Pending<T> {
     width: Option<usize>,
     /// The first server error.
     error: Option<DbError>,
+    /// A Parse or Bind of it was accepted (ParseComplete, BindComplete).
+    accepted: bool,
 }
 
 impl<T> Pending<T> {
@@ -77,6 +79,7 @@ impl<T> Pending<T> {
             },
             width,
             error: None,
+            accepted: false,
         }
     }
 }
@@ -101,9 +104,12 @@ pub struct Connection<T> {
     partial: Vec<u8>,
     /// What the session did since the front end last took it.
     footprint: SessionFootprint,
-    /// A simple Query held back to go ahead of the next request: its encoded bytes and
-    /// its operation.
-    deferred: Option<(Vec<u8>, T)>,
+    /// How many `DEALLOCATE` or `DISCARD ALL` commands ran: the server dropped
+    /// prepared statements the client may still believe in.
+    statements_discarded: u64,
+    /// Simple Queries held back to go ahead of the next request, in order: their
+    /// encoded bytes and their operations.
+    deferred: Vec<(Vec<u8>, T)>,
 }
 
 impl<T> Connection<T> {
@@ -119,7 +125,8 @@ impl<T> Connection<T> {
             secret_key: Vec::new(),
             partial: Vec::new(),
             footprint: SessionFootprint::default(),
-            deferred: None,
+            statements_discarded: 0,
+            deferred: Vec::new(),
         }
     }
 
@@ -192,6 +199,13 @@ impl<T> Connection<T> {
         self.footprint
     }
 
+    /// How many `DEALLOCATE` (of one statement or all) and `DISCARD ALL` commands
+    /// ran in the session: a statement reported missing (26000) after one of them
+    /// was dropped by the user, not by a pooler.
+    pub fn statements_discarded(&self) -> u64 {
+        self.statements_discarded
+    }
+
     /// Returns the footprint and starts a new one (a pool does at each reset).
     pub fn take_footprint(&mut self) -> SessionFootprint {
         std::mem::take(&mut self.footprint)
@@ -201,8 +215,8 @@ impl<T> Connection<T> {
 
     /// Holds back the simple Query `sql`, as operation `op`, until the next request:
     /// it is then written ahead of that request, in the same buffer, so the two cost
-    /// the server one read (a pool's deferred reset, see [`crate::reset`]). Returns
-    /// the operation it replaces, if one was still held (the front end ends it).
+    /// the server one read (a pool's deferred reset, see [`crate::reset`]). Queries
+    /// held back go in the order they came.
     ///
     /// ```
     /// use bytes::BytesMut;
@@ -210,34 +224,34 @@ impl<T> Connection<T> {
     ///
     /// let mut conn: Connection<u32> = Connection::new(StartupParams::default());
     /// let mut out = BytesMut::new();
-    /// assert_eq!(conn.defer_query("RESET ALL", 1).unwrap(), None);
+    /// conn.defer_query("RESET ALL", 1).unwrap();
     /// assert!(out.is_empty() && conn.pending_len() == 0 && conn.has_deferred());
     /// conn.query("select 1", 2, &mut out).unwrap();
     /// assert_eq!(conn.pending().copied().collect::<Vec<_>>(), [1, 2]);
     /// assert!(out.starts_with(b"Q\0\0\0\x0eRESET ALL\0Q"));
     /// ```
-    pub fn defer_query(&mut self, sql: &str, op: T) -> Result<Option<T>, EncodeError> {
+    pub fn defer_query(&mut self, sql: &str, op: T) -> Result<(), EncodeError> {
         let mut bytes = BytesMut::new();
         frontend::query(sql, &mut bytes)?;
-        Ok(self
-            .deferred
-            .replace((bytes.to_vec(), op))
-            .map(|(_, op)| op))
+        self.deferred.push((bytes.to_vec(), op));
+        Ok(())
     }
 
     /// True while a deferred query waits for the next request.
     pub fn has_deferred(&self) -> bool {
-        self.deferred.is_some()
+        !self.deferred.is_empty()
     }
 
-    /// Takes back the deferred query's operation, unsent (the connection is closing).
-    pub fn take_deferred(&mut self) -> Option<T> {
-        self.deferred.take().map(|(_, op)| op)
+    /// Takes back the deferred queries' operations, unsent (the connection is closing).
+    pub fn take_deferred(&mut self) -> Vec<T> {
+        self.deferred.drain(..).map(|(_, op)| op).collect()
     }
 
-    /// Writes and queues the deferred query, if any, ahead of a request.
-    fn send_deferred(&mut self, out: &mut BytesMut) {
-        if let Some((bytes, op)) = self.deferred.take() {
+    /// Writes and queues the deferred queries, if any, ahead of a request: the
+    /// requests do it themselves; a front end that writes messages of its own first
+    /// (Close) calls it before them.
+    pub fn send_deferred(&mut self, out: &mut BytesMut) {
+        for (bytes, op) in self.deferred.drain(..) {
             out.extend_from_slice(&bytes);
             self.pending.push_back(Pending::new(op, false, false, None));
         }
@@ -341,7 +355,7 @@ impl<T> Connection<T> {
     }
 
     /// Takes every pending operation, for the front end to fail when the link is gone:
-    /// the queued ones in order, then a deferred one never sent.
+    /// the queued ones in order, then deferred ones never sent.
     pub fn take_pending(&mut self) -> Vec<T> {
         let mut ops: Vec<T> = self.pending.drain(..).map(|p| p.op).collect();
         ops.extend(self.take_deferred());
@@ -376,6 +390,7 @@ impl<T> Connection<T> {
                     copy_in: p.copy_in,
                     width: p.width,
                     error: p.error,
+                    accepted: p.accepted,
                 })
                 .collect(),
             tx_status: self.tx_status,
@@ -384,7 +399,12 @@ impl<T> Connection<T> {
             secret_key: self.secret_key,
             partial: self.partial,
             footprint: self.footprint,
-            deferred: self.deferred.map(|(bytes, op)| (bytes, f(op))),
+            statements_discarded: self.statements_discarded,
+            deferred: self
+                .deferred
+                .into_iter()
+                .map(|(bytes, op)| (bytes, f(op)))
+                .collect(),
         }
     }
 
@@ -553,6 +573,9 @@ impl<T> Connection<T> {
             Message::CopyData(data) => return Ok(events.copy_data(op, data)),
             Message::CommandComplete { tag } => {
                 self.footprint.note_tag(tag);
+                if matches!(tag, "DEALLOCATE" | "DEALLOCATE ALL" | "DISCARD ALL") {
+                    self.statements_discarded += 1;
+                }
                 events.command_complete(op, tag, rows_affected(tag));
             }
             Message::RowDescription(desc) => {
@@ -575,6 +598,9 @@ impl<T> Connection<T> {
                 }
                 if head.error.is_none() {
                     events.error(op, &err);
+                    if head.extended && !head.accepted {
+                        events.rejected(op, &err);
+                    }
                     head.error = Some(err);
                 }
             }
@@ -591,11 +617,8 @@ impl<T> Connection<T> {
                 }
             }
             Message::CopyOutResponse(_) => events.copy_out_started(op),
-            Message::ParseComplete
-            | Message::BindComplete
-            | Message::CloseComplete
-            | Message::EmptyQueryResponse
-            | Message::CopyDone => {}
+            Message::ParseComplete | Message::BindComplete => head.accepted = true,
+            Message::CloseComplete | Message::EmptyQueryResponse | Message::CopyDone => {}
             other => {
                 return Err(Error::Unexpected(format!(
                     "unexpected {} message",

@@ -29,6 +29,10 @@ pub(crate) fn argument_count_error(py: Python<'_>, expected: usize, given: usize
 /// `args` to `portal`. On any error nothing is written.
 ///
 /// `seqno` is the element's position in an `executemany()` sequence, for error texts.
+/// `unnamed` binds the statement as the unnamed one, parsed again in the same
+/// request (a connection behind a transaction-mode pooler, which may hand each
+/// request another server session).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn write_bind(
     py: Python<'_>,
     cache: &Cache,
@@ -36,6 +40,7 @@ pub(super) fn write_bind(
     args: &Bound<'_, PyAny>,
     portal: &str,
     seqno: Option<usize>,
+    unnamed: bool,
     req: &mut Request<'_, Op>,
 ) -> PyResult<()> {
     if let Some(n) = seqno {
@@ -57,17 +62,19 @@ pub(super) fn write_bind(
     if given != expected {
         return Err(argument_count_error(py, expected, given));
     }
-    if st.name.is_empty() {
+    let unnamed = unnamed || st.name.is_empty();
+    if unnamed {
         // The unnamed statement may have been replaced since it was prepared (another
-        // query, or a pooler handing us a different server session): parse it again.
-        // Should the Bind fail, the caller drops the request, Parse included.
+        // query, or a pooler handing us a different server session): parse it again,
+        // with the parameter types already known. Should the Bind fail, the caller
+        // drops the request, Parse included.
         req.parse("", &st.query, st.param_types.iter().copied())
             .map_err(|e| errors::client_error(py, ClientError::Interface, e.0))?;
     }
     let mut failed_at = 0usize;
     let result = req.bind(
         portal,
-        &st.name,
+        if unnamed { "" } else { &st.name },
         st.param_formats.iter().copied(),
         expected,
         |i, buf| -> PyResult<bool> {

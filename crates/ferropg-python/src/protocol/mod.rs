@@ -17,12 +17,11 @@ mod statements;
 mod type_registry;
 mod waiter;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use bytes::BytesMut;
 use ferropg_core::auth::ChannelBindingMode;
 use ferropg_core::conn::{Connection, Phase, StartupParams};
 use ferropg_core::message::{frontend, TransactionStatus};
+use ferropg_core::names;
 use ferropg_core::reset::{self, ResetPolicy, SessionFootprint};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -35,14 +34,9 @@ use ops::{Completion, Op, OpKind, ResultShape};
 use statements::Statements;
 use waiter::Waiter;
 
-static STATEMENT_IDS: AtomicU64 = AtomicU64::new(1);
-
 /// A new server-side statement name, unique in this process.
 fn statement_name() -> String {
-    format!(
-        "__ferropg_stmt_{}__",
-        STATEMENT_IDS.fetch_add(1, Ordering::Relaxed)
-    )
+    names::next_unique_name("stmt")
 }
 
 /// The asyncio protocol of one PostgreSQL connection.
@@ -78,6 +72,12 @@ pub struct CoreProtocol {
     /// Bytes went to the transport because the socket took no more: until its buffer
     /// drains, every write follows them there, in order.
     spilled: bool,
+    /// A transaction-mode pooler sits in between: every statement is bound as the
+    /// unnamed one, parsed again in the same request (see `enter_pooler_mode`).
+    pooler_mode: bool,
+    /// Something in between the client and the server answered startup with its own
+    /// backend key (a pooler): see `binds_unnamed`.
+    pooler_suspected: bool,
 }
 
 fn status_char(s: TransactionStatus) -> &'static str {
@@ -175,6 +175,14 @@ impl CoreProtocol {
 
     /// Writes Close for every statement waiting to be closed.
     fn queue_closes(&mut self, py: Python<'_>) -> PyResult<()> {
+        // A deferred reset goes first, ahead of the Close messages too.
+        self.conn.send_deferred(&mut self.out);
+        if self.pooler_mode {
+            // Named statements may live in any of the pooler's server sessions, or
+            // none: closing them would reach a random one.
+            self.statements.discard_pending_closes();
+            return Ok(());
+        }
         self.statements
             .write_closes(&mut self.out)
             .map_err(|e| enc_err(py, e))
@@ -219,8 +227,15 @@ impl CoreProtocol {
         check_statement_open(py, st)?;
         let cache = Cache::get(py)?;
         self.queue_closes(py)?;
+        let unnamed = self.binds_unnamed();
         let mut req = self.conn.request(&mut self.out);
-        bind::write_bind(py, cache, st, args, portal, None, &mut req)?;
+        bind::write_bind(py, cache, st, args, portal, None, unnamed, &mut req)?;
+        if (unnamed || st.name.is_empty()) && shape != ResultShape::Status {
+            // Parsed again: its result columns may not be the ones described before
+            // (a table altered meanwhile). The portal's description shows it before
+            // any row is decoded (see `ops::Sink::columns`).
+            req.describe_portal(portal).map_err(|e| enc_err(py, e))?;
+        }
         req.execute(portal, limit).map_err(|e| enc_err(py, e))?;
         req.rows_of(st.columns.len());
         let query = Some(st.query.clone());
@@ -232,6 +247,7 @@ impl CoreProtocol {
     /// Hands the bytes of one read to the core, collecting the futures to resolve.
     fn feed(&mut self, py: Python<'_>, data: &[u8], done: &mut Vec<Completion>) -> PyResult<()> {
         let cache = Cache::get(py)?;
+        let mut named_statement_lost = false;
         let result = {
             let ready_waiter = (!self.started).then_some(&self.ready_waiter);
             let mut sink = ops::Sink {
@@ -245,9 +261,15 @@ impl CoreProtocol {
                 ready_waiter,
                 started: &mut self.started,
                 closed: &mut self.closed,
+                named_statement_lost: &mut named_statement_lost,
             };
             self.conn.handle_input(data, &mut self.out, &mut sink)
         };
+        // Lost after a DEALLOCATE or DISCARD ALL of the user's, a statement says
+        // nothing of a pooler: the caller drops the cache and prepares again.
+        if named_statement_lost && self.conn.statements_discarded() == 0 {
+            self.enter_pooler();
+        }
         if let Some(op) = self.conn.head_mut() {
             ops::flush_copy_out(py, op);
         }
@@ -260,6 +282,29 @@ impl CoreProtocol {
             }
         }
         Ok(())
+    }
+
+    /// Whether statements are bound as the unnamed one, parsed again in the request:
+    /// in pooler mode, and inside a transaction block when a pooler is suspected. A
+    /// named statement that is missing there would abort the transaction, where
+    /// outside one its failure is retried (and switches to pooler mode); a pooler
+    /// that keeps prepared statements itself (pgbouncer 1.21's
+    /// `max_prepared_statements`) never fails it, and is not taken for one that
+    /// needs pooler mode.
+    fn binds_unnamed(&self) -> bool {
+        self.pooler_mode
+            || (self.pooler_suspected && self.conn.transaction_status() != TransactionStatus::Idle)
+    }
+
+    /// From now on every statement is bound as the unnamed one, parsed again in the
+    /// request that runs it: behind a transaction-mode pooler each request may reach
+    /// another server session, where the statements this client named do not exist
+    /// (or another client's do, under the same name). Statements described before
+    /// stay usable: their parameter types are known, and a portal description checks
+    /// their result columns.
+    fn enter_pooler(&mut self) {
+        self.pooler_mode = true;
+        self.statements.discard_pending_closes();
     }
 
     /// The link cannot go on (garbage from the server, a failed startup): fail everything.
@@ -459,6 +504,8 @@ impl CoreProtocol {
             read_buf: Vec::new(),
             direct_fd: -1,
             spilled: false,
+            pooler_mode: false,
+            pooler_suspected: false,
         })
     }
 
@@ -824,8 +871,9 @@ impl CoreProtocol {
             let fut = this.new_future(py)?;
             let cache = Cache::get(py)?;
             this.queue_closes(py)?;
+            let unnamed = this.binds_unnamed();
             let mut req = this.conn.request(&mut this.out);
-            bind::write_bind(py, cache, st, args, portal, None, &mut req)?;
+            bind::write_bind(py, cache, st, args, portal, None, unnamed, &mut req)?;
             req.send(Op::new(
                 fut.clone_ref(py),
                 Some(st.query.clone()),
@@ -918,6 +966,7 @@ impl CoreProtocol {
             let cache = Cache::get(py)?;
             let st = stmt.get();
             let mut n = seqno;
+            let unnamed = this.binds_unnamed();
             let mut req = this.conn.resume_batch(&mut this.out);
             let result = (|| -> PyResult<bool> {
                 while req.written() < max_bytes {
@@ -934,7 +983,7 @@ impl CoreProtocol {
                     else {
                         return Ok(false);
                     };
-                    bind::write_bind(py, cache, st, &item, "", Some(n), &mut req)?;
+                    bind::write_bind(py, cache, st, &item, "", Some(n), unnamed, &mut req)?;
                     req.execute("", 0).map_err(|e| enc_err(py, e))?;
                     n += 1;
                 }
@@ -1318,8 +1367,7 @@ impl CoreProtocol {
     }
 
     /// Holds the script `sql` back until the next request, which it then precedes in
-    /// the same write; returns a future of its status. A script still held is
-    /// replaced, its future resolved with None.
+    /// the same write (after any held before it); returns a future of its status.
     fn defer_script(&mut self, py: Python<'_>, sql: &str) -> PyResult<Py<PyAny>> {
         self.ensure_open(py)?;
         let fut = self.new_future(py)?;
@@ -1330,12 +1378,38 @@ impl CoreProtocol {
                 status: String::new(),
             },
         );
-        let replaced = self.conn.defer_query(sql, op).map_err(|e| enc_err(py, e))?;
-        if let Some(w) = replaced.and_then(|op| op.waiter) {
-            w.bind(py)
-                .call_method1(intern!(py, "set_result"), (py.None(),))?;
-        }
+        self.conn.defer_query(sql, op).map_err(|e| enc_err(py, e))?;
         Ok(fut)
+    }
+
+    /// Switches to pooler mode (see `enter_pooler`), as a pool does for every
+    /// connection once one of them met a pooler.
+    fn enter_pooler_mode(&mut self) {
+        self.enter_pooler();
+    }
+
+    /// Notes that the backend key does not name the server process that runs the
+    /// statements: a pooler may sit in between (see `binds_unnamed`).
+    fn suspect_pooler(&mut self) {
+        self.pooler_suspected = true;
+    }
+
+    /// True once the connection binds every statement as the unnamed one.
+    #[getter]
+    fn pooler_mode(&self) -> bool {
+        self.pooler_mode
+    }
+
+    /// True when the startup's backend key did not name the server process (see
+    /// `suspect_pooler`).
+    #[getter]
+    fn pooler_suspected(&self) -> bool {
+        self.pooler_suspected
+    }
+
+    /// How many `DEALLOCATE` or `DISCARD ALL` commands the session ran.
+    fn statements_discarded(&self) -> u64 {
+        self.conn.statements_discarded()
     }
 
     /// True while a deferred script waits for the next request.

@@ -118,6 +118,9 @@ pub(super) struct Sink<'a, 'py> {
     pub started: &'a mut bool,
     /// Set when the server said it is going away.
     pub closed: &'a mut bool,
+    /// Set when the server lost (26000) or already had (42P05) a statement this client
+    /// named and prepared: a sign of a transaction-mode pooler in between.
+    pub named_statement_lost: &'a mut bool,
 }
 
 impl Sink<'_, '_> {
@@ -188,11 +191,35 @@ impl Events<Op> for Sink<'_, '_> {
     }
 
     fn columns(&mut self, op: &mut Op, columns: Option<&RowDescription<'_>>) {
-        if let OpKind::Prepare { described, .. } = &mut op.kind {
-            match columns {
+        match &mut op.kind {
+            OpKind::Prepare { described, .. } => match columns {
                 Some(desc) => described.set_columns(desc),
                 None => described.columns = None,
+            },
+            // A statement parsed again (behind a pooler) describes its portal: rows
+            // of other types than the ones described before must not be decoded.
+            OpKind::Execute { stmt, .. } => {
+                let known = &stmt.get().columns;
+                let same = match columns {
+                    Some(desc) => {
+                        desc.len() == known.len()
+                            && desc
+                                .fields()
+                                .zip(known)
+                                .all(|(f, c)| f.type_oid == c.type_oid)
+                    }
+                    None => known.is_empty(),
+                };
+                if !same && op.error.is_none() {
+                    op.error = Some(errors::client_error(
+                        self.py,
+                        ClientError::InvalidCachedStatement,
+                        "cached statement plan is invalid due to a database schema or \
+                         configuration change: its result columns changed",
+                    ));
+                }
             }
+            _ => {}
         }
     }
 
@@ -261,6 +288,17 @@ impl Events<Op> for Sink<'_, '_> {
     fn portal_suspended(&mut self, op: &mut Op) {
         if let OpKind::Execute { suspended, .. } = &mut op.kind {
             *suspended = true;
+        }
+    }
+
+    fn rejected(&mut self, op: &mut Op, error: &DbError) {
+        let named = match &op.kind {
+            OpKind::Execute { stmt, .. } => !stmt.get().name.is_empty(),
+            OpKind::Prepare { name, .. } => !name.is_empty(),
+            _ => false,
+        };
+        if named && matches!(error.code().code(), "26000" | "42P05") {
+            *self.named_statement_lost = true;
         }
     }
 

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use ferropg_core::conn::{Connection as CoreConnection, Phase};
+use ferropg_core::names;
 use ferropg_core::statement_cache::{self, Lookup, StatementCache};
 use tokio::sync::{oneshot, Notify};
 
@@ -89,7 +90,6 @@ pub(crate) struct State {
     driver: Option<Waker>,
     pub(crate) cache: StatementCache<String, Statement>,
     pub(crate) types: TypeCache,
-    next_statement: u64,
     pub(crate) notifications: VecDeque<Notification>,
     pub(crate) notice_handler: Option<NoticeHandler>,
 }
@@ -117,7 +117,6 @@ pub(crate) struct Session {
     pub(crate) write_buf: BytesMut,
     pub(crate) cache: StatementCache<String, Statement>,
     pub(crate) types: TypeCache,
-    pub(crate) next_statement: u64,
     pub(crate) notifications: VecDeque<Notification>,
     pub(crate) notice_handler: Option<NoticeHandler>,
     pub(crate) id: u64,
@@ -138,7 +137,6 @@ impl Shared {
                 driver: None,
                 cache: session.cache,
                 types: session.types,
-                next_statement: session.next_statement,
                 notifications: session.notifications,
                 notice_handler: session.notice_handler,
             }),
@@ -263,12 +261,7 @@ impl Shared {
 
     /// A fresh statement name, closed if its preparation is abandoned.
     pub(crate) fn new_statement_name(&self) -> PendingName {
-        let n = {
-            let mut state = self.lock();
-            state.next_statement += 1;
-            state.next_statement
-        };
-        PendingName::new(format!("ferropg_s{n}"), &self.close_queue)
+        PendingName::new(names::next_unique_name("stmt"), &self.close_queue)
     }
 
     /// Registers the driver's waker.
