@@ -13,6 +13,9 @@ import pytest
 import ferropg
 import ferropg.sync
 
+#: The last statement a default release runs: prepared, after the rest of the reset.
+UNLOCK = "SELECT pg_advisory_unlock_all()"
+
 pytestmark = pytest.mark.parametrize("advisory", [True, False], ids=["default", "no-advisory"])
 
 
@@ -100,8 +103,13 @@ async def test_a_listen_seen_is_undone_at_release_itself(dsn, advisory):
         async with pool.acquire() as con:
             pid = con.get_server_pid()
             await con.execute("LISTEN reset_now")
-        # The release sent the UNLISTEN before handing the connection back.
-        assert "UNLISTEN *" in await backend_query(dsn, pid)
+            raw = con._con
+        # The release sent the UNLISTEN before handing the connection back: nothing
+        # of the reset waits for the next request. (With the advisory unlock, the rest
+        # of the reset went ahead of it, in the same write.)
+        assert not raw._protocol.has_deferred()
+        seen = await backend_query(dsn, pid)
+        assert (seen == UNLOCK) if advisory else ("UNLISTEN *" in seen)
 
 
 async def test_holdable_cursors_are_closed(dsn, advisory):
@@ -134,7 +142,7 @@ async def test_what_a_release_sends(dsn, advisory):
             await con.fetchval("SELECT 'marker ' || $1::text", "a")
         seen = await backend_query(dsn, pid)
         if advisory:
-            assert seen.startswith("SELECT pg_advisory_unlock_all();"), seen
+            assert seen == UNLOCK, seen
         else:
             # Nothing at release: the reset waits for the next request.
             assert seen.startswith("SELECT 'marker '"), seen
@@ -152,7 +160,7 @@ async def test_what_a_release_sends(dsn, advisory):
             pass
         assert raw._protocol.has_deferred() is not advisory
         now = await backend_query(dsn, pid)
-        assert now == ("SELECT pg_advisory_unlock_all();" if advisory else seen)
+        assert now == (UNLOCK if advisory else seen)
 
 
 async def test_a_user_reset_of_the_connection_is_whole_at_once(dsn, advisory):

@@ -111,11 +111,7 @@ class ServerCapabilities:
 
 
 #: What a failed statement run may recover from (see ``Connection._recover``).
-_RECOVERABLE = (
-    exceptions.InvalidCachedStatementError,
-    exceptions.InvalidSQLStatementNameError,
-    exceptions.DuplicatePreparedStatementError,
-)
+_RECOVERABLE = (exceptions.InvalidCachedStatementError, *prepared_stmt.STATEMENT_LOST)
 
 
 def _command_timeout_seconds(value: Any) -> float | None:
@@ -252,14 +248,14 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, ConnectionHooks, metacl
         """The SQL that :meth:`reset` runs, at most, to return the session to a clean
         state (a reset runs only the parts the session may have dirtied)."""
         if self._reset_query is None:
-            self._reset_query = self._protocol.reset_plan(whole=True, **self._reset_policy())[0]
+            self._reset_query = self._protocol.whole_reset_script(**self._reset_policy())
         return self._reset_query
 
     def _reset_policy(self) -> dict[str, bool]:
         """Which parts of a reset may run: what the server supports, less the opt-outs
         of the pool that owns the connection."""
         caps = self._server_caps
-        if self._protocol.pooler_mode:
+        if self._protocol.pooler_mode or self._protocol.pooler_suspected:
             # Outside a transaction the next statement may reach any server session
             # of the pooler: unlocking, unlistening or resetting there would undo
             # another client's session. Only an open transaction is ours to end.
@@ -847,8 +843,31 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, ConnectionHooks, metacl
                     {"message": f"Resetting connection with an active transaction {self!r}"}
                 )
             self._top_xact = None
-        at_release, deferred = protocol.reset_plan(**self._reset_policy())
-        if at_release:
+        at_release, unlock, deferred = protocol.reset_plan(**self._reset_policy())
+        if unlock and self._stmt_cache_enabled:
+            # One request: the rest of the reset, then the unlock as a cached prepared
+            # statement (as a simple query it costs the server a parse and a plan).
+            stmt = await self._get_statement(_native.UNLOCK_ADVISORY, timeout)
+            fut = protocol.reset_request(at_release.splitlines(), stmt)
+            try:
+                await self._wait(fut, timeout)
+            except prepared_stmt.STATEMENT_LOST:
+                if protocol.statements_discarded():
+                    # The user's DEALLOCATE took the unlock statement: the reset is
+                    # run again whole, as a script.
+                    self._drop_local_statement_cache()
+                    await self.execute(f"{at_release}\n{_native.UNLOCK_ADVISORY};", timeout=timeout)
+                else:
+                    # A transaction-mode pooler: the reset's own statement was not in
+                    # the session it reached. In pooler mode a reset only ends an
+                    # open transaction (see _reset_policy).
+                    protocol.enter_pooler_mode()
+                    self._statement_lost()
+                    if protocol.is_in_transaction():
+                        await self.execute("ROLLBACK", timeout=timeout)
+        elif unlock:
+            await self.execute(f"{at_release}\n{_native.UNLOCK_ADVISORY};", timeout=timeout)
+        elif at_release:
             await self.execute(at_release, timeout=timeout)
         elif deferred and self._pooled:
             protocol.defer_script(deferred).add_done_callback(self._deferred_reset_done)

@@ -20,8 +20,9 @@ def release_state(connection, state) -> None:
         connection._protocol.release_statement(state)
 
 
-#: A statement of this connection missing, or one of its name already there.
-_STATEMENT_LOST = (
+#: A statement of the connection's missing (26000), or one of its name already there
+#: (42P05): see ``Connection._recover``.
+STATEMENT_LOST = (
     exceptions.InvalidSQLStatementNameError,
     exceptions.DuplicatePreparedStatementError,
 )
@@ -105,7 +106,7 @@ class PreparedStatement:
                     # stale too, and only a new prepare() can give it fresh ones.
                     self._state.mark_closed()
                     raise
-                except _STATEMENT_LOST:
+                except STATEMENT_LOST:
                     # Behind a pooler the connection just went to pooler mode, where
                     # this statement runs unnamed: once more, if nothing ran.
                     if attempt or not con._statement_lost():

@@ -76,20 +76,40 @@ impl Default for ResetPolicy {
     }
 }
 
-/// The statements of a reset, as two simple-protocol scripts (either may be empty).
+/// The query that releases a session's advisory locks. It costs the server a parse
+/// and a plan as a simple query, where a prepared statement costs neither: a front end
+/// runs it through its statement cache, with the rest of the reset ahead of it in the
+/// same write.
+pub const UNLOCK_ADVISORY: &str = "SELECT pg_advisory_unlock_all()";
+
+/// A session's reset: a script to run at release, the advisory unlock, and a script
+/// that may wait for the next request (each may be empty).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResetPlan {
-    /// To run at release, before the connection goes back to the pool.
+    /// To run at release, before the connection goes back to the pool, ahead of the
+    /// advisory unlock when there is one.
     pub at_release: String,
+    /// Run [`UNLOCK_ADVISORY`] at release.
+    pub unlock_advisory: bool,
     /// What may instead go ahead of the next request, in the same write. Empty
-    /// whenever `at_release` is not: a round trip at release carries everything.
+    /// whenever something is due at release: that round trip carries everything.
     pub deferred: String,
 }
 
 impl ResetPlan {
     /// True when the session needs no reset at all.
     pub fn is_empty(&self) -> bool {
-        self.at_release.is_empty() && self.deferred.is_empty()
+        self.at_release.is_empty() && !self.unlock_advisory && self.deferred.is_empty()
+    }
+
+    /// The whole reset as one script, the unlock first.
+    pub fn script(&self) -> String {
+        let unlock = format!("{UNLOCK_ADVISORY};");
+        script(&[
+            (unlock.as_str(), self.unlock_advisory),
+            (self.at_release.as_str(), true),
+            (self.deferred.as_str(), true),
+        ])
     }
 }
 
@@ -104,19 +124,21 @@ impl ResetPlan {
 /// let policy = ResetPolicy::default();
 /// // Nothing ran: only the advisory locks, which nothing shows, are released.
 /// let p = plan(idle, SessionFootprint::default(), policy);
-/// assert_eq!((p.at_release.as_str(), p.deferred.as_str()), ("SELECT pg_advisory_unlock_all();", ""));
+/// assert!(p.unlock_advisory && p.at_release.is_empty() && p.deferred.is_empty());
 ///
 /// let ran = SessionFootprint { ran: true, ..Default::default() };
 /// let p = plan(idle, ran, policy);
+/// assert!(p.unlock_advisory);
+/// assert_eq!(p.at_release, "CLOSE ALL;\nUNLISTEN *;\nRESET ALL;\nDISCARD TEMP;");
 /// assert_eq!(
-///     p.at_release,
+///     p.script(),
 ///     "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;\nDISCARD TEMP;"
 /// );
 ///
 /// // Without advisory locks, nothing has to happen at release.
 /// let no_locks = ResetPolicy { advisory_locks: false, ..policy };
 /// let p = plan(idle, ran, no_locks);
-/// assert_eq!(p.at_release, "");
+/// assert_eq!((p.at_release.as_str(), p.unlock_advisory), ("", false));
 /// assert_eq!(p.deferred, "CLOSE ALL;\nUNLISTEN *;\nRESET ALL;\nDISCARD TEMP;");
 /// // And a session that ran nothing needs no reset at all.
 /// assert!(plan(idle, SessionFootprint::default(), no_locks).is_empty());
@@ -130,7 +152,6 @@ pub fn plan(
     let ran = footprint.ran || in_transaction;
     let release = [
         ("ROLLBACK;", in_transaction),
-        ("SELECT pg_advisory_unlock_all();", policy.advisory_locks),
         ("UNLISTEN *;", policy.unlisten && footprint.listened),
     ];
     let later = [
@@ -139,16 +160,18 @@ pub fn plan(
         ("RESET ALL;", policy.reset_settings && ran),
         ("DISCARD TEMP;", policy.temp_tables && ran),
     ];
-    let at_release = script(&release);
+    let now = script(&release);
     let deferred = script(&later);
-    if at_release.is_empty() {
+    if now.is_empty() && !policy.advisory_locks {
         ResetPlan {
-            at_release,
+            at_release: now,
+            unlock_advisory: false,
             deferred,
         }
     } else {
         ResetPlan {
-            at_release: script(&[(at_release.as_str(), true), (deferred.as_str(), true)]),
+            at_release: script(&[(now.as_str(), true), (deferred.as_str(), true)]),
+            unlock_advisory: policy.advisory_locks,
             deferred: String::new(),
         }
     }
@@ -191,6 +214,11 @@ mod tests {
             );
             assert_eq!(p.at_release, format!("ROLLBACK;\n{DEFERRED}"));
             assert_eq!(p.deferred, "");
+            let p = plan(status, SessionFootprint::default(), ResetPolicy::default());
+            assert!(p.unlock_advisory);
+            assert!(p
+                .script()
+                .starts_with("SELECT pg_advisory_unlock_all();\nROLLBACK;\n"));
         }
     }
 
@@ -212,6 +240,7 @@ mod tests {
     fn the_rest_waits_for_the_next_request_when_nothing_is_due_at_release() {
         let p = plan(TransactionStatus::Idle, RAN, without_advisory_locks());
         assert_eq!((p.at_release.as_str(), p.deferred.as_str()), ("", DEFERRED));
+        assert!(!p.unlock_advisory);
     }
 
     #[test]
@@ -226,7 +255,7 @@ mod tests {
         let p = plan(TransactionStatus::Idle, SessionFootprint::unknown(), none);
         assert!(p.is_empty(), "{p:?}");
         let p = plan(TransactionStatus::Failed, SessionFootprint::unknown(), none);
-        assert_eq!(p.at_release, "ROLLBACK;");
+        assert_eq!(p.script(), "ROLLBACK;");
     }
 
     #[test]
@@ -237,7 +266,7 @@ mod tests {
             ResetPolicy::default(),
         );
         assert_eq!(
-            p.at_release,
+            p.script(),
             "SELECT pg_advisory_unlock_all();\nUNLISTEN *;\nCLOSE ALL;\nRESET ALL;\nDISCARD TEMP;"
         );
     }

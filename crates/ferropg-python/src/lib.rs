@@ -98,6 +98,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ssl_request, m)?)?;
     m.add_function(wrap_pyfunction!(cacheable, m)?)?;
     m.add_function(wrap_pyfunction!(unique_name, m)?)?;
+    m.add("UNLOCK_ADVISORY", ferropg_core::reset::UNLOCK_ADVISORY)?;
     m.add_function(wrap_pyfunction!(argument_count_error_py, m)?)?;
     libpq::register(m)?;
     placeholders::register(m)?;

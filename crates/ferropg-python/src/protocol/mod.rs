@@ -1332,10 +1332,9 @@ impl CoreProtocol {
     }
 
     /// The reset this session needs before a pool hands it out again, as
-    /// `(at_release, deferred)` scripts (see `ferropg_core::reset`): what it did since
-    /// the last call decides, and the record starts anew. With `whole`, the reset of a
-    /// session that may have done anything, leaving the record alone.
-    #[pyo3(signature = (*, advisory_locks=true, close_cursors=true, unlisten=true, reset_settings=true, temp_tables=true, whole=false))]
+    /// `(at_release, unlock_advisory, deferred)` (see `ferropg_core::reset`): what it
+    /// did since the last call decides, and the record starts anew.
+    #[pyo3(signature = (*, advisory_locks=true, close_cursors=true, unlisten=true, reset_settings=true, temp_tables=true))]
     fn reset_plan(
         &mut self,
         advisory_locks: bool,
@@ -1343,8 +1342,7 @@ impl CoreProtocol {
         unlisten: bool,
         reset_settings: bool,
         temp_tables: bool,
-        whole: bool,
-    ) -> (String, String) {
+    ) -> (String, bool, String) {
         let policy = ResetPolicy {
             advisory_locks,
             close_cursors,
@@ -1352,13 +1350,70 @@ impl CoreProtocol {
             reset_settings,
             temp_tables,
         };
-        let plan = if whole {
-            reset::plan(TransactionStatus::Idle, SessionFootprint::unknown(), policy)
-        } else {
-            let footprint = self.conn.take_footprint();
-            reset::plan(self.conn.transaction_status(), footprint, policy)
+        let footprint = self.conn.take_footprint();
+        let plan = reset::plan(self.conn.transaction_status(), footprint, policy);
+        (plan.at_release, plan.unlock_advisory, plan.deferred)
+    }
+
+    /// The most a reset runs, as one script: the reset of an idle session that may
+    /// have done anything.
+    #[pyo3(signature = (*, advisory_locks=true, close_cursors=true, unlisten=true, reset_settings=true, temp_tables=true))]
+    fn whole_reset_script(
+        &self,
+        advisory_locks: bool,
+        close_cursors: bool,
+        unlisten: bool,
+        reset_settings: bool,
+        temp_tables: bool,
+    ) -> String {
+        let policy = ResetPolicy {
+            advisory_locks,
+            close_cursors,
+            unlisten,
+            reset_settings,
+            temp_tables,
         };
-        (plan.at_release, plan.deferred)
+        reset::plan(TransactionStatus::Idle, SessionFootprint::unknown(), policy).script()
+    }
+
+    /// A pool's reset in one request and one round trip: each of `statements`
+    /// (utility statements such as `RESET ALL`) parsed as the unnamed statement and
+    /// run, then `unlock` (the cached advisory-unlock statement), then one Sync. One
+    /// implicit transaction and one answer for the server, where a script and a
+    /// separate prepared statement cost two. Resolves to None.
+    #[pyo3(signature = (statements, unlock=None))]
+    fn reset_request(
+        slf: &Bound<'_, Self>,
+        statements: Vec<String>,
+        unlock: Option<Py<Statement>>,
+    ) -> PyResult<Py<PyAny>> {
+        with_output(slf, |this, py| {
+            this.ensure_open(py)?;
+            let fut = this.new_future(py)?;
+            let cache = Cache::get(py)?;
+            this.queue_closes(py)?;
+            let unnamed = this.binds_unnamed();
+            let no_args = PyTuple::empty(py);
+            let mut req = this.conn.request(&mut this.out);
+            for sql in &statements {
+                req.parse("", sql, std::iter::empty())
+                    .map_err(|e| enc_err(py, e))?;
+                req.bind::<()>("", "", [], 0, |_, _| Ok(false), [])
+                    .map_err(|_| errors::client_error(py, ClientError::Interface, "bind failed"))?;
+                req.execute("", 0).map_err(|e| enc_err(py, e))?;
+            }
+            if let Some(stmt) = &unlock {
+                let st = stmt.get();
+                check_statement_open(py, st)?;
+                bind::write_bind(py, cache, st, no_args.as_any(), "", None, unnamed, &mut req)?;
+                req.execute("", 0).map_err(|e| enc_err(py, e))?;
+                // Its one row (a void) is read and dropped.
+                req.rows_of(st.columns.len());
+            }
+            req.send(Op::new(fut.clone_ref(py), None, OpKind::Plain));
+            this.queries_count += 1;
+            Ok(fut)
+        })
     }
 
     /// Forgets what the session did so far (its own reset just ran).
