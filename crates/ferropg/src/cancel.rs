@@ -2,7 +2,9 @@
 //! per-call timeout built on it.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -228,11 +230,58 @@ async fn limited<T>(
 ) -> Result<T, Error> {
     match tokio::time::timeout(limit, fut).await {
         Ok(result) => result,
-        Err(_) => {
-            drop(token.spawn_cancel(Some(token.connect_timeout.unwrap_or(CANCEL_LIMIT))));
-            Err(Error::timeout(format!(
-                "the call did not finish within {limit:?}; the server was asked to cancel it"
-            )))
+        Err(_) => Err(timed_out(limit, &token)),
+    }
+}
+
+/// What a call that ran out of time does: starts the CancelRequest (the
+/// connection's next call waits for its answer) and returns the call's error.
+fn timed_out(limit: Duration, token: &CancelToken) -> Error {
+    drop(token.spawn_cancel(Some(token.connect_timeout.unwrap_or(CANCEL_LIMIT))));
+    Error::timeout(format!(
+        "the call did not finish within {limit:?}; the server was asked to cancel it"
+    ))
+}
+
+/// The time limit of each step of a stream or sink polled by hand (a row, a COPY
+/// chunk, a flush): [`timed`] for code that has no future to wrap.
+///
+/// Without a limit it is one `None`: no timer is made, and a step costs nothing
+/// more. With one, the timer is boxed once and re-armed for each step.
+#[derive(Default)]
+pub(crate) struct StepTimer {
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The timer counts down for the step under way.
+    armed: bool,
+}
+
+impl StepTimer {
+    /// Polled when a step is not ready: the timeout error once `limit` has passed
+    /// since the step began (the running query is then being cancelled).
+    pub(crate) fn poll_expired(
+        &mut self,
+        cx: &mut Context<'_>,
+        limit: Option<Duration>,
+        token: impl FnOnce() -> CancelToken,
+    ) -> Poll<Error> {
+        let Some(limit) = limit else {
+            return Poll::Pending;
+        };
+        let deadline = tokio::time::Instant::now() + limit;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if !self.armed {
+            sleep.as_mut().reset(deadline);
+            self.armed = true;
         }
+        ready!(sleep.as_mut().poll(cx));
+        self.armed = false;
+        Poll::Ready(timed_out(limit, &token()))
+    }
+
+    /// The step ended: the next one gets its own limit.
+    pub(crate) fn step_done(&mut self) {
+        self.armed = false;
     }
 }

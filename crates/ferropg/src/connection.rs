@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -14,7 +15,7 @@ use ferropg_core::message::frontend::{self, BindFailure};
 use ferropg_core::message::TransactionStatus;
 use ferropg_core::statement_cache::{self, Lookup, StatementCache};
 use ferropg_core::{names, sqlstate, DbError};
-use postgres_types::{IsNull, ToSql, Type};
+use postgres_types::{BorrowToSql, IsNull, ToSql, Type};
 
 use crate::cancel::{timed, CancelGate, CancelToken, Deadline};
 use crate::client::{Client, ClientDriver, Session, Waiting};
@@ -22,8 +23,9 @@ use crate::config::ClientSettings;
 use crate::copy::{CopyIn, CopyOut};
 use crate::exchange::{Response, NO_OP};
 use crate::introspect::{is_placeholder, TypeCache};
-use crate::notification::Notification;
+use crate::notification::{Notification, Notifications};
 use crate::row::Row;
+use crate::simple::SimpleQueryMessage;
 use crate::socket::{Endpoint, Socket};
 use crate::statement::{
     type_from_oid, CloseQueue, Column, PendingName, Source, Statement, ToStatement,
@@ -334,6 +336,132 @@ impl Connection {
         timed(deadline, self.simple(sql)).await
     }
 
+    /// [`query_stream`](Connection::query_stream) with the parameters given by
+    /// an iterator (of values, references, `&dyn ToSql`, boxed values: anything
+    /// [`BorrowToSql`]), as tokio-postgres's `query_raw`.
+    ///
+    /// ```no_run
+    /// # async fn f(conn: &mut ferropg::Connection) -> Result<(), ferropg::Error> {
+    /// use futures_util::TryStreamExt;
+    ///
+    /// let ids = vec![1i32, 2, 3];
+    /// let rows: Vec<_> = conn
+    ///     .query_raw("select $1::int4 + $2::int4 + $3::int4", &ids)
+    ///     .await?
+    ///     .try_collect()
+    ///     .await?;
+    /// assert_eq!(rows[0].get::<_, i32>(0), 6);
+    /// # Ok(()) }
+    /// ```
+    pub async fn query_raw<T, P, I>(
+        &mut self,
+        statement: &T,
+        params: I,
+    ) -> Result<RowStream<'_>, Error>
+    where
+        T: ?Sized + ToStatement,
+        P: BorrowToSql,
+        I: IntoIterator<Item = P>,
+    {
+        let params: Vec<P> = params.into_iter().collect();
+        let deadline = self.deadline();
+        timed(
+            deadline,
+            RowStream::start(self, statement.__source(), &params),
+        )
+        .await
+    }
+
+    /// [`execute`](Connection::execute) with the parameters given by an
+    /// iterator, as tokio-postgres's `execute_raw`.
+    pub async fn execute_raw<T, P, I>(&mut self, statement: &T, params: I) -> Result<u64, Error>
+    where
+        T: ?Sized + ToStatement,
+        P: BorrowToSql,
+        I: IntoIterator<Item = P>,
+    {
+        let params: Vec<P> = params.into_iter().collect();
+        let deadline = self.deadline();
+        let resp = timed(deadline, self.run(statement.__source(), &params, false)).await?;
+        Ok(resp.rows_affected)
+    }
+
+    /// Runs a statement with the parameter types given beside the values, in
+    /// one round trip and without preparing it first (Parse, Bind, Describe,
+    /// Execute, Sync), as tokio-postgres's `query_typed`. Nothing is cached: this
+    /// suits a statement run once, or a connection pooler that cannot keep
+    /// prepared statements.
+    ///
+    /// ```no_run
+    /// # async fn f(conn: &mut ferropg::Connection) -> Result<(), ferropg::Error> {
+    /// use ferropg::Type;
+    ///
+    /// let rows = conn
+    ///     .query_typed("select $1 || '!'", &[(&"hi", Type::TEXT)])
+    ///     .await?;
+    /// assert_eq!(rows[0].get::<_, &str>(0), "hi!");
+    /// # Ok(()) }
+    /// ```
+    pub async fn query_typed(
+        &mut self,
+        sql: &str,
+        params: &[(&(dyn ToSql + Sync), Type)],
+    ) -> Result<Vec<Row>, Error> {
+        let deadline = self.deadline();
+        timed(deadline, async {
+            frontend::check_parameter_count(params.len()).map_err(|e| Error::encode(e.0))?;
+            let op = self.begin_op().await?;
+            let mut wire = self.core.request(&mut self.write_buf);
+            encode_typed(&mut wire, sql, params)?;
+            wire.send(op);
+            let mut resp = Response {
+                describe: true,
+                rows: Some(Vec::new()),
+                ..Response::default()
+            };
+            self.finish(op, &mut resp).await?;
+            let mut rows = resp.rows.unwrap_or_default();
+            self.retype_rows(&mut rows).await?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// Runs one or more `;`-separated statements with the simple query protocol
+    /// and returns what they sent, in order: each result's columns, its rows with
+    /// every value as text, and each statement's row count. Without an explicit
+    /// transaction the statements run in one implicit transaction. Do not put
+    /// values from outside into `sql`: there are no parameters here (see
+    /// [`quote`](crate::quote) if you must).
+    ///
+    /// ```no_run
+    /// # async fn f(conn: &mut ferropg::Connection) -> Result<(), ferropg::Error> {
+    /// use ferropg::SimpleQueryMessage;
+    ///
+    /// for message in conn.simple_query("select 1 as n, null; select 'two'").await? {
+    ///     match message {
+    ///         SimpleQueryMessage::Row(row) => println!("{:?} {:?}", row.get(0), row.get(1)),
+    ///         SimpleQueryMessage::CommandComplete(n) => println!("{n} rows"),
+    ///         _ => {}
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn simple_query(&mut self, sql: &str) -> Result<Vec<SimpleQueryMessage>, Error> {
+        let deadline = self.deadline();
+        timed(deadline, async {
+            let op = self.begin_op().await?;
+            self.send_simple(op, sql)?;
+            let mut resp = Response {
+                simple: Some(Vec::new()),
+                ..Response::default()
+            };
+            self.finish(op, &mut resp).await?;
+            Ok(resp.simple.unwrap_or_default())
+        })
+        .await
+    }
+
     /// Prepares a named statement, taking its parameter types from the server.
     /// The statement is the caller's (not cached): it is closed once every clone of
     /// it is dropped.
@@ -614,9 +742,37 @@ impl Connection {
     /// # }
     /// ```
     pub async fn notification(&mut self) -> Result<Notification, Error> {
+        std::future::poll_fn(|cx| self.poll_notification(cx)).await
+    }
+
+    /// The notifications as a [`Stream`](futures_core::Stream): each
+    /// [`notification`](Connection::notification) in turn, for as long as the
+    /// stream is polled. An error (the connection closed) comes once, and the
+    /// stream ends. It borrows the connection; drop it to run queries.
+    ///
+    /// ```no_run
+    /// # async fn f(conn: &mut ferropg::Connection) -> Result<(), ferropg::Error> {
+    /// use futures_util::TryStreamExt;
+    ///
+    /// conn.batch_execute("listen jobs").await?;
+    /// let mut jobs = conn.notifications();
+    /// while let Some(n) = jobs.try_next().await? {
+    ///     println!("{}: {}", n.channel(), n.payload());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn notifications(&mut self) -> Notifications<'_> {
+        Notifications::new(self)
+    }
+
+    /// [`notification`](Connection::notification), polled by hand.
+    pub(crate) fn poll_notification(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Notification, Error>> {
         loop {
             if let Some(n) = self.notifications.pop_front() {
-                return Ok(n);
+                return Poll::Ready(Ok(n));
             }
             self.check_open()?;
             // A pending ROLLBACK would otherwise hold notifications back; it must
@@ -624,13 +780,10 @@ impl Connection {
             if self.core.pending_len() == 0 {
                 self.write_cleanup()?;
             }
-            self.flush().await?;
+            ready!(self.poll_flush(cx))?;
             // Everything that came in the same read is taken in, so that a burst of
             // notifications lands in the queue together.
-            self.read_events(NO_OP, &mut Response::default()).await?;
-            if !self.write_buf.is_empty() {
-                self.flush().await?;
-            }
+            ready!(self.poll_events(cx, NO_OP, &mut Response::default()))?;
         }
     }
 
@@ -824,10 +977,10 @@ impl Connection {
     }
 
     /// Runs one statement with the extended protocol; `collect` keeps the rows.
-    async fn run(
+    async fn run<P: BorrowToSql>(
         &mut self,
         source: Source<'_>,
-        params: &[&(dyn ToSql + Sync)],
+        params: &[P],
         collect: bool,
     ) -> Result<Response, Error> {
         let exec = Exec {
@@ -905,10 +1058,10 @@ impl Connection {
 
     /// Encodes and queues the request that binds `source` to `exec.portal` and
     /// (unless `exec.max_rows` is `None`) executes it. Nothing is flushed.
-    pub(crate) async fn start(
+    pub(crate) async fn start<P: BorrowToSql>(
         &mut self,
         source: Source<'_>,
-        params: &[&(dyn ToSql + Sync)],
+        params: &[P],
         exec: Exec<'_>,
     ) -> Result<Request, Error> {
         // Refused before a statement is prepared for it: nothing is sent.
@@ -957,11 +1110,11 @@ impl Connection {
                 let encoded = (|| {
                     wire.parse(stmt, sql, [])?;
                     if stmt.is_empty() {
-                        bind(&mut wire, portal, stmt, &[], &[])?;
+                        bind(&mut wire, portal, stmt, &[], NO_PARAMS)?;
                         wire.describe_portal(portal)?;
                     } else {
                         wire.describe_statement(stmt)?;
-                        bind(&mut wire, portal, stmt, &[], &[])?;
+                        bind(&mut wire, portal, stmt, &[], NO_PARAMS)?;
                     }
                     if let Some(max) = exec.max_rows {
                         wire.execute(portal, max)?;
@@ -1036,21 +1189,52 @@ pub(crate) fn check_count(expected: usize, got: usize) -> Result<(), Error> {
     }
 }
 
+/// Encodes a statement whose parameter types come with the values: the unnamed
+/// statement parsed with those types, bound, its portal described (for the
+/// columns) and executed, in one request.
+pub(crate) fn encode_typed<T>(
+    req: &mut CoreRequest<'_, T>,
+    sql: &str,
+    params: &[(&(dyn ToSql + Sync), Type)],
+) -> Result<(), Error> {
+    req.parse("", sql, params.iter().map(|(_, ty)| ty.oid()))?;
+    let formats = (!params.is_empty()).then_some(1i16);
+    let write = |i: usize, buf: &mut BytesMut| -> Result<bool, Error> {
+        let (value, ty) = &params[i];
+        match value.to_sql_checked(ty, buf) {
+            Ok(IsNull::Yes) => Ok(true),
+            Ok(IsNull::No) => Ok(false),
+            Err(e) => Err(Error::to_sql(i, e)),
+        }
+    };
+    req.bind("", "", formats, params.len(), write, [1])
+        .map_err(|e| match e {
+            BindFailure::Param(e) => e,
+            BindFailure::Encode(e) => Error::encode(e.0),
+        })?;
+    req.describe_portal("")?;
+    req.execute("", 0)?;
+    Ok(())
+}
+
+/// No parameters, for [`bind`].
+pub(crate) const NO_PARAMS: &[&(dyn ToSql + Sync)] = &[];
+
 /// Encodes a Bind of `portal`: every parameter in binary, converted with its
 /// statement type, and every result column asked for in binary.
-pub(crate) fn bind<T>(
+pub(crate) fn bind<T, P: BorrowToSql>(
     req: &mut CoreRequest<'_, T>,
     portal: &str,
     statement: &str,
     types: &[Type],
-    params: &[&(dyn ToSql + Sync)],
+    params: &[P],
 ) -> Result<(), Error> {
     let formats = (!params.is_empty()).then_some(1i16);
     let write = |i: usize, buf: &mut BytesMut| -> Result<bool, Error> {
         let (Some(param), Some(ty)) = (params.get(i), types.get(i)) else {
             return Err(Error::parameter_count(types.len(), params.len()));
         };
-        match param.to_sql_checked(ty, buf) {
+        match param.borrow_to_sql().to_sql_checked(ty, buf) {
             Ok(IsNull::Yes) => Ok(true),
             Ok(IsNull::No) => Ok(false),
             Err(e) => Err(Error::to_sql(i, e)),

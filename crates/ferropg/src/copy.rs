@@ -7,15 +7,19 @@
 
 use std::fmt;
 use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use ferropg_core::message::frontend;
 use ferropg_core::sqlstate;
 use ferropg_core::types::copy_binary;
+use futures_core::Stream;
+use futures_sink::Sink;
 use postgres_types::{IsNull, ToSql, Type};
 
-use crate::cancel::timed;
+use crate::cancel::{timed, StepTimer};
 use crate::exchange::Response;
 use crate::{Connection, Error};
 
@@ -49,6 +53,9 @@ pub struct CopyIn<'a> {
     closing: bool,
     /// When `send` last looked at what the server said.
     polled: Instant,
+    /// The connection's time limit for each step of the [`Sink`]; a timer only
+    /// when one is set.
+    timer: StepTimer,
 }
 
 impl<'a> CopyIn<'a> {
@@ -67,6 +74,7 @@ impl<'a> CopyIn<'a> {
                     resp,
                     closing: false,
                     polled: Instant::now(),
+                    timer: StepTimer::default(),
                 });
             }
             if resp.ended {
@@ -218,6 +226,120 @@ impl<'a> CopyIn<'a> {
     }
 }
 
+impl CopyIn<'_> {
+    /// The number of rows copied, once the COPY has ended successfully (after
+    /// [`Sink::poll_close`], say `SinkExt::close`).
+    pub fn rows_affected(&self) -> Option<u64> {
+        (self.resp.ended && self.resp.completed && self.resp.error.is_none())
+            .then_some(self.resp.rows_affected)
+    }
+
+    /// Runs one step of the [`Sink`] within the connection's time limit.
+    fn poll_limited(
+        &mut self,
+        cx: &mut Context<'_>,
+        step: impl FnOnce(&mut Self, &mut Context<'_>) -> Poll<Result<(), Error>>,
+    ) -> Poll<Result<(), Error>> {
+        let result = match step(self, cx) {
+            Poll::Ready(result) => result,
+            Poll::Pending => {
+                let conn = &*self.conn;
+                let expired = self
+                    .timer
+                    .poll_expired(cx, conn.timeout(), || conn.cancel_token());
+                Err(ready!(expired))
+            }
+        };
+        self.timer.step_done();
+        Poll::Ready(result)
+    }
+
+    /// Writes everything buffered, then takes in what the server said so far.
+    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        ready!(self.conn.poll_flush(cx))?;
+        self.polled = Instant::now();
+        self.poll_response()?;
+        Poll::Ready(self.check())
+    }
+}
+
+/// The COPY data as a [`Sink`] of [`Bytes`] (tokio-postgres's `CopyInSink`):
+/// `SinkExt::send` and `send_all` feed it, `SinkExt::close` commits the COPY
+/// (then [`rows_affected`](CopyIn::rows_affected) has the count). Data is buffered
+/// and written in large pieces; each step is bounded by the connection's
+/// [`timeout`](Connection::set_timeout). (One item type only, so that `close`
+/// needs no annotation; `Bytes::from` takes a `Vec<u8>` or a `String` without a
+/// copy.)
+///
+/// ```no_run
+/// # async fn f(conn: &mut ferropg::Connection) -> Result<(), ferropg::Error> {
+/// use bytes::Bytes;
+/// use futures_util::SinkExt;
+///
+/// let mut copy = conn.copy_in("copy item (id, name) from stdin (format csv)").await?;
+/// copy.send(Bytes::from_static(b"1,apple\n")).await?;
+/// copy.send(Bytes::from(b"2,pear\n".to_vec())).await?;
+/// copy.close().await?;
+/// assert_eq!(copy.rows_affected(), Some(2));
+/// # Ok(()) }
+/// ```
+impl Sink<Bytes> for CopyIn<'_> {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        this.check()?;
+        if this.conn.write_buf.len() < FLUSH_AT {
+            return Poll::Ready(Ok(()));
+        }
+        this.poll_limited(cx, Self::poll_write_out)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Bytes) -> Result<(), Error> {
+        let this = self.get_mut();
+        this.check()?;
+        let conn = &mut *this.conn;
+        conn.core.copy_data(&item, &mut conn.write_buf)?;
+        Ok(())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        this.check()?;
+        this.poll_limited(cx, Self::poll_write_out)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        if !this.closing {
+            this.closing = true;
+            this.conn.check_open()?;
+            if this.resp.ended {
+                // The server ended the COPY early: its error.
+                return Poll::Ready(match &this.resp.error {
+                    Some(e) => Err(Error::db(e.clone())),
+                    None => Ok(()),
+                });
+            }
+            let conn = &mut *this.conn;
+            conn.core.copy_done(&mut conn.write_buf);
+        }
+        if this.resp.ended {
+            return Poll::Ready(Ok(()));
+        }
+        this.poll_limited(cx, |this, cx| {
+            let result = ready!(this.conn.poll_finish(cx, this.op, &mut this.resp));
+            // Over, whatever the outcome: a failed read has closed the connection.
+            this.resp.ended = true;
+            // Kept for `finish`, should it be called after the close.
+            if let Err(e) = &result {
+                this.resp.error = e.as_db_error().cloned();
+            }
+            Poll::Ready(result)
+        })
+    }
+}
+
 impl fmt::Debug for CopyIn<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CopyIn")
@@ -357,6 +479,8 @@ pub struct CopyOut<'a> {
     conn: &'a mut Connection,
     op: u64,
     resp: Response,
+    /// The connection's time limit for each chunk; a timer only when one is set.
+    timer: StepTimer,
     done: bool,
 }
 
@@ -377,6 +501,7 @@ impl<'a> CopyOut<'a> {
                     conn,
                     op,
                     resp,
+                    timer: StepTimer::default(),
                     done: false,
                 });
             }
@@ -395,45 +520,32 @@ impl<'a> CopyOut<'a> {
     /// The next chunk of data (a shared slice of what was read, not a copy);
     /// `None` at the end. An error (the query failed, was cancelled) comes once as
     /// `Some(Err(..))`, and then the stream ends. Each call is bounded by the
-    /// connection's [`timeout`](Connection::set_timeout).
+    /// connection's [`timeout`](Connection::set_timeout). The same as the
+    /// [`Stream`] implementation's.
     ///
     /// Cancel-safe: a dropped `next()` future loses no data.
     #[allow(clippy::should_implement_trait)]
     pub async fn next(&mut self) -> Option<Result<Bytes, Error>> {
-        if self.done {
-            return None;
-        }
-        let deadline = self.conn.deadline();
-        match timed(deadline, self.step()).await {
-            Ok(chunk) => chunk.map(Ok),
-            Err(e) => {
-                if self.conn.is_closed() {
-                    self.done = true;
-                }
-                Some(Err(e))
-            }
-        }
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
     }
 
-    async fn step(&mut self) -> Result<Option<Bytes>, Error> {
+    fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Error>> {
         let conn = &mut *self.conn;
         conn.check_open()?;
         loop {
             if let Some(chunk) = self.resp.next_chunk.take() {
-                return Ok(Some(chunk));
+                return Poll::Ready(Ok(Some(chunk)));
             }
             // The end may have come with the CopyOutResponse, in the same read.
             if self.resp.ended {
                 self.done = true;
-                return match &self.resp.error {
+                return Poll::Ready(match &self.resp.error {
                     Some(e) => Err(Error::db(e.clone())),
                     None => Ok(None),
-                };
+                });
             }
-            if !conn.write_buf.is_empty() {
-                conn.flush().await?;
-            }
-            conn.read_events(self.op, &mut self.resp).await?;
+            ready!(conn.poll_flush(cx))?;
+            ready!(conn.poll_events(cx, self.op, &mut self.resp))?;
         }
     }
 
@@ -441,6 +553,37 @@ impl<'a> CopyOut<'a> {
     pub fn rows_affected(&self) -> Option<u64> {
         (self.done && self.resp.error.is_none() && self.resp.completed)
             .then_some(self.resp.rows_affected)
+    }
+}
+
+impl Stream for CopyOut<'_> {
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let result = match this.poll_step(cx) {
+            Poll::Ready(result) => result,
+            Poll::Pending => {
+                let conn = &*this.conn;
+                let expired = this
+                    .timer
+                    .poll_expired(cx, conn.timeout(), || conn.cancel_token());
+                Err(ready!(expired))
+            }
+        };
+        this.timer.step_done();
+        Poll::Ready(match result {
+            Ok(chunk) => chunk.map(Ok),
+            Err(e) => {
+                if this.conn.is_closed() {
+                    this.done = true;
+                }
+                Some(Err(e))
+            }
+        })
     }
 }
 

@@ -10,9 +10,12 @@
 //! first (`Connection::settle`).
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use ferropg_core::conn::{CopyIn, Events, Flow, Outcome};
 use ferropg_core::message::frontend::EncodeError;
 use ferropg_core::message::{DataRow, ParameterDescription, RowDescription};
@@ -21,6 +24,7 @@ use ferropg_core::DbError;
 use crate::connection::NoticeHandler;
 use crate::notification::Notification;
 use crate::row::Row;
+use crate::simple::{SimpleQueryMessage, SimpleQueryRow};
 use crate::statement::Column;
 use crate::{Connection, Error};
 
@@ -48,6 +52,9 @@ pub(crate) struct Response {
     pub(crate) describe: bool,
     /// The rows, when they are collected.
     pub(crate) rows: Option<Vec<Row>>,
+    /// A simple query's messages (text rows, row descriptions, row counts), when
+    /// they are collected.
+    pub(crate) simple: Option<Vec<SimpleQueryMessage>>,
     /// Hand rows out one at a time, through `next_row`, instead of collecting them.
     pub(crate) stream_rows: bool,
     /// Hand COPY data out one chunk at a time, through `next_chunk`.
@@ -76,6 +83,47 @@ pub(crate) struct Response {
     pub(crate) ended: bool,
     /// Startup finished (the connection's first ReadyForQuery, which ends no operation).
     pub(crate) started: bool,
+}
+
+impl Response {
+    /// Takes a simple query's RowDescription, if this response collects a simple
+    /// query's messages; true if it does.
+    pub(crate) fn simple_columns(&mut self, columns: Option<&RowDescription<'_>>) -> bool {
+        let Some(messages) = &mut self.simple else {
+            return false;
+        };
+        let columns: Arc<[Column]> = match columns {
+            Some(desc) => desc.fields().map(|f| Column::from_field(&f)).collect(),
+            None => Arc::from([]),
+        };
+        messages.push(SimpleQueryMessage::RowDescription(columns.clone()));
+        self.columns = Some(columns);
+        true
+    }
+
+    /// Takes a simple query's row, if this response collects them; true if it
+    /// does (an error when no RowDescription came first).
+    pub(crate) fn simple_row(&mut self, chunk: &Bytes, row: &DataRow<'_>) -> Result<bool, Error> {
+        let Some(messages) = &mut self.simple else {
+            return Ok(false);
+        };
+        let Some(columns) = &self.columns else {
+            return Err(Error::protocol("DataRow without a RowDescription"));
+        };
+        let row = SimpleQueryRow::new(columns.clone(), share(chunk, row.raw()), row);
+        messages.push(SimpleQueryMessage::Row(row));
+        Ok(true)
+    }
+
+    /// Notes a statement's end: its row count, and for a simple query the
+    /// message that carries it.
+    pub(crate) fn command_complete(&mut self, rows: Option<u64>) {
+        self.rows_affected = rows.unwrap_or(0);
+        self.completed = true;
+        if let Some(messages) = &mut self.simple {
+            messages.push(SimpleQueryMessage::CommandComplete(self.rows_affected));
+        }
+    }
 }
 
 /// `data` as a shared slice of `chunk` (the bytes handed to the core), or a copy
@@ -156,7 +204,10 @@ impl Events<u64> for Collector<'_> {
     }
 
     fn columns(&mut self, op: &mut u64, columns: Option<&RowDescription<'_>>) {
-        if self.ours(*op) && self.resp.describe {
+        if !self.ours(*op) || self.resp.simple_columns(columns) {
+            return;
+        }
+        if self.resp.describe {
             self.resp.columns = Some(match columns {
                 Some(desc) => desc.fields().map(|f| Column::from_field(&f)).collect(),
                 None => Arc::from([]),
@@ -165,7 +216,15 @@ impl Events<u64> for Collector<'_> {
     }
 
     fn row(&mut self, op: &mut u64, row: DataRow<'_>) -> Flow {
-        if !self.ours(*op) || !(self.resp.stream_rows || self.resp.rows.is_some()) {
+        if !self.ours(*op) {
+            return Flow::Continue;
+        }
+        match self.resp.simple_row(self.chunk, &row) {
+            Ok(true) => return Flow::Continue,
+            Ok(false) => {}
+            Err(e) => return self.fail(e),
+        }
+        if !(self.resp.stream_rows || self.resp.rows.is_some()) {
             return Flow::Continue;
         }
         let Some(columns) = &self.resp.columns else {
@@ -208,8 +267,7 @@ impl Events<u64> for Collector<'_> {
 
     fn command_complete(&mut self, op: &mut u64, _tag: &str, rows: Option<u64>) {
         if self.ours(*op) {
-            self.resp.rows_affected = rows.unwrap_or(0);
-            self.resp.completed = true;
+            self.resp.command_complete(rows);
         }
     }
 
@@ -334,41 +392,74 @@ impl Connection {
     /// Writes the whole output buffer. Cancel-safe: what was not written stays
     /// buffered for the next call.
     pub(crate) async fn flush(&mut self) -> Result<(), Error> {
+        std::future::poll_fn(|cx| self.poll_flush(cx)).await
+    }
+
+    /// [`flush`](Connection::flush), polled by hand (the streams and sinks).
+    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if self.write_buf.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        let Some(socket) = &mut self.socket else {
+            return Poll::Ready(Err(
+                self.fail(Error::io("writing to the server", detached()))
+            ));
+        };
+        let mut failure = None;
         while !self.write_buf.is_empty() {
-            let written = match &mut self.socket {
-                Some(socket) => socket.write_buf(&mut self.write_buf).await,
-                None => Err(detached()),
-            };
-            match written {
-                Ok(0) => return Err(self.fail(Error::closed("the server stopped reading"))),
-                Ok(_) => {}
-                Err(e) => return Err(self.fail(Error::io("writing to the server", e))),
+            match ready!(socket.poll_write(cx, &self.write_buf)) {
+                Ok(0) => {
+                    failure = Some(Error::closed("the server stopped reading"));
+                    break;
+                }
+                Ok(n) => self.write_buf.advance(n),
+                Err(e) => {
+                    failure = Some(Error::io("writing to the server", e));
+                    break;
+                }
             }
         }
-        Ok(())
+        if failure.is_none() {
+            // The TLS layer may hold the last record back until flushed; a plain
+            // stream is ready at once.
+            if let Err(e) = ready!(socket.poll_flush(cx)) {
+                failure = Some(Error::io("writing to the server", e));
+            }
+        }
+        match failure {
+            Some(e) => Poll::Ready(Err(self.fail(e))),
+            None => Poll::Ready(Ok(())),
+        }
     }
 
     /// Makes sure some bytes from the server wait to be handed to the core: those a
     /// pause left, or a new read. Cancel-safe.
     async fn fill(&mut self) -> Result<(), Error> {
+        std::future::poll_fn(|cx| self.poll_fill(cx)).await
+    }
+
+    /// [`fill`](Connection::fill), polled by hand.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         if !self.unread.is_empty() {
-            return Ok(());
+            return Poll::Ready(Ok(()));
         }
         if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
             self.read_buf.reserve(READ_CHUNK);
         }
+        // `read_buf` takes nothing until bytes are there: a read that is not ready
+        // yet is dropped here and started again at the next poll.
         let read = match &mut self.socket {
-            Some(socket) => socket.read_buf(&mut self.read_buf).await,
+            Some(socket) => ready!(pin!(socket.read_buf(&mut self.read_buf)).poll(cx)),
             None => Err(detached()),
         };
-        match read {
+        Poll::Ready(match read {
             Ok(0) => Err(self.fail(self.hang_up())),
             Ok(_) => {
                 self.unread = self.read_buf.split().freeze();
                 Ok(())
             }
             Err(e) => Err(self.fail(Error::io("reading from the server", e))),
-        }
+        })
     }
 
     /// The error for a server that closed the connection.
@@ -419,23 +510,43 @@ impl Connection {
         self.process(op, resp)
     }
 
+    /// [`read_events`](Connection::read_events), polled by hand.
+    pub(crate) fn poll_events(
+        &mut self,
+        cx: &mut Context<'_>,
+        op: u64,
+        resp: &mut Response,
+    ) -> Poll<Result<(), Error>> {
+        ready!(self.poll_fill(cx))?;
+        Poll::Ready(self.process(op, resp))
+    }
+
     /// Sends what is buffered and reads until operation `op`'s ReadyForQuery,
     /// collecting its response into `resp`. A server error is returned after the
     /// ReadyForQuery, so the connection is ready for the next request.
     pub(crate) async fn finish(&mut self, op: u64, resp: &mut Response) -> Result<(), Error> {
-        self.flush().await?;
+        std::future::poll_fn(|cx| self.poll_finish(cx, op, resp)).await
+    }
+
+    /// [`finish`](Connection::finish), polled by hand. Everything it has done
+    /// lives in `self` and `resp`, so a poll that returns `Pending` loses nothing.
+    pub(crate) fn poll_finish(
+        &mut self,
+        cx: &mut Context<'_>,
+        op: u64,
+        resp: &mut Response,
+    ) -> Poll<Result<(), Error>> {
         loop {
-            self.read_events(op, resp).await?;
-            if !self.write_buf.is_empty() {
-                self.flush().await?;
-            }
+            // Replies the core wrote (a CopyFail for a refused COPY) go out too.
+            ready!(self.poll_flush(cx))?;
             if resp.ended {
                 break;
             }
+            ready!(self.poll_events(cx, op, resp))?;
         }
-        match resp.error.take() {
+        Poll::Ready(match resp.error.take() {
             Some(e) => Err(Error::db(e)),
             None => Ok(()),
-        }
+        })
     }
 }

@@ -175,6 +175,7 @@
 //! ferropg would be a copy of its 900 lines, with the private helpers it calls
 //! re-exported from ferropg.
 
+mod binary_copy;
 mod cancel;
 mod client;
 pub mod config;
@@ -188,6 +189,7 @@ mod generic;
 mod introspect;
 mod notification;
 mod row;
+mod simple;
 mod socket;
 mod statement;
 mod stream;
@@ -195,8 +197,12 @@ mod tls;
 mod transaction;
 pub mod types;
 
+pub use binary_copy::{BinaryCopyOutRow, BinaryCopyOutStream};
 pub use cancel::CancelToken;
-pub use client::{connect_client, Client, ClientDriver, ClientTransaction};
+pub use client::{
+    connect_client, Client, ClientCopyOut, ClientDriver, ClientNotifications, ClientRowStream,
+    ClientTransaction,
+};
 pub use config::Config;
 pub use connect::connect;
 pub use connection::Connection;
@@ -209,9 +215,10 @@ pub use ferropg_core::quote;
 pub use ferropg_core::sqlstate::{self, SqlState};
 pub use ferropg_core::{DbError, ErrorPosition};
 pub use generic::GenericClient;
-pub use notification::Notification;
+pub use notification::{Notification, Notifications};
 pub use postgres_types::{FromSql, ToSql, Type};
 pub use row::{Row, RowIndex};
+pub use simple::{SimpleQueryMessage, SimpleQueryRow};
 pub use statement::{Column, Statement, ToStatement};
 pub use stream::{Portal, RowStream};
 pub use transaction::{IsolationLevel, Transaction, TransactionBuilder};

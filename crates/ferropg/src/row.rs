@@ -28,16 +28,10 @@ impl Row {
     /// Builds a row over `body`, the bytes of `row`'s values (its `raw()` part, shared
     /// or copied).
     pub(crate) fn new(columns: Arc<[Column]>, body: Bytes, row: &DataRow<'_>) -> Row {
-        let mut offsets = Vec::with_capacity(row.len());
-        let mut pos = 0usize;
-        for value in row.values() {
-            offsets.push(pos as u32);
-            pos += 4 + value.map_or(0, <[u8]>::len);
-        }
         Row {
             columns,
             body,
-            offsets,
+            offsets: value_offsets(row),
         }
     }
 
@@ -116,13 +110,29 @@ impl Row {
 
     /// The raw bytes of column `i` (`None` for NULL).
     fn raw(&self, i: usize) -> Option<&[u8]> {
-        // The DataRow was validated when parsed: every offset and length is in bounds.
-        let pos = *self.offsets.get(i)? as usize;
-        let len = self.body.get(pos..pos + 4)?;
-        let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
-        let len = usize::try_from(len).ok()?;
-        self.body.get(pos + 4..pos + 4 + len)
+        value_at(&self.body, &self.offsets, i)
     }
+}
+
+/// Where each value's 4-byte length prefix starts in the bytes of `row`'s values.
+pub(crate) fn value_offsets(row: &DataRow<'_>) -> Vec<u32> {
+    let mut offsets = Vec::with_capacity(row.len());
+    let mut pos = 0usize;
+    for value in row.values() {
+        offsets.push(pos as u32);
+        pos += 4 + value.map_or(0, <[u8]>::len);
+    }
+    offsets
+}
+
+/// Value `i` of a DataRow's `body` (`None` for NULL or past the end).
+pub(crate) fn value_at<'b>(body: &'b [u8], offsets: &[u32], i: usize) -> Option<&'b [u8]> {
+    // The DataRow was validated when parsed: every offset and length is in bounds.
+    let pos = *offsets.get(i)? as usize;
+    let len = body.get(pos..pos + 4)?;
+    let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
+    let len = usize::try_from(len).ok()?;
+    body.get(pos + 4..pos + 4 + len)
 }
 
 impl fmt::Debug for Row {

@@ -2,11 +2,14 @@
 //! [`Portal`] (a named portal inside a transaction, fetched in steps).
 
 use std::fmt;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 
-use postgres_types::ToSql;
+use futures_core::Stream;
+use postgres_types::{BorrowToSql, ToSql};
 
-use crate::cancel::timed;
+use crate::cancel::{timed, StepTimer};
 use crate::connection::{Exec, Request};
 use crate::exchange::Response;
 use crate::row::Row;
@@ -15,29 +18,32 @@ use crate::transaction::Transaction;
 use crate::{Connection, Error};
 
 /// The rows of one query, read from the socket as they are asked for: from
-/// [`Connection::query_stream`] or [`Transaction::query_stream`].
+/// [`Connection::query_stream`], [`Connection::query_raw`] or
+/// [`Transaction::query_stream`].
+///
+/// It is a [`Stream`] of rows (use `futures::StreamExt` or `TryStreamExt` on it),
+/// and has its own [`next`](RowStream::next) for use without the `futures` crate.
 ///
 /// Nothing is buffered beyond what one socket read brings, so a result of any size
-/// takes bounded memory (the server waits while the rows are not read). Get rows
-/// with [`next`](RowStream::next); a `futures` stream is one
-/// `futures::stream::unfold(rows, |mut r| async move { r.next().await.map(|x| (x, r)) })`
-/// away.
+/// takes bounded memory (the server waits while the rows are not read).
 ///
 /// Dropping the stream before its end is safe: the connection's next call reads
 /// and discards the rest of the result first.
 pub struct RowStream<'a> {
     conn: &'a mut Connection,
     req: Request,
+    /// The connection's time limit for each row; a timer only when one is set.
+    timer: StepTimer,
     done: bool,
     failed: bool,
 }
 
 impl<'a> RowStream<'a> {
     /// Sends the query (flushed, so the server starts at once).
-    pub(crate) async fn start(
+    pub(crate) async fn start<P: BorrowToSql>(
         conn: &'a mut Connection,
         source: Source<'_>,
-        params: &[&(dyn ToSql + Sync)],
+        params: &[P],
     ) -> Result<RowStream<'a>, Error> {
         let exec = Exec {
             portal: "",
@@ -50,6 +56,7 @@ impl<'a> RowStream<'a> {
         Ok(RowStream {
             conn,
             req,
+            timer: StepTimer::default(),
             done: false,
             failed: false,
         })
@@ -64,35 +71,18 @@ impl<'a> RowStream<'a> {
     /// Cancel-safe: a dropped `next()` future loses no row.
     #[allow(clippy::should_implement_trait)]
     pub async fn next(&mut self) -> Option<Result<Row, Error>> {
-        if self.done {
-            return None;
-        }
-        let deadline = self.conn.deadline();
-        match timed(deadline, self.step()).await {
-            Ok(row) => row.map(Ok),
-            Err(e) => {
-                if self.conn.is_closed() {
-                    self.done = true;
-                }
-                if self.done {
-                    self.failed = true;
-                }
-                Some(Err(e))
-            }
-        }
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
     }
 
     /// Reads up to the next row or the end.
-    async fn step(&mut self) -> Result<Option<Row>, Error> {
+    fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Row>, Error>> {
         let conn = &mut *self.conn;
         conn.check_open()?;
         loop {
-            if !conn.write_buf.is_empty() {
-                conn.flush().await?;
-            }
-            conn.read_events(self.req.op, &mut self.req.resp).await?;
+            ready!(conn.poll_flush(cx))?;
+            ready!(conn.poll_events(cx, self.req.op, &mut self.req.resp))?;
             if let Some(row) = self.req.resp.next_row.take() {
-                return Ok(Some(row));
+                return Poll::Ready(Ok(Some(row)));
             }
             if self.req.resp.ended {
                 self.done = true;
@@ -101,7 +91,7 @@ impl<'a> RowStream<'a> {
                     None => Ok(()),
                 };
                 conn.complete(&mut self.req, &result);
-                return result.map(|()| None);
+                return Poll::Ready(result.map(|()| None));
             }
         }
     }
@@ -116,6 +106,40 @@ impl<'a> RowStream<'a> {
     pub fn rows_affected(&self) -> Option<u64> {
         (self.done && !self.failed && self.req.resp.completed)
             .then_some(self.req.resp.rows_affected)
+    }
+}
+
+impl Stream for RowStream<'_> {
+    type Item = Result<Row, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let result = match this.poll_step(cx) {
+            Poll::Ready(result) => result,
+            Poll::Pending => {
+                let conn = &*this.conn;
+                let expired = this
+                    .timer
+                    .poll_expired(cx, conn.timeout(), || conn.cancel_token());
+                Err(ready!(expired))
+            }
+        };
+        this.timer.step_done();
+        Poll::Ready(match result {
+            Ok(row) => row.map(Ok),
+            Err(e) => {
+                if this.conn.is_closed() {
+                    this.done = true;
+                }
+                if this.done {
+                    this.failed = true;
+                }
+                Some(Err(e))
+            }
+        })
     }
 }
 

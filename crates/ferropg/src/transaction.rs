@@ -2,13 +2,15 @@
 
 use std::fmt;
 
-use postgres_types::{ToSql, Type};
+use postgres_types::{BorrowToSql, ToSql, Type};
 
 use crate::cancel::{timed, CancelToken};
 use crate::copy::{CopyIn, CopyOut};
 use crate::exchange::Response;
 use crate::row::Row;
+use crate::simple::SimpleQueryMessage;
 use crate::statement::{Statement, ToStatement};
+use crate::stream::RowStream;
 use crate::{Connection, Error};
 
 /// A transaction (`BEGIN` ... `COMMIT`), or a savepoint within one when made with
@@ -166,6 +168,44 @@ impl<'c> Transaction<'c> {
         T: ?Sized + ToStatement,
     {
         self.conn.execute(statement, params).await
+    }
+
+    /// [`Connection::query_raw`] within the transaction.
+    pub async fn query_raw<T, P, I>(
+        &mut self,
+        statement: &T,
+        params: I,
+    ) -> Result<RowStream<'_>, Error>
+    where
+        T: ?Sized + ToStatement,
+        P: BorrowToSql,
+        I: IntoIterator<Item = P>,
+    {
+        self.conn.query_raw(statement, params).await
+    }
+
+    /// [`Connection::execute_raw`] within the transaction.
+    pub async fn execute_raw<T, P, I>(&mut self, statement: &T, params: I) -> Result<u64, Error>
+    where
+        T: ?Sized + ToStatement,
+        P: BorrowToSql,
+        I: IntoIterator<Item = P>,
+    {
+        self.conn.execute_raw(statement, params).await
+    }
+
+    /// [`Connection::query_typed`] within the transaction.
+    pub async fn query_typed(
+        &mut self,
+        sql: &str,
+        params: &[(&(dyn ToSql + Sync), Type)],
+    ) -> Result<Vec<Row>, Error> {
+        self.conn.query_typed(sql, params).await
+    }
+
+    /// [`Connection::simple_query`] within the transaction.
+    pub async fn simple_query(&mut self, sql: &str) -> Result<Vec<SimpleQueryMessage>, Error> {
+        self.conn.simple_query(sql).await
     }
 
     /// [`Connection::batch_execute`] within the transaction.

@@ -7,16 +7,16 @@ use std::fmt;
 use std::future::Future;
 use std::pin::{pin, Pin};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use bytes::{Buf, Bytes, BytesMut};
 use ferropg_core::conn::{CopyIn, Events, Flow, Outcome as CoreOutcome, Phase};
 use ferropg_core::message::frontend::EncodeError;
 use ferropg_core::message::{DataRow, ParameterDescription, RowDescription};
 use ferropg_core::DbError;
-use tokio::sync::oneshot;
 
-use super::shared::{Outcome, Shared, Waiting};
+use super::feed::{Feed, Stage};
+use super::shared::{Outcome, ReplyTo, Shared, Waiting};
 use crate::connection::NoticeHandler;
 use crate::exchange::{share, READ_CHUNK};
 use crate::notification::Notification;
@@ -47,8 +47,32 @@ pub struct ClientDriver {
     /// The TLS layer may hold written bytes until flushed.
     needs_flush: bool,
     /// Replies to hand out once the lock is released.
-    finished: Vec<(oneshot::Sender<Outcome>, Outcome)>,
+    finished: Vec<(ReplyTo, Outcome)>,
+    /// Stream consumers to wake once the lock is released.
+    wake: Vec<Waker>,
+    /// Rows and COPY data on their way into their streams' queues.
+    rows: Stage<Row>,
+    chunks: Stage<Bytes>,
+    /// The stream whose full queue stops the reading, until its consumer takes
+    /// from it.
+    blocked: Option<Blocked>,
     done: bool,
+}
+
+/// A stream the driver waits for.
+enum Blocked {
+    Rows(Arc<Feed<Row>>),
+    Chunks(Arc<Feed<Bytes>>),
+}
+
+impl Blocked {
+    /// True while it is still full (the driver is then woken when it is not).
+    fn full(&self, waker: &Waker) -> bool {
+        match self {
+            Blocked::Rows(feed) => feed.full(waker),
+            Blocked::Chunks(feed) => feed.full(waker),
+        }
+    }
 }
 
 impl ClientDriver {
@@ -66,6 +90,10 @@ impl ClientDriver {
             out: BytesMut::with_capacity(4 * 1024),
             needs_flush: false,
             finished: Vec::new(),
+            wake: Vec::new(),
+            rows: Stage::default(),
+            chunks: Stage::default(),
+            blocked: None,
             done: false,
         }
     }
@@ -80,12 +108,24 @@ impl ClientDriver {
                 let _ = std::task::ready!(self.socket.poll_shutdown(cx));
                 return Poll::Ready(Ok(()));
             }
-            let read = self.read(cx)?;
+            let read = !self.still_blocked(cx) && self.read(cx)?;
             if read {
                 self.process()?;
             }
             if !wrote && !read {
                 return Poll::Pending;
+            }
+        }
+    }
+
+    /// True while a stream's full queue holds the reading back (its consumer
+    /// wakes the driver when it takes from it).
+    fn still_blocked(&mut self, cx: &mut Context<'_>) -> bool {
+        match &self.blocked {
+            Some(blocked) if blocked.full(cx.waker()) => true,
+            _ => {
+                self.blocked = None;
+                false
             }
         }
     }
@@ -169,6 +209,10 @@ impl ClientDriver {
             let mut sink = Dispatch {
                 chunk: &chunk,
                 finished: &mut self.finished,
+                wake: &mut self.wake,
+                rows: &mut self.rows,
+                chunks: &mut self.chunks,
+                blocked: None,
                 notifications: &mut state.notifications,
                 notice_handler: &mut state.notice_handler,
                 failure: None,
@@ -176,12 +220,19 @@ impl ClientDriver {
             let result = state
                 .core
                 .handle_input(&chunk, &mut state.write_buf, &mut sink);
+            // What a stream got from this chunk goes into its queue now.
+            sink.rows.flush(sink.wake);
+            sink.chunks.flush(sink.wake);
+            self.blocked = sink.blocked.take();
             let failure = sink.failure.take();
             (result, failure, state.notifications.len() > before)
         };
         // Outside the lock: a woken caller may take it at once.
-        for (tx, outcome) in self.finished.drain(..) {
-            let _ = tx.send(outcome);
+        for (reply, outcome) in self.finished.drain(..) {
+            reply.send(outcome);
+        }
+        for waker in self.wake.drain(..) {
+            waker.wake();
         }
         if notified {
             self.shared.notified.notify_waiters();
@@ -248,7 +299,12 @@ impl fmt::Debug for ClientDriver {
 struct Dispatch<'a> {
     /// The bytes handed to the core, which rows are slices of.
     chunk: &'a Bytes,
-    finished: &'a mut Vec<(oneshot::Sender<Outcome>, Outcome)>,
+    finished: &'a mut Vec<(ReplyTo, Outcome)>,
+    wake: &'a mut Vec<Waker>,
+    rows: &'a mut Stage<Row>,
+    chunks: &'a mut Stage<Bytes>,
+    /// Set when a stream's queue filled up: reading pauses.
+    blocked: Option<Blocked>,
     notifications: &'a mut VecDeque<Notification>,
     notice_handler: &'a mut Option<NoticeHandler>,
     /// What ends the connection: a FATAL error, or rows that cannot be placed.
@@ -297,6 +353,9 @@ impl Events<Waiting> for Dispatch<'_> {
     }
 
     fn columns(&mut self, op: &mut Waiting, columns: Option<&RowDescription<'_>>) {
+        if op.resp.simple_columns(columns) {
+            return;
+        }
         if op.resp.describe {
             op.resp.columns = Some(match columns {
                 Some(desc) => desc.fields().map(|f| Column::from_field(&f)).collect(),
@@ -306,6 +365,26 @@ impl Events<Waiting> for Dispatch<'_> {
     }
 
     fn row(&mut self, op: &mut Waiting, row: DataRow<'_>) -> Flow {
+        match op.resp.simple_row(self.chunk, &row) {
+            Ok(true) => return Flow::Continue,
+            Ok(false) => {}
+            Err(e) => return self.fail(e),
+        }
+        if let ReplyTo::Rows(feed) = &op.reply {
+            if !self.rows.begin(feed, self.wake) {
+                // Its consumer left: the rest of its rows are not even built.
+                return Flow::Continue;
+            }
+            let Some(columns) = &op.resp.columns else {
+                return self.fail(Error::protocol("DataRow without a RowDescription"));
+            };
+            let row = Row::new(columns.clone(), share(self.chunk, row.raw()), &row);
+            if self.rows.push(row, self.wake) {
+                self.blocked = Some(Blocked::Rows(Arc::clone(feed)));
+                return Flow::Pause;
+            }
+            return Flow::Continue;
+        }
         if op.resp.rows.is_none() {
             return Flow::Continue;
         }
@@ -324,14 +403,33 @@ impl Events<Waiting> for Dispatch<'_> {
         Flow::Continue
     }
 
+    fn copy_out_started(&mut self, op: &mut Waiting) {
+        if let ReplyTo::Chunks(feed) = &op.reply {
+            self.wake.extend(feed.start());
+        }
+    }
+
+    fn copy_data(&mut self, op: &mut Waiting, data: &[u8]) -> Flow {
+        let ReplyTo::Chunks(feed) = &op.reply else {
+            return Flow::Continue;
+        };
+        if !self.chunks.begin(feed, self.wake) {
+            return Flow::Continue;
+        }
+        if self.chunks.push(share(self.chunk, data), self.wake) {
+            self.blocked = Some(Blocked::Chunks(Arc::clone(feed)));
+            return Flow::Pause;
+        }
+        Flow::Continue
+    }
+
     fn copy_in_ready(&mut self, _op: &mut Waiting) -> CopyIn {
         // A client starts no COPY FROM STDIN (the core refuses one it did not ask for).
         CopyIn::Abandon
     }
 
     fn command_complete(&mut self, op: &mut Waiting, _tag: &str, rows: Option<u64>) {
-        op.resp.rows_affected = rows.unwrap_or(0);
-        op.resp.completed = true;
+        op.resp.command_complete(rows);
     }
 
     fn portal_suspended(&mut self, op: &mut Waiting) {
@@ -348,9 +446,15 @@ impl Events<Waiting> for Dispatch<'_> {
 
     fn done(&mut self, op: Waiting, _outcome: CoreOutcome) -> Flow {
         let (mut resp, reply) = op.into_parts();
-        if let Some(tx) = reply {
-            resp.ended = true;
-            self.finished.push((tx, Ok(resp)));
+        match reply {
+            ReplyTo::Nobody => {}
+            // Its items go into its queue before its end.
+            ReplyTo::Rows(_) => self.rows.flush(self.wake),
+            ReplyTo::Chunks(_) => self.chunks.flush(self.wake),
+            ReplyTo::Once(_) => resp.ended = true,
+        }
+        if !matches!(reply, ReplyTo::Nobody) {
+            self.finished.push((reply, Ok(resp)));
         }
         Flow::Continue
     }

@@ -1,27 +1,34 @@
 //! [`Client`]: one session shared by many tasks, their requests pipelined.
 
 mod driver;
+mod feed;
 mod requests;
 mod shared;
+mod streams;
 mod transaction;
 
 use std::fmt;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use ferropg_core::message::frontend;
 use ferropg_core::message::TransactionStatus;
 use ferropg_core::DbError;
-use postgres_types::{ToSql, Type};
+use postgres_types::{BorrowToSql, ToSql, Type};
 
 pub use driver::ClientDriver;
-use shared::Shared;
+use feed::FeedHandle;
+use shared::{ReplyTo, Shared};
 pub(crate) use shared::{Session, Waiting};
+pub use streams::{ClientCopyOut, ClientNotifications, ClientRowStream};
 pub use transaction::ClientTransaction;
 
 use crate::cancel::CancelToken;
+use crate::connection::encode_typed;
 use crate::exchange::Response;
 use crate::notification::Notification;
 use crate::row::Row;
+use crate::simple::SimpleQueryMessage;
 use crate::socket::Socket;
 use crate::statement::{Statement, ToStatement};
 use crate::{Config, Error};
@@ -192,6 +199,140 @@ impl Client {
         Ok(resp.rows_affected)
     }
 
+    /// Runs a statement and returns its rows as they arrive (a [`Stream`](futures_core::Stream)),
+    /// with the parameters given by an iterator (of values, references,
+    /// `&dyn ToSql`, boxed values: anything [`BorrowToSql`]), as tokio-postgres's
+    /// `query_raw`. SQL text is prepared first (and cached), so that the column
+    /// types are known before the first row. See [`ClientRowStream`] for its
+    /// memory bound.
+    ///
+    /// ```no_run
+    /// # async fn f(client: &ferropg::Client) -> Result<(), ferropg::Error> {
+    /// use futures_util::TryStreamExt;
+    ///
+    /// let mut rows = client
+    ///     .query_raw("select g from generate_series(1, $1::int4) g", [1_000_000i32])
+    ///     .await?;
+    /// let mut sum = 0i64;
+    /// while let Some(row) = rows.try_next().await? {
+    ///     sum += i64::from(row.get::<_, i32>(0));
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn query_raw<T, P, I>(
+        &self,
+        statement: &T,
+        params: I,
+    ) -> Result<ClientRowStream, Error>
+    where
+        T: ?Sized + ToStatement,
+        P: BorrowToSql,
+        I: IntoIterator<Item = P>,
+    {
+        let params: Vec<P> = params.into_iter().collect();
+        let feed = FeedHandle::new();
+        let (statement, columns, cached) = self
+            .start_stream(statement.__source(), &params, feed.sender())
+            .await?;
+        Ok(ClientRowStream::new(
+            feed,
+            statement,
+            columns,
+            cached,
+            Arc::clone(&self.shared),
+        ))
+    }
+
+    /// [`execute`](Client::execute) with the parameters given by an iterator, as
+    /// tokio-postgres's `execute_raw`.
+    pub async fn execute_raw<T, P, I>(&self, statement: &T, params: I) -> Result<u64, Error>
+    where
+        T: ?Sized + ToStatement,
+        P: BorrowToSql,
+        I: IntoIterator<Item = P>,
+    {
+        let params: Vec<P> = params.into_iter().collect();
+        let resp = self.run(statement.__source(), &params, false).await?;
+        Ok(resp.rows_affected)
+    }
+
+    /// Runs a statement with the parameter types given beside the values, in one
+    /// round trip, without preparing it first; nothing is cached. See
+    /// [`Connection::query_typed`](crate::Connection::query_typed).
+    pub async fn query_typed(
+        &self,
+        sql: &str,
+        params: &[(&(dyn ToSql + Sync), Type)],
+    ) -> Result<Vec<Row>, Error> {
+        frontend::check_parameter_count(params.len()).map_err(|e| Error::encode(e.0))?;
+        let resp = Response {
+            describe: true,
+            rows: Some(Vec::new()),
+            ..Response::default()
+        };
+        // The unnamed statement is safe here: parsed and bound in one request,
+        // which nothing of another task's can come between.
+        let reply = self.shared.submit(resp, |state, op| {
+            let mut wire = state.core.request(&mut state.write_buf);
+            encode_typed(&mut wire, sql, params)?;
+            wire.send(op);
+            Ok(())
+        })?;
+        let resp = reply.response().await?;
+        if let Some(e) = resp.error {
+            return Err(Error::db(e));
+        }
+        let mut rows = resp.rows.unwrap_or_default();
+        self.retype_rows(&mut rows).await?;
+        Ok(rows)
+    }
+
+    /// Runs one or more `;`-separated statements with the simple query protocol
+    /// and returns what they sent: each result's columns, its rows as text, each
+    /// statement's row count. See
+    /// [`Connection::simple_query`](crate::Connection::simple_query).
+    pub async fn simple_query(&self, sql: &str) -> Result<Vec<SimpleQueryMessage>, Error> {
+        let resp = Response {
+            simple: Some(Vec::new()),
+            ..Response::default()
+        };
+        let reply = self.shared.submit(resp, |state, op| {
+            state.core.query(sql, op, &mut state.write_buf)?;
+            Ok(())
+        })?;
+        let resp = reply.response().await?;
+        match resp.error {
+            Some(e) => Err(Error::db(e)),
+            None => Ok(resp.simple.unwrap_or_default()),
+        }
+    }
+
+    /// Starts `COPY ... TO STDOUT` and returns the stream of its data, once the
+    /// server has begun sending it; see [`ClientCopyOut`]. Fails, with the
+    /// server's error or one of kind [`Copy`](crate::ErrorKind::Copy), if `sql`
+    /// does not start a COPY TO STDOUT.
+    ///
+    /// ```no_run
+    /// # async fn f(client: &ferropg::Client) -> Result<(), ferropg::Error> {
+    /// use futures_util::TryStreamExt;
+    ///
+    /// let copy = client.copy_out("copy item to stdout (format csv)").await?;
+    /// let chunks: Vec<bytes::Bytes> = copy.try_collect().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn copy_out(&self, sql: &str) -> Result<ClientCopyOut, Error> {
+        let feed = FeedHandle::new();
+        self.shared.submit_to(
+            Response::default(),
+            ReplyTo::Chunks(feed.sender()),
+            |state, op| {
+                state.core.query(sql, op, &mut state.write_buf)?;
+                Ok(())
+            },
+        )?;
+        ClientCopyOut::start(feed).await
+    }
+
     /// Runs one or more `;`-separated statements with the simple query protocol,
     /// without parameters, discarding any rows. Without an explicit transaction,
     /// the statements run in one implicit transaction: an error rolls back all of
@@ -308,6 +449,25 @@ impl Client {
     /// Takes the notifications received so far (after `LISTEN channel`).
     pub fn take_notifications(&self) -> Vec<Notification> {
         self.shared.lock().notifications.drain(..).collect()
+    }
+
+    /// The notifications as a [`Stream`](futures_core::Stream): each
+    /// [`notification`](Client::notification) in turn. The client goes on
+    /// serving queries meanwhile.
+    ///
+    /// ```no_run
+    /// # async fn f(client: &ferropg::Client) -> Result<(), ferropg::Error> {
+    /// use futures_util::TryStreamExt;
+    ///
+    /// client.batch_execute("listen jobs").await?;
+    /// let mut jobs = client.notifications();
+    /// while let Some(n) = jobs.try_next().await? {
+    ///     println!("{}: {}", n.channel(), n.payload());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn notifications(&self) -> ClientNotifications<'_> {
+        ClientNotifications::new(self)
     }
 
     /// Waits for the next notification (after `LISTEN channel`). The driver reads

@@ -13,11 +13,12 @@ use std::sync::Arc;
 
 use ferropg_core::message::frontend;
 use ferropg_core::message::TransactionStatus;
-use postgres_types::{ToSql, Type};
+use postgres_types::{BorrowToSql, Type};
 
-use super::shared::Reply;
+use super::feed::FeedTx;
+use super::shared::{Reply, ReplyTo};
 use super::Client;
-use crate::connection::{bind, check_count, is_stale};
+use crate::connection::{bind, check_count, is_stale, NO_PARAMS};
 use crate::exchange::Response;
 use crate::introspect::is_placeholder;
 use crate::row::Row;
@@ -50,10 +51,10 @@ struct InFlight {
 
 impl Client {
     /// Runs one statement with the extended protocol; `collect` keeps the rows.
-    pub(super) async fn run(
+    pub(super) async fn run<P: BorrowToSql>(
         &self,
         source: Source<'_>,
-        params: &[&(dyn ToSql + Sync)],
+        params: &[P],
         collect: bool,
     ) -> Result<Response, Error> {
         let mut retried = false;
@@ -100,15 +101,15 @@ impl Client {
 
     /// Encodes and queues the request that runs `source` (preparing it first when
     /// its parameter types must come from the server).
-    async fn start(
+    async fn start<P: BorrowToSql>(
         &self,
         source: Source<'_>,
-        params: &[&(dyn ToSql + Sync)],
+        params: &[P],
         collect: bool,
     ) -> Result<InFlight, Error> {
         // Refused before a statement is prepared for it: nothing is sent.
         frontend::check_parameter_count(params.len()).map_err(|e| Error::encode(e.0))?;
-        let target = self.target(source, params.len()).await?;
+        let target = self.target(source, params.len(), false).await?;
         let mut resp = Response {
             rows: collect.then(Vec::new),
             ..Response::default()
@@ -141,11 +142,11 @@ impl Client {
                     // unnamed statement's portal always: the core checks every row
                     // against its description.
                     if stmt.is_empty() {
-                        bind(&mut wire, "", stmt, &[], &[])?;
+                        bind(&mut wire, "", stmt, &[], NO_PARAMS)?;
                         wire.describe_portal("")?;
                     } else {
                         wire.describe_statement(stmt)?;
-                        bind(&mut wire, "", stmt, &[], &[])?;
+                        bind(&mut wire, "", stmt, &[], NO_PARAMS)?;
                     }
                     wire.execute("", 0)?;
                     wire.send(op);
@@ -161,8 +162,14 @@ impl Client {
         }
     }
 
-    /// What `source` runs as.
-    async fn target<'s>(&self, source: Source<'s>, nparams: usize) -> Result<Target<'s>, Error> {
+    /// What `source` runs as. With `learn_first` (rows handed out as they come,
+    /// before their types could be looked up), SQL text is always prepared first.
+    async fn target<'s>(
+        &self,
+        source: Source<'s>,
+        nparams: usize,
+        learn_first: bool,
+    ) -> Result<Target<'s>, Error> {
         let sql = match source {
             Source::Prepared(statement) => {
                 if statement.connection_id() != self.shared.id {
@@ -184,7 +191,7 @@ impl Client {
                     cached: true,
                 })
             }
-            Ok(None) if nparams == 0 => Ok(Target::Parse {
+            Ok(None) if nparams == 0 && !learn_first => Ok(Target::Parse {
                 sql,
                 name: Some(self.shared.new_statement_name()),
             }),
@@ -199,7 +206,7 @@ impl Client {
             }
             // Not cached: the unnamed statement when parsed in the same request,
             // else a statement of the call's own, closed once the call drops it.
-            Err(()) if nparams == 0 => Ok(Target::Parse { sql, name: None }),
+            Err(()) if nparams == 0 && !learn_first => Ok(Target::Parse { sql, name: None }),
             Err(()) => {
                 let statement = self.prepare_named(sql, &[]).await?;
                 check_count(statement.params().len(), nparams)?;
@@ -209,6 +216,48 @@ impl Client {
                 })
             }
         }
+    }
+
+    /// Starts a row stream: the statement prepared (its column types learned)
+    /// first, then bound and executed, its rows going into `feed`.
+    pub(super) async fn start_stream<P: BorrowToSql>(
+        &self,
+        source: Source<'_>,
+        params: &[P],
+        feed: FeedTx<Row>,
+    ) -> Result<(Statement, Arc<[Column]>, bool), Error> {
+        frontend::check_parameter_count(params.len()).map_err(|e| Error::encode(e.0))?;
+        let Target::Bound { statement, cached } = self.target(source, params.len(), true).await?
+        else {
+            unreachable!("SQL text is prepared first when its rows are streamed");
+        };
+        // A statement cached from a run that parsed it may still hold stand-in types.
+        let columns = self.learned_columns(statement.columns_arc()).await?;
+        let resp = Response {
+            columns: Some(columns.clone()),
+            ..Response::default()
+        };
+        self.shared
+            .submit_to(resp, ReplyTo::Rows(feed), |state, op| {
+                let mut wire = state.core.request(&mut state.write_buf);
+                bind(&mut wire, "", statement.name(), statement.params(), params)?;
+                wire.execute("", 0)?;
+                wire.rows_of(statement.columns_arc().len());
+                wire.send(op);
+                Ok(())
+            })?;
+        Ok((statement, columns, cached))
+    }
+
+    /// `columns` with every type the catalog knows, asking it about those nothing
+    /// is known of yet.
+    async fn learned_columns(&self, columns: &Arc<[Column]>) -> Result<Arc<[Column]>, Error> {
+        if columns.iter().any(|c| is_placeholder(c.type_())) {
+            self.learn_types(columns.iter().map(|c| c.type_().oid()).collect())
+                .await?;
+        }
+        let retyped = self.shared.lock().types.retype(columns);
+        Ok(retyped.unwrap_or_else(|| columns.clone()))
     }
 
     /// Prepares `sql` as a new named statement, learning the types it uses.

@@ -12,17 +12,19 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use ferropg_core::conn::{Connection as CoreConnection, Phase};
 use ferropg_core::names;
 use ferropg_core::statement_cache::{self, Lookup, StatementCache};
 use tokio::sync::{oneshot, Notify};
 
+use super::feed::{End, FeedTx};
 use crate::cancel::CancelToken;
 use crate::connection::NoticeHandler;
 use crate::exchange::Response;
 use crate::introspect::TypeCache;
 use crate::notification::Notification;
+use crate::row::Row;
 use crate::statement::{CloseQueue, PendingName, Statement};
 use crate::Error;
 
@@ -34,9 +36,42 @@ pub(crate) type Outcome = Result<Response, Error>;
 /// it goes at the end.
 pub(crate) struct Waiting {
     pub(crate) resp: Response,
-    /// `None` for a request nobody waits for (a lazy ROLLBACK, the Close of dropped
-    /// statements).
-    reply: Option<oneshot::Sender<Outcome>>,
+    pub(crate) reply: ReplyTo,
+}
+
+/// Where a request's reply goes.
+pub(crate) enum ReplyTo {
+    /// Nobody waits for it (a lazy ROLLBACK, the Close of dropped statements).
+    Nobody,
+    /// The whole response, at the end.
+    Once(oneshot::Sender<Outcome>),
+    /// Rows as they come, into a bounded queue.
+    Rows(FeedTx<Row>),
+    /// COPY TO STDOUT data as it comes, into a bounded queue.
+    Chunks(FeedTx<Bytes>),
+}
+
+impl ReplyTo {
+    /// Hands the outcome over (or drops it, when nobody waits).
+    pub(crate) fn send(self, outcome: Outcome) {
+        match self {
+            ReplyTo::Nobody => {}
+            ReplyTo::Once(tx) => {
+                let _ = tx.send(outcome);
+            }
+            ReplyTo::Rows(feed) => feed.end(feed_end(outcome)),
+            ReplyTo::Chunks(feed) => feed.end(feed_end(outcome)),
+        }
+    }
+}
+
+/// How a streaming request ends, from its outcome.
+fn feed_end(outcome: Outcome) -> End {
+    let resp = outcome?;
+    match resp.error {
+        Some(e) => Err(Error::db(e)),
+        None => Ok(resp.rows_affected),
+    }
 }
 
 impl Waiting {
@@ -44,25 +79,28 @@ impl Waiting {
     pub(crate) fn unheard() -> Waiting {
         Waiting {
             resp: Response::default(),
-            reply: None,
+            reply: ReplyTo::Nobody,
         }
     }
 
     /// Whether anyone still waits for this reply: rows of a caller that went away
     /// are not even built.
     pub(crate) fn wanted(&self) -> bool {
-        self.reply.as_ref().is_some_and(|tx| !tx.is_closed())
+        match &self.reply {
+            ReplyTo::Nobody => false,
+            ReplyTo::Once(tx) => !tx.is_closed(),
+            ReplyTo::Rows(feed) => feed.room().is_some(),
+            ReplyTo::Chunks(feed) => feed.room().is_some(),
+        }
     }
 
     /// Hands the response over (or drops it, when nobody waits).
     pub(crate) fn finish(self, outcome: Outcome) {
-        if let Some(tx) = self.reply {
-            let _ = tx.send(outcome);
-        }
+        self.reply.send(outcome);
     }
 
     /// Splits off the reply slot, to complete outside the lock.
-    pub(crate) fn into_parts(self) -> (Response, Option<oneshot::Sender<Outcome>>) {
+    pub(crate) fn into_parts(self) -> (Response, ReplyTo) {
         (self.resp, self.reply)
     }
 }
@@ -165,18 +203,23 @@ impl Shared {
         write: impl FnOnce(&mut State, Waiting) -> Result<(), Error>,
     ) -> Result<Reply, Error> {
         let (tx, rx) = oneshot::channel();
+        self.submit_to(resp, ReplyTo::Once(tx), write)?;
+        Ok(Reply(rx))
+    }
+
+    /// [`submit`](Shared::submit), with the reply going to `reply`.
+    pub(crate) fn submit_to(
+        &self,
+        resp: Response,
+        reply: ReplyTo,
+        write: impl FnOnce(&mut State, Waiting) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         let mut state = self.lock();
         state.check_open()?;
         state.write_cleanup(&self.close_queue)?;
-        let written = write(
-            &mut state,
-            Waiting {
-                resp,
-                reply: Some(tx),
-            },
-        );
+        let written = write(&mut state, Waiting { resp, reply });
         state.wake_driver();
-        written.map(|()| Reply(rx))
+        written
     }
 
     /// Queues a simple query nobody waits for (a lazy ROLLBACK). Best effort: on

@@ -3,10 +3,11 @@
 
 use std::fmt;
 
-use postgres_types::{ToSql, Type};
+use postgres_types::{BorrowToSql, ToSql, Type};
 
-use super::Client;
+use super::{Client, ClientCopyOut, ClientRowStream};
 use crate::row::Row;
+use crate::simple::SimpleQueryMessage;
 use crate::statement::{Statement, ToStatement};
 use crate::Error;
 
@@ -146,6 +147,50 @@ impl<'a> ClientTransaction<'a> {
         T: ?Sized + ToStatement,
     {
         self.client.execute(statement, params).await
+    }
+
+    /// [`Client::query_raw`] within the transaction. The stream does not borrow
+    /// the transaction: read it to its end before the transaction ends.
+    pub async fn query_raw<T, P, I>(
+        &self,
+        statement: &T,
+        params: I,
+    ) -> Result<ClientRowStream, Error>
+    where
+        T: ?Sized + ToStatement,
+        P: BorrowToSql,
+        I: IntoIterator<Item = P>,
+    {
+        self.client.query_raw(statement, params).await
+    }
+
+    /// [`Client::execute_raw`] within the transaction.
+    pub async fn execute_raw<T, P, I>(&self, statement: &T, params: I) -> Result<u64, Error>
+    where
+        T: ?Sized + ToStatement,
+        P: BorrowToSql,
+        I: IntoIterator<Item = P>,
+    {
+        self.client.execute_raw(statement, params).await
+    }
+
+    /// [`Client::query_typed`] within the transaction.
+    pub async fn query_typed(
+        &self,
+        sql: &str,
+        params: &[(&(dyn ToSql + Sync), Type)],
+    ) -> Result<Vec<Row>, Error> {
+        self.client.query_typed(sql, params).await
+    }
+
+    /// [`Client::simple_query`] within the transaction.
+    pub async fn simple_query(&self, sql: &str) -> Result<Vec<SimpleQueryMessage>, Error> {
+        self.client.simple_query(sql).await
+    }
+
+    /// [`Client::copy_out`] within the transaction.
+    pub async fn copy_out(&self, sql: &str) -> Result<ClientCopyOut, Error> {
+        self.client.copy_out(sql).await
     }
 
     /// [`Client::batch_execute`] within the transaction.

@@ -1,0 +1,429 @@
+//! Streams and sinks, on a `Connection` and on a shared `Client`: row streams and
+//! COPY OUT as `futures::Stream`s, COPY IN as a `Sink`, notifications as a stream,
+//! `query_raw`/`execute_raw` with iterator parameters, `simple_query`,
+//! `query_typed`, the binary COPY OUT reader. (The client's bounded row queue is
+//! tested in `stream_memory.rs`, a process of its own, since it measures the
+//! process's memory.)
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferropg::{
+    BinaryCopyOutStream, Client, Connection, ErrorKind, SimpleQueryMessage, SqlState, ToSql, Type,
+};
+use futures_util::{SinkExt, StreamExt, TryStreamExt};
+
+async fn connection() -> Connection {
+    ferropg::connect(&support::shared_config())
+        .await
+        .expect("connect")
+}
+
+async fn client() -> Client {
+    Client::connect(&support::shared_config())
+        .await
+        .expect("connect")
+}
+
+#[tokio::test]
+async fn a_connection_row_stream_is_a_futures_stream() {
+    let mut conn = connection().await;
+    let rows: Vec<i32> = conn
+        .query_stream("select g from generate_series(1, $1::int4) g", &[&5i32])
+        .await
+        .unwrap()
+        .map_ok(|row| row.get::<_, i32>(0))
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(rows, [1, 2, 3, 4, 5]);
+
+    // query_raw: parameters from an iterator, of owned values.
+    let mut stream = conn
+        .query_raw(
+            "select $1::int4 + g, $2::text from generate_series(1, 3) g",
+            [
+                Box::new(10i32) as Box<dyn ToSql + Sync>,
+                Box::new("x".to_owned()),
+            ],
+        )
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while let Some(row) = stream.try_next().await.unwrap() {
+        got.push((row.get::<_, i32>(0), row.get::<_, String>(1)));
+    }
+    assert_eq!(stream.rows_affected(), Some(3));
+    assert_eq!(got, [(11, "x".into()), (12, "x".into()), (13, "x".into())]);
+
+    let n = conn
+        .execute_raw("select g from generate_series(1, $1::int4) g", vec![7i32])
+        .await
+        .unwrap();
+    assert_eq!(n, 7);
+
+    // A server error mid-stream comes once, then the stream ends.
+    let mut stream = conn
+        .query_stream("select 1 / (3 - g) from generate_series(1, 5) g", &[])
+        .await
+        .unwrap();
+    let mut items = Vec::new();
+    while let Some(item) = stream.next().await {
+        items.push(
+            item.map(|r| r.get::<_, i32>(0))
+                .map_err(|e| e.code().cloned()),
+        );
+    }
+    assert_eq!(items, [Ok(0), Ok(1), Err(Some(SqlState::DIVISION_BY_ZERO))]);
+    assert_eq!(
+        conn.query_one("select 1", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_stream_step_past_the_timeout_cancels_the_query() {
+    let mut conn = connection().await;
+    conn.set_timeout(Some(Duration::from_millis(300)));
+    let mut stream = conn
+        .query_stream(
+            "select g, pg_sleep(case when g = 2 then 5 else 0 end) from generate_series(1, 2) g",
+            &[],
+        )
+        .await
+        .unwrap();
+    // The first row comes only after the second's sleep (the server sends rows in
+    // batches): either way, a step waits past the limit.
+    let mut first_error = None;
+    while let Some(item) = stream.next().await {
+        if let Err(e) = item {
+            first_error = Some(e);
+            break;
+        }
+    }
+    assert_eq!(first_error.unwrap().kind(), ErrorKind::Timeout);
+    drop(stream);
+    conn.set_timeout(None);
+    let n: i32 = conn.query_one("select 42", &[]).await.unwrap().get(0);
+    assert_eq!(n, 42);
+}
+
+#[tokio::test]
+async fn copy_in_is_a_sink_and_copy_out_a_stream() {
+    let mut conn = connection().await;
+    conn.batch_execute("create temp table fruit (id int4, name text)")
+        .await
+        .unwrap();
+    let mut sink = conn
+        .copy_in("copy fruit (id, name) from stdin (format csv)")
+        .await
+        .unwrap();
+    let chunks =
+        (1..=1000).map(|i| Ok::<_, ferropg::Error>(Bytes::from(format!("{i},fruit {i}\n"))));
+    sink.send_all(&mut futures_util::stream::iter(chunks))
+        .await
+        .unwrap();
+    sink.send(Bytes::from(b"1001,".to_vec())).await.unwrap();
+    sink.send(Bytes::from_static(b"last\n")).await.unwrap();
+    sink.close().await.unwrap();
+    assert_eq!(sink.rows_affected(), Some(1001));
+    drop(sink);
+
+    let copy = conn
+        .copy_out("copy (select id, name from fruit order by id) to stdout (format csv)")
+        .await
+        .unwrap();
+    let data: Vec<Bytes> = copy.try_collect().await.unwrap();
+    assert_eq!(data.len(), 1001);
+    assert_eq!(&data[0][..], b"1,fruit 1\n");
+    assert_eq!(&data[1000][..], b"1001,last\n");
+
+    // Bad data: the sink's close fails with the server's error, and the
+    // connection goes on.
+    let mut sink = conn.copy_in("copy fruit (id) from stdin").await.unwrap();
+    sink.send(Bytes::from_static(b"not a number\n"))
+        .await
+        .unwrap();
+    let err = sink.close().await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::INVALID_TEXT_REPRESENTATION));
+    drop(sink);
+    let n: i64 = conn
+        .query_one("select count(*) from fruit", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1001);
+}
+
+#[tokio::test]
+async fn binary_copy_out_decodes_rows_by_the_given_types() {
+    let mut conn = connection().await;
+    conn.batch_execute(
+        "create temp table item (id int4, name text, price float8);
+         insert into item select g, case when g % 3 = 0 then null else 'item ' || g end, g * 1.5
+         from generate_series(1, 2000) g",
+    )
+    .await
+    .unwrap();
+    let sql = "copy (select id, name, price from item order by id) to stdout (format binary)";
+    let copy = conn.copy_out(sql).await.unwrap();
+    let mut rows = BinaryCopyOutStream::new(copy, &[Type::INT4, Type::TEXT, Type::FLOAT8]);
+    let mut n = 0;
+    while let Some(row) = rows.try_next().await.unwrap() {
+        n += 1;
+        assert_eq!(row.len(), 3);
+        assert_eq!(row.get::<i32>(0), n);
+        let name: Option<&str> = row.get(1);
+        assert_eq!(
+            name.map(str::to_owned),
+            (n % 3 != 0).then(|| format!("item {n}"))
+        );
+        assert_eq!(row.get::<f64>(2), f64::from(n) * 1.5);
+        assert_eq!(
+            row.try_get::<i64>(0).unwrap_err().kind(),
+            ErrorKind::FromSql
+        );
+    }
+    assert_eq!(n, 2000);
+    assert_eq!(rows.into_inner().rows_affected(), Some(2000));
+
+    // Types that do not match the row's width are an error, not a misread.
+    let copy = conn.copy_out(sql).await.unwrap();
+    let mut rows = BinaryCopyOutStream::new(copy, &[Type::INT4]);
+    assert_eq!(rows.try_next().await.unwrap_err().kind(), ErrorKind::Copy);
+    // Text data is refused at its first bytes.
+    let copy = conn.copy_out("copy item to stdout").await.unwrap();
+    let mut rows = BinaryCopyOutStream::new(copy, &[Type::INT4]);
+    assert_eq!(rows.try_next().await.unwrap_err().kind(), ErrorKind::Copy);
+}
+
+#[tokio::test]
+async fn simple_query_returns_text_rows_and_counts_in_order() {
+    let expect = |messages: Vec<SimpleQueryMessage>| {
+        let mut seen = Vec::new();
+        for m in messages {
+            match m {
+                SimpleQueryMessage::RowDescription(columns) => {
+                    let names: Vec<_> = columns.iter().map(|c| c.name().to_owned()).collect();
+                    seen.push(format!("columns {}", names.join(",")));
+                }
+                SimpleQueryMessage::Row(row) => {
+                    if row.len() == 2 {
+                        assert_eq!(row.get("n"), row.get(0));
+                    }
+                    let second = row.try_get(1).ok().flatten();
+                    seen.push(format!("row {:?} {:?}", row.get(0), second));
+                }
+                SimpleQueryMessage::CommandComplete(n) => seen.push(format!("complete {n}")),
+                _ => unreachable!(),
+            }
+        }
+        assert_eq!(
+            seen,
+            [
+                "columns n,case",
+                "row Some(\"1\") None",
+                "row Some(\"2\") Some(\"two\")",
+                "complete 2",
+                "complete 0",
+                "columns text",
+                "row Some(\"é\") None",
+                "complete 1",
+            ]
+        );
+    };
+    let sql = "select g as n, case when g = 2 then 'two' end from generate_series(1, 2) g;
+               set application_name = 'simple';
+               select 'é'::text as text";
+    let mut conn = connection().await;
+    expect(conn.simple_query(sql).await.unwrap());
+    let client = client().await;
+    expect(client.simple_query(sql).await.unwrap());
+    let err = client
+        .simple_query("select 1; select nope")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::UNDEFINED_COLUMN));
+}
+
+#[tokio::test]
+async fn query_typed_runs_without_a_prepare_round_trip() {
+    let mut conn = connection().await;
+    conn.batch_execute(
+        "drop type if exists typed_mood; create type typed_mood as enum ('ok', 'meh')",
+    )
+    .await
+    .unwrap();
+    let client = client().await;
+    for attempt in 0..2 {
+        let rows = if attempt == 0 {
+            conn.query_typed(
+                "select $1 + 1, $2 || '!', 'meh'::typed_mood",
+                &[(&1i64, Type::INT8), (&"hi", Type::TEXT)],
+            )
+            .await
+            .unwrap()
+        } else {
+            client
+                .query_typed(
+                    "select $1 + 1, $2 || '!', 'meh'::typed_mood",
+                    &[(&1i64, Type::INT8), (&"hi", Type::TEXT)],
+                )
+                .await
+                .unwrap()
+        };
+        assert_eq!(rows[0].get::<_, i64>(0), 2);
+        assert_eq!(rows[0].get::<_, &str>(1), "hi!");
+        // The enum's type was learned from the catalog after the rows came.
+        assert_eq!(rows[0].columns()[2].type_().name(), "typed_mood");
+    }
+    // Nothing was prepared under a name on either.
+    let named: i64 = conn
+        .query_one("select count(*) from pg_prepared_statements", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(named <= 2, "{named}");
+    let err = client
+        .query_typed("select $1", &[(&"text", Type::INT4)])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ToSql);
+    assert_eq!(
+        client
+            .query_one("select 1", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        1
+    );
+}
+
+#[tokio::test]
+async fn notifications_come_as_streams() {
+    let mut notifier = connection().await;
+    let mut conn = connection().await;
+    conn.batch_execute("listen stream_a").await.unwrap();
+    let client = client().await;
+    client.batch_execute("listen stream_b").await.unwrap();
+    notifier
+        .batch_execute(
+            "notify stream_a, 'one'; notify stream_a, 'two'; notify stream_b, 'three'; notify stream_b, 'four'",
+        )
+        .await
+        .unwrap();
+    let on_conn: Vec<String> = conn
+        .notifications()
+        .take(2)
+        .map_ok(|n| n.payload().to_owned())
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(on_conn, ["one", "two"]);
+    let on_client: Vec<String> = tokio::time::timeout(
+        Duration::from_secs(10),
+        client
+            .notifications()
+            .take(2)
+            .map_ok(|n| n.payload().to_owned())
+            .try_collect(),
+    )
+    .await
+    .expect("in time")
+    .unwrap();
+    assert_eq!(on_client, ["three", "four"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_streams_dropped_half_way_disturb_no_other_task() {
+    let client = Arc::new(client().await);
+    let mut tasks = Vec::new();
+    for t in 0..8i32 {
+        let client = Arc::clone(&client);
+        tasks.push(tokio::spawn(async move {
+            for k in 0..20i32 {
+                let n = 1000 + t * 100 + k;
+                let mut rows = client
+                    .query_raw("select g from generate_series(1, $1::int4) g", [n])
+                    .await
+                    .unwrap();
+                // Some streams are read to their end, the others dropped early.
+                let take = if k % 2 == 0 { n } else { k * 7 };
+                let mut expected = 1;
+                while expected <= take {
+                    let row = rows.try_next().await.unwrap().unwrap();
+                    assert_eq!(row.get::<_, i32>(0), expected, "task {t}, stream {k}");
+                    expected += 1;
+                }
+                if k % 2 == 0 {
+                    assert!(rows.try_next().await.unwrap().is_none());
+                    assert_eq!(rows.rows_affected(), Some(n as u64));
+                }
+                drop(rows);
+                let v: i32 = client
+                    .query_one("select $1::int4", &[&n])
+                    .await
+                    .unwrap()
+                    .get(0);
+                assert_eq!(v, n);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert!(!client.is_closed());
+}
+
+#[tokio::test]
+async fn client_copy_out_and_its_binary_reader() {
+    let client = client().await;
+    client
+        .batch_execute(
+            "create temp table pair (a int8, b text);
+             insert into pair select g, 'v' || g from generate_series(1, 5000) g",
+        )
+        .await
+        .unwrap();
+    let copy = client
+        .copy_out("copy (select a, b from pair order by a) to stdout (format binary)")
+        .await
+        .unwrap();
+    let rows: Vec<(i64, String)> = BinaryCopyOutStream::new(copy, &[Type::INT8, Type::TEXT])
+        .map_ok(|row| (row.get(0), row.get(1)))
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 5000);
+    assert_eq!(rows[4999], (5000, "v5000".to_owned()));
+
+    let mut copy = client.copy_out("copy pair to stdout").await.unwrap();
+    let mut lines = 0;
+    while let Some(chunk) = copy.next().await {
+        assert!(chunk.unwrap().ends_with(b"\n"));
+        lines += 1;
+    }
+    assert_eq!((lines, copy.rows_affected()), (5000, Some(5000)));
+
+    let err = client.copy_out("select 1").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Copy);
+    let err = client
+        .copy_out("copy no_such_table to stdout")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::UNDEFINED_TABLE));
+    assert_eq!(
+        client
+            .query_one("select 2", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        2
+    );
+}
