@@ -674,6 +674,52 @@ fn a_batch_is_written_in_steps_and_ended_by_one_sync() {
 }
 
 #[test]
+fn each_execute_of_a_request_has_the_width_announced_for_it() {
+    let (mut conn, mut log) = ready_connection();
+    let mut out = BytesMut::new();
+    let mut req = conn.request(&mut out);
+    for (statement, width) in [("two", 2), ("none", 0), ("one", 1)] {
+        req.bind::<()>("", statement, [], 0, |_, _| Ok(false), [])
+            .unwrap();
+        req.execute("", 0).unwrap();
+        req.rows_of(width);
+    }
+    req.send("batch");
+    let reply = script(&[
+        bind_complete(),
+        data_row(&[Some("a"), Some("b")]),
+        complete("SELECT 1"),
+        bind_complete(),
+        complete("INSERT 0 3"),
+        bind_complete(),
+        data_row(&[Some("c")]),
+        complete("SELECT 1"),
+        ready(b'I'),
+    ]);
+    let (events, _) = run(&mut conn, &mut log, &reply).unwrap();
+    assert_eq!(events.len(), 6, "{events:?}");
+    assert_eq!(events[3], "batch: row [Some(\"c\")]");
+
+    // A row that does not have its Execute's width is a protocol error.
+    let mut req = conn.request(&mut out);
+    for width in [1, 2] {
+        req.bind::<()>("", "s", [], 0, |_, _| Ok(false), [])
+            .unwrap();
+        req.execute("", 0).unwrap();
+        req.rows_of(width);
+    }
+    req.send("wrong");
+    let reply = script(&[
+        bind_complete(),
+        data_row(&[Some("a")]),
+        complete("SELECT 1"),
+        bind_complete(),
+        data_row(&[Some("b")]),
+    ]);
+    assert!(run(&mut conn, &mut log, &reply).is_err());
+}
+
+#[test]
 fn copy_in_is_fed_and_ended() {
     let (mut conn, mut log) = ready_connection();
     let mut out = BytesMut::new();

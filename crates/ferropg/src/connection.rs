@@ -812,13 +812,13 @@ impl Connection {
     }
 
     /// Whether the statement cache takes `sql`.
-    fn cacheable(&self, sql: &str) -> bool {
+    pub(crate) fn cacheable(&self, sql: &str) -> bool {
         statement_cache::takes(sql, self.cache.max_size() > 0, self.max_cacheable)
     }
 
     /// The live cached statement for `sql`; an expired one is dropped (and closed
     /// unless a handle still holds it).
-    fn cache_lookup(&mut self, sql: &str) -> Option<Statement> {
+    pub(crate) fn cache_lookup(&mut self, sql: &str) -> Option<Statement> {
         let now = self.now();
         match self.cache.get_borrowed(sql, now) {
             Lookup::Hit(statement) => Some(statement.clone()),
@@ -831,7 +831,7 @@ impl Connection {
     }
 
     /// Caches `statement` for `sql`; what that evicts is closed lazily.
-    fn cache_put(&mut self, sql: &str, statement: Statement) {
+    pub(crate) fn cache_put(&mut self, sql: &str, statement: Statement) {
         let now = self.now();
         drop(self.cache.put(sql.to_owned(), statement, now));
     }
@@ -848,7 +848,11 @@ impl Connection {
     }
 
     /// Prepares `sql` as a new named statement.
-    async fn prepare_named(&mut self, sql: &str, types: &[Type]) -> Result<Statement, Error> {
+    pub(crate) async fn prepare_named(
+        &mut self,
+        sql: &str,
+        types: &[Type],
+    ) -> Result<Statement, Error> {
         let name = self.new_statement_name();
         match self.describe(name.name(), sql, types).await {
             Ok((params, columns)) => Ok(Statement::new(

@@ -21,6 +21,7 @@ use ferropg_core::message::frontend::EncodeError;
 use ferropg_core::message::{DataRow, ParameterDescription, RowDescription};
 use ferropg_core::DbError;
 
+use crate::batch::BatchCollect;
 use crate::connection::NoticeHandler;
 use crate::notification::Notification;
 use crate::row::Row;
@@ -55,6 +56,10 @@ pub(crate) struct Response {
     /// A simple query's messages (text rows, row descriptions, row counts), when
     /// they are collected.
     pub(crate) simple: Option<Vec<SimpleQueryMessage>>,
+    /// The results of a batch's statements, when they are collected.
+    pub(crate) batch: Option<BatchCollect>,
+    /// The row counts of every CommandComplete, added up (`execute_many`).
+    pub(crate) total_affected: u64,
     /// Hand rows out one at a time, through `next_row`, instead of collecting them.
     pub(crate) stream_rows: bool,
     /// Hand COPY data out one chunk at a time, through `next_chunk`.
@@ -101,9 +106,13 @@ impl Response {
         true
     }
 
-    /// Takes a simple query's row, if this response collects them; true if it
-    /// does (an error when no RowDescription came first).
-    pub(crate) fn simple_row(&mut self, chunk: &Bytes, row: &DataRow<'_>) -> Result<bool, Error> {
+    /// Takes a row of a simple query or a batch, if this response collects them;
+    /// true if it does (an error when the row has no columns to go with).
+    pub(crate) fn route_row(&mut self, chunk: &Bytes, row: &DataRow<'_>) -> Result<bool, Error> {
+        if let Some(batch) = &mut self.batch {
+            batch.row(chunk, row)?;
+            return Ok(true);
+        }
         let Some(messages) = &mut self.simple else {
             return Ok(false);
         };
@@ -115,11 +124,15 @@ impl Response {
         Ok(true)
     }
 
-    /// Notes a statement's end: its row count, and for a simple query the
-    /// message that carries it.
+    /// Notes a statement's end: its row count, and for a simple query or a batch
+    /// the result that carries it.
     pub(crate) fn command_complete(&mut self, rows: Option<u64>) {
         self.rows_affected = rows.unwrap_or(0);
+        self.total_affected += self.rows_affected;
         self.completed = true;
+        if let Some(batch) = &mut self.batch {
+            batch.complete(self.rows_affected);
+        }
         if let Some(messages) = &mut self.simple {
             messages.push(SimpleQueryMessage::CommandComplete(self.rows_affected));
         }
@@ -219,7 +232,7 @@ impl Events<u64> for Collector<'_> {
         if !self.ours(*op) {
             return Flow::Continue;
         }
-        match self.resp.simple_row(self.chunk, &row) {
+        match self.resp.route_row(self.chunk, &row) {
             Ok(true) => return Flow::Continue,
             Ok(false) => {}
             Err(e) => return self.fail(e),

@@ -175,6 +175,7 @@
 //! ferropg would be a copy of its 900 lines, with the private helpers it calls
 //! re-exported from ferropg.
 
+mod batch;
 mod binary_copy;
 mod cancel;
 mod client;
@@ -188,6 +189,7 @@ mod exchange;
 mod generic;
 mod introspect;
 mod notification;
+mod pipeline;
 mod row;
 mod simple;
 mod socket;
@@ -197,6 +199,7 @@ mod tls;
 mod transaction;
 pub mod types;
 
+pub use batch::{Batch, BatchResult};
 pub use binary_copy::{BinaryCopyOutRow, BinaryCopyOutStream};
 pub use cancel::CancelToken;
 pub use client::{

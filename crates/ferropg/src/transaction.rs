@@ -4,6 +4,7 @@ use std::fmt;
 
 use postgres_types::{BorrowToSql, ToSql, Type};
 
+use crate::batch::{Batch, BatchResult};
 use crate::cancel::{timed, CancelToken};
 use crate::copy::{CopyIn, CopyOut};
 use crate::exchange::Response;
@@ -206,6 +207,31 @@ impl<'c> Transaction<'c> {
     /// [`Connection::simple_query`] within the transaction.
     pub async fn simple_query(&mut self, sql: &str) -> Result<Vec<SimpleQueryMessage>, Error> {
         self.conn.simple_query(sql).await
+    }
+
+    /// [`Connection::execute_many`] within the transaction: all or nothing, with
+    /// one commit.
+    pub async fn execute_many<T, I, R, P>(&mut self, statement: &T, rows: I) -> Result<u64, Error>
+    where
+        T: ?Sized + ToStatement,
+        I: IntoIterator<Item = R>,
+        R: IntoIterator<Item = P>,
+        P: BorrowToSql,
+    {
+        self.conn.execute_many(statement, rows).await
+    }
+
+    /// [`Connection::batch_atomic`] within the transaction.
+    pub async fn batch_atomic(&mut self, batch: &Batch<'_>) -> Result<Vec<BatchResult>, Error> {
+        self.conn.batch_atomic(batch).await
+    }
+
+    /// [`Connection::batch_independent`] within the transaction.
+    pub async fn batch_independent(
+        &mut self,
+        batch: &Batch<'_>,
+    ) -> Result<Vec<Result<BatchResult, Error>>, Error> {
+        self.conn.batch_independent(batch).await
     }
 
     /// [`Connection::batch_execute`] within the transaction.

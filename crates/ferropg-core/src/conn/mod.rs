@@ -61,6 +61,9 @@ struct Pending<T> {
     /// The width of the rows that follow: the last RowDescription's, or the one the
     /// request announced.
     width: Option<usize>,
+    /// The widths the request announced for its later Executes, the next last:
+    /// each takes over when the Execute before it ends.
+    later_widths: Vec<usize>,
     /// The first server error.
     error: Option<DbError>,
     /// A Parse or Bind of it was accepted (ParseComplete, BindComplete).
@@ -68,7 +71,14 @@ struct Pending<T> {
 }
 
 impl<T> Pending<T> {
-    fn new(op: T, extended: bool, copy_in: bool, width: Option<usize>) -> Self {
+    fn new(
+        op: T,
+        extended: bool,
+        copy_in: bool,
+        width: Option<usize>,
+        mut later_widths: Vec<usize>,
+    ) -> Self {
+        later_widths.reverse();
         Pending {
             op,
             extended,
@@ -78,9 +88,18 @@ impl<T> Pending<T> {
                 CopyInState::Refused
             },
             width,
+            later_widths,
             error: None,
             accepted: false,
         }
+    }
+}
+
+/// An Execute ended: the next one's rows have the width announced for it, if one
+/// was (fields, not a method: the operation record is borrowed meanwhile).
+fn next_execute(width: &mut Option<usize>, later_widths: &mut Vec<usize>) {
+    if let Some(next) = later_widths.pop() {
+        *width = Some(next);
     }
 }
 
@@ -253,7 +272,8 @@ impl<T> Connection<T> {
     pub fn send_deferred(&mut self, out: &mut BytesMut) {
         for (bytes, op) in self.deferred.drain(..) {
             out.extend_from_slice(&bytes);
-            self.pending.push_back(Pending::new(op, false, false, None));
+            self.pending
+                .push_back(Pending::new(op, false, false, None, Vec::new()));
         }
     }
 
@@ -263,7 +283,8 @@ impl<T> Connection<T> {
     pub fn query(&mut self, sql: &str, op: T, out: &mut BytesMut) -> Result<(), EncodeError> {
         self.send_deferred(out);
         whole(out, |out| frontend::query(sql, out))?;
-        self.pending.push_back(Pending::new(op, false, false, None));
+        self.pending
+            .push_back(Pending::new(op, false, false, None, Vec::new()));
         Ok(())
     }
 
@@ -274,7 +295,8 @@ impl<T> Connection<T> {
     pub fn copy_in(&mut self, sql: &str, op: T, out: &mut BytesMut) -> Result<(), EncodeError> {
         self.send_deferred(out);
         whole(out, |out| frontend::query(sql, out))?;
-        self.pending.push_back(Pending::new(op, false, true, None));
+        self.pending
+            .push_back(Pending::new(op, false, true, None, Vec::new()));
         Ok(())
     }
 
@@ -389,6 +411,7 @@ impl<T> Connection<T> {
                     extended: p.extended,
                     copy_in: p.copy_in,
                     width: p.width,
+                    later_widths: p.later_widths,
                     error: p.error,
                     accepted: p.accepted,
                 })
@@ -572,6 +595,7 @@ impl<T> Connection<T> {
             }
             Message::CopyData(data) => return Ok(events.copy_data(op, data)),
             Message::CommandComplete { tag } => {
+                next_execute(&mut head.width, &mut head.later_widths);
                 self.footprint.note_tag(tag);
                 if matches!(tag, "DEALLOCATE" | "DEALLOCATE ALL" | "DISCARD ALL") {
                     self.statements_discarded += 1;
@@ -590,7 +614,10 @@ impl<T> Connection<T> {
                 let checked = frontend::check_parameter_count(params.len()).map(|()| params);
                 events.parameters(op, checked);
             }
-            Message::PortalSuspended => events.portal_suspended(op),
+            Message::PortalSuspended => {
+                next_execute(&mut head.width, &mut head.later_widths);
+                events.portal_suspended(op);
+            }
             Message::ErrorResponse(fields) => {
                 let err = DbError::from_fields(&fields);
                 if err.is_fatal() {
@@ -618,7 +645,8 @@ impl<T> Connection<T> {
             }
             Message::CopyOutResponse(_) => events.copy_out_started(op),
             Message::ParseComplete | Message::BindComplete => head.accepted = true,
-            Message::CloseComplete | Message::EmptyQueryResponse | Message::CopyDone => {}
+            Message::EmptyQueryResponse => next_execute(&mut head.width, &mut head.later_widths),
+            Message::CloseComplete | Message::CopyDone => {}
             other => {
                 return Err(Error::Unexpected(format!(
                     "unexpected {} message",

@@ -28,7 +28,11 @@ pub struct Request<'a, T> {
     conn: &'a mut Connection<T>,
     out: &'a mut BytesMut,
     mark: usize,
+    /// The width announced first with [`rows_of`](Request::rows_of), and those
+    /// announced after it, in order (kept apart: most requests announce one, and
+    /// need no allocation for it).
     width: Option<usize>,
+    later_widths: Vec<usize>,
     /// Continues an operation already queued ([`Connection::resume_batch`]).
     resumed: bool,
     finished: bool,
@@ -42,6 +46,7 @@ impl<'a, T> Request<'a, T> {
             out,
             mark,
             width: None,
+            later_widths: Vec::new(),
             resumed,
             finished: false,
         }
@@ -121,9 +126,15 @@ impl<'a, T> Request<'a, T> {
 
     /// The width of the rows an Execute returns when no Describe in this request
     /// announces it (a statement described earlier): each DataRow is checked
-    /// against it.
+    /// against it. A request of several Executes of different statements calls it
+    /// once for each, in order: each width applies from the end of the Execute
+    /// before (a request that calls it once keeps that width throughout).
     pub fn rows_of(&mut self, columns: usize) {
-        self.width = Some(columns);
+        if self.width.is_none() {
+            self.width = Some(columns);
+        } else {
+            self.later_widths.push(columns);
+        }
     }
 
     /// How many bytes this request has written so far.
@@ -161,9 +172,10 @@ impl<'a, T> Request<'a, T> {
             // Already queued when the batch was opened.
             return;
         }
+        let later = std::mem::take(&mut self.later_widths);
         self.conn
             .pending
-            .push_back(Pending::new(op, true, false, self.width));
+            .push_back(Pending::new(op, true, false, self.width, later));
     }
 }
 

@@ -365,7 +365,7 @@ impl Events<Waiting> for Dispatch<'_> {
     }
 
     fn row(&mut self, op: &mut Waiting, row: DataRow<'_>) -> Flow {
-        match op.resp.simple_row(self.chunk, &row) {
+        match op.resp.route_row(self.chunk, &row) {
             Ok(true) => return Flow::Continue,
             Ok(false) => {}
             Err(e) => return self.fail(e),

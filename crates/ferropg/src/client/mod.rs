@@ -1,5 +1,6 @@
 //! [`Client`]: one session shared by many tasks, their requests pipelined.
 
+mod batch;
 mod driver;
 mod feed;
 mod requests;

@@ -37,6 +37,15 @@ enum Target<'s> {
     },
 }
 
+/// A prepared statement ready to bind, from [`Client::bound`].
+pub(super) struct Bound {
+    pub(super) statement: Statement,
+    /// Its columns, every type learned.
+    pub(super) columns: Arc<[Column]>,
+    /// It came from the shared cache (a stale one clears the cache).
+    pub(super) cached: bool,
+}
+
 /// A request sent, and what finishing it takes.
 struct InFlight {
     reply: Reply,
@@ -226,13 +235,11 @@ impl Client {
         params: &[P],
         feed: FeedTx<Row>,
     ) -> Result<(Statement, Arc<[Column]>, bool), Error> {
-        frontend::check_parameter_count(params.len()).map_err(|e| Error::encode(e.0))?;
-        let Target::Bound { statement, cached } = self.target(source, params.len(), true).await?
-        else {
-            unreachable!("SQL text is prepared first when its rows are streamed");
-        };
-        // A statement cached from a run that parsed it may still hold stand-in types.
-        let columns = self.learned_columns(statement.columns_arc()).await?;
+        let Bound {
+            statement,
+            columns,
+            cached,
+        } = self.bound(source, params.len()).await?;
         let resp = Response {
             columns: Some(columns.clone()),
             ..Response::default()
@@ -247,6 +254,23 @@ impl Client {
                 Ok(())
             })?;
         Ok((statement, columns, cached))
+    }
+
+    /// The prepared statement `source` runs as (SQL text is prepared and cached
+    /// first), with its columns' types all learned: for requests whose rows are
+    /// built before there is a chance to look types up (streams, batches).
+    pub(super) async fn bound(&self, source: Source<'_>, nparams: usize) -> Result<Bound, Error> {
+        frontend::check_parameter_count(nparams).map_err(|e| Error::encode(e.0))?;
+        let Target::Bound { statement, cached } = self.target(source, nparams, true).await? else {
+            unreachable!("SQL text is prepared first when asked to learn first");
+        };
+        // A statement cached from a run that parsed it may still hold stand-in types.
+        let columns = self.learned_columns(statement.columns_arc()).await?;
+        Ok(Bound {
+            statement,
+            columns,
+            cached,
+        })
     }
 
     /// `columns` with every type the catalog knows, asking it about those nothing

@@ -6,6 +6,7 @@ use std::fmt;
 use postgres_types::{BorrowToSql, ToSql, Type};
 
 use super::{Client, ClientCopyOut, ClientRowStream};
+use crate::batch::{Batch, BatchResult};
 use crate::row::Row;
 use crate::simple::SimpleQueryMessage;
 use crate::statement::{Statement, ToStatement};
@@ -191,6 +192,32 @@ impl<'a> ClientTransaction<'a> {
     /// [`Client::copy_out`] within the transaction.
     pub async fn copy_out(&self, sql: &str) -> Result<ClientCopyOut, Error> {
         self.client.copy_out(sql).await
+    }
+
+    /// [`Client::execute_many`] within the transaction: all or nothing, with
+    /// one commit.
+    pub async fn execute_many<T, I, R, P>(&self, statement: &T, rows: I) -> Result<u64, Error>
+    where
+        T: ?Sized + ToStatement,
+        I: IntoIterator<Item = R>,
+        R: IntoIterator<Item = P>,
+        P: BorrowToSql,
+    {
+        self.client.execute_many(statement, rows).await
+    }
+
+    /// [`Client::batch_atomic`] within the transaction.
+    pub async fn batch_atomic(&self, batch: &Batch<'_>) -> Result<Vec<BatchResult>, Error> {
+        self.client.batch_atomic(batch).await
+    }
+
+    /// [`Client::batch_independent`] within the transaction (where the first
+    /// error makes every later statement fail, the transaction being aborted).
+    pub async fn batch_independent(
+        &self,
+        batch: &Batch<'_>,
+    ) -> Result<Vec<Result<BatchResult, Error>>, Error> {
+        self.client.batch_independent(batch).await
     }
 
     /// [`Client::batch_execute`] within the transaction.
