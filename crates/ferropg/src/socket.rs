@@ -5,7 +5,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use std::pin::Pin;
+use std::future::Future;
+use std::pin::{pin, Pin};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use ferropg_core::config::Keepalives;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::{TcpStream, UnixStream};
+use tokio::net::{tcp, unix, TcpStream, UnixStream};
 use tokio_rustls::client::TlsStream;
 
 use crate::config::Host;
@@ -151,6 +152,84 @@ impl Socket {
             Socket::Tcp(s) => s.shutdown().await,
             Socket::Unix(s) => s.shutdown().await,
             Socket::Tls(s) => s.shutdown().await,
+        }
+    }
+}
+
+/// The read half of a TCP or Unix stream a [`Client`](crate::Client)'s driver
+/// reads alone (see [`PlainWriter`] for why the stream is split).
+#[derive(Debug)]
+pub(crate) enum PlainReader {
+    Tcp(tcp::OwnedReadHalf),
+    Unix(unix::OwnedReadHalf),
+}
+
+impl PlainReader {
+    /// Reads what has arrived into `buf` (0 at end of stream).
+    pub(crate) fn poll_read_buf(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<io::Result<usize>> {
+        // `read_buf` takes nothing until bytes are there: a read that is not ready
+        // yet is dropped here and started again at the next poll. (Through
+        // `AsyncRead`, a short read clears the readiness: no extra system call
+        // that would find nothing.)
+        match self {
+            PlainReader::Tcp(s) => pin!(s.read_buf(buf)).poll(cx),
+            PlainReader::Unix(s) => pin!(s.read_buf(buf)).poll(cx),
+        }
+    }
+}
+
+/// The write half of a TCP or Unix stream, which a [`Client`](crate::Client)'s
+/// driver and its callers share (behind the client's lock): a caller whose request
+/// is all there is to write writes it itself, without waiting (`try_write`), and
+/// the driver writes the rest, registered for writability (`poll_write`). Dropping
+/// it shuts the write half down. (A TLS stream is not split: the driver alone
+/// touches it.)
+#[derive(Debug)]
+pub(crate) enum PlainWriter {
+    Tcp(tcp::OwnedWriteHalf),
+    Unix(unix::OwnedWriteHalf),
+}
+
+impl PlainWriter {
+    /// Writes part of `buf`, registering the task to be woken when it can go on.
+    pub(crate) fn poll_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self {
+            PlainWriter::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            PlainWriter::Unix(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    /// Writes what the kernel takes right now, without waiting and without
+    /// registering anyone (`WouldBlock` when it takes nothing).
+    pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            PlainWriter::Tcp(s) => s.try_write(buf),
+            PlainWriter::Unix(s) => s.try_write(buf),
+        }
+    }
+}
+
+impl Socket {
+    /// The stream split for a [`Client`](crate::Client), or the TLS stream back.
+    pub(crate) fn into_split(self) -> Result<(PlainReader, PlainWriter), Socket> {
+        match self {
+            Socket::Tcp(s) => {
+                let (r, w) = s.into_split();
+                Ok((PlainReader::Tcp(r), PlainWriter::Tcp(w)))
+            }
+            Socket::Unix(s) => {
+                let (r, w) = s.into_split();
+                Ok((PlainReader::Unix(r), PlainWriter::Unix(w)))
+            }
+            tls @ Socket::Tls(_) => Err(tls),
         }
     }
 }

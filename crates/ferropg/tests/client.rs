@@ -429,3 +429,38 @@ async fn generic_code_runs_on_connections_clients_and_their_transactions() {
     assert_eq!(add_one(&mut tx, 4).await, 5);
     tx.commit().await.unwrap();
 }
+
+/// Callers write their own requests when nothing else is queued (the fast path),
+/// the driver the rest. Large parameters make those writes stop part-way (the
+/// kernel's buffer fills) while other tasks queue behind them: every byte still
+/// goes out in order, and each task gets its own answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_written_by_callers_and_by_the_driver_stay_in_order() {
+    let client = Arc::new(client().await);
+    let tasks: Vec<_> = (0..40usize)
+        .map(|t| {
+            let client = Arc::clone(&client);
+            tokio::spawn(async move {
+                for k in 0..5usize {
+                    // Every other request is large: 100 kB to 1 MB.
+                    let size = if (t + k) % 2 == 0 {
+                        (t % 10 + 1) * 100_000
+                    } else {
+                        t + 1
+                    };
+                    let text = char::from(b'a' + (t % 26) as u8).to_string().repeat(size);
+                    let row = client
+                        .query_one("select length($1::text), left($1::text, 1)", &[&text])
+                        .await
+                        .unwrap();
+                    assert_eq!(row.get::<_, i32>(0) as usize, size, "task {t}, request {k}");
+                    assert_eq!(row.get::<_, &str>(1), &text[..1]);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert!(!client.is_closed());
+}

@@ -5,23 +5,23 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use bytes::{Buf, Bytes, BytesMut};
-use ferropg_core::conn::{CopyIn, Events, Flow, Outcome as CoreOutcome, Phase};
+use bytes::{Bytes, BytesMut};
+use ferropg_core::conn::{CopyIn, Events, Flow, Outcome as CoreOutcome};
 use ferropg_core::message::frontend::EncodeError;
 use ferropg_core::message::{DataRow, ParameterDescription, RowDescription};
 use ferropg_core::DbError;
 
 use super::feed::{Feed, Stage};
 use super::shared::{Outcome, ReplyTo, Shared, Waiting};
+use super::transport::Transport;
 use crate::connection::NoticeHandler;
 use crate::exchange::{share, READ_CHUNK};
 use crate::notification::Notification;
 use crate::row::Row;
-use crate::socket::Socket;
 use crate::statement::Column;
 use crate::Error;
 
@@ -38,14 +38,10 @@ use crate::Error;
 #[must_use = "the client does nothing until its driver runs"]
 pub struct ClientDriver {
     shared: Arc<Shared>,
-    socket: Socket,
+    transport: Transport,
     read_buf: BytesMut,
     /// Bytes read and not yet handed to the core.
     unread: Bytes,
-    /// Bytes taken from the callers' buffer and not yet written.
-    out: BytesMut,
-    /// The TLS layer may hold written bytes until flushed.
-    needs_flush: bool,
     /// Replies to hand out once the lock is released.
     finished: Vec<(ReplyTo, Outcome)>,
     /// Stream consumers to wake once the lock is released.
@@ -76,19 +72,17 @@ impl Blocked {
 }
 
 impl ClientDriver {
-    pub(crate) fn new(
+    pub(super) fn new(
         shared: Arc<Shared>,
-        socket: Socket,
+        transport: Transport,
         read_buf: BytesMut,
         unread: Bytes,
     ) -> ClientDriver {
         ClientDriver {
             shared,
-            socket,
+            transport,
             read_buf,
             unread,
-            out: BytesMut::with_capacity(4 * 1024),
-            needs_flush: false,
             finished: Vec::new(),
             wake: Vec::new(),
             rows: Stage::default(),
@@ -101,11 +95,10 @@ impl ClientDriver {
     /// Writes and reads until neither can go on.
     fn drive(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         loop {
-            let closed = self.take_output(cx);
-            let wrote = self.write(cx)?;
-            if closed && self.out.is_empty() && !self.needs_flush {
+            let (wrote, over) = self.transport.write(cx, &self.shared)?;
+            if over {
                 // Terminate (if the client sent it) is out: the session is over.
-                let _ = std::task::ready!(self.socket.poll_shutdown(cx));
+                std::task::ready!(self.transport.poll_shutdown(cx));
                 return Poll::Ready(Ok(()));
             }
             let read = !self.still_blocked(cx) && self.read(cx)?;
@@ -130,43 +123,6 @@ impl ClientDriver {
         }
     }
 
-    /// Takes what callers queued, if everything taken before is written; true once
-    /// the session is closed (by the client, with Terminate queued last).
-    fn take_output(&mut self, cx: &mut Context<'_>) -> bool {
-        let mut state = self.shared.lock();
-        self.shared.set_driver(&mut state, cx.waker());
-        if self.out.is_empty() && !state.write_buf.is_empty() {
-            // The emptied buffer goes back, keeping its capacity for the callers.
-            std::mem::swap(&mut self.out, &mut state.write_buf);
-        }
-        state.core.phase() == Phase::Closed && state.write_buf.is_empty()
-    }
-
-    /// Writes what it can; true if it wrote anything.
-    fn write(&mut self, cx: &mut Context<'_>) -> Result<bool, Error> {
-        let mut wrote = false;
-        while !self.out.is_empty() {
-            match self.socket.poll_write(cx, &self.out) {
-                Poll::Ready(Ok(0)) => return Err(Error::closed("the server stopped reading")),
-                Poll::Ready(Ok(n)) => {
-                    self.out.advance(n);
-                    self.needs_flush = true;
-                    wrote = true;
-                }
-                Poll::Ready(Err(e)) => return Err(Error::io("writing to the server", e)),
-                Poll::Pending => break,
-            }
-        }
-        if self.needs_flush {
-            match self.socket.poll_flush(cx) {
-                Poll::Ready(Ok(())) => self.needs_flush = false,
-                Poll::Ready(Err(e)) => return Err(Error::io("writing to the server", e)),
-                Poll::Pending => {}
-            }
-        }
-        Ok(wrote)
-    }
-
     /// Reads what has arrived, unless bytes still wait; true if there are bytes to
     /// process.
     fn read(&mut self, cx: &mut Context<'_>) -> Result<bool, Error> {
@@ -176,10 +132,7 @@ impl ClientDriver {
         if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
             self.read_buf.reserve(READ_CHUNK);
         }
-        // A read that is not ready yet is dropped and started again next time:
-        // `read_buf` takes nothing until bytes are there.
-        let polled = pin!(self.socket.read_buf(&mut self.read_buf)).poll(cx);
-        match polled {
+        match self.transport.poll_read(cx, &mut self.read_buf) {
             Poll::Ready(Ok(0)) => Err(self.hang_up()),
             Poll::Ready(Ok(_)) => {
                 self.unread = self.read_buf.split().freeze();
@@ -225,6 +178,9 @@ impl ClientDriver {
             sink.chunks.flush(sink.wake);
             self.blocked = sink.blocked.take();
             let failure = sink.failure.take();
+            if !self.finished.is_empty() {
+                state.answered_together = self.finished.len();
+            }
             (result, failure, state.notifications.len() > before)
         };
         // Outside the lock: a woken caller may take it at once.

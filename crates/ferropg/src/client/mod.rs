@@ -7,6 +7,7 @@ mod requests;
 mod shared;
 mod streams;
 mod transaction;
+mod transport;
 
 use std::fmt;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use shared::{ReplyTo, Shared};
 pub(crate) use shared::{Session, Waiting};
 pub use streams::{ClientCopyOut, ClientNotifications, ClientRowStream};
 pub use transaction::ClientTransaction;
+use transport::Transport;
 
 use crate::cancel::CancelToken;
 use crate::connection::encode_typed;
@@ -126,8 +128,9 @@ impl Client {
         read_buf: BytesMut,
         unread: Bytes,
     ) -> (Client, ClientDriver) {
-        let shared = Shared::new(session);
-        let driver = ClientDriver::new(Arc::clone(&shared), socket, read_buf, unread);
+        let (transport, writer) = Transport::new(socket);
+        let shared = Shared::new(session, writer);
+        let driver = ClientDriver::new(Arc::clone(&shared), transport, read_buf, unread);
         (Client { shared }, driver)
     }
 

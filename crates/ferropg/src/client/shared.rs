@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use ferropg_core::conn::{Connection as CoreConnection, Phase};
 use ferropg_core::names;
 use ferropg_core::statement_cache::{self, Lookup, StatementCache};
@@ -25,6 +25,7 @@ use crate::exchange::Response;
 use crate::introspect::TypeCache;
 use crate::notification::Notification;
 use crate::row::Row;
+use crate::socket::PlainWriter;
 use crate::statement::{CloseQueue, PendingName, Statement};
 use crate::Error;
 
@@ -121,8 +122,13 @@ impl Reply {
 /// The state behind the lock.
 pub(crate) struct State {
     pub(crate) core: CoreConnection<Waiting>,
-    /// Requests encoded and not yet taken by the driver.
+    /// Requests encoded and not yet written (or taken by a TLS driver).
     pub(crate) write_buf: BytesMut,
+    /// The write half of a TCP or Unix stream, which the driver and callers
+    /// share (a TLS stream is the driver's alone).
+    pub(crate) writer: Option<PlainWriter>,
+    /// How many callers the driver's last pass over the input answered.
+    pub(crate) answered_together: usize,
     pub(crate) closed_reason: Option<String>,
     /// The driver, to wake when there is something to write.
     driver: Option<Waker>,
@@ -165,7 +171,7 @@ pub(crate) struct Session {
 }
 
 impl Shared {
-    pub(crate) fn new(session: Session) -> Arc<Shared> {
+    pub(crate) fn new(session: Session, writer: Option<PlainWriter>) -> Arc<Shared> {
         let backend_pid = session.core.process_id();
         Arc::new(Shared {
             state: Mutex::new(State {
@@ -173,6 +179,8 @@ impl Shared {
                 write_buf: session.write_buf,
                 closed_reason: None,
                 driver: None,
+                writer,
+                answered_together: 0,
                 cache: session.cache,
                 types: session.types,
                 notifications: session.notifications,
@@ -216,8 +224,19 @@ impl Shared {
     ) -> Result<(), Error> {
         let mut state = self.lock();
         state.check_open()?;
+        // The fast path only for a request on an idle connection, and not right
+        // after the driver answered several callers at once: then they are about
+        // to queue their next requests, and the driver (woken by the first)
+        // writes them all in one system call, where each caller writing its own
+        // would take one each.
+        let idle = state.write_buf.is_empty()
+            && state.core.pending_len() == 0
+            && state.answered_together <= 1;
         state.write_cleanup(&self.close_queue)?;
         let written = write(&mut state, Waiting { resp, reply });
+        if idle {
+            state.write_direct();
+        }
         state.wake_driver();
         written
     }
@@ -329,6 +348,20 @@ impl State {
         match &self.closed_reason {
             Some(why) => format!("the connection is closed: {why}"),
             None => "the connection is closed".to_owned(),
+        }
+    }
+
+    /// The fast path: writes what is queued straight to the socket, as far as the
+    /// kernel takes it without waiting, instead of waking the driver to do it
+    /// (the driver is woken by the reply instead). Called only when the bytes
+    /// queued are the caller's own request (nothing queued earlier is
+    /// overtaken), under the lock, as the driver's writes are. What is not
+    /// written, and any error, is left to the driver.
+    fn write_direct(&mut self) {
+        if let Some(writer) = &self.writer {
+            if let Ok(n) = writer.try_write(&self.write_buf) {
+                self.write_buf.advance(n);
+            }
         }
     }
 
