@@ -18,7 +18,9 @@ usage: ferropg-bench [options]
   --driver NAME         ferropg, tokio-postgres, sqlx (repeatable; default all that
                         were built: the peers need the `peers` feature)
   --workload NAME       tiny, one_row, mixed_1000x10, series_100k, series_100k_stream,
-                        executemany_10k, copy_in_100k (repeatable; default all)
+                        executemany_10k, copy_in_100k, client_tiny,
+                        shared_tiny_10, client_executemany_10k (repeatable;
+                        default all)
   --runtime NAME        current-thread, multi-thread (repeatable; default both)
   --markdown FILE       also write the report there
   --pgbench-queries N   queries of each round's pgbench run (default 20000)

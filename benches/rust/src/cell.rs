@@ -66,7 +66,21 @@ pub async fn run<A: Adapter>(workload: Workload, target: Target, plan: Plan) -> 
             }
             span.stop(&mut sample, plan.ops);
         }
-        Workload::Executemany10k | Workload::CopyIn100k => {
+        Workload::ClientTiny | Workload::SharedTiny10 => {
+            // Each op is one query of one of the tasks: ops split among the tasks.
+            let tasks = if workload == Workload::ClientTiny {
+                1
+            } else {
+                spec::SHARED_TASKS
+            };
+            let warm = plan.warmup.div_ceil(tasks);
+            db.shared_tiny(tasks, warm, 0).await?;
+            let per_task = plan.ops.div_ceil(tasks);
+            let span = Span::start();
+            db.shared_tiny(tasks, per_task, tasks * warm).await?;
+            span.stop(&mut sample, per_task * tasks);
+        }
+        Workload::Executemany10k | Workload::CopyIn100k | Workload::ClientExecutemany10k => {
             // Each operation writes into an empty table and is checked on the server
             // afterwards; emptying and checking go through a second connection
             // (ferropg's, for every driver) and are not measured.
@@ -132,13 +146,15 @@ async fn series<A: Adapter>(db: &mut A, stream: bool) -> Result<()> {
 }
 
 async fn write<A: Adapter>(db: &mut A, workload: Workload, rows: &[SinkRow]) -> Result<()> {
-    if workload == Workload::CopyIn100k {
-        let copied = db.copy_in(rows).await?;
-        if copied != rows.len() as u64 {
-            return Err(format!("copy_in: {copied} rows copied, not {}", rows.len()).into());
+    match workload {
+        Workload::CopyIn100k => {
+            let copied = db.copy_in(rows).await?;
+            if copied != rows.len() as u64 {
+                return Err(format!("copy_in: {copied} rows copied, not {}", rows.len()).into());
+            }
         }
-    } else {
-        db.executemany(rows).await?;
+        Workload::ClientExecutemany10k => db.client_executemany(rows).await?,
+        _ => db.executemany(rows).await?,
     }
     Ok(())
 }

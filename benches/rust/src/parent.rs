@@ -84,6 +84,9 @@ pub fn run(args: &Args) -> Result<Run> {
         for &workload in &args.workloads {
             for &runtime in &args.runtimes {
                 for &driver in &drivers {
+                    if !workload.supports(driver) {
+                        continue;
+                    }
                     let cell = worker_cell(args, &dsn, driver, workload, runtime);
                     match &cell {
                         Ok(s) => log(&format!(

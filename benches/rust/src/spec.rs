@@ -56,11 +56,20 @@ pub enum Workload {
     Executemany10k,
     /// Binary COPY of 100,000 rows into `bench_sink`.
     CopyIn100k,
+    /// `tiny` through a shared client (ferropg's `Client`, tokio-postgres's) from
+    /// one task: a round trip each, no pipelining.
+    ClientTiny,
+    /// `tiny` from 10 tasks sharing one client (tokio-postgres's `Client`,
+    /// ferropg's `Client`), each query's value checked; CPU per query.
+    SharedTiny10,
+    /// `executemany_10k` on a shared client: ferropg's `Client::execute_many`,
+    /// tokio-postgres's joined execute futures, in a transaction.
+    ClientExecutemany10k,
 }
 
 impl Workload {
     /// Every workload, in the order of the report's rows.
-    pub const ALL: [Workload; 7] = [
+    pub const ALL: [Workload; 10] = [
         Workload::Tiny,
         Workload::OneRow,
         Workload::Mixed1000x10,
@@ -68,6 +77,9 @@ impl Workload {
         Workload::Series100kStream,
         Workload::Executemany10k,
         Workload::CopyIn100k,
+        Workload::ClientTiny,
+        Workload::SharedTiny10,
+        Workload::ClientExecutemany10k,
     ];
 
     /// The name used on the command line and in the report.
@@ -80,16 +92,29 @@ impl Workload {
             Workload::Series100kStream => "series_100k_stream",
             Workload::Executemany10k => "executemany_10k",
             Workload::CopyIn100k => "copy_in_100k",
+            Workload::ClientTiny => "client_tiny",
+            Workload::SharedTiny10 => "shared_tiny_10",
+            Workload::ClientExecutemany10k => "client_executemany_10k",
         }
+    }
+
+    /// Whether `driver` runs this workload: sqlx has no client that tasks share
+    /// (its pool hands out one connection per task), nor pipelining.
+    pub fn supports(self, driver: Driver) -> bool {
+        !(driver == Driver::Sqlx
+            && matches!(
+                self,
+                Workload::ClientTiny | Workload::SharedTiny10 | Workload::ClientExecutemany10k
+            ))
     }
 
     /// Rows each operation moves; the report gives ns per row when above 1.
     pub fn rows_per_op(self) -> u64 {
         match self {
-            Workload::Tiny | Workload::OneRow => 1,
+            Workload::Tiny | Workload::OneRow | Workload::ClientTiny | Workload::SharedTiny10 => 1,
             Workload::Mixed1000x10 => MIXED_ROWS as u64,
             Workload::Series100k | Workload::Series100kStream => SERIES_ROWS as u64,
-            Workload::Executemany10k => EXECUTEMANY_ROWS as u64,
+            Workload::Executemany10k | Workload::ClientExecutemany10k => EXECUTEMANY_ROWS as u64,
             Workload::CopyIn100k => COPY_ROWS as u64,
         }
     }
@@ -104,10 +129,12 @@ impl Workload {
     /// timer noise nor a single scheduling hiccup.
     pub fn ops(self, quick: bool) -> u64 {
         let full = match self {
-            Workload::Tiny | Workload::OneRow => 50_000,
+            Workload::Tiny | Workload::OneRow | Workload::ClientTiny | Workload::SharedTiny10 => {
+                50_000
+            }
             Workload::Mixed1000x10 => 1_000,
             Workload::Series100k | Workload::Series100kStream => 50,
-            Workload::Executemany10k => 5,
+            Workload::Executemany10k | Workload::ClientExecutemany10k => 5,
             Workload::CopyIn100k => 20,
         };
         if quick {
@@ -171,6 +198,8 @@ impl fmt::Display for Runtime {
 
 /// Rows of `bench_mixed`.
 pub const MIXED_ROWS: i32 = 1000;
+/// Tasks sharing the client in `shared_tiny_10`.
+pub const SHARED_TASKS: u64 = 10;
 /// Rows of the series workloads.
 pub const SERIES_ROWS: i32 = 100_000;
 /// Rows inserted by one executemany.

@@ -16,7 +16,15 @@ fn quick_round_of_ferropg_cells() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(!stdout.contains("FAIL"), "{stdout}\n{stderr}");
-    for workload in ["tiny", "one_row", "mixed_1000x10", "copy_in_100k"] {
+    for workload in [
+        "tiny",
+        "one_row",
+        "mixed_1000x10",
+        "copy_in_100k",
+        "client_tiny",
+        "shared_tiny_10",
+        "client_executemany_10k",
+    ] {
         assert!(stdout.contains(&format!("| {workload} |")), "{stdout}");
     }
 }

@@ -1,9 +1,12 @@
 //! ferropg (`crates/ferropg`): SQL text through its statement cache, as its users
-//! write it; the INSERT prepared once for the write workload.
+//! write it; the INSERT prepared once for the write workload. The shared-client
+//! workloads use a `Client` of its own, made when first needed.
 
-use ferropg::{BinaryCopyIn, Config, Connection, Row, Statement, Type};
+use std::sync::Arc;
 
-use super::{Adapter, Result};
+use ferropg::{BinaryCopyIn, Client, Config, Connection, Row, Statement, ToSql, Type};
+
+use super::{check_tiny, Adapter, BoxError, Result};
 use crate::spec::{
     MixedCheck, MixedRow, SeriesSum, SinkRow, COPY_SQL, INSERT_SQL, MIXED_SQL, ONE_ROW_SQL,
     SERIES_SQL, TINY_SQL,
@@ -14,6 +17,24 @@ use crate::target::{Endpoint, Target};
 pub struct Ferropg {
     conn: Connection,
     insert: Statement,
+    config: Config,
+    /// The shared client, once a workload asked for it.
+    client: Option<Arc<Client>>,
+}
+
+impl Ferropg {
+    /// The shared client, connected when first asked for.
+    async fn client(&mut self) -> Result<&mut Arc<Client>> {
+        if self.client.is_none() {
+            self.client = Some(Arc::new(Client::connect(&self.config).await?));
+        }
+        Ok(self.client.as_mut().expect("just set"))
+    }
+}
+
+/// One `bench_sink` row as `execute_many`'s parameters.
+fn sink_params(r: &SinkRow) -> [&(dyn ToSql + Sync); 4] {
+    [&r.id, &r.name, &r.price, &r.code]
 }
 
 /// ferropg's settings for `target`.
@@ -50,9 +71,15 @@ fn mixed_row(row: &Row) -> MixedRow {
 
 impl Adapter for Ferropg {
     async fn connect(target: &Target) -> Result<Self> {
-        let mut conn = ferropg::connect(&config(target)).await?;
+        let config = config(target);
+        let mut conn = ferropg::connect(&config).await?;
         let insert = conn.prepare(INSERT_SQL).await?;
-        Ok(Ferropg { conn, insert })
+        Ok(Ferropg {
+            conn,
+            insert,
+            config,
+            client: None,
+        })
     }
 
     async fn tiny(&mut self, value: i32) -> Result<i32> {
@@ -87,14 +114,43 @@ impl Adapter for Ferropg {
     }
 
     async fn executemany(&mut self, rows: &[SinkRow]) -> Result<()> {
-        // ferropg has no pipelining yet (no shared client, no batch API): one
-        // round trip per row, which the report marks.
+        // Pipelined: Sync groups of rows written back to back, a few in flight.
         let mut tx = self.conn.transaction().await?;
-        for r in rows {
-            tx.execute(&self.insert, &[&r.id, &r.name, &r.price, &r.code])
-                .await?;
-        }
+        let n = tx
+            .execute_many(&self.insert, rows.iter().map(sink_params))
+            .await?;
         tx.commit().await?;
+        check_count(n, rows.len())
+    }
+
+    async fn client_executemany(&mut self, rows: &[SinkRow]) -> Result<()> {
+        let client = Arc::get_mut(self.client().await?).ok_or("the client is still shared")?;
+        let tx = client.transaction().await?;
+        let n = tx
+            .execute_many(INSERT_SQL, rows.iter().map(sink_params))
+            .await?;
+        tx.commit().await?;
+        check_count(n, rows.len())
+    }
+
+    async fn shared_tiny(&mut self, tasks: u64, per_task: u64, first: u64) -> Result<()> {
+        let client = Arc::clone(self.client().await?);
+        let handles: Vec<_> = (0..tasks)
+            .map(|t| {
+                let client = Arc::clone(&client);
+                tokio::spawn(async move {
+                    for i in 0..per_task {
+                        let value = (first + t * per_task + i) as i32;
+                        let got: i32 = client.query_one(TINY_SQL, &[&value]).await?.get(0);
+                        check_tiny(value, got)?;
+                    }
+                    Ok::<(), BoxError>(())
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.await??;
+        }
         Ok(())
     }
 
@@ -106,5 +162,14 @@ impl Adapter for Ferropg {
             writer.write(&[&r.id, &r.name, &r.price, &r.code]).await?;
         }
         Ok(writer.finish().await?)
+    }
+}
+
+/// The check of `execute_many`'s count.
+fn check_count(n: u64, rows: usize) -> Result<()> {
+    if n == rows as u64 {
+        Ok(())
+    } else {
+        Err(format!("executemany: {n} rows inserted, not {rows}").into())
     }
 }

@@ -43,4 +43,26 @@ pub(crate) trait Adapter: Sized {
 
     /// The rows into `bench_sink` by binary COPY: the row count the server reported.
     async fn copy_in(&mut self, rows: &[SinkRow]) -> Result<u64>;
+
+    /// `tasks` tasks share one client, each running `tiny` `per_task` times (with
+    /// values `first + task * per_task + i`), each value checked.
+    async fn shared_tiny(&mut self, tasks: u64, per_task: u64, first: u64) -> Result<()> {
+        let _ = (tasks, per_task, first);
+        Err("this driver has no client shared by tasks".into())
+    }
+
+    /// `executemany` through the driver's shared client (the same as
+    /// `executemany` for a driver whose connection is that client).
+    async fn client_executemany(&mut self, rows: &[SinkRow]) -> Result<()> {
+        self.executemany(rows).await
+    }
+}
+
+/// The check of one `tiny` result.
+pub fn check_tiny(sent: i32, got: i32) -> Result<()> {
+    if got == sent {
+        Ok(())
+    } else {
+        Err(format!("tiny: sent {sent}, got {got}").into())
+    }
 }

@@ -1,13 +1,15 @@
 //! tokio-postgres 0.7: statements prepared once per connection (it has no cache),
 //! the `Connection` future spawned as its own task, as its docs show.
 
+use std::sync::Arc;
+
 use futures_util::future::try_join_all;
 use futures_util::{pin_mut, TryStreamExt};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls, Row, Statement};
 
-use super::{Adapter, Result};
+use super::{check_tiny, Adapter, BoxError, Result};
 use crate::spec::{
     MixedCheck, MixedRow, SeriesSum, SinkRow, COPY_SQL, INSERT_SQL, MIXED_SQL, ONE_ROW_SQL,
     SERIES_SQL, TINY_SQL,
@@ -16,7 +18,8 @@ use crate::target::{Endpoint, Target};
 
 /// One tokio-postgres client, its statements prepared.
 pub struct TokioPostgres {
-    client: Client,
+    /// Shared with the tasks of `shared_tiny`; held alone otherwise.
+    client: Arc<Client>,
     tiny: Statement,
     one_row: Statement,
     mixed: Statement,
@@ -65,7 +68,7 @@ impl Adapter for TokioPostgres {
             mixed: client.prepare(MIXED_SQL).await?,
             series: client.prepare(SERIES_SQL).await?,
             insert: client.prepare(INSERT_SQL).await?,
-            client,
+            client: Arc::new(client),
         })
     }
 
@@ -104,7 +107,8 @@ impl Adapter for TokioPostgres {
     async fn executemany(&mut self, rows: &[SinkRow]) -> Result<()> {
         // Every execute future is polled at once: the client sends each request as
         // soon as it is polled, without waiting for the previous answer (pipelining).
-        let tx = self.client.transaction().await?;
+        let client = Arc::get_mut(&mut self.client).ok_or("the client is still shared")?;
+        let tx = client.transaction().await?;
         let insert = &self.insert;
         let tx_ref = &tx;
         try_join_all(rows.iter().map(|r| async move {
@@ -114,6 +118,27 @@ impl Adapter for TokioPostgres {
         }))
         .await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    async fn shared_tiny(&mut self, tasks: u64, per_task: u64, first: u64) -> Result<()> {
+        let handles: Vec<_> = (0..tasks)
+            .map(|t| {
+                let client = Arc::clone(&self.client);
+                let tiny = self.tiny.clone();
+                tokio::spawn(async move {
+                    for i in 0..per_task {
+                        let value = (first + t * per_task + i) as i32;
+                        let got: i32 = client.query_one(&tiny, &[&value]).await?.get(0);
+                        check_tiny(value, got)?;
+                    }
+                    Ok::<(), BoxError>(())
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.await??;
+        }
         Ok(())
     }
 
