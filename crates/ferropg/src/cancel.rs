@@ -285,3 +285,24 @@ impl StepTimer {
         self.armed = false;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::task::{Context, Waker};
+
+    use super::StepTimer;
+
+    /// Without a limit a step makes no timer at all: a row stream pays nothing per
+    /// row for the timeout it does not have.
+    #[test]
+    fn no_limit_makes_no_timer() {
+        let mut timer = StepTimer::default();
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..3 {
+            let polled = timer.poll_expired(&mut cx, None, || unreachable!("no cancel"));
+            assert!(polled.is_pending());
+            timer.step_done();
+        }
+        assert!(timer.sleep.is_none());
+    }
+}

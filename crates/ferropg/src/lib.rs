@@ -52,13 +52,26 @@
 //!   [`Config::statement_cache_size`], [`Config::max_cached_statement_lifetime`]),
 //!   so a repeated query is one round trip of Bind/Execute/Sync;
 //!   [`Connection::prepare_cached`] hands out the cached statement.
-//! - [`Connection::query_stream`] yields rows as they arrive ([`RowStream`]);
-//!   [`Transaction::bind`] makes a [`Portal`] to fetch in steps.
+//! - [`Connection::query_stream`] and `query_raw` (parameters from an iterator)
+//!   yield rows as they arrive ([`RowStream`]); [`Transaction::bind`] makes a
+//!   [`Portal`] to fetch in steps.
 //! - [`Connection::copy_in`] ([`CopyIn`], [`BinaryCopyIn`]) and
-//!   [`Connection::copy_out`] ([`CopyOut`]) run COPY.
-//! - [`Connection::notification`] waits for LISTEN/NOTIFY notifications.
+//!   [`Connection::copy_out`] ([`CopyOut`], [`BinaryCopyOutStream`]) run COPY.
+//! - The streams are `futures` [`Stream`](futures_core::Stream)s and [`CopyIn`]
+//!   is a [`Sink`](futures_sink::Sink)`<Bytes>`, so `StreamExt`, `TryStreamExt`
+//!   and `SinkExt` work on them (each stream also has its own `next()`).
+//! - [`Connection::simple_query`] returns text rows and row counts
+//!   ([`SimpleQueryMessage`]); [`Connection::query_typed`] runs a statement with
+//!   the parameter types given, in one round trip, without preparing it.
+//! - A [`Batch`] of statements goes out in one write, with one Sync (all or
+//!   nothing: `batch_atomic`) or one per statement (`batch_independent`);
+//!   `execute_many` runs a statement for each row of an iterator, pipelined in
+//!   Sync groups, reading the input only a few groups ahead.
+//! - [`Connection::notification`] and [`Connection::notifications`] (a stream)
+//!   wait for LISTEN/NOTIFY notifications.
 //! - [`Connection::set_timeout`] bounds each call: one that takes too long is
 //!   cancelled on the server ([`CancelToken`]) and the connection stays usable.
+//!   With no timeout set, no timer exists: a stream pays nothing per row for it.
 //!
 //! - Enums, composites, domains, ranges and multiranges of one's own are learned
 //!   from the catalog the first time a statement uses them (see [`types`]).
@@ -87,8 +100,38 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Not implemented yet: COPY, row streams and timeouts on a [`Client`]; an
-//! explicit pipeline/batch API; pools.
+//! A [`Client`] has the row stream ([`Client::query_raw`], a [`ClientRowStream`]
+//! whose bounded queue makes the driver stop reading while its reader lags),
+//! COPY OUT ([`ClientCopyOut`]), notifications as a stream
+//! ([`ClientNotifications`]), batches and `execute_many`, and
+//! [`Client::build_transaction`]. Over TCP and Unix sockets a caller whose
+//! request finds the connection idle writes it itself, without waking the driver.
+//! COPY IN, portals and per-call timeouts are on [`Connection`] only; there is no
+//! pool yet.
+//!
+//! ```no_run
+//! use futures_util::TryStreamExt;
+//!
+//! # async fn batches(client: &mut ferropg::Client) -> Result<(), ferropg::Error> {
+//! let mut batch = ferropg::Batch::new();
+//! batch
+//!     .execute("create temp table t (id int4, name text)", &[])
+//!     .execute("insert into t values (1, 'one'), (2, 'two')", &[])
+//!     .query("select count(*) from t", &[]);
+//! let results = client.batch_atomic(&batch).await?;
+//! assert_eq!(results[1].rows_affected(), 2);
+//!
+//! let tx = client.transaction().await?;
+//! let rows = (3..10_000i32).map(|i| [i]);
+//! tx.execute_many("insert into t (id) values ($1)", rows).await?;
+//! tx.commit().await?;
+//!
+//! let mut ids = client.query_raw("select id from t order by id", [0i32; 0]).await?;
+//! while let Some(row) = ids.try_next().await? {
+//!     let id: i32 = row.get(0);
+//! }
+//! # Ok(()) }
+//! ```
 //!
 //! # Type features
 //!
@@ -204,7 +247,7 @@ pub use binary_copy::{BinaryCopyOutRow, BinaryCopyOutStream};
 pub use cancel::CancelToken;
 pub use client::{
     connect_client, Client, ClientCopyOut, ClientDriver, ClientNotifications, ClientRowStream,
-    ClientTransaction,
+    ClientTransaction, ClientTransactionBuilder,
 };
 pub use config::Config;
 pub use connect::connect;

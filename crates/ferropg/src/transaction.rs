@@ -290,7 +290,7 @@ pub enum IsolationLevel {
 }
 
 impl IsolationLevel {
-    fn sql(self) -> &'static str {
+    pub(crate) fn sql(self) -> &'static str {
         match self {
             IsolationLevel::ReadUncommitted => "ISOLATION LEVEL READ UNCOMMITTED",
             IsolationLevel::ReadCommitted => "ISOLATION LEVEL READ COMMITTED",
@@ -321,42 +321,20 @@ impl IsolationLevel {
 #[derive(Debug)]
 pub struct TransactionBuilder<'c> {
     conn: &'c mut Connection,
-    isolation_level: Option<IsolationLevel>,
-    read_only: Option<bool>,
-    deferrable: Option<bool>,
+    options: TransactionOptions,
 }
 
-impl<'c> TransactionBuilder<'c> {
-    pub(crate) fn new(conn: &'c mut Connection) -> TransactionBuilder<'c> {
-        TransactionBuilder {
-            conn,
-            isolation_level: None,
-            read_only: None,
-            deferrable: None,
-        }
-    }
+/// The options of a `BEGIN`, shared by both faces' builders.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct TransactionOptions {
+    pub(crate) isolation_level: Option<IsolationLevel>,
+    pub(crate) read_only: Option<bool>,
+    pub(crate) deferrable: Option<bool>,
+}
 
-    /// Sets the isolation level.
-    pub fn isolation_level(mut self, level: IsolationLevel) -> Self {
-        self.isolation_level = Some(level);
-        self
-    }
-
-    /// Makes the transaction `READ ONLY` (`true`) or `READ WRITE` (`false`).
-    pub fn read_only(mut self, read_only: bool) -> Self {
-        self.read_only = Some(read_only);
-        self
-    }
-
-    /// Makes the transaction `DEFERRABLE` or `NOT DEFERRABLE` (which matters only
-    /// for a serializable read-only one).
-    pub fn deferrable(mut self, deferrable: bool) -> Self {
-        self.deferrable = Some(deferrable);
-        self
-    }
-
+impl TransactionOptions {
     /// The `BEGIN` statement for these options.
-    fn sql(&self) -> String {
+    pub(crate) fn sql(&self) -> String {
         let mut modes = Vec::new();
         if let Some(level) = self.isolation_level {
             modes.push(level.sql());
@@ -377,10 +355,38 @@ impl<'c> TransactionBuilder<'c> {
             format!("BEGIN {}", modes.join(", "))
         }
     }
+}
+
+impl<'c> TransactionBuilder<'c> {
+    pub(crate) fn new(conn: &'c mut Connection) -> TransactionBuilder<'c> {
+        TransactionBuilder {
+            conn,
+            options: TransactionOptions::default(),
+        }
+    }
+
+    /// Sets the isolation level.
+    pub fn isolation_level(mut self, level: IsolationLevel) -> Self {
+        self.options.isolation_level = Some(level);
+        self
+    }
+
+    /// Makes the transaction `READ ONLY` (`true`) or `READ WRITE` (`false`).
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.options.read_only = Some(read_only);
+        self
+    }
+
+    /// Makes the transaction `DEFERRABLE` or `NOT DEFERRABLE` (which matters only
+    /// for a serializable read-only one).
+    pub fn deferrable(mut self, deferrable: bool) -> Self {
+        self.options.deferrable = Some(deferrable);
+        self
+    }
 
     /// Runs the `BEGIN` and returns the [`Transaction`].
     pub async fn start(self) -> Result<Transaction<'c>, Error> {
-        let sql = self.sql();
+        let sql = self.options.sql();
         let deadline = self.conn.deadline();
         timed(deadline, Transaction::start(self.conn, None, 0, &sql)).await
     }

@@ -464,3 +464,34 @@ async fn requests_written_by_callers_and_by_the_driver_stay_in_order() {
     }
     assert!(!client.is_closed());
 }
+
+#[tokio::test]
+async fn build_transaction_sets_the_isolation_level_and_access_mode() {
+    let mut client = client().await;
+    let tx = client
+        .build_transaction()
+        .isolation_level(ferropg::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .unwrap();
+    let row = tx
+        .query_one(
+            "select current_setting('transaction_isolation'), current_setting('transaction_read_only')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, &str>(0), "repeatable read");
+    assert_eq!(row.get::<_, &str>(1), "on");
+    let err = tx
+        .execute("create temp table nope (x int)", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::READ_ONLY_SQL_TRANSACTION));
+    tx.rollback().await.unwrap();
+    assert_eq!(
+        client.transaction_status(),
+        ferropg::TransactionStatus::Idle
+    );
+}

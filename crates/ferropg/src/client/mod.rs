@@ -23,7 +23,7 @@ use feed::FeedHandle;
 use shared::{ReplyTo, Shared};
 pub(crate) use shared::{Session, Waiting};
 pub use streams::{ClientCopyOut, ClientNotifications, ClientRowStream};
-pub use transaction::ClientTransaction;
+pub use transaction::{ClientTransaction, ClientTransactionBuilder};
 use transport::Transport;
 
 use crate::cancel::CancelToken;
@@ -60,8 +60,15 @@ use crate::{Config, Error};
 /// only.
 ///
 /// Exclusive use, for a transaction, takes `&mut self` as in tokio-postgres:
-/// [`transaction`](Client::transaction). COPY, row streams and portals are on
-/// [`Connection`](crate::Connection) for now.
+/// [`transaction`](Client::transaction), [`build_transaction`](Client::build_transaction).
+/// Rows can be streamed ([`query_raw`](Client::query_raw)), COPY OUT read
+/// ([`copy_out`](Client::copy_out)), statements sent as a [`Batch`](crate::Batch)
+/// or run for many rows of parameters ([`execute_many`](Client::execute_many)).
+/// COPY IN and portals are on [`Connection`](crate::Connection) only.
+///
+/// Over TCP and Unix sockets, a request that finds the connection idle is written
+/// by its caller, without waking the driver (which reads the reply); under load the
+/// driver writes what several callers queued in one system call.
 ///
 /// When the connection ends (the server went away, a FATAL error), every call in
 /// flight fails with an error of kind [`Closed`](crate::ErrorKind::Closed) and so
@@ -411,6 +418,13 @@ impl Client {
     /// [`commit`](ClientTransaction::commit) does.
     pub async fn transaction(&mut self) -> Result<ClientTransaction<'_>, Error> {
         ClientTransaction::begin(self).await
+    }
+
+    /// Options for a transaction to start (isolation level, read-only,
+    /// deferrable): see [`ClientTransactionBuilder`]. Exclusive, as
+    /// [`transaction`](Client::transaction) is.
+    pub fn build_transaction(&mut self) -> ClientTransactionBuilder<'_> {
+        ClientTransactionBuilder::new(self)
     }
 
     /// What is needed to cancel the query the server runs for this client from

@@ -10,6 +10,7 @@ use crate::batch::{Batch, BatchResult};
 use crate::row::Row;
 use crate::simple::SimpleQueryMessage;
 use crate::statement::{Statement, ToStatement};
+use crate::transaction::{IsolationLevel, TransactionOptions};
 use crate::Error;
 
 /// A transaction (`BEGIN` ... `COMMIT`) on a [`Client`], or a savepoint within one
@@ -238,6 +239,65 @@ impl<'a> ClientTransaction<'a> {
     /// The client, for its accessors.
     pub fn client(&self) -> &Client {
         self.client
+    }
+}
+
+/// Options of a transaction to start on a [`Client`], from
+/// [`Client::build_transaction`]; unset options take the session's defaults. The
+/// same options as a [`Connection`](crate::Connection)'s
+/// [`TransactionBuilder`](crate::TransactionBuilder).
+///
+/// ```no_run
+/// # async fn f(client: &mut ferropg::Client) -> Result<(), ferropg::Error> {
+/// use ferropg::IsolationLevel;
+///
+/// let tx = client
+///     .build_transaction()
+///     .isolation_level(IsolationLevel::Serializable)
+///     .read_only(true)
+///     .start()
+///     .await?;
+/// let n: i64 = tx.query_one("select count(*) from pg_class", &[]).await?.get(0);
+/// tx.commit().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct ClientTransactionBuilder<'a> {
+    client: &'a mut Client,
+    options: TransactionOptions,
+}
+
+impl<'a> ClientTransactionBuilder<'a> {
+    pub(super) fn new(client: &'a mut Client) -> ClientTransactionBuilder<'a> {
+        ClientTransactionBuilder {
+            client,
+            options: TransactionOptions::default(),
+        }
+    }
+
+    /// Sets the isolation level.
+    pub fn isolation_level(mut self, level: IsolationLevel) -> Self {
+        self.options.isolation_level = Some(level);
+        self
+    }
+
+    /// Makes the transaction `READ ONLY` (`true`) or `READ WRITE` (`false`).
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.options.read_only = Some(read_only);
+        self
+    }
+
+    /// Makes the transaction `DEFERRABLE` or `NOT DEFERRABLE` (which matters only
+    /// for a serializable read-only one).
+    pub fn deferrable(mut self, deferrable: bool) -> Self {
+        self.options.deferrable = Some(deferrable);
+        self
+    }
+
+    /// Runs the `BEGIN` and returns the [`ClientTransaction`].
+    pub async fn start(self) -> Result<ClientTransaction<'a>, Error> {
+        let sql = self.options.sql();
+        ClientTransaction::start(self.client, None, 0, &sql).await
     }
 }
 
