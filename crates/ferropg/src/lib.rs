@@ -102,12 +102,12 @@
 //!
 //! A [`Client`] has the row stream ([`Client::query_raw`], a [`ClientRowStream`]
 //! whose bounded queue makes the driver stop reading while its reader lags),
-//! COPY OUT ([`ClientCopyOut`]), notifications as a stream
-//! ([`ClientNotifications`]), batches and `execute_many`, and
-//! [`Client::build_transaction`]. Over TCP and Unix sockets a caller whose
-//! request finds the connection idle writes it itself, without waking the driver.
-//! COPY IN, portals and per-call timeouts are on [`Connection`] only; there is no
-//! pool yet.
+//! COPY OUT ([`ClientCopyOut`]) and COPY IN ([`ClientCopyIn`], during which other
+//! tasks' requests wait), notifications as a stream ([`ClientNotifications`]),
+//! batches and `execute_many`, and [`Client::build_transaction`]. Over TCP and
+//! Unix sockets a caller whose request finds the connection idle writes it
+//! itself, without waking the driver. Portals and per-call timeouts are on
+//! [`Connection`] only; there is no pool yet.
 //!
 //! ```no_run
 //! use futures_util::TryStreamExt;
@@ -246,8 +246,8 @@ pub use batch::{Batch, BatchResult};
 pub use binary_copy::{BinaryCopyOutRow, BinaryCopyOutStream};
 pub use cancel::CancelToken;
 pub use client::{
-    connect_client, Client, ClientCopyOut, ClientDriver, ClientNotifications, ClientRowStream,
-    ClientTransaction, ClientTransactionBuilder,
+    connect_client, Client, ClientCopyIn, ClientCopyOut, ClientDriver, ClientNotifications,
+    ClientRowStream, ClientTransaction, ClientTransactionBuilder,
 };
 pub use config::Config;
 pub use connect::connect;

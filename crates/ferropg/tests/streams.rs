@@ -427,3 +427,131 @@ async fn client_copy_out_and_its_binary_reader() {
         2
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_copy_in_holds_other_tasks_back_until_it_ends() {
+    let client = Arc::new(client().await);
+    client
+        .batch_execute(
+            "create table if not exists client_copy (id int4, name text); truncate client_copy",
+        )
+        .await
+        .unwrap();
+    let mut copy = client
+        .copy_in("copy client_copy (id, name) from stdin (format csv)")
+        .await
+        .unwrap();
+    copy.send("1,one\n2,").await.unwrap();
+    // Other tasks query meanwhile: their requests wait behind the COPY.
+    let others: Vec<_> = (0..10i32)
+        .map(|i| {
+            let client = Arc::clone(&client);
+            tokio::spawn(async move {
+                client
+                    .query_one("select $1::int4 * 10", &[&i])
+                    .await
+                    .map(|r| r.get::<_, i32>(0))
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        others.iter().all(|t| !t.is_finished()),
+        "a request went out during the COPY"
+    );
+    let mut sink = copy;
+    let rows = (3..=2000).map(|i| Ok::<_, ferropg::Error>(Bytes::from(format!("{i},n{i}\n"))));
+    sink.send(Bytes::from_static(b"two\n")).await.unwrap();
+    sink.send_all(&mut futures_util::stream::iter(rows))
+        .await
+        .unwrap();
+    sink.close().await.unwrap();
+    assert_eq!(sink.rows_affected(), Some(2000));
+    drop(sink);
+    for (i, task) in (0..10i32).zip(others) {
+        assert_eq!(task.await.unwrap().unwrap(), i * 10);
+    }
+    let row = client
+        .query_one("select count(*), max(id), min(name) from client_copy", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 2000);
+    assert_eq!(row.get::<_, i32>(1), 2000);
+    assert_eq!(row.get::<_, &str>(2), "n10");
+    client
+        .batch_execute("drop table client_copy")
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_copy_in_that_fails_or_is_dropped_lets_the_others_go() {
+    let client = Arc::new(client().await);
+    client
+        .batch_execute("create temp table cc (id int4)")
+        .await
+        .unwrap();
+    // Bad data: the server ends the COPY; finish reports it.
+    let mut copy = client.copy_in("copy cc from stdin").await.unwrap();
+    copy.send("1\nnot a number\n").await.unwrap();
+    let err = copy.finish().await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::INVALID_TEXT_REPRESENTATION));
+
+    // Aborted: rolled back, Ok.
+    let mut copy = client.copy_in("copy cc from stdin").await.unwrap();
+    copy.send("5\n6\n").await.unwrap();
+    copy.abort("changed my mind").await.unwrap();
+
+    // Dropped half-way, with a query of another task waiting behind it.
+    let mut copy = client.copy_in("copy cc from stdin").await.unwrap();
+    copy.send("7\n").await.unwrap();
+    let waiting = {
+        let client = Arc::clone(&client);
+        tokio::spawn(async move { client.query_one("select 'after'", &[]).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished());
+    drop(copy);
+    assert_eq!(waiting.await.unwrap().unwrap().get::<_, &str>(0), "after");
+
+    // Not a COPY FROM STDIN, or a failing one: an error, and the client goes on.
+    let err = client.copy_in("select 1").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Copy);
+    let err = client
+        .copy_in("copy no_such_table from stdin")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::UNDEFINED_TABLE));
+
+    // The start dropped before the server was ready: the driver fails the COPY.
+    let _ = tokio::time::timeout(Duration::ZERO, client.copy_in("copy cc from stdin")).await;
+
+    // Two COPYs at once take turns.
+    let copies: Vec<_> = [100i32, 200]
+        .into_iter()
+        .map(|base| {
+            let client = Arc::clone(&client);
+            tokio::spawn(async move {
+                let mut copy = client.copy_in("copy cc from stdin").await?;
+                for i in 0..50 {
+                    copy.send(format!("{}\n", base + i)).await?;
+                    tokio::task::yield_now().await;
+                }
+                copy.finish().await
+            })
+        })
+        .collect();
+    for copy in copies {
+        assert_eq!(copy.await.unwrap().unwrap(), 50);
+    }
+    let ids: Vec<i32> = client
+        .query("select id from cc order by id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let expected: Vec<i32> = (100..150).chain(200..250).collect();
+    assert_eq!(ids, expected);
+    assert!(!client.is_closed());
+}

@@ -166,6 +166,7 @@ impl ClientDriver {
                 rows: &mut self.rows,
                 chunks: &mut self.chunks,
                 blocked: None,
+                ended_copies: Vec::new(),
                 notifications: &mut state.notifications,
                 notice_handler: &mut state.notice_handler,
                 failure: None,
@@ -178,6 +179,9 @@ impl ClientDriver {
             sink.chunks.flush(sink.wake);
             self.blocked = sink.blocked.take();
             let failure = sink.failure.take();
+            for id in std::mem::take(&mut sink.ended_copies) {
+                self.shared.end_copy_hold(state, id);
+            }
             if !self.finished.is_empty() {
                 state.answered_together = self.finished.len();
             }
@@ -261,6 +265,9 @@ struct Dispatch<'a> {
     chunks: &'a mut Stage<Bytes>,
     /// Set when a stream's queue filled up: reading pauses.
     blocked: Option<Blocked>,
+    /// COPY FROM STDINs that ended, or were abandoned, in this chunk: their hold
+    /// on the other requests ends (after what the core wrote for them).
+    ended_copies: Vec<u64>,
     notifications: &'a mut VecDeque<Notification>,
     notice_handler: &'a mut Option<NoticeHandler>,
     /// What ends the connection: a FATAL error, or rows that cannot be placed.
@@ -379,9 +386,21 @@ impl Events<Waiting> for Dispatch<'_> {
         Flow::Continue
     }
 
-    fn copy_in_ready(&mut self, _op: &mut Waiting) -> CopyIn {
-        // A client starts no COPY FROM STDIN (the core refuses one it did not ask for).
-        CopyIn::Abandon
+    fn copy_in_ready(&mut self, op: &mut Waiting) -> CopyIn {
+        // The core asks only for a COPY started with `copy_in`.
+        let ReplyTo::CopyIn { id, ready, done } = &mut op.reply else {
+            return CopyIn::Abandon;
+        };
+        if done.is_closed() {
+            // Its caller left before the server was ready: the core writes the
+            // CopyFail, after which the held requests may go.
+            self.ended_copies.push(*id);
+            return CopyIn::Abandon;
+        }
+        if let Some(ready) = ready.take() {
+            let _ = ready.send(());
+        }
+        CopyIn::Feed
     }
 
     fn command_complete(&mut self, op: &mut Waiting, _tag: &str, rows: Option<u64>) {
@@ -402,12 +421,18 @@ impl Events<Waiting> for Dispatch<'_> {
 
     fn done(&mut self, op: Waiting, _outcome: CoreOutcome) -> Flow {
         let (mut resp, reply) = op.into_parts();
-        match reply {
+        match &reply {
             ReplyTo::Nobody => {}
             // Its items go into its queue before its end.
             ReplyTo::Rows(_) => self.rows.flush(self.wake),
             ReplyTo::Chunks(_) => self.chunks.flush(self.wake),
             ReplyTo::Once(_) => resp.ended = true,
+            ReplyTo::CopyIn { id, .. } => {
+                // Ended by the server (an error, or not a COPY FROM STDIN at all)
+                // while still holding the others back: they may go now.
+                self.ended_copies.push(*id);
+                resp.ended = true;
+            }
         }
         if !matches!(reply, ReplyTo::Nobody) {
             self.finished.push((reply, Ok(resp)));

@@ -1,6 +1,7 @@
 //! [`Client`]: one session shared by many tasks, their requests pipelined.
 
 mod batch;
+mod copy_in;
 mod driver;
 mod feed;
 mod requests;
@@ -18,6 +19,7 @@ use ferropg_core::message::TransactionStatus;
 use ferropg_core::DbError;
 use postgres_types::{BorrowToSql, ToSql, Type};
 
+pub use copy_in::ClientCopyIn;
 pub use driver::ClientDriver;
 use feed::FeedHandle;
 use shared::{ReplyTo, Shared};
@@ -61,10 +63,11 @@ use crate::{Config, Error};
 ///
 /// Exclusive use, for a transaction, takes `&mut self` as in tokio-postgres:
 /// [`transaction`](Client::transaction), [`build_transaction`](Client::build_transaction).
-/// Rows can be streamed ([`query_raw`](Client::query_raw)), COPY OUT read
-/// ([`copy_out`](Client::copy_out)), statements sent as a [`Batch`](crate::Batch)
-/// or run for many rows of parameters ([`execute_many`](Client::execute_many)).
-/// COPY IN and portals are on [`Connection`](crate::Connection) only.
+/// Rows can be streamed ([`query_raw`](Client::query_raw)), COPY run both ways
+/// ([`copy_in`](Client::copy_in), [`copy_out`](Client::copy_out)), statements sent
+/// as a [`Batch`](crate::Batch) or run for many rows of parameters
+/// ([`execute_many`](Client::execute_many)). Portals are on
+/// [`Connection`](crate::Connection) only.
 ///
 /// Over TCP and Unix sockets, a request that finds the connection idle is written
 /// by its caller, without waking the driver (which reads the reply); under load the
@@ -316,6 +319,24 @@ impl Client {
             Some(e) => Err(Error::db(e)),
             None => Ok(resp.simple.unwrap_or_default()),
         }
+    }
+
+    /// Starts `COPY ... FROM STDIN` and returns the sink to feed it, once the
+    /// server is ready for the data; see [`ClientCopyIn`]. Meanwhile, and until the
+    /// COPY ends, other tasks' requests are held back (the server would take them
+    /// for COPY data) and go out right after it; a second COPY FROM STDIN waits for
+    /// the first. Fails, with the server's error or one of kind
+    /// [`Copy`](crate::ErrorKind::Copy), if `sql` does not start a COPY FROM STDIN.
+    ///
+    /// ```no_run
+    /// # async fn f(client: &ferropg::Client) -> Result<(), ferropg::Error> {
+    /// let mut copy = client.copy_in("copy item (id, name) from stdin (format csv)").await?;
+    /// copy.send("1,apple\n2,pear\n").await?;
+    /// assert_eq!(copy.finish().await?, 2);
+    /// # Ok(()) }
+    /// ```
+    pub async fn copy_in(&self, sql: &str) -> Result<ClientCopyIn<'_>, Error> {
+        ClientCopyIn::start(self, sql).await
     }
 
     /// Starts `COPY ... TO STDOUT` and returns the stream of its data, once the

@@ -50,6 +50,13 @@ pub(crate) enum ReplyTo {
     Rows(FeedTx<Row>),
     /// COPY TO STDOUT data as it comes, into a bounded queue.
     Chunks(FeedTx<Bytes>),
+    /// A COPY FROM STDIN: `ready` once the server waits for the data, `done` at
+    /// the end. `id` names its hold on the other requests.
+    CopyIn {
+        id: u64,
+        ready: Option<oneshot::Sender<()>>,
+        done: oneshot::Sender<Outcome>,
+    },
 }
 
 impl ReplyTo {
@@ -62,6 +69,9 @@ impl ReplyTo {
             }
             ReplyTo::Rows(feed) => feed.end(feed_end(outcome)),
             ReplyTo::Chunks(feed) => feed.end(feed_end(outcome)),
+            ReplyTo::CopyIn { done, .. } => {
+                let _ = done.send(outcome);
+            }
         }
     }
 }
@@ -92,7 +102,13 @@ impl Waiting {
             ReplyTo::Once(tx) => !tx.is_closed(),
             ReplyTo::Rows(feed) => feed.room().is_some(),
             ReplyTo::Chunks(feed) => feed.room().is_some(),
+            ReplyTo::CopyIn { done, .. } => !done.is_closed(),
         }
+    }
+
+    /// A request with its response record and reply.
+    pub(crate) fn new(resp: Response, reply: ReplyTo) -> Waiting {
+        Waiting { resp, reply }
     }
 
     /// Hands the response over (or drops it, when nobody waits).
@@ -129,6 +145,16 @@ pub(crate) struct State {
     pub(crate) writer: Option<PlainWriter>,
     /// How many callers the driver's last pass over the input answered.
     pub(crate) answered_together: usize,
+    /// The COPY FROM STDIN under way (its id), from its Query to its CopyDone or
+    /// CopyFail: the server would take any other message for COPY data, so the
+    /// requests other callers queue meanwhile are encoded into `held`, and go out
+    /// after the COPY's end.
+    pub(crate) copy_hold: Option<u64>,
+    pub(crate) held: BytesMut,
+    next_copy: u64,
+    /// A COPY sender waiting for the output buffer to drain (woken whenever the
+    /// driver has written).
+    pub(crate) drained: Option<Waker>,
     pub(crate) closed_reason: Option<String>,
     /// The driver, to wake when there is something to write.
     driver: Option<Waker>,
@@ -153,6 +179,8 @@ pub(crate) struct Shared {
     pub(crate) backend_pid: i32,
     /// Wakes the tasks waiting for a notification (or for the end).
     pub(crate) notified: Notify,
+    /// Wakes a COPY FROM STDIN waiting for the one under way to end.
+    copy_ended: Notify,
 }
 
 /// The parts of a connection a Client takes over.
@@ -181,6 +209,10 @@ impl Shared {
                 driver: None,
                 writer,
                 answered_together: 0,
+                copy_hold: None,
+                held: BytesMut::new(),
+                next_copy: 0,
+                drained: None,
                 cache: session.cache,
                 types: session.types,
                 notifications: session.notifications,
@@ -193,6 +225,7 @@ impl Shared {
             cancel: session.cancel,
             backend_pid,
             notified: Notify::new(),
+            copy_ended: Notify::new(),
         })
     }
 
@@ -224,6 +257,14 @@ impl Shared {
     ) -> Result<(), Error> {
         let mut state = self.lock();
         state.check_open()?;
+        let state = &mut *state;
+        if state.copy_hold.is_some() {
+            // Behind a COPY FROM STDIN: encoded aside, sent after its end.
+            std::mem::swap(&mut state.write_buf, &mut state.held);
+            let written = self.write_request(state, resp, reply, write);
+            std::mem::swap(&mut state.write_buf, &mut state.held);
+            return written;
+        }
         // The fast path only for a request on an idle connection, and not right
         // after the driver answered several callers at once: then they are about
         // to queue their next requests, and the driver (woken by the first)
@@ -232,13 +273,79 @@ impl Shared {
         let idle = state.write_buf.is_empty()
             && state.core.pending_len() == 0
             && state.answered_together <= 1;
-        state.write_cleanup(&self.close_queue)?;
-        let written = write(&mut state, Waiting { resp, reply });
+        let written = self.write_request(state, resp, reply, write);
         if idle {
             state.write_direct();
         }
         state.wake_driver();
         written
+    }
+
+    /// Encodes the clean-up left by dropped statements, then the request.
+    fn write_request(
+        &self,
+        state: &mut State,
+        resp: Response,
+        reply: ReplyTo,
+        write: impl FnOnce(&mut State, Waiting) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        state.write_cleanup(&self.close_queue)?;
+        write(state, Waiting { resp, reply })
+    }
+
+    /// Queues a `COPY ... FROM STDIN` (once no other is under way: their data
+    /// must not mix) and starts holding other requests back. Returns its id.
+    pub(crate) async fn submit_copy_in(
+        &self,
+        sql: &str,
+        ready: oneshot::Sender<()>,
+        done: oneshot::Sender<Outcome>,
+    ) -> Result<u64, Error> {
+        let mut slots = Some((ready, done));
+        loop {
+            let notified = self.copy_ended.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut guard = self.lock();
+                guard.check_open()?;
+                let state = &mut *guard;
+                if state.copy_hold.is_none() {
+                    state.next_copy += 1;
+                    let id = state.next_copy;
+                    let (ready, done) = slots.take().expect("submitted once");
+                    let reply = ReplyTo::CopyIn {
+                        id,
+                        ready: Some(ready),
+                        done,
+                    };
+                    state.write_cleanup(&self.close_queue)?;
+                    state.core.copy_in(
+                        sql,
+                        Waiting::new(Response::default(), reply),
+                        &mut state.write_buf,
+                    )?;
+                    state.copy_hold = Some(id);
+                    state.wake_driver();
+                    return Ok(id);
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Ends COPY `id`'s hold, if it still holds: the requests held back follow
+    /// what the COPY wrote last (its CopyDone or CopyFail, or nothing more when
+    /// the server ended it), and a COPY waiting for its turn may start.
+    pub(crate) fn end_copy_hold(&self, state: &mut State, id: u64) {
+        if state.copy_hold != Some(id) {
+            return;
+        }
+        state.copy_hold = None;
+        let held = std::mem::take(&mut state.held);
+        state.write_buf.extend_from_slice(&held);
+        state.wake_driver();
+        self.copy_ended.notify_waiters();
     }
 
     /// Queues a simple query nobody waits for (a lazy ROLLBACK). Best effort: on
@@ -249,11 +356,13 @@ impl Shared {
             return;
         }
         let state = &mut *state;
-        if state
-            .core
-            .query(sql, Waiting::unheard(), &mut state.write_buf)
-            .is_ok()
-        {
+        // Behind a COPY FROM STDIN it waits with the other held requests.
+        let out = if state.copy_hold.is_some() {
+            &mut state.held
+        } else {
+            &mut state.write_buf
+        };
+        if state.core.query(sql, Waiting::unheard(), out).is_ok() {
             state.wake_driver();
         }
     }
@@ -362,6 +471,13 @@ impl State {
             if let Ok(n) = writer.try_write(&self.write_buf) {
                 self.write_buf.advance(n);
             }
+        }
+    }
+
+    /// Wakes a COPY sender waiting for the output to drain (it looks again).
+    pub(crate) fn wake_copy_sender(&mut self) {
+        if let Some(waker) = self.drained.take() {
+            waker.wake();
         }
     }
 

@@ -5,7 +5,7 @@ use std::fmt;
 
 use postgres_types::{BorrowToSql, ToSql, Type};
 
-use super::{Client, ClientCopyOut, ClientRowStream};
+use super::{Client, ClientCopyIn, ClientCopyOut, ClientRowStream};
 use crate::batch::{Batch, BatchResult};
 use crate::row::Row;
 use crate::simple::SimpleQueryMessage;
@@ -188,6 +188,11 @@ impl<'a> ClientTransaction<'a> {
     /// [`Client::simple_query`] within the transaction.
     pub async fn simple_query(&self, sql: &str) -> Result<Vec<SimpleQueryMessage>, Error> {
         self.client.simple_query(sql).await
+    }
+
+    /// [`Client::copy_in`] within the transaction.
+    pub async fn copy_in(&self, sql: &str) -> Result<ClientCopyIn<'_>, Error> {
+        self.client.copy_in(sql).await
     }
 
     /// [`Client::copy_out`] within the transaction.

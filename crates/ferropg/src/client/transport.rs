@@ -79,6 +79,9 @@ impl Transport {
                         }
                     }
                 }
+                if wrote {
+                    state.wake_copy_sender();
+                }
                 let over = state.core.phase() == Phase::Closed && state.write_buf.is_empty();
                 if over {
                     // Dropped: the write half shuts down, the server sees the end.
@@ -97,6 +100,7 @@ impl Transport {
                     if out.is_empty() && !state.write_buf.is_empty() {
                         // The emptied buffer goes back, keeping its capacity.
                         std::mem::swap(out, &mut state.write_buf);
+                        state.wake_copy_sender();
                     }
                     state.core.phase() == Phase::Closed && state.write_buf.is_empty()
                 };
