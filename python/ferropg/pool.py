@@ -284,6 +284,11 @@ class _HolderQueue(HolderQueueHooks):
                 return
 
 
+#: ``PoolConnectionHolder._in_use`` of a connection checked out, until someone waits
+#: for its release.
+_IN_USE = object()
+
+
 class PoolConnectionHolder:
     """One slot of a pool: at most one connection, and whether someone is using it."""
 
@@ -293,6 +298,7 @@ class PoolConnectionHolder:
         "_proxy",
         "_in_use",
         "_inactive_callback",
+        "_idle_since",
         "_timeout",
         "_generation",
         "_max_queries",
@@ -312,9 +318,12 @@ class PoolConnectionHolder:
         self._pool = pool
         self._con: Optional[_connection.Connection] = None
         self._proxy: Optional[PoolConnectionProxy] = None
-        #: A future while the connection is checked out, resolved when it comes back.
-        self._in_use: Optional[asyncio.Future] = None
+        #: While the connection is checked out: ``_IN_USE``, or the future that
+        #: ``wait_until_released()`` waits on (made only then: acquire is hot).
+        self._in_use: Any = None
         self._inactive_callback: Optional[asyncio.TimerHandle] = None
+        #: When the connection last came back (the loop's clock).
+        self._idle_since = 0.0
         #: The acquire() timeout, the default for the matching release().
         self._timeout: Optional[float] = None
         #: The pool generation the connection was opened in (expire_connections()).
@@ -391,7 +400,8 @@ class PoolConnectionHolder:
             self._pool._spawn(_close_quietly(con, self._timeout))
             await self.connect()
 
-        self._cancel_inactive_timer()
+        # The inactivity timer stays armed: when it fires on a connection in use, or
+        # used since, it re-arms or stops (see _deactivate_inactive_connection).
         con = self._con
         assert con is not None
         self._proxy = proxy = PoolConnectionProxy(self, con)
@@ -405,7 +415,7 @@ class PoolConnectionHolder:
                 await self._close_connection(con, con.close())
                 raise
 
-        self._in_use = self._pool._loop.create_future()
+        self._in_use = _IN_USE
         return proxy
 
     async def release(
@@ -479,9 +489,12 @@ class PoolConnectionHolder:
     async def wait_until_released(self) -> None:
         """Returns once the connection is not checked out."""
         in_use = self._in_use
-        if in_use is not None:
-            # Shielded: a cancelled close() must not cancel the holder's own future.
-            await asyncio.shield(in_use)
+        if in_use is None:
+            return
+        if in_use is _IN_USE:
+            in_use = self._in_use = self._pool._loop.create_future()
+        # Shielded: a cancelled close() must not cancel the holder's own future.
+        await asyncio.shield(in_use)
 
     # ---------------------------------------------------------------- closing
 
@@ -535,7 +548,7 @@ class PoolConnectionHolder:
         if in_use is None:
             return
         self._in_use = None
-        if not in_use.done():
+        if in_use is not _IN_USE and not in_use.done():
             in_use.set_result(None)
         proxy, self._proxy = self._proxy, None
         if proxy is not None:
@@ -545,10 +558,12 @@ class PoolConnectionHolder:
     # ------------------------------------------------------ inactivity timer
 
     def _arm_inactive_timer(self) -> None:
-        if self._inactive_callback is not None:
-            raise exceptions.InternalClientError("pool connection inactivity timer already exists")
-        if self._max_inactive_time:
-            self._inactive_callback = self._pool._loop.call_later(
+        """Starts the idle clock. A timer is armed only when none is: a connection in
+        steady use re-arms it once per lifetime, not on every release."""
+        loop = self._pool._loop
+        self._idle_since = loop.time()
+        if self._max_inactive_time and self._inactive_callback is None:
+            self._inactive_callback = loop.call_later(
                 self._max_inactive_time, self._deactivate_inactive_connection
             )
 
@@ -561,6 +576,13 @@ class PoolConnectionHolder:
         self._inactive_callback = None
         con = self._con
         if con is None or self._in_use is not None:
+            return  # the next release arms it again
+        idle = self._pool._loop.time() - self._idle_since
+        if idle < self._max_inactive_time:
+            # Used since the timer was armed: time the rest of this idle spell.
+            self._inactive_callback = self._pool._loop.call_later(
+                self._max_inactive_time - idle, self._deactivate_inactive_connection
+            )
             return
         pool = self._pool
         if self.is_connected() and not pool.is_closing() and pool.get_size() <= pool._sizes.min:
