@@ -274,16 +274,8 @@ class CoreProtocol:
         unlisten: bool = True,
         reset_settings: bool = True,
         temp_tables: bool = True,
+        whole: bool = False,
     ) -> tuple[str, bool, str]: ...
-    def whole_reset_script(
-        self,
-        *,
-        advisory_locks: bool = True,
-        close_cursors: bool = True,
-        unlisten: bool = True,
-        reset_settings: bool = True,
-        temp_tables: bool = True,
-    ) -> str: ...
     def reset_request(
         self, statements: list[str], unlock: StatementState | None = None
     ) -> asyncio.Future[None]: ...

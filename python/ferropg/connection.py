@@ -248,7 +248,8 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, ConnectionHooks, metacl
         """The SQL that :meth:`reset` runs, at most, to return the session to a clean
         state (a reset runs only the parts the session may have dirtied)."""
         if self._reset_query is None:
-            self._reset_query = self._protocol.whole_reset_script(**self._reset_policy())
+            policy = self._reset_policy()
+            self._reset_query = self._protocol.reset_plan(whole=True, **policy)[0]
         return self._reset_query
 
     def _reset_policy(self) -> dict[str, bool]:

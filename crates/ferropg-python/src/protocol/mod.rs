@@ -1333,8 +1333,11 @@ impl CoreProtocol {
 
     /// The reset this session needs before a pool hands it out again, as
     /// `(at_release, unlock_advisory, deferred)` (see `ferropg_core::reset`): what it
-    /// did since the last call decides, and the record starts anew.
-    #[pyo3(signature = (*, advisory_locks=true, close_cursors=true, unlisten=true, reset_settings=true, temp_tables=true))]
+    /// did since the last call decides, and the record starts anew. With `whole`, the
+    /// most a reset runs (an idle session that may have done anything) as one script,
+    /// `(script, False, "")`, the record left alone.
+    #[pyo3(signature = (*, advisory_locks=true, close_cursors=true, unlisten=true, reset_settings=true, temp_tables=true, whole=false))]
+    #[allow(clippy::too_many_arguments)]
     fn reset_plan(
         &mut self,
         advisory_locks: bool,
@@ -1342,6 +1345,7 @@ impl CoreProtocol {
         unlisten: bool,
         reset_settings: bool,
         temp_tables: bool,
+        whole: bool,
     ) -> (String, bool, String) {
         let policy = ResetPolicy {
             advisory_locks,
@@ -1350,30 +1354,13 @@ impl CoreProtocol {
             reset_settings,
             temp_tables,
         };
+        if whole {
+            let plan = reset::plan(TransactionStatus::Idle, SessionFootprint::unknown(), policy);
+            return (plan.script(), false, String::new());
+        }
         let footprint = self.conn.take_footprint();
         let plan = reset::plan(self.conn.transaction_status(), footprint, policy);
         (plan.at_release, plan.unlock_advisory, plan.deferred)
-    }
-
-    /// The most a reset runs, as one script: the reset of an idle session that may
-    /// have done anything.
-    #[pyo3(signature = (*, advisory_locks=true, close_cursors=true, unlisten=true, reset_settings=true, temp_tables=true))]
-    fn whole_reset_script(
-        &self,
-        advisory_locks: bool,
-        close_cursors: bool,
-        unlisten: bool,
-        reset_settings: bool,
-        temp_tables: bool,
-    ) -> String {
-        let policy = ResetPolicy {
-            advisory_locks,
-            close_cursors,
-            unlisten,
-            reset_settings,
-            temp_tables,
-        };
-        reset::plan(TransactionStatus::Idle, SessionFootprint::unknown(), policy).script()
     }
 
     /// A pool's reset in one request and one round trip: each of `statements`
