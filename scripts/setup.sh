@@ -11,6 +11,9 @@
 #   * pgbouncer (tests/pgbouncer.py starts its own processes in front of the test
 #     cluster): apt-get install pgbouncer.  The system service the package sets up is
 #     stopped and disabled; the tests never use it.
+#   * pg_auto_failover (tests/auto_failover.py runs a monitor and two nodes with
+#     pg_autoctl): apt-get install postgresql-<major>-auto-failover, the major version of
+#     the server binaries.
 #   * Python packages for the current python3 (only the missing ones):
 #     maturin>=1.9,<2, pytest, pytest-timeout, uvloop, hypothesis, ruff, distro, mypy,
 #     dbapi-compliance (PEP 249's compliance suite, for ferropg.dbapi's tests), SQLAlchemy,
@@ -143,6 +146,27 @@ if [[ -n "$PGBOUNCER" ]]; then
     say "pgbouncer: $PGBOUNCER ($("$PGBOUNCER" --version 2>/dev/null | head -n1))"
 else
     MISSING+=("pgbouncer")
+fi
+
+# ---------------------------------------------------------- pg_auto_failover ---
+# tests/test_pg_auto_failover.py runs a monitor and two nodes with pg_autoctl (as the
+# postgres user when root); the monitor needs the pgautofailover extension built for the
+# major version of the server binaries.  The Debian package sets up no service.
+find_pg_autoctl() {
+    command -v pg_autoctl 2>/dev/null || { [[ -x /usr/bin/pg_autoctl ]] && echo /usr/bin/pg_autoctl; }
+}
+if [[ -n "$BINDIR" ]]; then
+    PG_MAJOR="$("$BINDIR/postgres" --version 2>/dev/null | sed -E 's/^[^0-9]*([0-9]+).*/\1/')"
+    have_pg_auto_failover() {
+        [[ -n "$(find_pg_autoctl || true)" && -f "$SHAREDIR/extension/pgautofailover.control" ]]
+    }
+    if have_pg_auto_failover; then
+        say "pg_auto_failover: $(find_pg_autoctl) ($(pg_autoctl --version 2>/dev/null | head -n1))"
+    elif apt_install "postgresql-$PG_MAJOR-auto-failover" && have_pg_auto_failover; then
+        say "pg_auto_failover: installed postgresql-$PG_MAJOR-auto-failover"
+    else
+        MISSING+=("postgresql-$PG_MAJOR-auto-failover (pg_autoctl)")
+    fi
 fi
 
 # tests/test_tls.py makes its certificates with the openssl command.

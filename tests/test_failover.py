@@ -11,14 +11,22 @@ test leaves it with the roles swapped and the old primary rejoined as the standb
 from __future__ import annotations
 
 import asyncio
-import collections
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from pool_workload import (
+    ACQUIRE_TIMEOUT,
+    MAX_SIZE,
+    MIN_SIZE,
+    ROUND_LIMIT,
+    WHO,
+    Workload,
+    close_pool,
+    floor_restored,
+)
 from replication import Node, ReplicaPair, wait_for
 
 import ferropg
@@ -28,7 +36,6 @@ from ferropg import exceptions
 pytestmark = pytest.mark.needs_cluster
 
 IN_RECOVERY = "SELECT pg_catalog.pg_is_in_recovery()"
-WHO = "SELECT pg_catalog.pg_is_in_recovery(), current_setting('port')::int"
 
 
 @pytest.fixture(autouse=True)
@@ -231,145 +238,6 @@ def test_standby_answers_a_write_sync(pair: ReplicaPair) -> None:
 
 # ---------------------------------------------------- a pool through a failover ----
 
-WORKERS = 4
-MIN_SIZE, MAX_SIZE = 2, 3
-ACQUIRE_TIMEOUT = 5.0
-QUERY_TIMEOUT = 5.0
-#: How far past its timeout a step may end on a busy machine before it counts as hung.
-SLACK = 2.0
-#: What one round of a worker (acquire, two queries, release) may take at most.
-ROUND_LIMIT = ACQUIRE_TIMEOUT + 3 * QUERY_TIMEOUT + 2 * SLACK
-#: Pause after a failed round, so that workers do not spin on refused connections.
-RETRY_PAUSE = 0.02
-#: Errors a round may end with while a server is down: connection trouble, timeouts.
-OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    exceptions.PostgresConnectionError,
-    exceptions.OperatorInterventionError,
-    exceptions.InterfaceError,
-)
-
-
-@dataclass
-class Ack:
-    worker: int
-    seq: int
-    at: float
-    port: int
-
-
-@dataclass
-class Workload:
-    """``WORKERS`` tasks inserting rows through ``pool``, each remembering what the
-    server acknowledged, and everything that went wrong."""
-
-    pool: Any
-    table: str
-    acked: list[Ack] = field(default_factory=list)
-    errors: collections.Counter = field(default_factory=collections.Counter)
-    #: Broken promises: a read-only server handed out, a step past its timeout, a hung
-    #: round, an unexpected error, the pool above its maximum.
-    violations: list[str] = field(default_factory=list)
-    rounds: int = 0
-    #: When the promotion was over (``time.monotonic()``).
-    promoted: float = float("inf")
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def start(self) -> list[asyncio.Task]:
-        return [asyncio.create_task(self._worker(w)) for w in range(WORKERS)]
-
-    def acks_since(self, t: float) -> collections.Counter:
-        return collections.Counter(a.worker for a in self.acked if a.at >= t)
-
-    async def wait_acks_since(self, t: float, n: int, timeout: float, what: str) -> None:
-        """Waits until every worker has ``n`` acknowledged rows since ``t``; fails at
-        once on a violation."""
-        deadline = time.monotonic() + timeout
-        while True:
-            counts = self.acks_since(t)
-            if all(counts[w] >= n for w in range(WORKERS)):
-                return
-            if self.violations or time.monotonic() > deadline:
-                raise AssertionError(
-                    f"{what}: workers' acknowledged rows after {timeout}s: {dict(counts)}; "
-                    f"errors {dict(self.errors)}; violations {self.violations[:5]}"
-                )
-            await asyncio.sleep(0.02)
-
-    def _step(self, name: str, started: float, limit: float) -> None:
-        took = time.monotonic() - started
-        if took > limit + SLACK:
-            self.violations.append(f"{name} took {took:.2f}s (timeout {limit}s)")
-
-    def _size(self) -> None:
-        size = self.pool.get_size()
-        if not 0 <= size <= MAX_SIZE:
-            self.violations.append(f"pool size {size} outside 0..{MAX_SIZE}")
-
-    async def _worker(self, w: int) -> None:
-        seq = 0
-        while not self.stop.is_set():
-            seq += 1
-            self.rounds += 1
-            try:
-                async with asyncio.timeout(ROUND_LIMIT) as guard:
-                    await self._round(w, seq)
-            except TimeoutError as e:
-                if guard.expired():
-                    self.violations.append(f"worker {w} round {seq} hung past {ROUND_LIMIT}s")
-                self.errors[type(e).__name__] += 1
-            except OUTAGE_ERRORS as e:
-                if isinstance(e, exceptions.ReadOnlySQLTransactionError):
-                    self.violations.append(f"worker {w} wrote to a read-only server: {e}")
-                self.errors[type(e).__name__] += 1
-            except Exception as e:
-                self.violations.append(f"worker {w}: unexpected {type(e).__name__}: {e}")
-                self.errors[type(e).__name__] += 1
-            else:
-                continue
-            await asyncio.sleep(RETRY_PAUSE)
-
-    async def _round(self, w: int, seq: int) -> None:
-        pool = self.pool
-        t = time.monotonic()
-        con = await pool.acquire(timeout=ACQUIRE_TIMEOUT)
-        self._step("acquire", t, ACQUIRE_TIMEOUT)
-        self._size()
-        try:
-            t = time.monotonic()
-            in_recovery, port = await con.fetchrow(WHO, timeout=QUERY_TIMEOUT)
-            self._step("pg_is_in_recovery()", t, QUERY_TIMEOUT)
-            if in_recovery:
-                self.violations.append(f"worker {w} was handed a standby (port {port})")
-                return
-            t = time.monotonic()
-            await con.execute(
-                f"INSERT INTO {self.table} (worker, seq) VALUES ($1, $2)",
-                w,
-                seq,
-                timeout=QUERY_TIMEOUT,
-            )
-            self._step("INSERT", t, QUERY_TIMEOUT)
-            # The server acknowledged the commit (synchronously replicated).
-            self.acked.append(Ack(w, seq, time.monotonic(), port))
-        finally:
-            t = time.monotonic()
-            await pool.release(con, timeout=QUERY_TIMEOUT)
-            self._step("release", t, QUERY_TIMEOUT)
-
-
-async def _floor_restored(pool: Any, floor: int) -> None:
-    """Waits until the pool is back at its floor (``floor``, its min_size), which its
-    floor task restores on a back-off schedule (1 s, doubling) after failed attempts
-    during the outage; its size never exceeds its maximum meanwhile."""
-    deadline = time.monotonic() + 45
-    while (size := pool.get_size()) < floor:
-        assert size <= pool.get_max_size()
-        assert time.monotonic() < deadline, f"pool size {size} stayed below {floor}"
-        await asyncio.sleep(0.02)
-    assert pool.get_size() <= pool.get_max_size()
-
 
 async def _rows(node: Node, table: str) -> set[tuple[int, int]]:
     con = await ferropg.connect(node.dsn(), timeout=10)
@@ -416,7 +284,7 @@ async def test_pool_keeps_serving_through_failover(pair: ReplicaPair) -> None:
         # Writes after the promotion went to the new primary, and only there.
         assert {a.port for a in load.acked if a.at >= load.promoted} == {new.port}
         # The pool is within its bounds, and holds connections to the new primary only.
-        await _floor_restored(pool, MIN_SIZE)
+        await floor_restored(pool, MIN_SIZE)
         for _ in range(MAX_SIZE):
             async with pool.acquire(timeout=ACQUIRE_TIMEOUT) as con:
                 assert tuple(await con.fetchrow(WHO)) == (False, new.port)
@@ -425,7 +293,7 @@ async def test_pool_keeps_serving_through_failover(pair: ReplicaPair) -> None:
             f"errors during the outage: {dict(load.errors)}"
         )
     finally:
-        await _close(pool)
+        await close_pool(pool)
 
 
 async def _run_through_failover(pair: ReplicaPair, pool: Any, load: Workload) -> None:
@@ -434,7 +302,7 @@ async def _run_through_failover(pair: ReplicaPair, pool: Any, load: Workload) ->
     tasks = load.start()
     try:
         await load.wait_acks_since(0, 5, 30, "before the failover")
-        await _floor_restored(pool, MIN_SIZE)
+        await floor_restored(pool, MIN_SIZE)
 
         # The primary crashes; its synchronous standby is promoted.
         await asyncio.to_thread(pair.fail_over)
@@ -456,14 +324,6 @@ async def _run_through_failover(pair: ReplicaPair, pool: Any, load: Workload) ->
     assert not pending, "workers did not stop"
     for task in done:
         assert task.exception() is None
-
-
-async def _close(pool: Any) -> None:
-    """Closes the pool; terminates it if closing does not end in time."""
-    try:
-        await asyncio.wait_for(pool.close(), 30)
-    finally:
-        pool.terminate()
 
 
 # -------------------------------------------- the old primary back as a standby ----
@@ -492,9 +352,9 @@ async def test_old_primary_comes_back_as_a_standby(pair: ReplicaPair) -> None:
             async with pool.acquire(timeout=ACQUIRE_TIMEOUT) as con:
                 assert tuple(await con.fetchrow(WHO)) == (False, new.port)
                 await con.execute("INSERT INTO fo_back SELECT max(id) + 1 FROM fo_back")
-        await _floor_restored(pool, MAX_SIZE)
+        await floor_restored(pool, MAX_SIZE)
     finally:
-        await _close(pool)
+        await close_pool(pool)
 
     # Those who want a standby find it, whichever address comes first.
     for order in ((old, new), (new, old)):
