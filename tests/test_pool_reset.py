@@ -47,6 +47,21 @@ async def test_a_transaction_left_open_is_rolled_back(dsn, advisory):
     assert any("active transaction" in e["message"] for e in errors), errors
 
 
+async def test_an_aborted_transaction_at_the_first_release_is_rolled_back(dsn, advisory):
+    """The first release of a connection, in a transaction the server aborted: the reset
+    must not send anything the aborted transaction refuses before its ROLLBACK."""
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda loop, ctx: None)
+    async with await one_connection_pool(dsn, advisory) as pool:
+        async with pool.acquire() as con:
+            await con.execute("BEGIN")
+            with pytest.raises(ferropg.exceptions.DivisionByZeroError):
+                await con.fetchval("SELECT 1 / $1::int", 0)
+        async with pool.acquire() as con:
+            assert not con.is_in_transaction()
+            assert await con.fetchval("SELECT $1::int", 5) == 5
+
+
 async def test_settings_are_reset_however_they_were_changed(dsn, advisory):
     async with await one_connection_pool(dsn, advisory) as pool:
         async with pool.acquire() as con:

@@ -845,10 +845,16 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, ConnectionHooks, metacl
                 )
             self._top_xact = None
         at_release, unlock, deferred = protocol.reset_plan(**self._reset_policy())
+        stmt = None
         if unlock and self._stmt_cache_enabled:
+            stmt = protocol.cache_get(_native.UNLOCK_ADVISORY)
+            # Prepared once per connection, never in a transaction block left open: an
+            # aborted one would refuse the Parse (the ROLLBACK comes in the reset).
+            if stmt is None and not protocol.is_in_transaction():
+                stmt = await self._get_statement(_native.UNLOCK_ADVISORY, timeout)
+        if stmt is not None:
             # One request: the rest of the reset, then the unlock as a cached prepared
             # statement (as a simple query it costs the server a parse and a plan).
-            stmt = await self._get_statement(_native.UNLOCK_ADVISORY, timeout)
             fut = protocol.reset_request(at_release.splitlines(), stmt)
             try:
                 await self._wait(fut, timeout)
