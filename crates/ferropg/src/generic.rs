@@ -35,6 +35,10 @@ mod private {
 /// # Ok(()) }
 /// ```
 ///
+/// A [`PooledClient`](crate::PooledClient) lends its client as `&mut *pooled`.
+/// (It does not implement the trait itself: with the trait in scope, its calls
+/// would then need `&mut` where the client's take `&`.)
+///
 /// This trait is sealed.
 pub trait GenericClient: private::Sealed {
     /// Runs a statement and returns all its rows.

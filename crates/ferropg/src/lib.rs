@@ -12,7 +12,12 @@
 //!   replies matched to callers in order, the statement cache shared by all.
 //!   A dropped call's future disturbs no other task.
 //!
-//! [`GenericClient`] takes either, and their transactions.
+//! A [`Pool`] hands out shared clients to tasks one at a time ([`PooledClient`]),
+//! resetting each session at release to a clean one and paying only for what it
+//! may have changed ([`ResetPolicy`]); acquire and release are cancel-safe.
+//!
+//! [`GenericClient`] takes a connection or a client (`&mut *pooled` for a pooled
+//! one), and their transactions.
 //!
 //! Values travel in binary format through `postgres-types'` [`ToSql`] and
 //! [`FromSql`], with parameter types taken from the server.
@@ -233,6 +238,7 @@ mod generic;
 mod introspect;
 mod notification;
 mod pipeline;
+mod pool;
 mod row;
 mod simple;
 mod socket;
@@ -258,10 +264,12 @@ pub use ferropg_core::message::TransactionStatus;
 /// Quoting for SQL text built from values (literals and identifiers), safe under every
 /// setting of `standard_conforming_strings`.
 pub use ferropg_core::quote;
+pub use ferropg_core::reset::ResetPolicy;
 pub use ferropg_core::sqlstate::{self, SqlState};
 pub use ferropg_core::{DbError, ErrorPosition};
 pub use generic::GenericClient;
 pub use notification::{Notification, Notifications};
+pub use pool::{HookFuture, Pool, PoolBuilder, PooledClient};
 pub use postgres_types::{FromSql, ToSql, Type};
 pub use row::{Row, RowIndex};
 pub use simple::{SimpleQueryMessage, SimpleQueryRow};

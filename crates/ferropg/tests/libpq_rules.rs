@@ -286,3 +286,33 @@ fn keys_libpq_does_not_know_are_refused_by_name() {
         assert!(err.to_string().contains("not supported"), "{dsn}: {err}");
     }
 }
+
+#[tokio::test]
+async fn a_pool_opens_every_connection_on_a_server_of_the_kind_asked_for() {
+    let (primary, standby) = pair();
+    for (value, servers, standby_expected) in [
+        ("read-write", [standby, primary], false),
+        ("read-only", [primary, standby], true),
+    ] {
+        let dsn = hosts_dsn(&servers, &format!("target_session_attrs={value}"));
+        let pool = ferropg::Pool::builder(Config::parse(&dsn).unwrap())
+            .min_size(2)
+            .max_size(3)
+            .build()
+            .await
+            .unwrap_or_else(|e| panic!("{value}: {e}"));
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(pool.acquire().await.unwrap());
+        }
+        for client in &held {
+            let in_recovery: bool = client
+                .query_one("select pg_is_in_recovery()", &[])
+                .await
+                .unwrap()
+                .get(0);
+            assert_eq!(in_recovery, standby_expected, "{value}");
+        }
+        assert_eq!(pool.size(), 3);
+    }
+}

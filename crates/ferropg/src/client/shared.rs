@@ -94,6 +94,12 @@ impl Waiting {
         }
     }
 
+    /// Whether its caller went away (a request nobody was to hear is not
+    /// abandoned: it is the client's own).
+    pub(crate) fn abandoned(&self) -> bool {
+        !matches!(self.reply, ReplyTo::Nobody) && !self.wanted()
+    }
+
     /// Whether anyone still waits for this reply: rows of a caller that went away
     /// are not even built.
     pub(crate) fn wanted(&self) -> bool {
@@ -126,12 +132,28 @@ impl Waiting {
 pub(crate) struct Reply(oneshot::Receiver<Outcome>);
 
 impl Reply {
+    /// The caller's end of the slot `tx` answers.
+    pub(crate) fn new(rx: oneshot::Receiver<Outcome>) -> Reply {
+        Reply(rx)
+    }
+
     /// Waits for the whole response. Cancel-safe in the sense that matters: dropping
     /// it leaves the request to the driver, which reads and discards its reply.
     pub(crate) async fn response(self) -> Outcome {
         self.0
             .await
             .unwrap_or_else(|_| Err(Error::closed("the connection's driver stopped")))
+    }
+
+    /// The response if it has come (or the connection ended), without waiting.
+    pub(crate) fn try_response(&mut self) -> Option<Outcome> {
+        match self.0.try_recv() {
+            Ok(outcome) => Some(outcome),
+            Err(oneshot::error::TryRecvError::Empty) => None,
+            Err(oneshot::error::TryRecvError::Closed) => {
+                Some(Err(Error::closed("the connection's driver stopped")))
+            }
+        }
     }
 }
 
@@ -162,6 +184,8 @@ pub(crate) struct State {
     pub(crate) types: TypeCache,
     pub(crate) notifications: VecDeque<Notification>,
     pub(crate) notice_handler: Option<NoticeHandler>,
+    /// Requests written so far (a pool retires a connection after `max_queries`).
+    pub(crate) requests: u64,
 }
 
 /// Everything a Client and its driver share.
@@ -217,6 +241,7 @@ impl Shared {
                 types: session.types,
                 notifications: session.notifications,
                 notice_handler: session.notice_handler,
+                requests: 0,
             }),
             id: session.id,
             close_queue: session.close_queue,
@@ -245,7 +270,7 @@ impl Shared {
     ) -> Result<Reply, Error> {
         let (tx, rx) = oneshot::channel();
         self.submit_to(resp, ReplyTo::Once(tx), write)?;
-        Ok(Reply(rx))
+        Ok(Reply::new(rx))
     }
 
     /// [`submit`](Shared::submit), with the reply going to `reply`.
@@ -290,6 +315,7 @@ impl Shared {
         write: impl FnOnce(&mut State, Waiting) -> Result<(), Error>,
     ) -> Result<(), Error> {
         state.write_cleanup(&self.close_queue)?;
+        state.requests += 1;
         write(state, Waiting { resp, reply })
     }
 
