@@ -46,9 +46,10 @@ test: setup build  ## every test: lints, cargo test, fuzz smoke, pytest, the asy
 	$(MAKE) conformance
 	$(MAKE) sqlalchemy-suite
 
-test-rust:  ## cargo tests (integration tests start their own PostgreSQL); the type features' tests in one more build
+test-rust:  ## cargo tests (integration tests start their own PostgreSQL; tests/examples.rs runs examples/rust/), the type features' tests in one more build, and a publish dry run
 	$(CARGO) test --workspace --quiet
 	$(CARGO) test --workspace --quiet --features "$(TYPE_FEATURES)" --test type_features
+	$(CARGO) publish --dry-run --workspace --quiet --allow-dirty
 
 test-python:  ## pytest against a temporary cluster, on asyncio and uvloop
 	$(PY) -m pytest -q tests

@@ -19,6 +19,12 @@
 //! [`GenericClient`] takes a connection or a client (`&mut *pooled` for a pooled
 //! one), and their transactions.
 //!
+//! Runnable examples are in the repository's `examples/rust/`: `tour` (a
+//! [`Connection`] end to end), `web_pool` (an HTTP handler on a [`Pool`]),
+//! `stream_large` (a million rows streamed, and as binary COPY), `copy` (COPY in
+//! and out), `listen` (notifications as a stream) and `retry_transactions`
+//! (serializable transactions retried on serialization failure).
+//!
 //! Values travel in binary format through `postgres-types'` [`ToSql`] and
 //! [`FromSql`], with parameter types taken from the server.
 //!
