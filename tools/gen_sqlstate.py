@@ -368,6 +368,17 @@ mod tests {
     }
 
     #[test]
+    fn tokio_postgres_macro_names_are_aliases() {
+        assert_eq!(SqlState::T_R_SERIALIZATION_FAILURE, SERIALIZATION_FAILURE);
+        assert_eq!(SqlState::T_R_DEADLOCK_DETECTED.code(), "40P01");
+        assert_eq!(SqlState::DUPLICATE_PSTATEMENT, DUPLICATE_PREPARED_STATEMENT);
+        assert_eq!(
+            SqlState::WARNING_PRIVILEGE_NOT_GRANTED.condition_name(),
+            Some("privilege_not_granted")
+        );
+    }
+
+    #[test]
     fn newer_codes_are_present() {
         assert_eq!(
             INVALID_ARGUMENT_FOR_XQUERY.condition_name(),
@@ -419,6 +430,19 @@ def render_rust(sections: list[Section]) -> str:
         line = f"    pub const {names[entry]}: SqlState = {names[entry]};"
         if len(line) > 100:  # rustfmt's width: the value goes on a line of its own
             line = f"    pub const {names[entry]}: SqlState =\n        {names[entry]};"
+        out.append(line + "\n")
+    # tokio-postgres names its constants after PostgreSQL's C macros; where a macro name
+    # differs from ours (`T_R_SERIALIZATION_FAILURE`), it is an alias here.
+    taken = set(names.values())
+    for entry in entries:
+        macro_name = entry.macro.removeprefix("ERRCODE_")
+        if macro_name in taken:
+            continue
+        taken.add(macro_name)
+        out.append(f"    /// tokio-postgres's name for [`{names[entry]}`].\n")
+        line = f"    pub const {macro_name}: SqlState = {names[entry]};"
+        if len(line) > 100:
+            line = f"    pub const {macro_name}: SqlState =\n        {names[entry]};"
         out.append(line + "\n")
     out.append("}\n")
 

@@ -1555,6 +1555,55 @@ impl SqlState {
     pub const DATA_CORRUPTED: SqlState = DATA_CORRUPTED;
     /// [`INDEX_CORRUPTED`].
     pub const INDEX_CORRUPTED: SqlState = INDEX_CORRUPTED;
+    /// tokio-postgres's name for [`DYNAMIC_RESULT_SETS_RETURNED`].
+    pub const WARNING_DYNAMIC_RESULT_SETS_RETURNED: SqlState = DYNAMIC_RESULT_SETS_RETURNED;
+    /// tokio-postgres's name for [`IMPLICIT_ZERO_BIT_PADDING`].
+    pub const WARNING_IMPLICIT_ZERO_BIT_PADDING: SqlState = IMPLICIT_ZERO_BIT_PADDING;
+    /// tokio-postgres's name for [`NULL_VALUE_ELIMINATED_IN_SET_FUNCTION`].
+    pub const WARNING_NULL_VALUE_ELIMINATED_IN_SET_FUNCTION: SqlState =
+        NULL_VALUE_ELIMINATED_IN_SET_FUNCTION;
+    /// tokio-postgres's name for [`PRIVILEGE_NOT_GRANTED`].
+    pub const WARNING_PRIVILEGE_NOT_GRANTED: SqlState = PRIVILEGE_NOT_GRANTED;
+    /// tokio-postgres's name for [`PRIVILEGE_NOT_REVOKED`].
+    pub const WARNING_PRIVILEGE_NOT_REVOKED: SqlState = PRIVILEGE_NOT_REVOKED;
+    /// tokio-postgres's name for [`DEPRECATED_FEATURE`].
+    pub const WARNING_DEPRECATED_FEATURE: SqlState = DEPRECATED_FEATURE;
+    /// tokio-postgres's name for [`INVALID_LOCATOR_SPECIFICATION`].
+    pub const L_E_INVALID_SPECIFICATION: SqlState = INVALID_LOCATOR_SPECIFICATION;
+    /// tokio-postgres's name for [`INVALID_ARGUMENT_FOR_LOGARITHM`].
+    pub const INVALID_ARGUMENT_FOR_LOG: SqlState = INVALID_ARGUMENT_FOR_LOGARITHM;
+    /// tokio-postgres's name for [`INVALID_ARGUMENT_FOR_NTILE_FUNCTION`].
+    pub const INVALID_ARGUMENT_FOR_NTILE: SqlState = INVALID_ARGUMENT_FOR_NTILE_FUNCTION;
+    /// tokio-postgres's name for [`INVALID_ARGUMENT_FOR_NTH_VALUE_FUNCTION`].
+    pub const INVALID_ARGUMENT_FOR_NTH_VALUE: SqlState = INVALID_ARGUMENT_FOR_NTH_VALUE_FUNCTION;
+    /// tokio-postgres's name for [`FUNCTION_EXECUTED_NO_RETURN_STATEMENT`].
+    pub const S_R_E_FUNCTION_EXECUTED_NO_RETURN_STATEMENT: SqlState =
+        FUNCTION_EXECUTED_NO_RETURN_STATEMENT;
+    /// tokio-postgres's name for [`CONTAINING_SQL_NOT_PERMITTED`].
+    pub const E_R_E_CONTAINING_SQL_NOT_PERMITTED: SqlState = CONTAINING_SQL_NOT_PERMITTED;
+    /// tokio-postgres's name for [`INVALID_SQLSTATE_RETURNED`].
+    pub const E_R_I_E_INVALID_SQLSTATE_RETURNED: SqlState = INVALID_SQLSTATE_RETURNED;
+    /// tokio-postgres's name for [`TRIGGER_PROTOCOL_VIOLATED`].
+    pub const E_R_I_E_TRIGGER_PROTOCOL_VIOLATED: SqlState = TRIGGER_PROTOCOL_VIOLATED;
+    /// tokio-postgres's name for [`SRF_PROTOCOL_VIOLATED`].
+    pub const E_R_I_E_SRF_PROTOCOL_VIOLATED: SqlState = SRF_PROTOCOL_VIOLATED;
+    /// tokio-postgres's name for [`EVENT_TRIGGER_PROTOCOL_VIOLATED`].
+    pub const E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED: SqlState = EVENT_TRIGGER_PROTOCOL_VIOLATED;
+    /// tokio-postgres's name for [`INVALID_SAVEPOINT_SPECIFICATION`].
+    pub const S_E_INVALID_SPECIFICATION: SqlState = INVALID_SAVEPOINT_SPECIFICATION;
+    /// tokio-postgres's name for [`TRANSACTION_INTEGRITY_CONSTRAINT_VIOLATION`].
+    pub const T_R_INTEGRITY_CONSTRAINT_VIOLATION: SqlState =
+        TRANSACTION_INTEGRITY_CONSTRAINT_VIOLATION;
+    /// tokio-postgres's name for [`SERIALIZATION_FAILURE`].
+    pub const T_R_SERIALIZATION_FAILURE: SqlState = SERIALIZATION_FAILURE;
+    /// tokio-postgres's name for [`STATEMENT_COMPLETION_UNKNOWN`].
+    pub const T_R_STATEMENT_COMPLETION_UNKNOWN: SqlState = STATEMENT_COMPLETION_UNKNOWN;
+    /// tokio-postgres's name for [`DEADLOCK_DETECTED`].
+    pub const T_R_DEADLOCK_DETECTED: SqlState = DEADLOCK_DETECTED;
+    /// tokio-postgres's name for [`DUPLICATE_PREPARED_STATEMENT`].
+    pub const DUPLICATE_PSTATEMENT: SqlState = DUPLICATE_PREPARED_STATEMENT;
+    /// tokio-postgres's name for [`INVALID_PREPARED_STATEMENT_DEFINITION`].
+    pub const INVALID_PSTATEMENT_DEFINITION: SqlState = INVALID_PREPARED_STATEMENT_DEFINITION;
 }
 
 /// PostgreSQL's condition name for `code`.
@@ -1884,6 +1933,17 @@ mod tests {
         assert_eq!(
             UNDEFINED_CURSOR.condition_name(),
             Some("invalid_cursor_name")
+        );
+    }
+
+    #[test]
+    fn tokio_postgres_macro_names_are_aliases() {
+        assert_eq!(SqlState::T_R_SERIALIZATION_FAILURE, SERIALIZATION_FAILURE);
+        assert_eq!(SqlState::T_R_DEADLOCK_DETECTED.code(), "40P01");
+        assert_eq!(SqlState::DUPLICATE_PSTATEMENT, DUPLICATE_PREPARED_STATEMENT);
+        assert_eq!(
+            SqlState::WARNING_PRIVILEGE_NOT_GRANTED.condition_name(),
+            Some("privilege_not_granted")
         );
     }
 
