@@ -34,6 +34,59 @@ pub enum ErrorPosition {
     },
 }
 
+/// The severity of a server error or notice, from its non-localised `V` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Severity {
+    /// `PANIC`: the server restarts.
+    Panic,
+    /// `FATAL`: the session ends.
+    Fatal,
+    /// `ERROR`: the statement failed.
+    Error,
+    /// `WARNING`.
+    Warning,
+    /// `NOTICE`.
+    Notice,
+    /// `DEBUG` (any level).
+    Debug,
+    /// `INFO`.
+    Info,
+    /// `LOG`.
+    Log,
+}
+
+impl Severity {
+    /// The severity a `V` field spells, if it is one PostgreSQL sends.
+    pub fn parse(text: &str) -> Option<Severity> {
+        Some(match text {
+            "PANIC" => Severity::Panic,
+            "FATAL" => Severity::Fatal,
+            "ERROR" => Severity::Error,
+            "WARNING" => Severity::Warning,
+            "NOTICE" => Severity::Notice,
+            "DEBUG" => Severity::Debug,
+            "INFO" => Severity::Info,
+            "LOG" => Severity::Log,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Panic => "PANIC",
+            Severity::Fatal => "FATAL",
+            Severity::Error => "ERROR",
+            Severity::Warning => "WARNING",
+            Severity::Notice => "NOTICE",
+            Severity::Debug => "DEBUG",
+            Severity::Info => "INFO",
+            Severity::Log => "LOG",
+        })
+    }
+}
+
 impl DbError {
     /// Copies the fields out of a parsed message.
     pub(crate) fn from_fields(fields: &ErrorFields<'_>) -> Self {
@@ -92,6 +145,12 @@ impl DbError {
     /// The non-localised severity (`V`, PostgreSQL 9.6 and later), falling back to `S`.
     pub fn severity_en(&self) -> &str {
         self.field(b'V').unwrap_or_else(|| self.severity())
+    }
+
+    /// The non-localised severity as a [`Severity`] (tokio-postgres's accessor):
+    /// `None` for a server older than 9.6, which sends no `V` field.
+    pub fn parsed_severity(&self) -> Option<Severity> {
+        Severity::parse(self.field(b'V')?)
     }
 
     /// The primary message (`M`).

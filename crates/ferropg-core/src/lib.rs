@@ -19,4 +19,4 @@ pub mod sqlstate;
 pub mod statement_cache;
 pub mod types;
 
-pub use error::{DbError, Error, ErrorPosition};
+pub use error::{DbError, Error, ErrorPosition, Severity};

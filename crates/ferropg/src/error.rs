@@ -119,6 +119,17 @@ impl Error {
         }))
     }
 
+    /// The underlying cause, taken out of the error (tokio-postgres's
+    /// `into_source`): the [`DbError`] of a server error, the I/O error, the
+    /// conversion's error, ...
+    pub fn into_source(self) -> Option<Box<dyn StdError + Send + Sync>> {
+        let inner = *self.0;
+        match (inner.db, inner.source) {
+            (Some(db), _) => Some(Box::new(db)),
+            (None, source) => source,
+        }
+    }
+
     /// What kind of failure this is.
     pub fn kind(&self) -> ErrorKind {
         self.0.kind

@@ -272,7 +272,7 @@ pub use ferropg_core::message::TransactionStatus;
 pub use ferropg_core::quote;
 pub use ferropg_core::reset::ResetPolicy;
 pub use ferropg_core::sqlstate::{self, SqlState};
-pub use ferropg_core::{DbError, ErrorPosition};
+pub use ferropg_core::{DbError, ErrorPosition, Severity};
 pub use generic::GenericClient;
 pub use notification::{Notification, Notifications};
 pub use pool::{HookFuture, Pool, PoolBuilder, PooledClient};

@@ -383,10 +383,13 @@ async fn server_errors_carry_every_field() {
     assert_eq!(err.code(), Some(&sqlstate::SYNTAX_ERROR));
     let db = err.as_db_error().unwrap();
     assert_eq!(db.severity_en(), "ERROR");
+    assert_eq!(db.parsed_severity(), Some(ferropg::Severity::Error));
     assert!(db.message().contains("frm"), "{}", db.message());
     assert_eq!(db.position(), Some(&ferropg::ErrorPosition::Original(10)));
     assert!(err.to_string().contains("42601"), "{err}");
     assert!(std::error::Error::source(&err).is_some());
+    let source = err.into_source().expect("the server's error");
+    assert!(source.to_string().contains("frm"), "{source}");
 
     conn.batch_execute("create temp table uniq (id int4 constraint uniq_pk primary key, v text)")
         .await
