@@ -120,11 +120,12 @@ async def test_a_listen_seen_is_undone_at_release_itself(dsn, advisory):
             await con.execute("LISTEN reset_now")
             raw = con._con
         # The release sent the UNLISTEN before handing the connection back: nothing
-        # of the reset waits for the next request. (With the advisory unlock, the rest
-        # of the reset went ahead of it, in the same write.)
+        # of the reset waits for the next request. The whole reset went in that one
+        # request, UNLISTEN first: the session's last statement is the unlock, or
+        # without it the last utility statement.
         assert not raw._protocol.has_deferred()
         seen = await backend_query(dsn, pid)
-        assert (seen == UNLOCK) if advisory else ("UNLISTEN *" in seen)
+        assert seen == (UNLOCK if advisory else "DISCARD TEMP;")
 
 
 async def test_holdable_cursors_are_closed(dsn, advisory):

@@ -859,19 +859,7 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, ConnectionHooks, metacl
             try:
                 await self._wait(fut, timeout)
             except prepared_stmt.STATEMENT_LOST:
-                if protocol.statements_discarded():
-                    # The user's DEALLOCATE took the unlock statement: the reset is
-                    # run again whole, as a script.
-                    self._drop_local_statement_cache()
-                    await self.execute(f"{at_release}\n{_native.UNLOCK_ADVISORY};", timeout=timeout)
-                else:
-                    # A transaction-mode pooler: the reset's own statement was not in
-                    # the session it reached. In pooler mode a reset only ends an
-                    # open transaction (see _reset_policy).
-                    protocol.enter_pooler_mode()
-                    self._statement_lost()
-                    if protocol.is_in_transaction():
-                        await self.execute("ROLLBACK", timeout=timeout)
+                await self._reset_after_lost_statement(at_release, timeout)
         elif unlock:
             await self.execute(f"{at_release}\n{_native.UNLOCK_ADVISORY};", timeout=timeout)
         elif at_release:
@@ -885,6 +873,50 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, ConnectionHooks, metacl
             return
         # The reset's own statements are no footprint of the next user's.
         protocol.clear_footprint()
+
+    async def _reset_after_lost_statement(self, at_release: str, timeout: float | None) -> None:
+        """The rest of a reset whose unlock statement the server did not have."""
+        protocol = self._protocol
+        if protocol.statements_discarded():
+            # The user's DEALLOCATE took the unlock statement: the reset is run again
+            # whole, as a script.
+            self._drop_local_statement_cache()
+            await self.execute(f"{at_release}\n{_native.UNLOCK_ADVISORY};", timeout=timeout)
+        else:
+            # A transaction-mode pooler: the reset's own statement was not in the
+            # session it reached. In pooler mode a reset only ends an open transaction
+            # (see _reset_policy).
+            protocol.enter_pooler_mode()
+            self._statement_lost()
+            if protocol.is_in_transaction():
+                await self.execute("ROLLBACK", timeout=timeout)
+
+    def _start_pool_reset(self) -> tuple[asyncio.Future | None, str] | None:
+        """A pooled connection's :meth:`reset`, started without awaiting (the pool's
+        release without a task). Returns None, having done nothing, when the full
+        ``reset()`` must run instead (a transaction to end and report, or the unlock
+        statement still to prepare); else ``(future, at_release)`` for the request
+        sent, or ``(None, "")`` when there is nothing to wait for. Once the future
+        succeeds the caller clears the footprint; for the STATEMENT_LOST errors it
+        runs :meth:`_reset_after_lost_statement`."""
+        protocol = self._protocol
+        if self._top_xact is not None or protocol.is_in_transaction():
+            return None
+        policy = self._reset_policy()
+        stmt = None
+        if policy["advisory_locks"]:
+            if self._stmt_cache_enabled:
+                stmt = protocol.cache_get(_native.UNLOCK_ADVISORY)
+            if stmt is None:
+                return None
+        self._clear_listeners()
+        at_release, unlock, deferred = protocol.reset_plan(**policy)
+        if unlock or at_release:
+            fut = protocol.reset_request(at_release.splitlines(), stmt if unlock else None)
+            return fut, at_release
+        if deferred:
+            protocol.defer_script(deferred).add_done_callback(self._deferred_reset_done)
+        return None, ""
 
     def _deferred_reset_done(self, fut: asyncio.Future) -> None:
         """A deferred reset that failed leaves a session nobody may trust: close it."""

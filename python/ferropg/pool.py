@@ -36,7 +36,7 @@ from collections.abc import Callable
 from typing import Any, Optional
 
 from . import connection as _connection
-from . import exceptions
+from . import exceptions, prepared_stmt
 from ._asyncpg_private import HolderQueueHooks
 from .protocol import Record
 
@@ -217,6 +217,19 @@ async def _reset_before_user_hook(con: _connection.Connection) -> None:
         await con.execute("ROLLBACK")
 
 
+def _reset_error(fut: Any) -> Optional[BaseException]:
+    """The error a reset's future ended with (cancelled: CancelledError), or None."""
+    if fut.cancelled():
+        return asyncio.CancelledError()
+    return fut.exception()
+
+
+def _finish(done: asyncio.Future) -> None:
+    """Completes a release's own future, unless its waiter gave up on it."""
+    if not done.done():
+        done.set_result(None)
+
+
 # --------------------------------------------------------------------------- holders
 
 
@@ -250,6 +263,14 @@ class _HolderQueue(HolderQueueHooks):
             if stack[i].is_connected():
                 return stack.pop(i)
         return stack.pop()
+
+    def take_ready(self) -> Optional[PoolConnectionHolder]:
+        """Takes the newest holder when it is ready to hand out at once and nobody
+        waits ahead of the caller; else None."""
+        stack = self._stack
+        if stack and not self._getters and stack[-1].is_ready():
+            return stack.pop()
+        return None
 
     def take_disconnected(self) -> Optional[PoolConnectionHolder]:
         """Takes the newest holder without a live connection (for the floor task), or
@@ -404,17 +425,33 @@ class PoolConnectionHolder:
         # used since, it re-arms or stops (see _deactivate_inactive_connection).
         con = self._con
         assert con is not None
+        if self._setup is None:
+            return self.check_out(con)
         self._proxy = proxy = PoolConnectionProxy(self, con)
+        try:
+            await self._setup(proxy)
+        except BaseException:
+            # The session may be half set up: drop it; the next acquire reconnects.
+            self._proxy = None
+            await self._close_connection(con, con.close())
+            raise
+        self._in_use = _IN_USE
+        return proxy
 
-        if self._setup is not None:
-            try:
-                await self._setup(proxy)
-            except BaseException:
-                # The session may be half set up: drop it; the next acquire reconnects.
-                self._proxy = None
-                await self._close_connection(con, con.close())
-                raise
+    def is_ready(self) -> bool:
+        """Whether :meth:`check_out` may hand the connection out as it is: live, of
+        the pool's generation, with no ``setup`` to run."""
+        con = self._con
+        return (
+            con is not None
+            and self._setup is None
+            and self._generation == self._pool._generation
+            and not con.is_closed()
+        )
 
+    def check_out(self, con: _connection.Connection) -> PoolConnectionProxy:
+        """Hands ``con`` out (nothing left to wait for)."""
+        self._proxy = proxy = PoolConnectionProxy(self, con)
         self._in_use = _IN_USE
         return proxy
 
@@ -458,6 +495,74 @@ class PoolConnectionHolder:
         if self._con is not con:
             # The connection went away while we waited; that already freed the holder.
             return
+        self._checked_in()
+
+    def release_started(self, con: _connection.Connection) -> Any:
+        """The release without a task: when the reset needs at most one request and
+        nothing else (no ``reset`` callback, no timeout, no cancellation in flight, a
+        connection neither spent nor expired), sends it and returns a future that
+        completes once the holder is back in the queue, or None when it already is.
+        Returns NotImplemented, having done nothing, when :meth:`release` must run.
+
+        The rest of the release runs in the reply's callback, so a cancelled caller
+        does not stop it."""
+        if (
+            self._con is not con
+            or self._in_use is None
+            or self._timeout is not None
+            or self._pool._reset is not None
+            or con.is_closed()
+            or con._cancellations
+            or con._protocol._is_cancelling()
+            or con._protocol.queries_count >= self._max_queries
+            or self._generation != self._pool._generation
+        ):
+            return NotImplemented
+        started = con._start_pool_reset()
+        if started is None:
+            return NotImplemented
+        fut, at_release = started
+        if fut is None:
+            self._checked_in()
+            return None
+        done = self._pool._loop.create_future()
+        fut.add_done_callback(functools.partial(self._reset_answered, con, at_release, done))
+        return done
+
+    def _reset_answered(
+        self, con: _connection.Connection, at_release: str, done: asyncio.Future, fut: Any
+    ) -> None:
+        """The reply to a release's reset (see :meth:`release_started`)."""
+        error = _reset_error(fut)
+        if error is None:
+            con._protocol.clear_footprint()
+            if self._con is con:
+                self._checked_in()
+            _finish(done)
+        elif isinstance(error, prepared_stmt.STATEMENT_LOST):
+            task = self._pool._spawn(self._reset_lost_statement(con, at_release))
+            task.add_done_callback(lambda _t: _finish(done))
+        else:
+            # A session we could not reset is not safe to hand out again.
+            if self._con is con:
+                con.terminate()
+                self._connection_gone(con)
+            _finish(done)
+
+    async def _reset_lost_statement(self, con: _connection.Connection, at_release: str) -> None:
+        try:
+            await con._reset_after_lost_statement(at_release, None)
+            con._protocol.clear_footprint()
+        except BaseException:
+            if self._con is con:
+                con.terminate()
+                self._connection_gone(con)
+            raise
+        if self._con is con:
+            self._checked_in()
+
+    def _checked_in(self) -> None:
+        """The end of a successful release."""
         self._release()
         self._arm_inactive_timer()
 
@@ -1004,6 +1109,13 @@ class Pool:
         if self._closing:
             raise exceptions.InterfaceError("pool is closing")
         self._check_init()
+        if timeout is None:
+            holder = self._queue.take_ready()
+            if holder is not None:
+                con = holder._con
+                assert con is not None
+                holder._timeout = None
+                return holder.check_out(con)
         return await _within(self._acquire_proxy(timeout), timeout)
 
     async def _acquire_proxy(self, timeout: Optional[float]) -> PoolConnectionProxy:
@@ -1044,6 +1156,15 @@ class Pool:
         self._check_init()
         _note_release(con)
         holder = connection._holder
+        if timeout is None and wait is None:
+            started = holder.release_started(con)
+            if started is None:
+                return
+            if started is not NotImplemented:
+                # Awaited through a future of its own: cancelling the caller cancels
+                # only that future, never the reset's.
+                await started
+                return
         if timeout is None:
             timeout = holder._timeout
         task = self._spawn(holder.release(timeout, con))
