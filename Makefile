@@ -85,11 +85,12 @@ fmt:  ## format Rust and Python sources
 fuzz-check:  ## type-check the fuzz targets; with cargo-fuzz present, run each for 10 s
 	bash scripts/fuzz.sh smoke
 
-bench: setup build-release  ## side-by-side benchmarks: async (asyncpg, psycopg + psycopg_pool, psqlpy) and sync (psycopg, psycopg2, pg8000), with pgbench (see benches/)
+bench: setup build-release  ## side-by-side benchmarks: async (asyncpg, psycopg + psycopg_pool, psqlpy), the same through pgbouncer (tiny, pool), and sync (psycopg, psycopg2, pg8000), with pgbench (see benches/)
 	@$(PY) -c 'import psycopg, psycopg_pool, psqlpy, psycopg2, pg8000' 2>/dev/null || \
 		$(PY) -m pip install --quiet --disable-pip-version-check 'psycopg[binary]' psycopg_pool \
 			psqlpy psycopg2-binary pg8000
 	$(PY) benches/run.py $(BENCH_ARGS)
+	$(PY) benches/run.py --pgbouncer $(BENCH_PGBOUNCER_ARGS)
 	$(PY) benches/sync_run.py $(SYNC_BENCH_ARGS)
 
 bench-rust:  ## the Rust face beside tokio-postgres and sqlx, one release binary, 3 rounds (BENCH_RUST_ARGS=--quick: smoke run); needs the server binaries (make setup)

@@ -36,9 +36,15 @@ import asyncio
 import contextlib
 import functools
 import importlib
+import os
 import re
 from collections.abc import Callable
 from typing import Any
+
+#: The DSN is a transaction-mode pgbouncer's (``run.py --pgbouncer``): asyncpg gets
+#: ``statement_cache_size=0`` and psycopg no server-side prepared statements, as their
+#: documentation says for that case; ferropg gets no setting.
+BEHIND_POOLER = os.environ.get("FERROPG_BENCH_BEHIND_POOLER") == "1"
 
 _PARAM = re.compile(r"\$\d+")
 
@@ -57,7 +63,10 @@ class AsyncpgAPI:
         self.version = getattr(self.mod, "VERSION", None) or getattr(self.mod, "__version__", "?")
 
     async def connect(self, dsn: str) -> Any:
-        return await self.mod.connect(dsn)
+        return await self.mod.connect(dsn, **self._pooler_kwargs())
+
+    def _pooler_kwargs(self) -> dict[str, Any]:
+        return {"statement_cache_size": 0} if BEHIND_POOLER and self.name == "asyncpg" else {}
 
     async def close(self, con: Any) -> None:
         await con.close()
@@ -109,6 +118,7 @@ class AsyncpgAPI:
             kwargs["reset_advisory_locks"] = False
         elif reset != "default":
             raise ValueError(f"unknown pool reset {reset!r}")
+        kwargs.update(self._pooler_kwargs())
         return await self.mod.create_pool(dsn, min_size=size, max_size=size, **kwargs)
 
     async def close_pool(self, pool: Any) -> None:
@@ -166,7 +176,7 @@ class PsycopgAPI:
         fetchall = cur.fetchall
 
         async def fetch(*args: Any) -> Any:
-            await execute(sql, args, prepare=True)
+            await execute(sql, args, prepare=not BEHIND_POOLER)
             return await fetchall()
 
         return fetch
@@ -236,7 +246,7 @@ class PsycopgAPI:
         async def fetch(*args: Any) -> Any:
             async with connection() as con:
                 cur = con._bench_cur
-                await cur.execute(sql, args, prepare=True)
+                await cur.execute(sql, args, prepare=not BEHIND_POOLER)
                 return await cur.fetchall()
 
         return fetch

@@ -13,6 +13,7 @@ fails a workload is reported as failed, not left out.
     PGDSN=postgresql://... python benches/run.py --rounds 5 --workload tiny --loop uvloop
     python benches/run.py --json out.json --markdown out.md
     python benches/run.py --workload pool --pool-reset rollback   # ferropg's pool without its reset query
+    python benches/run.py --pgbouncer             # tiny and pool, direct and through pgbouncer
 
 Needs ferropg and asyncpg importable (asyncpg is the reference and loads the fixtures);
 psycopg, psqlpy, uvloop and pgbench are used when present. With PGDSN set, the schema
@@ -111,11 +112,18 @@ async def load_fixtures(dsn: str) -> dict:
 # ------------------------------------------------------------------------- workers ----
 
 
-class Worker:
-    """A ``bench_worker.py`` process for one (driver, loop)."""
+#: The column of a driver whose cells run through pgbouncer (``--pgbouncer``).
+VIA_POOLER = " via pgbouncer"
 
-    def __init__(self, driver: str, loop: str, dsn: str) -> None:
+
+class Worker:
+    """A ``bench_worker.py`` process for one (driver, loop); *behind_pooler*: its DSN is
+    a transaction-mode pgbouncer's, and the peers get the settings their documentation
+    gives for that (ferropg none)."""
+
+    def __init__(self, driver: str, loop: str, dsn: str, behind_pooler: bool = False) -> None:
         self.driver, self.loop, self.dsn = driver, loop, dsn
+        self.behind_pooler = behind_pooler
         self.proc: subprocess.Popen[str] | None = None
         self.hello: dict = {}
 
@@ -135,6 +143,7 @@ class Worker:
             stdout=subprocess.PIPE,
             text=True,
             cwd=HERE,
+            env={**os.environ, "FERROPG_BENCH_BEHIND_POOLER": "1" if self.behind_pooler else ""},
         )
         self.hello = self._read(timeout)
         return self.hello
@@ -579,6 +588,14 @@ def main() -> int:
         "listeners dropped, as psycopg_pool does) or `no-advisory-unlock` "
         "(reset_advisory_locks=False)",
     )
+    p.add_argument(
+        "--pgbouncer",
+        action="store_true",
+        help="also run every driver through a transaction-mode pgbouncer in front of the "
+        "temporary cluster (its Unix socket, a server pool of 10): ferropg with no setting, "
+        "asyncpg with statement_cache_size=0 and psycopg with prepare_threshold=None, as "
+        "their documentation says; default workloads tiny and pool",
+    )
     p.add_argument("--no-pgbench", action="store_true")
     p.add_argument("--pgbench-seconds", type=int, help="default 5, 1 with --quick")
     p.add_argument(
@@ -604,7 +621,10 @@ def main() -> int:
         return 0
 
     rounds = a.rounds or (1 if a.quick else 3)
-    workloads = a.workload or list(bc.WORKLOADS)
+    workloads = a.workload or (["tiny", "pool"] if a.pgbouncer else list(bc.WORKLOADS))
+    if a.pgbouncer and os.environ.get("PGDSN"):
+        log("--pgbouncer needs the temporary cluster: unset PGDSN")
+        return 1
     loops = a.loop or list(ALL_LOOPS)
     if "uvloop" in loops and importlib.util.find_spec("uvloop") is None:
         log("uvloop is not installed: default loop only")
@@ -634,6 +654,18 @@ def main() -> int:
             if not a.tcp:
                 spec = cluster.get_connection_spec()
                 dsn = f"postgresql://postgres@/postgres?host={spec['host']}&port={spec['port']}"
+        bouncer_dsn = None
+        if a.pgbouncer:
+            sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+            from pgbouncer import PgBouncer
+
+            log("starting pgbouncer (transaction mode) ...")
+            bouncer = stack.enter_context(
+                PgBouncer(cluster, default_pool_size=10, round_robin=False)
+            )
+            bouncer_dsn = (
+                f"postgresql://postgres@/postgres?host={bouncer.socket_dir}&port={bouncer.port}"
+            )
         log(f"server: {dsn}; loading fixtures ...")
         fx = asyncio.run(load_fixtures(dsn))
         pgbench = None if a.no_pgbench else find_pgbench()
@@ -641,9 +673,15 @@ def main() -> int:
             log("pgbench not found: no C reference")
 
         workers = {(d, lp): Worker(d, lp, dsn) for d in drivers for lp in loops}
+        real_drivers = list(drivers)
+        if bouncer_dsn is not None:
+            for d in real_drivers:
+                for lp in loops:
+                    workers[(d + VIA_POOLER, lp)] = Worker(d, lp, bouncer_dsn, behind_pooler=True)
+            drivers = [x for d in real_drivers for x in (d, d + VIA_POOLER)]
         stack.callback(lambda: [wk.close() for wk in workers.values()])
         versions: dict[str, str] = {}
-        for d in drivers:
+        for d in real_drivers:
             hello = workers[(d, loops[0])]._spawn(60)
             versions[d] = hello.get("version", hello.get("error", "?"))
             nat = hello.get("native")
@@ -684,13 +722,14 @@ def main() -> int:
                         "ops": spec["quick"] if a.quick else spec["ops"],
                         "warm": spec["warm"],
                         "rows": spec.get("quick_rows" if a.quick else "rows"),
-                        "server_cpu": local,
+                        # Through pgbouncer, which backend serves a query is its choice.
+                        "server_cpu": local and not d.endswith(VIA_POOLER),
                         "pg_type_expect": fx["pg_type_expect"],
                         "pg_type_ncols": fx["pg_type_ncols"],
                         "tasks": spec.get("tasks"),
                         "pool_size": spec.get("pool_size"),
                         # Only ferropg's pool is run with another reset than its default.
-                        "pool_reset": a.pool_reset if d == "ferropg" else "default",
+                        "pool_reset": a.pool_reset if d.startswith("ferropg") else "default",
                     }
                     res = workers[(d, lp)].run(cmd, a.cell_timeout)
                     results.setdefault(key, []).append(res)
@@ -707,7 +746,7 @@ def main() -> int:
 
         mem: dict[str, dict] = {}
         if not a.no_memory:
-            for d in drivers:
+            for d in real_drivers:
                 log(f"memory: {d} fetching {mem_rows} rows ...")
                 try:
                     cp = subprocess.run(
