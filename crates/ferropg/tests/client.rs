@@ -10,23 +10,12 @@ use std::time::{Duration, Instant};
 
 use ferropg::{Client, Config, ErrorKind, GenericClient, SqlState};
 use support::faultproxy::{FaultProxy, Mode};
+use support::rng::XorShift;
 
 async fn client() -> Client {
     Client::connect(&support::shared_config())
         .await
         .expect("connect")
-}
-
-/// A tiny deterministic generator: the drop points vary, the runs repeat.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::rng::XorShift;
 
 use ferropg::{
     Config, ErrorKind, GenericClient, Pool, PoolBuilder, PooledClient, ResetPolicy,
@@ -38,6 +39,14 @@ async fn settled(pool: &Pool) {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+async fn work_mem(client: &ferropg::Client) -> String {
+    client
+        .query_one("select current_setting('work_mem')", &[])
+        .await
+        .unwrap()
+        .get(0)
 }
 
 /// What a session carries that a reset must undo, as the session sees it.
@@ -219,12 +228,7 @@ async fn a_release_without_advisory_locks_sends_nothing_and_the_reset_rides_with
         .get(0);
     assert_eq!(last, "set work_mem = '7MB'");
     let client = pool.acquire().await.unwrap();
-    let work_mem: String = client
-        .query_one("select current_setting('work_mem')", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(work_mem, "4MB");
+    assert_eq!(work_mem(&client).await, "4MB");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,12 +279,7 @@ async fn init_runs_once_per_connection_and_setup_at_every_acquire() {
         .unwrap();
     for _ in 0..5 {
         let client = pool.acquire().await.unwrap();
-        let work_mem: String = client
-            .query_one("select current_setting('work_mem')", &[])
-            .await
-            .unwrap()
-            .get(0);
-        assert_eq!(work_mem, "5MB");
+        assert_eq!(work_mem(&client).await, "5MB");
     }
     // Releases run in the background: a quick second acquire may open the second
     // connection. Either way, once per connection.
@@ -484,18 +483,6 @@ async fn a_pooled_client_lends_a_generic_client_and_runs_transactions() {
     fn send<T: Send>(_: &T) {}
     send(&pool.acquire());
     send(&client.query("select 1", &[]));
-}
-
-/// A tiny deterministic generator: the drop points vary, the runs repeat.
-struct XorShift(u64);
-
-impl XorShift {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 /// One task's work: acquire, dirty the session, query, each step liable to be cut

@@ -4,6 +4,7 @@
 mod support;
 
 use std::time::Duration;
+use support::rng::XorShift;
 
 use ferropg::{quote, Connection, ErrorKind, ToSql};
 
@@ -77,18 +78,6 @@ async fn quoted_values_read_back_exactly_under_both_string_settings() {
             .unwrap()
             .get(0);
         assert_eq!(n, 0);
-    }
-}
-
-/// A small deterministic generator for the tests' random timeouts.
-struct XorShift(u64);
-
-impl XorShift {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
     }
 }
 

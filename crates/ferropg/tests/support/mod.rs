@@ -29,6 +29,7 @@
 #![allow(dead_code)]
 
 pub mod faultproxy;
+pub mod rng;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
