@@ -1,75 +1,68 @@
-//! TLS for TCP connections: `sslmode`, the certificate files libpq reads for it
-//! (`sslrootcert`, `sslcert`, `sslkey`, defaulting to `~/.postgresql/root.crt`,
-//! `postgresql.crt` and `postgresql.key`), and the upgrade after an SSLRequest.
+//! TLS for TCP connections: `sslmode`, the files libpq reads for it (`sslrootcert`,
+//! `sslcert`, `sslkey`, `sslcrl`, `sslcrldir`, defaulting to `~/.postgresql/`),
+//! `sslrootcert=system`, a caller's own rustls `ClientConfig`, and how TLS starts:
+//! after an SSLRequest, or at once (`sslnegotiation=direct`).
+
+mod provider;
+mod roots;
+mod verify;
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::BytesMut;
+use ferropg_core::config::{RootCert, SslNegotiation, ALPN_PROTOCOL};
 use ferropg_core::message::frontend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
-use tokio_rustls::rustls::client::danger::{
-    HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
-};
+use tokio_rustls::rustls::client::danger::ServerCertVerifier;
 use tokio_rustls::rustls::client::WebPkiServerVerifier;
-use tokio_rustls::rustls::crypto::{self, CryptoProvider};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use tokio_rustls::rustls::{
-    self, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio_rustls::rustls::ClientConfig;
 use tokio_rustls::TlsConnector;
 
+pub(crate) use ferropg_core::config::SslMode;
+
 use crate::Error;
+use roots::Roots;
+use verify::{ChainCheck, NoCheck};
 
-/// libpq's `sslmode`, weakest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum SslMode {
-    Disable,
-    Allow,
-    Prefer,
-    Require,
-    VerifyCa,
-    VerifyFull,
-}
-
-impl SslMode {
-    /// `None` (not given) is `prefer`, as in libpq.
-    pub(crate) fn parse(mode: Option<&str>) -> Result<SslMode, Error> {
-        Ok(match mode {
-            None | Some("prefer") => SslMode::Prefer,
-            Some("disable") => SslMode::Disable,
-            Some("allow") => SslMode::Allow,
-            Some("require") => SslMode::Require,
-            Some("verify-ca") => SslMode::VerifyCa,
-            Some("verify-full") => SslMode::VerifyFull,
-            Some(other) => return Err(Error::config(format!("invalid sslmode {other:?}"))),
-        })
-    }
-}
-
-/// The certificate files of a connection, as given (`None`: libpq's default path).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct TlsFiles {
-    pub(crate) root_cert: Option<PathBuf>,
+/// Everything a connection's TLS is built from, as the settings give it (`None`:
+/// not given).
+#[derive(Debug, Clone)]
+pub(crate) struct TlsSettings {
+    pub(crate) mode: SslMode,
+    pub(crate) negotiation: SslNegotiation,
+    pub(crate) root_cert: RootCert,
     pub(crate) cert: Option<PathBuf>,
     pub(crate) key: Option<PathBuf>,
+    pub(crate) crl: Option<PathBuf>,
+    pub(crate) crl_dir: Option<PathBuf>,
+    /// The caller's own configuration, used instead of all the files.
+    pub(crate) client_config: Option<Arc<ClientConfig>>,
 }
 
-/// What a connection does about TLS: the mode and, unless it is `disable`, the
-/// connector built for it.
+/// What a connection does about TLS: the mode, how TLS starts and, unless the mode
+/// is `disable`, the connector built for it.
 #[derive(Clone)]
 pub(crate) struct Tls {
     pub(crate) mode: SslMode,
+    negotiation: SslNegotiation,
     connector: Option<TlsConnector>,
+    /// What the server's certificate was checked against, for a failed handshake's
+    /// error (`None`: nothing worth naming).
+    trusting: Option<Arc<str>>,
 }
 
 impl fmt::Debug for Tls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Tls").field("mode", &self.mode).finish()
+        f.debug_struct("Tls")
+            .field("mode", &self.mode)
+            .field("negotiation", &self.negotiation)
+            .finish()
     }
 }
 
@@ -83,114 +76,49 @@ fn tls_error(what: &str, e: impl fmt::Display) -> Error {
     Error::config(format!("{what}: {e}"))
 }
 
-fn load_roots(path: &PathBuf) -> Result<RootCertStore, Error> {
-    let mut roots = RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(path).map_err(|e| {
-        tls_error(
-            &format!("cannot read root certificate {}", path.display()),
-            e,
-        )
-    })?;
-    for cert in certs {
-        let cert =
-            cert.map_err(|e| tls_error(&format!("bad certificate in {}", path.display()), e))?;
-        roots
-            .add(cert)
-            .map_err(|e| tls_error(&format!("bad certificate in {}", path.display()), e))?;
-    }
-    Ok(roots)
-}
-
 impl Tls {
-    /// Builds the connector for `mode`: no check of the server's certificate for
-    /// `allow`, `prefer` and `require` (unless a root certificate is there, which
-    /// makes `require` check the chain, libpq's rule), the chain for `verify-ca`, the
-    /// chain and the host name for `verify-full`. A client certificate is sent when
-    /// one is given or found.
-    pub(crate) fn new(mode: SslMode, files: &TlsFiles) -> Result<Tls, Error> {
+    /// Builds the connector for the settings. With the caller's `ClientConfig`, that
+    /// is used as it is, with ALPN `postgresql` set. Otherwise: no check of the
+    /// server's certificate for `allow`, `prefer` and `require` (unless a root
+    /// certificate is there, which makes `require` check the chain, libpq's rule),
+    /// the chain for `verify-ca`, the chain and the host name for `verify-full`; a
+    /// chain checked is also checked against the revocation lists given (or
+    /// `~/.postgresql/root.crl`). A client certificate is sent when one is given or
+    /// found.
+    pub(crate) fn new(settings: &TlsSettings) -> Result<Tls, Error> {
+        let mode = settings.mode;
+        let negotiation = settings.negotiation;
         if mode == SslMode::Disable {
             return Ok(Tls {
                 mode,
+                negotiation,
                 connector: None,
+                trusting: None,
             });
         }
-        let provider = Arc::new(crypto::ring::default_provider());
-        let explicit_root = files.root_cert.is_some();
-        let root_path = files
-            .root_cert
-            .clone()
-            .or_else(|| dot_postgresql("root.crt"));
-        let roots = match &root_path {
-            Some(p) if mode >= SslMode::Require && (explicit_root || p.exists()) => {
-                Some(load_roots(p)?)
+        let (mut config, trusting) = match &settings.client_config {
+            Some(theirs) => (
+                ClientConfig::clone(theirs),
+                Some("the rustls ClientConfig given to Config::tls_config".into()),
+            ),
+            None => {
+                let (config, roots) = from_files(settings)?;
+                (config, roots.map(|r| r.described.into()))
             }
-            _ => None,
         };
-        let verifier: Arc<dyn ServerCertVerifier> = match roots {
-            Some(roots) => {
-                let webpki =
-                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                        .build()
-                        .map_err(|e| tls_error("cannot use the root certificates", e))?;
-                Arc::new(ChainCheck {
-                    inner: webpki,
-                    check_name: mode == SslMode::VerifyFull,
-                })
-            }
-            None if mode >= SslMode::VerifyCa => {
-                let shown = root_path.map_or_else(
-                    || "~/.postgresql/root.crt".to_owned(),
-                    |p| p.display().to_string(),
-                );
-                return Err(Error::config(format!(
-                    "root certificate file \"{shown}\" does not exist or cannot be accessed \
-                     (sslmode={})",
-                    if mode == SslMode::VerifyCa {
-                        "verify-ca"
-                    } else {
-                        "verify-full"
-                    }
-                )));
-            }
-            None => Arc::new(NoCheck(provider.clone())),
-        };
-        let builder = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| tls_error("TLS configuration", e))?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier);
-        let cert = files
-            .cert
-            .clone()
-            .or_else(|| dot_postgresql("postgresql.crt").filter(|p| p.exists()));
-        let mut config = match cert {
-            Some(cert) => {
-                let key = files
-                    .key
-                    .clone()
-                    .or_else(|| dot_postgresql("postgresql.key"))
-                    .ok_or_else(|| Error::config("no key for the client certificate"))?;
-                let chain = CertificateDer::pem_file_iter(&cert)
-                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                    .map_err(|e| tls_error(&format!("cannot read {}", cert.display()), e))?;
-                let key = PrivateKeyDer::from_pem_file(&key)
-                    .map_err(|e| tls_error(&format!("cannot read {}", key.display()), e))?;
-                builder
-                    .with_client_auth_cert(chain, key)
-                    .map_err(|e| tls_error("the client certificate", e))?
-            }
-            None => builder.with_no_client_auth(),
-        };
-        config.alpn_protocols = vec![b"postgresql".to_vec()];
+        // The only protocol spoken; PostgreSQL 17 refuses direct TLS without it.
+        config.alpn_protocols = vec![ALPN_PROTOCOL.to_vec()];
         Ok(Tls {
             mode,
+            negotiation,
             connector: Some(TlsConnector::from(Arc::new(config))),
+            trusting,
         })
     }
 
-    /// Sends an SSLRequest on `tcp` and, if the server agrees, runs the handshake.
-    /// `Ok(Err(tcp))`: the server declined and `prefer`/`allow` lets the stream go on
-    /// without TLS.
+    /// Runs TLS on `tcp`: after an SSLRequest, or at once with
+    /// `sslnegotiation=direct`. `Ok(Err(tcp))`: the server declined the SSLRequest
+    /// and `prefer`/`allow` lets the stream go on without TLS.
     pub(crate) async fn upgrade(
         &self,
         mut tcp: TcpStream,
@@ -199,137 +127,140 @@ impl Tls {
         let Some(connector) = &self.connector else {
             return Ok(Err(tcp));
         };
-        let mut request = BytesMut::with_capacity(8);
-        frontend::ssl_request(&mut request);
-        tcp.write_all(&request)
-            .await
-            .map_err(|e| Error::io("sending the SSLRequest", e))?;
-        let answer = tcp
-            .read_u8()
-            .await
-            .map_err(|e| Error::io("reading the answer to the SSLRequest", e))?;
-        match answer {
-            b'S' => {}
-            b'N' if self.mode <= SslMode::Prefer => return Ok(Err(tcp)),
-            b'N' => {
-                return Err(Error::config(
-                    "the server does not support TLS (sslmode requires it)",
-                ))
-            }
-            // Nothing before the handshake can be trusted, an error's text included.
-            _ => {
-                return Err(Error::protocol(
-                    "unexpected answer to the SSLRequest; check the server's log",
-                ))
+        let direct = self.negotiation == SslNegotiation::Direct;
+        if !direct {
+            match ssl_request(&mut tcp).await? {
+                true => {}
+                false if self.mode <= SslMode::Prefer => return Ok(Err(tcp)),
+                false => {
+                    return Err(Error::config(
+                        "the server does not support TLS (sslmode requires it)",
+                    ))
+                }
             }
         }
         let name = ServerName::try_from(host.to_owned())
             .map_err(|e| tls_error(&format!("invalid server name {host:?}"), e))?;
-        connector
-            .connect(name, tcp)
-            .await
-            .map(Ok)
-            .map_err(|e| Error::io("TLS handshake", e))
-    }
-}
-
-/// `allow`, `prefer`, `require` without a root certificate: any certificate is
-/// accepted (libpq's rule), but the handshake's signatures are still checked.
-#[derive(Debug)]
-struct NoCheck(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for NoCheck {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// `verify-ca` and `verify-full` (and `require` with a root certificate): the chain
-/// must lead to a root certificate; the host name counts only for `verify-full`.
-#[derive(Debug)]
-struct ChainCheck {
-    inner: Arc<WebPkiServerVerifier>,
-    check_name: bool,
-}
-
-impl ServerCertVerifier for ChainCheck {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) if !self.check_name => Ok(ServerCertVerified::assertion()),
-            other => other,
+        let stream = connector.connect(name, tcp).await.map_err(|e| {
+            let context = match &self.trusting {
+                Some(roots) => format!("TLS handshake (trusting {roots})"),
+                None => "TLS handshake".to_owned(),
+            };
+            Error::io(context, e)
+        })?;
+        // libpq 17's check: a server that skipped ALPN may not know that the
+        // bytes after the handshake are PostgreSQL's protocol.
+        if direct && stream.get_ref().1.alpn_protocol() != Some(ALPN_PROTOCOL) {
+            return Err(Error::protocol(
+                "direct TLS connection established without ALPN protocol \"postgresql\"",
+            ));
         }
+        Ok(Ok(stream))
     }
+}
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+/// Sends an SSLRequest; `true` when the server agrees to TLS.
+async fn ssl_request(tcp: &mut TcpStream) -> Result<bool, Error> {
+    let mut request = BytesMut::with_capacity(8);
+    frontend::ssl_request(&mut request);
+    tcp.write_all(&request)
+        .await
+        .map_err(|e| Error::io("sending the SSLRequest", e))?;
+    let answer = tcp
+        .read_u8()
+        .await
+        .map_err(|e| Error::io("reading the answer to the SSLRequest", e))?;
+    match answer {
+        b'S' => Ok(true),
+        b'N' => Ok(false),
+        // Nothing before the handshake can be trusted, an error's text included.
+        _ => Err(Error::protocol(
+            "unexpected answer to the SSLRequest; check the server's log",
+        )),
     }
+}
 
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
+/// The configuration libpq's settings describe, and the roots it checks against
+/// (`None`: the server's certificate is not checked).
+fn from_files(settings: &TlsSettings) -> Result<(ClientConfig, Option<Roots>), Error> {
+    let mode = settings.mode;
+    let provider = provider::provider()?;
+    let (roots, default_crl) = match &settings.root_cert {
+        RootCert::System => (Some(roots::system()?), false),
+        RootCert::File(path) if mode >= SslMode::Require => {
+            (Some(roots::from_file(Path::new(path))?), true)
+        }
+        RootCert::Default if mode >= SslMode::Require => {
+            match dot_postgresql("root.crt").filter(|p| p.exists()) {
+                Some(path) => (Some(roots::from_file(&path)?), true),
+                None => (None, false),
+            }
+        }
+        _ => (None, false),
+    };
+    let verifier: Arc<dyn ServerCertVerifier> = match &roots {
+        Some(roots) => {
+            // libpq reads ~/.postgresql/root.crl only beside file roots.
+            let crl_file = settings.crl.clone().or_else(|| {
+                (default_crl && settings.crl_dir.is_none())
+                    .then(|| dot_postgresql("root.crl").filter(|p| p.exists()))
+                    .flatten()
+            });
+            let crls = roots::crls(crl_file.as_deref(), settings.crl_dir.as_deref())?;
+            let webpki =
+                WebPkiServerVerifier::builder_with_provider(roots.store.clone(), provider.clone())
+                    .with_crls(crls)
+                    // OpenSSL refuses a CRL past its next update; webpki would not.
+                    .enforce_revocation_expiration()
+                    .build()
+                    .map_err(|e| tls_error("cannot use the root certificates", e))?;
+            Arc::new(ChainCheck {
+                inner: webpki,
+                check_name: mode == SslMode::VerifyFull,
+            })
+        }
+        None if mode >= SslMode::VerifyCa => {
+            let shown = match &settings.root_cert {
+                RootCert::File(path) => path.clone(),
+                _ => dot_postgresql("root.crt").map_or_else(
+                    || "~/.postgresql/root.crt".to_owned(),
+                    |p| p.display().to_string(),
+                ),
+            };
+            return Err(Error::config(format!(
+                "root certificate file \"{shown}\" does not exist or cannot be accessed \
+                 (sslmode={})",
+                mode.as_str()
+            )));
+        }
+        None => Arc::new(NoCheck(provider.clone())),
+    };
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_error("TLS configuration", e))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let cert = settings
+        .cert
+        .clone()
+        .or_else(|| dot_postgresql("postgresql.crt").filter(|p| p.exists()));
+    let config = match cert {
+        Some(cert) => {
+            let key = settings
+                .key
+                .clone()
+                .or_else(|| dot_postgresql("postgresql.key"))
+                .ok_or_else(|| Error::config("no key for the client certificate"))?;
+            let chain = CertificateDer::pem_file_iter(&cert)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| tls_error(&format!("cannot read {}", cert.display()), e))?;
+            let key = PrivateKeyDer::from_pem_file(&key)
+                .map_err(|e| tls_error(&format!("cannot read {}", key.display()), e))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| tls_error("the client certificate", e))?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok((config, roots))
 }

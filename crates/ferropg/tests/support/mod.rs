@@ -28,6 +28,7 @@
 // Each test binary uses its own part of this module.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod faultproxy;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
