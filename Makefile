@@ -8,6 +8,9 @@ CARGO ?= cargo
 # Selected with --workspace as ferropg/<feature>, so that tokio, rustls and the rest
 # keep the features the workspace build gave them and are not built again.
 TYPE_FEATURES := $(addprefix ferropg/,with-chrono-0_4 with-time-0_3 with-jiff-0_2 with-uuid-1 with-serde_json-1 with-cidr-0_2 with-geo-types-0_7 with-bit-vec-0_6 with-eui48-1 array-impls)
+# The Rust face's root-certificate features (sslrootcert=system), tested in the same
+# build as the type features: tests/tls.rs has tests for each.
+TLS_FEATURES := ferropg/native-roots ferropg/webpki-roots
 # Extension builds: debug for tests (fast to build), release for benchmarks and demos.
 MATURIN_FLAGS ?=
 
@@ -46,9 +49,9 @@ test: setup build  ## every test: lints, cargo test, fuzz smoke, pytest, the asy
 	$(MAKE) conformance
 	$(MAKE) sqlalchemy-suite
 
-test-rust:  ## cargo tests (integration tests start their own PostgreSQL; tests/examples.rs runs examples/rust/), the type features' tests in one more build, and a publish dry run
+test-rust:  ## cargo tests (integration tests start their own PostgreSQL; tests/examples.rs runs examples/rust/), the type and root-certificate features' tests in one more build, and a publish dry run
 	$(CARGO) test --workspace --quiet
-	$(CARGO) test --workspace --quiet --features "$(TYPE_FEATURES)" --test type_features
+	$(CARGO) test --workspace --quiet --features "$(TYPE_FEATURES) $(TLS_FEATURES)" --test type_features --test tls
 	$(CARGO) publish --dry-run --workspace --quiet --allow-dirty
 
 test-python:  ## pytest against a temporary cluster, on asyncio and uvloop
@@ -64,10 +67,11 @@ soak: setup build-release  ## leak soak, both faces: RSS and descriptors over 1M
 	$(PY) tests/soak.py $(SOAK_ARGS)
 	FERROPG_SOAK_SCALE=1 $(CARGO) test --release --quiet -p ferropg --test soak -- --nocapture
 
-lint:  ## rustfmt, clippy with warnings as errors (also with the type features), ruff, every generator's --check, stubtest of _native
+lint:  ## rustfmt, clippy with warnings as errors (also with the type and root features), the aws-lc-rs build checked, ruff, every generator's --check, stubtest of _native
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
-	$(CARGO) clippy --workspace --all-targets --quiet --features "$(TYPE_FEATURES)" -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --quiet --features "$(TYPE_FEATURES) $(TLS_FEATURES)" -- -D warnings
+	$(CARGO) check -p ferropg --quiet --no-default-features --features aws-lc-rs
 	$(VENV)/bin/ruff check python tests tools examples benches
 	$(VENV)/bin/ruff format --check python tests tools examples benches
 	$(PY) tools/gen_sqlstate.py --check

@@ -1,8 +1,10 @@
 //! Connection settings: parsed from a libpq URI or keyword/value string, or built
 //! with setters, with libpq's `PG*` environment fallback.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferropg_core::auth::ChannelBindingMode;
@@ -29,6 +31,8 @@ pub const SUPPORTED_OPTIONS: &[&str] = &[
     "service",
     "servicefile",
     "sslcert",
+    "sslcrl",
+    "sslcrldir",
     "sslkey",
     "sslnegotiation",
     "sslrootcert",
@@ -38,16 +42,11 @@ pub const SUPPORTED_OPTIONS: &[&str] = &[
 /// Refuses a client option the Rust face does not implement, and values of the
 /// implemented ones that are invalid or that it cannot honour.
 fn check_supported(config: &core::Config) -> Result<(), Error> {
-    for (key, value) in &config.client_options {
+    for (key, _) in &config.client_options {
         if !SUPPORTED_OPTIONS.contains(&key.as_str()) {
             return Err(Error::config(format!(
                 "the connection option {key} is not supported by ferropg's Rust client yet"
             )));
-        }
-        if key == "sslnegotiation" && value == "direct" {
-            return Err(Error::config(
-                "sslnegotiation=direct is not supported by ferropg's Rust client yet",
-            ));
         }
     }
     let invalid = |e: core::ConfigError| Error::config(e.0);
@@ -55,6 +54,7 @@ fn check_supported(config: &core::Config) -> Result<(), Error> {
     config.target_session_attrs().map_err(invalid)?;
     config.load_balance_hosts().map_err(invalid)?;
     config.keepalives().map_err(invalid)?;
+    config.ssl_mode().map_err(invalid)?;
     config.sslnegotiation().map_err(invalid)?;
     Ok(())
 }
@@ -89,8 +89,9 @@ impl Random {
     }
 }
 
-use crate::tls::{SslMode, Tls, TlsFiles};
+use crate::tls::{Tls, TlsSettings};
 use crate::Error;
+use tokio_rustls::rustls::ClientConfig;
 
 /// Connection settings.
 ///
@@ -116,10 +117,15 @@ use crate::Error;
 /// the server turns the first away before authentication; `require` insists on TLS
 /// but checks no certificate, unless a root certificate is there; `verify-ca`
 /// checks the chain; `verify-full` the chain and the host name. The files come
-/// from `sslrootcert`, `sslcert` and `sslkey` (or `PGSSLROOTCERT`, `PGSSLCERT`,
-/// `PGSSLKEY`), else `~/.postgresql/root.crt`, `postgresql.crt` and
-/// `postgresql.key`. Unix sockets never use TLS. A connection that uses TLS sends
-/// its cancel requests over TLS too.
+/// from `sslrootcert`, `sslcert`, `sslkey`, `sslcrl` and `sslcrldir` (or
+/// `PGSSLROOTCERT`, `PGSSLCERT`, ...), else `~/.postgresql/root.crt`,
+/// `postgresql.crt`, `postgresql.key` and `root.crl`. `sslrootcert=system` trusts
+/// the platform's roots instead and makes `verify-full` the default and the only
+/// mode allowed; `sslnegotiation=direct` starts TLS without an SSLRequest
+/// (PostgreSQL 17). [`tls_config`](Config::tls_config) replaces the files with a
+/// rustls configuration of one's own. Unix sockets never use TLS. A connection
+/// that uses TLS sends its cancel requests over TLS too, started the same way. The
+/// crate docs' "TLS" section says more.
 ///
 /// Settings of the client itself, not sent to the server: the statement cache
 /// ([`statement_cache_size`](Config::statement_cache_size),
@@ -130,6 +136,23 @@ use crate::Error;
 pub struct Config {
     inner: core::Config,
     client: ClientSettings,
+    tls_config: Option<CallerTls>,
+}
+
+/// The caller's rustls configuration; two are equal when they are the same one.
+#[derive(Clone)]
+struct CallerTls(Arc<ClientConfig>);
+
+impl PartialEq for CallerTls {
+    fn eq(&self, other: &CallerTls) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl fmt::Debug for CallerTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClientConfig { .. }")
+    }
 }
 
 /// The settings a [`Connection`](crate::Connection) keeps for itself.
@@ -240,6 +263,41 @@ impl Config {
         self
     }
 
+    /// Makes TLS connections with `config`, the caller's own rustls configuration,
+    /// instead of one built from `sslrootcert`, `sslcert`, `sslkey`, `sslcrl` and
+    /// `sslcrldir`, which are then not read: the certificate checks, the client
+    /// certificate, the protocol versions and the crypto provider are the
+    /// config's. `sslmode` still decides whether TLS is used (`disable`: never;
+    /// `allow`/`prefer`: with the same fallbacks; `require` and stronger: TLS or
+    /// nothing), and `sslnegotiation` how it starts. The config's ALPN protocols
+    /// are replaced by `postgresql`, which direct TLS needs. SCRAM channel binding
+    /// binds to the certificate the server presents, whatever checked it.
+    ///
+    /// Name the types through [`crate::rustls`], the version ferropg uses.
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use ferropg::rustls::{ClientConfig, RootCertStore};
+    ///
+    /// # fn f(roots: RootCertStore) -> Result<(), ferropg::Error> {
+    /// let tls = ClientConfig::builder()
+    ///     .with_root_certificates(roots)
+    ///     .with_no_client_auth();
+    /// let mut config: ferropg::Config = "host=db.example sslmode=require".parse()?;
+    /// config.tls_config(Arc::new(tls));
+    /// # Ok(()) }
+    /// ```
+    pub fn tls_config(&mut self, config: Arc<ClientConfig>) -> &mut Config {
+        self.tls_config = Some(CallerTls(config));
+        self
+    }
+
+    /// The caller's rustls configuration, if one was given
+    /// ([`tls_config`](Config::tls_config)).
+    pub fn get_tls_config(&self) -> Option<&Arc<ClientConfig>> {
+        self.tls_config.as_ref().map(|c| &c.0)
+    }
+
     /// Sends a run-time setting in the startup message (`search_path`, `TimeZone`,
     /// `options`, ...).
     pub fn server_setting(&mut self, name: &str, value: &str) -> &mut Config {
@@ -348,6 +406,7 @@ impl Config {
         Ok(Config {
             inner,
             client: self.client,
+            tls_config: self.tls_config.clone(),
         })
     }
 
@@ -424,17 +483,26 @@ impl Config {
         self.inner.keepalives().map_err(|e| Error::config(e.0))
     }
 
-    /// The TLS settings: `sslmode` and the certificate files (the DSN's, else
-    /// `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY`), with the connector built for them.
+    /// The TLS settings (the DSN's, else the `PGSSL*` variables'), with the
+    /// connector built for them.
     pub(crate) fn tls(&self) -> Result<Tls, Error> {
-        let mode = SslMode::parse(self.inner.sslmode.as_deref())?;
-        let file = |key: &str| self.inner.client_option(key).map(PathBuf::from);
-        let files = TlsFiles {
-            root_cert: file("sslrootcert"),
+        let invalid = |e: core::ConfigError| Error::config(e.0);
+        let file = |key: &str| {
+            self.inner
+                .client_option(key)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        Tls::new(&TlsSettings {
+            mode: self.inner.ssl_mode().map_err(invalid)?,
+            negotiation: self.inner.sslnegotiation().map_err(invalid)?,
+            root_cert: self.inner.sslrootcert(),
             cert: file("sslcert"),
             key: file("sslkey"),
-        };
-        Tls::new(mode, &files)
+            crl: file("sslcrl"),
+            crl_dir: file("sslcrldir"),
+            client_config: self.tls_config.as_ref().map(|c| Arc::clone(&c.0)),
+        })
     }
 
     /// The password the password file gives for `user` at `host`:`port`, when no
@@ -498,6 +566,7 @@ impl From<core::Config> for Config {
         Config {
             inner,
             client: ClientSettings::default(),
+            tls_config: None,
         }
     }
 }
@@ -611,11 +680,13 @@ mod tests {
             let c = Config::parse(&format!("sslmode={mode}")).unwrap();
             assert!(c.tls().is_ok(), "{mode}");
         }
-        let err = Config::parse("sslmode=sometimes")
-            .unwrap()
-            .tls()
-            .unwrap_err();
+        let err = Config::parse("sslmode=sometimes").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config);
+        // A mode set later is checked when the connector is built.
+        let err = Config::new().sslmode("sometimes").tls().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        let err = Config::parse("sslrootcert=system sslmode=verify-ca").unwrap_err();
+        assert!(err.to_string().contains("weak sslmode"), "{err}");
         let err = Config::parse("sslmode=verify-ca sslrootcert=/nonexistent/root.crt")
             .unwrap()
             .tls()

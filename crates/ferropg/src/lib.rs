@@ -87,9 +87,10 @@
 //! - Enums, composites, domains, ranges and multiranges of one's own are learned
 //!   from the catalog the first time a statement uses them (see [`types`]).
 //!
-//! - TLS over TCP with libpq's `sslmode` rules and certificate files (see
-//!   [`Config`]), on rustls; SCRAM-SHA-256-PLUS binds the password exchange to the
-//!   TLS connection (`channel_binding=disable|prefer|require`, as in libpq).
+//! - TLS over TCP on rustls, with libpq's `sslmode` rules, certificate files and
+//!   revocation lists, `sslrootcert=system`, direct TLS, or a `ClientConfig` of
+//!   one's own (see [TLS](#tls)); SCRAM-SHA-256-PLUS binds the password exchange
+//!   to the TLS connection (`channel_binding=disable|prefer|require`, as in libpq).
 //!
 //! - [`Client`]: concurrent calls from many tasks pipelined on one session
 //!   ([`ClientTransaction`] for exclusive use); [`Connection::into_client`] turns
@@ -141,6 +142,65 @@
 //! while let Some(row) = ids.try_next().await? {
 //!     let id: i32 = row.get(0);
 //! }
+//! # Ok(()) }
+//! ```
+//!
+//! # TLS
+//!
+//! TLS is rustls, driven by libpq's settings (in the DSN, the connection service or
+//! the `PGSSL*` variables):
+//!
+//! - `sslmode` decides whether TLS is used and what is checked (see [`Config`]).
+//! - `sslrootcert=<file>`, `sslcert`, `sslkey` (else `~/.postgresql/root.crt`,
+//!   `postgresql.crt`, `postgresql.key`): the roots a chain must lead to and the
+//!   client's certificate.
+//! - `sslcrl=<file>` and `sslcrldir=<dir>` (else `~/.postgresql/root.crl`): PEM
+//!   revocation lists; a checked chain with a revoked certificate in it fails the
+//!   handshake. Every certificate of the chain needs a list from its issuer (as
+//!   OpenSSL's check for libpq does), and an expired list fails too. A directory
+//!   is read as OpenSSL reads it: only the names `openssl rehash` makes
+//!   (`<hash>.r<n>`). A list named but unreadable is an error (libpq would go on
+//!   without it).
+//! - `sslrootcert=system` (libpq 16) trusts the platform's roots, makes
+//!   `verify-full` the default and refuses weaker modes. Which roots those are is
+//!   up to two features, either or both: `native-roots` reads the platform's trust
+//!   store with rustls-native-certs (on Linux, the OpenSSL locations, or the files
+//!   `SSL_CERT_FILE` and `SSL_CERT_DIR` name), once per process; `webpki-roots`
+//!   takes Mozilla's roots compiled in (for machines without a trust store). With
+//!   neither, `sslrootcert=system` is refused. The explicit `sslcrl`/`sslcrldir`
+//!   apply to them too.
+//! - `sslnegotiation=direct` (libpq 17) starts the TLS handshake at once, without
+//!   an SSLRequest, offering ALPN `postgresql` and requiring the server to choose
+//!   it. It needs PostgreSQL 17 or a TLS-terminating proxy, and `sslmode` `require`
+//!   or stronger: a server that cannot do TLS cannot be fallen back on.
+//!
+//! A failed handshake's error names what the certificate was checked against.
+//!
+//! To build the TLS configuration oneself (other roots, a custom verifier, client
+//! certificates from elsewhere, session resumption, key logging), pass a
+//! `rustls::ClientConfig` to [`Config::tls_config`], naming rustls through
+//! [`ferropg::rustls`](crate::rustls) so that the versions agree. The files above
+//! are then not read; `sslmode` still says whether TLS is used, `sslnegotiation`
+//! how it starts; the ALPN protocol is set to `postgresql`. Channel binding works
+//! with it as with the others: it binds to the certificate the server presents.
+//!
+//! The crypto provider is chosen by features: `ring` (the default) or
+//! `aws-lc-rs` (`default-features = false, features = ["aws-lc-rs"]`; with both,
+//! aws-lc-rs). A process default installed with
+//! `rustls::crypto::CryptoProvider::install_default` comes first, as in rustls;
+//! with neither feature one must be installed. (A [`Config::tls_config`] carries
+//! its own provider.)
+//!
+//! ```toml
+//! [dependencies]
+//! ferropg = { version = "0.1", features = ["native-roots"] }
+//! ```
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), ferropg::Error> {
+//! // The platform's roots, the host name checked (verify-full).
+//! let config: ferropg::Config = "postgresql://app@db.example/shop?sslrootcert=system".parse()?;
+//! let conn = ferropg::connect(&config).await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -281,4 +341,7 @@ pub use row::{Row, RowIndex};
 pub use simple::{SimpleQueryMessage, SimpleQueryRow};
 pub use statement::{Column, Statement, ToStatement};
 pub use stream::{Portal, RowStream};
+/// The rustls ferropg is built on, for [`Config::tls_config`]: naming its types
+/// through here keeps them the version ferropg takes.
+pub use tokio_rustls::rustls;
 pub use transaction::{IsolationLevel, Transaction, TransactionBuilder};

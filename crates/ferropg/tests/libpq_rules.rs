@@ -280,7 +280,7 @@ fn keys_libpq_does_not_know_are_refused_by_name() {
     for dsn in [
         "host=h gssencmode=disable",
         "host=h require_auth=scram-sha-256",
-        "host=h sslmode=require sslnegotiation=direct",
+        "host=h sslmode=require sslcertmode=require",
     ] {
         let err = Config::parse(dsn).unwrap_err();
         assert!(err.to_string().contains("not supported"), "{dsn}: {err}");

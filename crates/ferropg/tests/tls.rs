@@ -1,68 +1,33 @@
 //! TLS against a server of this binary's own with `ssl = on`: every `sslmode`, the
-//! `allow`/`prefer` fallbacks that `pg_hba.conf` forces, certificate checks, client
-//! certificates, and a server without TLS. The certificates are made here with the
-//! `openssl` command.
+//! `allow`/`prefer` fallbacks that `pg_hba.conf` forces, certificate checks,
+//! revocation lists, client certificates, `sslrootcert=system`, a caller's own
+//! rustls configuration, and a server without TLS. The certificates and lists are
+//! made with the `openssl` command (`support::certs`).
+//!
+//! Direct TLS (`sslnegotiation=direct`) needs PostgreSQL 17; the test machines have
+//! an older server, so those tests go through a TLS-terminating proxy that does
+//! what PostgreSQL 17 does on its side of the handshake (`support/tlsproxy.rs`).
+
+// The tests' own TLS (the proxy) needs one of ferropg's crypto providers.
+#![cfg(any(feature = "ring", feature = "aws-lc-rs"))]
 
 mod support;
+// Not in `support`'s own list: it names ferropg's features, which the other
+// crates that include `support` do not have.
+#[path = "support/tlsproxy.rs"]
+mod tlsproxy;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use ferropg::{Config, ErrorKind};
 use support::TempCluster;
+use tlsproxy::{TlsProxy, Upstream};
 
 const IS_TLS: &str = "select ssl from pg_stat_ssl where pid = pg_backend_pid()";
-
-/// Runs `openssl` with `args`, split at spaces (none of them holds one).
-fn openssl(dir: &Path, args: &str) {
-    let out = Command::new("openssl")
-        .args(args.split_whitespace())
-        .current_dir(dir)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA, a server certificate named for localhost only, a client certificate for
-/// `u_cert`, and a CA that signed neither.
-fn make_certs(dir: &Path) {
-    for ca in ["ca", "other"] {
-        openssl(
-            dir,
-            &format!(
-                "req -x509 -newkey rsa:2048 -nodes -keyout {ca}.key -out {ca}.crt -days 2 \
-                 -subj /CN=ferropg-test-{ca}"
-            ),
-        );
-    }
-    // Extensions make the certificates X.509 v3, the only version webpki takes.
-    fs::write(dir.join("server.ext"), "subjectAltName=DNS:localhost\n").unwrap();
-    fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
-    for (name, subject) in [("server", "localhost"), ("client", "u_cert")] {
-        openssl(
-            dir,
-            &format!(
-                "req -newkey rsa:2048 -nodes -keyout {name}.key -out {name}.csr \
-                 -subj /CN={subject}"
-            ),
-        );
-        openssl(
-            dir,
-            &format!(
-                "x509 -req -in {name}.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
-                 -out {name}.crt -days 2 -extfile {name}.ext"
-            ),
-        );
-    }
-}
 
 struct Setup {
     pg: TempCluster,
@@ -75,7 +40,7 @@ fn setup() -> &'static Setup {
         let pg = TempCluster::start().expect("start the cluster");
         let certs = pg.data_dir.join("fpg-rust-certs");
         fs::create_dir_all(&certs).unwrap();
-        make_certs(&certs);
+        support::certs::make(&certs);
         for file in ["server.crt", "server.key", "ca.crt"] {
             let path = certs.join(file);
             fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
@@ -337,4 +302,371 @@ async fn a_shared_client_pipelines_over_tls() {
     for (i, task) in (0..50i32).zip(tasks) {
         assert_eq!(task.await.unwrap(), (i, i * 1000));
     }
+}
+
+impl Setup {
+    fn file(&self, name: &str) -> PathBuf {
+        self.certs.join(name)
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.file(name).display().to_string()
+    }
+
+    fn server_addr(&self) -> std::net::SocketAddr {
+        ([127, 0, 0, 1], self.pg.port).into()
+    }
+
+    /// A direct TLS proxy in front of the server, presenting `cert` (`server`: the
+    /// server's own certificate and key; `proxy`: one of its own).
+    fn proxy(&self, cert: &str, alpn: bool, upstream: Upstream) -> TlsProxy {
+        TlsProxy::start(
+            self.server_addr(),
+            &self.file(&format!("{cert}.crt")),
+            &self.file(&format!("{cert}.key")),
+            alpn,
+            upstream,
+        )
+    }
+}
+
+/// Settings for a connection through a proxy on `port`, by the name `localhost`.
+fn via(port: u16, user: &str, extra: &str) -> Config {
+    Config::parse(&format!(
+        "host=localhost port={port} user={user} dbname=postgres {extra}"
+    ))
+    .unwrap()
+}
+
+async fn select_one(config: &Config) -> Result<i32, ferropg::Error> {
+    let mut conn = ferropg::connect(config).await?;
+    let one: i32 = conn.query_one("select 1", &[]).await?.get(0);
+    conn.close().await?;
+    Ok(one)
+}
+
+#[tokio::test]
+async fn revocation_lists() {
+    let s = setup();
+    let verified = |extra: &str| {
+        config(
+            "localhost",
+            "postgres",
+            &format!(
+                "sslmode=verify-full sslrootcert={} {extra}",
+                s.path("ca.crt")
+            ),
+        )
+    };
+    // A list from the server's CA that does not name its certificate: accepted.
+    let ok = verified(&format!("sslcrl={}", s.path("empty.crl")));
+    assert!(is_tls(&ok).await.unwrap());
+    // The same CA's later list revokes it: the handshake fails, as with sslcrldir
+    // holding the list under its `openssl rehash` name.
+    for extra in [
+        format!("sslcrl={}", s.path("revoked.crl")),
+        format!("sslcrldir={}", s.path("crldir")),
+    ] {
+        let err = is_tls(&verified(&extra)).await.unwrap_err();
+        assert!(err.to_string().contains("Revoked"), "{extra}: {err}");
+    }
+    // A directory's other names are not CRLs to OpenSSL's lookup, nor here.
+    let ok = verified(&format!("sslcrldir={}", s.path("unhashed")));
+    assert!(is_tls(&ok).await.unwrap());
+    // verify-ca checks revocation too.
+    let err = is_tls(&config(
+        "localhost",
+        "postgres",
+        &format!(
+            "sslmode=verify-ca sslrootcert={} sslcrl={}",
+            s.path("ca.crt"),
+            s.path("revoked.crl")
+        ),
+    ))
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("Revoked"), "{err}");
+    // A list that cannot be read is an error, not a check quietly left out.
+    let err = is_tls(&verified("sslcrl=/nonexistent/root.crl"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(err.to_string().contains("/nonexistent/root.crl"), "{err}");
+    // Nothing is checked without a root certificate, so there is nothing to revoke.
+    let unchecked = config(
+        "localhost",
+        "postgres",
+        &format!("sslmode=require sslcrl={}", s.path("revoked.crl")),
+    );
+    assert!(is_tls(&unchecked).await.unwrap());
+}
+
+#[tokio::test]
+async fn sslrootcert_system_is_verify_full() {
+    for weak in ["require", "verify-ca", "prefer", "disable"] {
+        let err = Config::parse(&format!("host=h sslrootcert=system sslmode={weak}")).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(err.to_string().contains("sslrootcert=system"), "{err}");
+    }
+}
+
+/// Without a root feature there is no platform store to read: the setting is
+/// refused, naming the features.
+#[cfg(not(any(feature = "native-roots", feature = "webpki-roots")))]
+#[tokio::test]
+async fn sslrootcert_system_needs_a_root_feature() {
+    let err = is_tls(&config("localhost", "postgres", "sslrootcert=system"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    let text = err.to_string();
+    assert!(
+        text.contains("native-roots") && text.contains("webpki-roots"),
+        "{text}"
+    );
+}
+
+/// Set in the child process of [`sslrootcert_system_reads_the_platform_store`] to
+/// the server's port.
+#[cfg(feature = "native-roots")]
+const SYSTEM_ROOTS_CHILD: &str = "FERROPG_TEST_SYSTEM_ROOTS_PORT";
+
+/// The platform's store is what `SSL_CERT_FILE` names (rustls-native-certs reads
+/// it, like OpenSSL): the test CA is put there for a child process of this test
+/// binary, so that the machine's own trust store is left alone, and the variable
+/// is set only in a process that runs nothing else.
+#[cfg(feature = "native-roots")]
+#[tokio::test]
+async fn sslrootcert_system_reads_the_platform_store() {
+    const NAME: &str = "sslrootcert_system_reads_the_platform_store";
+    if let Ok(port) = std::env::var(SYSTEM_ROOTS_CHILD) {
+        let at = |host: &str| {
+            Config::parse(&format!(
+                "host={host} port={port} user=postgres dbname=postgres sslrootcert=system"
+            ))
+            .unwrap()
+        };
+        // verify-full without asking for it: the chain is trusted, the name checked.
+        assert!(is_tls(&at("localhost")).await.unwrap());
+        let err = is_tls(&at("127.0.0.1")).await.unwrap_err();
+        assert!(err.to_string().contains("not valid for name"), "{err}");
+        return;
+    }
+    let s = setup();
+    let run = |ca: &str| {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--test-threads=1", "--nocapture"])
+            .env(SYSTEM_ROOTS_CHILD, s.pg.port.to_string())
+            .env("SSL_CERT_FILE", s.file(ca))
+            .env_remove("SSL_CERT_DIR")
+            .output()
+            .unwrap()
+    };
+    let out = run("ca.crt");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // With another CA as the platform's, the child's first connection is refused.
+    let out = run("other.crt");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("UnknownIssuer"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// webpki-roots is Mozilla's list of public CAs: a server whose certificate a
+/// private CA signed is refused, and the error says what was trusted.
+#[cfg(feature = "webpki-roots")]
+#[tokio::test]
+async fn webpki_roots_refuse_a_private_ca() {
+    let err = is_tls(&config("localhost", "postgres", "sslrootcert=system"))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("UnknownIssuer"), "{text}");
+    let count: usize = text
+        .split(" from webpki-roots")
+        .next()
+        .and_then(|before| before.rsplit(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of webpki-roots in {text}"));
+    assert!(count > 50, "{text}");
+}
+
+#[tokio::test]
+async fn a_callers_client_config() {
+    let s = setup();
+    let theirs = Arc::new(tlsproxy::client_config_trusting(&s.file("ca.crt")));
+    let with = |host: &str, user: &str, extra: &str| {
+        let mut c = config(host, user, extra);
+        c.tls_config(Arc::clone(&theirs));
+        c
+    };
+    // Used for the checks: the files named are not read, and the name is checked
+    // even under require, because the config's verifier checks it.
+    let c = with(
+        "localhost",
+        "postgres",
+        "sslmode=require sslrootcert=/nonexistent/root.crt",
+    );
+    assert!(Arc::ptr_eq(c.get_tls_config().unwrap(), &theirs));
+    assert!(is_tls(&c).await.unwrap());
+    let err = is_tls(&with("127.0.0.1", "postgres", "sslmode=require"))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("not valid for name") && text.contains("Config::tls_config"),
+        "{text}"
+    );
+    // sslmode still decides whether TLS is used at all.
+    assert!(!is_tls(&with("localhost", "postgres", "sslmode=disable"))
+        .await
+        .unwrap());
+    // Channel binding binds to the certificate the config's handshake saw.
+    let bound = with(
+        "localhost",
+        "u_pw",
+        "password=pw sslmode=require channel_binding=require",
+    );
+    assert!(is_tls(&bound).await.unwrap());
+    // And over direct TLS, ALPN being set for the caller.
+    assert!(theirs.alpn_protocols.is_empty());
+    let proxy = s.proxy("proxy", true, Upstream::Plain);
+    let mut direct = via(
+        proxy.port(),
+        "postgres",
+        "sslmode=require sslnegotiation=direct",
+    );
+    direct.tls_config(Arc::clone(&theirs));
+    assert_eq!(select_one(&direct).await.unwrap(), 1);
+    assert_eq!(proxy.handshakes(), 1);
+}
+
+#[tokio::test]
+async fn direct_tls_through_a_terminating_proxy() {
+    let s = setup();
+    let proxy = s.proxy("proxy", true, Upstream::Plain);
+    let ca = s.path("ca.crt");
+    let direct = via(
+        proxy.port(),
+        "postgres",
+        &format!("sslmode=verify-full sslrootcert={ca} sslnegotiation=direct"),
+    );
+    let mut conn = ferropg::connect(&direct).await.unwrap();
+    assert_eq!(proxy.handshakes(), 1);
+    // The server saw the proxy's plain connection: the TLS was the proxy's.
+    let on: bool = conn.query_one(IS_TLS, &[]).await.unwrap().get(0);
+    assert!(!on);
+    // Cancel requests take the same way: a TLS handshake at once.
+    conn.set_timeout(Some(Duration::from_millis(200)));
+    let err = conn.query("select pg_sleep(30)", &[]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    conn.set_timeout(None);
+    // The next call waits for the cancel request's answer.
+    let one: i32 = conn.query_one("select 1", &[]).await.unwrap().get(0);
+    assert_eq!(one, 1);
+    assert_eq!(proxy.handshakes(), 2);
+    conn.close().await.unwrap();
+
+    // An SSLRequest is no TLS handshake: the proxy, like PostgreSQL 17 on its
+    // direct port, takes none.
+    let negotiated = via(
+        proxy.port(),
+        "postgres",
+        &format!("sslmode=verify-full sslrootcert={ca}"),
+    );
+    assert!(select_one(&negotiated).await.is_err());
+    // And PostgreSQL before 17 takes no direct handshake.
+    let err = select_one(&config(
+        "localhost",
+        "postgres",
+        &format!("sslmode=verify-full sslrootcert={ca} sslnegotiation=direct"),
+    ))
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("TLS handshake"), "{err}");
+    // The proxy's certificate is checked like a server's.
+    let other = via(
+        proxy.port(),
+        "postgres",
+        &format!(
+            "sslmode=verify-full sslrootcert={} sslnegotiation=direct",
+            s.path("other.crt")
+        ),
+    );
+    assert!(select_one(&other)
+        .await
+        .unwrap_err()
+        .to_string()
+        .contains("UnknownIssuer"));
+    assert_eq!(proxy.handshakes(), 2);
+
+    // A server that does not answer ALPN `postgresql` is refused (libpq 17's rule).
+    let mute = s.proxy("proxy", false, Upstream::Plain);
+    let err = select_one(&via(
+        mute.port(),
+        "postgres",
+        "sslmode=require sslnegotiation=direct",
+    ))
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("ALPN"), "{err}");
+
+    // Direct TLS needs a mode that insists on TLS.
+    let err = Config::parse("host=h sslmode=prefer sslnegotiation=direct").unwrap_err();
+    assert!(err.to_string().contains("sslnegotiation=direct"), "{err}");
+}
+
+/// SCRAM-SHA-256-PLUS binds the password exchange to the certificate the client
+/// saw. Through a TLS-terminating proxy, the server sees no TLS and offers no
+/// binding; through one that speaks TLS to the server as well, the binding holds
+/// only when the proxy presents the server's own certificate: otherwise the server
+/// finds the proxy in the middle, which is what channel binding is for.
+#[tokio::test]
+async fn channel_binding_over_direct_tls() {
+    let s = setup();
+    let extra = |binding: &str| {
+        format!(
+            "password=pw sslmode=verify-full sslrootcert={} sslnegotiation=direct              channel_binding={binding}",
+            s.path("ca.crt")
+        )
+    };
+    let plain = s.proxy("proxy", true, Upstream::Plain);
+    assert_eq!(
+        select_one(&via(plain.port(), "u_pw", &extra("prefer")))
+            .await
+            .unwrap(),
+        1
+    );
+    let err = select_one(&via(plain.port(), "u_pw", &extra("require")))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("channel binding is required"),
+        "{err}"
+    );
+
+    let to_server = Upstream::Tls(Arc::new(tlsproxy::client_config_trusting(
+        &s.file("ca.crt"),
+    )));
+    let same_cert = s.proxy("server", true, to_server.clone());
+    let mut conn = ferropg::connect(&via(same_cert.port(), "u_pw", &extra("require")))
+        .await
+        .unwrap();
+    let on: bool = conn.query_one(IS_TLS, &[]).await.unwrap().get(0);
+    assert!(on, "the server's side of the proxy is TLS");
+    conn.close().await.unwrap();
+
+    let own_cert = s.proxy("proxy", true, to_server);
+    let err = select_one(&via(own_cert.port(), "u_pw", &extra("require")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Db, "{err}");
+    assert!(err.to_string().contains("channel binding"), "{err}");
 }

@@ -1,8 +1,8 @@
 //! Connection settings with libpq's semantics: a `postgresql://` URI or a
 //! `key=value` string, then a connection service, then the `PG*` environment for
 //! whatever is still unset; and libpq's decisions on what they mean (host lists,
-//! `target_session_attrs`, `load_balance_hosts`, keepalives, `sslnegotiation`, the
-//! default TLS files).
+//! `target_session_attrs`, `load_balance_hosts`, keepalives, and TLS: `sslmode`,
+//! `sslrootcert`, `sslnegotiation`, the default TLS files).
 //!
 //! Sans-IO like the rest of the core: the environment, file contents and whether a
 //! socket exists are passed in by the face, never read here.
@@ -11,8 +11,12 @@ pub mod passfile;
 mod resolve;
 pub mod service;
 pub mod session;
+mod tls;
 
 pub use resolve::{passfile_entries, resolve, service_settings, Environment, FileKind};
+pub use tls::{
+    default_tls_file, is_crl_dir_entry, RootCert, SslMode, SslNegotiation, ALPN_PROTOCOL,
+};
 
 use std::fmt;
 
@@ -250,28 +254,6 @@ impl Config {
         })
     }
 
-    /// `sslnegotiation` (default `postgres`); `direct` needs an `sslmode` that
-    /// insists on TLS, since a server that cannot do TLS cannot answer it at all.
-    pub fn sslnegotiation(&self) -> Result<SslNegotiation, ConfigError> {
-        match self.client_option("sslnegotiation") {
-            None | Some("postgres") => Ok(SslNegotiation::Postgres),
-            Some("direct") => {
-                let mode = self.sslmode.as_deref().unwrap_or("prefer");
-                if matches!(mode, "require" | "verify-ca" | "verify-full") {
-                    Ok(SslNegotiation::Direct)
-                } else {
-                    Err(ConfigError(format!(
-                        "weak sslmode {mode:?} may not be used with sslnegotiation=direct \
-                         (use \"require\", \"verify-ca\" or \"verify-full\")"
-                    )))
-                }
-            }
-            Some(other) => Err(ConfigError(format!(
-                "invalid sslnegotiation value: {other:?} (expected postgres or direct)"
-            ))),
-        }
-    }
-
     /// The `(host, port)` pairs to try, with libpq's pairing rules and defaults
     /// ([`default_hosts`] when no host is set; `socket_exists` tells whether a
     /// socket file exists).
@@ -444,15 +426,6 @@ pub struct Keepalives {
     pub count: Option<u32>,
 }
 
-/// How TLS starts (`sslnegotiation`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SslNegotiation {
-    /// An SSLRequest first, and TLS if the server agrees (every server version).
-    Postgres,
-    /// A TLS handshake straight away, with ALPN `postgresql` (PostgreSQL 17 and later).
-    Direct,
-}
-
 /// Shuffles `items` for `load_balance_hosts=random`; `random(n)` must return a
 /// number below `n` (the face brings the randomness: the core has none).
 pub fn shuffle<T>(items: &mut [T], mut random: impl FnMut(usize) -> usize) {
@@ -460,12 +433,6 @@ pub fn shuffle<T>(items: &mut [T], mut random: impl FnMut(usize) -> usize) {
         let j = random(i + 1).min(i);
         items.swap(i, j);
     }
-}
-
-/// Where libpq looks for a TLS file it was not given: `~/.postgresql/<name>`
-/// (`root.crt`, `root.crl`, `postgresql.crt`, `postgresql.key`), under `home`.
-pub fn default_tls_file(home: Option<&str>, name: &str) -> Option<String> {
-    home.map(|h| format!("{}/.postgresql/{name}", h.trim_end_matches('/')))
 }
 
 /// One item of a `host=` list, with the port written after it if any: `db:5433`,
