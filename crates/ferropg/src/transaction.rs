@@ -332,6 +332,32 @@ pub(crate) struct TransactionOptions {
     pub(crate) deferrable: Option<bool>,
 }
 
+/// The option setters of a transaction builder (a struct with an `options:
+/// TransactionOptions` field), for both faces' builders.
+macro_rules! option_setters {
+    () => {
+        /// Sets the isolation level.
+        pub fn isolation_level(mut self, level: IsolationLevel) -> Self {
+            self.options.isolation_level = Some(level);
+            self
+        }
+
+        /// Makes the transaction `READ ONLY` (`true`) or `READ WRITE` (`false`).
+        pub fn read_only(mut self, read_only: bool) -> Self {
+            self.options.read_only = Some(read_only);
+            self
+        }
+
+        /// Makes the transaction `DEFERRABLE` or `NOT DEFERRABLE` (which matters only
+        /// for a serializable read-only one).
+        pub fn deferrable(mut self, deferrable: bool) -> Self {
+            self.options.deferrable = Some(deferrable);
+            self
+        }
+    };
+}
+pub(crate) use option_setters;
+
 impl TransactionOptions {
     /// The `BEGIN` statement for these options.
     pub(crate) fn sql(&self) -> String {
@@ -365,24 +391,7 @@ impl<'c> TransactionBuilder<'c> {
         }
     }
 
-    /// Sets the isolation level.
-    pub fn isolation_level(mut self, level: IsolationLevel) -> Self {
-        self.options.isolation_level = Some(level);
-        self
-    }
-
-    /// Makes the transaction `READ ONLY` (`true`) or `READ WRITE` (`false`).
-    pub fn read_only(mut self, read_only: bool) -> Self {
-        self.options.read_only = Some(read_only);
-        self
-    }
-
-    /// Makes the transaction `DEFERRABLE` or `NOT DEFERRABLE` (which matters only
-    /// for a serializable read-only one).
-    pub fn deferrable(mut self, deferrable: bool) -> Self {
-        self.options.deferrable = Some(deferrable);
-        self
-    }
+    option_setters!();
 
     /// Runs the `BEGIN` and returns the [`Transaction`].
     pub async fn start(self) -> Result<Transaction<'c>, Error> {

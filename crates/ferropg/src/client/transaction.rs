@@ -10,7 +10,7 @@ use crate::batch::{Batch, BatchResult};
 use crate::row::Row;
 use crate::simple::SimpleQueryMessage;
 use crate::statement::{Statement, ToStatement};
-use crate::transaction::{IsolationLevel, TransactionOptions};
+use crate::transaction::{option_setters, IsolationLevel, TransactionOptions};
 use crate::Error;
 
 /// A transaction (`BEGIN` ... `COMMIT`) on a [`Client`], or a savepoint within one
@@ -280,24 +280,7 @@ impl<'a> ClientTransactionBuilder<'a> {
         }
     }
 
-    /// Sets the isolation level.
-    pub fn isolation_level(mut self, level: IsolationLevel) -> Self {
-        self.options.isolation_level = Some(level);
-        self
-    }
-
-    /// Makes the transaction `READ ONLY` (`true`) or `READ WRITE` (`false`).
-    pub fn read_only(mut self, read_only: bool) -> Self {
-        self.options.read_only = Some(read_only);
-        self
-    }
-
-    /// Makes the transaction `DEFERRABLE` or `NOT DEFERRABLE` (which matters only
-    /// for a serializable read-only one).
-    pub fn deferrable(mut self, deferrable: bool) -> Self {
-        self.options.deferrable = Some(deferrable);
-        self
-    }
+    option_setters!();
 
     /// Runs the `BEGIN` and returns the [`ClientTransaction`].
     pub async fn start(self) -> Result<ClientTransaction<'a>, Error> {
