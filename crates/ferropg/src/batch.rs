@@ -10,6 +10,7 @@ use bytes::Bytes;
 use ferropg_core::message::DataRow;
 use postgres_types::ToSql;
 
+use crate::connection::check_count;
 use crate::exchange::share;
 use crate::row::Row;
 use crate::statement::{Column, Source, ToStatement};
@@ -21,6 +22,89 @@ pub(crate) const GROUP_ROWS: usize = 256;
 /// How many of `execute_many`'s Sync groups may wait for their replies at once:
 /// the input is read no further ahead than this.
 pub(crate) const GROUPS_IN_FLIGHT: usize = 4;
+
+/// `execute_many`'s rows of parameters, taken from the caller's iterator one
+/// group at a time (never further ahead), each row checked against the first
+/// one's width. Both faces' `execute_many` read their input through it.
+pub(crate) struct RowGroups<I, P> {
+    rows: I,
+    width: usize,
+    /// The group's rows, one after the other.
+    params: Vec<P>,
+    count: usize,
+    more: bool,
+}
+
+impl<I, R, P> RowGroups<I, P>
+where
+    I: Iterator<Item = R>,
+    R: IntoIterator<Item = P>,
+{
+    /// Starts with the first row, which sets the width; None when there is none.
+    pub(crate) fn start(rows: impl IntoIterator<IntoIter = I>) -> Option<RowGroups<I, P>> {
+        let mut rows = rows.into_iter();
+        let params: Vec<P> = rows.next()?.into_iter().collect();
+        Some(RowGroups {
+            rows,
+            width: params.len(),
+            params,
+            count: 1,
+            more: true,
+        })
+    }
+
+    /// How many parameters each row has.
+    pub(crate) fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Adds rows to the group up to [`GROUP_ROWS`]. A row of another width ends
+    /// the input: its error is returned, and the rows before it stay in the group.
+    pub(crate) fn fill(&mut self) -> Result<(), Error> {
+        while self.more && self.count < GROUP_ROWS {
+            let Some(row) = self.rows.next() else {
+                self.more = false;
+                break;
+            };
+            let before = self.params.len();
+            self.params.extend(row);
+            if let Err(e) = check_count(self.width, self.params.len() - before) {
+                self.params.truncate(before);
+                self.more = false;
+                return Err(e);
+            }
+            self.count += 1;
+        }
+        Ok(())
+    }
+
+    /// The group's rows, each `width` parameters long.
+    pub(crate) fn rows(&self) -> impl Iterator<Item = &[P]> {
+        let width = self.width;
+        (0..self.count).map(move |i| &self.params[i * width..(i + 1) * width])
+    }
+
+    /// Whether the group has rows.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Empties the group, once it is sent.
+    pub(crate) fn clear(&mut self) {
+        self.params.clear();
+        self.count = 0;
+    }
+
+    /// Whether rows may remain in the input.
+    pub(crate) fn more(&self) -> bool {
+        self.more
+    }
+
+    /// Reads no more of the input (a group failed).
+    pub(crate) fn stop(&mut self) {
+        self.more = false;
+    }
+}
 
 /// Statements to send together, each with its parameters, to run with
 /// [`Client::batch_atomic`](crate::Client::batch_atomic) (one Sync: all or

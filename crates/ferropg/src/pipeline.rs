@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use postgres_types::BorrowToSql;
 
-use crate::batch::{Batch, BatchCollect, BatchResult, GROUPS_IN_FLIGHT, GROUP_ROWS};
+use crate::batch::{Batch, BatchCollect, BatchResult, RowGroups, GROUPS_IN_FLIGHT};
 use crate::cancel::timed;
 use crate::connection::{bind, check_count, is_stale};
 use crate::exchange::Response;
@@ -170,39 +170,22 @@ impl Connection {
         R: IntoIterator<Item = P>,
         P: BorrowToSql,
     {
-        let mut rows = rows.into_iter();
-        let mut params: Vec<P> = Vec::new();
-        let Some(first) = rows.next() else {
+        let Some(mut groups) = RowGroups::start(rows) else {
             return Ok(0);
         };
-        params.extend(first);
-        let width = params.len();
-        let bound = self.bound(source, width).await?;
+        let bound = self.bound(source, groups.width()).await?;
         let mut next_op = Some(self.begin_op().await?);
         let mut in_flight: VecDeque<u64> = VecDeque::with_capacity(GROUPS_IN_FLIGHT);
-        let (mut total, mut failure, mut more, mut count) = (0u64, None, true, 1usize);
+        let (mut total, mut failure) = (0u64, None);
         while failure.is_none() {
-            while more && count < GROUP_ROWS {
-                let Some(row) = rows.next() else {
-                    more = false;
-                    break;
-                };
-                let before = params.len();
-                params.extend(row);
-                if let Err(e) = check_count(width, params.len() - before) {
-                    params.truncate(before);
-                    failure = Some(e);
-                    more = false;
-                    break;
-                }
-                count += 1;
+            if let Err(e) = groups.fill() {
+                failure = Some(e);
             }
-            if count > 0 {
+            if !groups.is_empty() {
                 let op = next_op.take().unwrap_or_else(|| self.next_op_id());
                 let mut wire = self.core.request(&mut self.write_buf);
                 let statement = &bound.statement;
-                let encoded = (0..count).try_for_each(|i| {
-                    let row = &params[i * width..(i + 1) * width];
+                let encoded = groups.rows().try_for_each(|row| {
                     bind(&mut wire, "", statement.name(), statement.params(), row)?;
                     wire.execute("", 0)?;
                     Ok::<(), Error>(())
@@ -216,13 +199,12 @@ impl Connection {
                     }
                     Err(e) => {
                         failure.get_or_insert(e);
-                        more = false;
+                        groups.stop();
                     }
                 }
             }
-            params.clear();
-            count = 0;
-            while in_flight.len() >= GROUPS_IN_FLIGHT || (!more && !in_flight.is_empty()) {
+            groups.clear();
+            while in_flight.len() >= GROUPS_IN_FLIGHT || (!groups.more() && !in_flight.is_empty()) {
                 let Some(op) = in_flight.pop_front() else {
                     break;
                 };
@@ -232,12 +214,12 @@ impl Connection {
                     Err(e) if e.as_db_error().is_some() => {
                         self.forget_if_stale_err(std::slice::from_ref(&bound), &e);
                         failure.get_or_insert(e);
-                        more = false;
+                        groups.stop();
                     }
                     Err(e) => return Err(e),
                 }
             }
-            if !more {
+            if !groups.more() {
                 break;
             }
         }

@@ -9,8 +9,8 @@ use postgres_types::BorrowToSql;
 use super::requests::Bound;
 use super::shared::Reply;
 use super::Client;
-use crate::batch::{Batch, BatchCollect, BatchResult, GROUPS_IN_FLIGHT, GROUP_ROWS};
-use crate::connection::{bind, check_count, is_stale};
+use crate::batch::{Batch, BatchCollect, BatchResult, RowGroups, GROUPS_IN_FLIGHT};
+use crate::connection::{bind, is_stale};
 use crate::exchange::Response;
 use crate::statement::ToStatement;
 use crate::Error;
@@ -177,52 +177,32 @@ impl Client {
         R: IntoIterator<Item = P>,
         P: BorrowToSql,
     {
-        let mut rows = rows.into_iter();
         // The first row tells the parameter count the statement is checked against.
-        let mut params: Vec<P> = Vec::new();
-        let Some(first) = rows.next() else {
+        let Some(mut groups) = RowGroups::start(rows) else {
             return Ok(0);
         };
-        params.extend(first);
-        let width = params.len();
-        let bound = self.bound(statement.__source(), width).await?;
+        let bound = self.bound(statement.__source(), groups.width()).await?;
         let mut in_flight: VecDeque<Reply> = VecDeque::with_capacity(GROUPS_IN_FLIGHT);
         let mut total = 0u64;
         let mut failure = None;
-        let mut more = true;
-        // Rows in `params` (the first is there already).
-        let mut count = 1;
         while failure.is_none() {
             // The group's rows are taken from the caller's iterator outside the
             // client's lock (it is the caller's code).
-            while more && count < GROUP_ROWS {
-                let Some(row) = rows.next() else {
-                    more = false;
-                    break;
-                };
-                let before = params.len();
-                params.extend(row);
-                if let Err(e) = check_count(width, params.len() - before) {
-                    params.truncate(before);
-                    failure = Some(e);
-                    more = false;
-                    break;
-                }
-                count += 1;
+            if let Err(e) = groups.fill() {
+                failure = Some(e);
             }
-            if count > 0 {
-                match self.send_group(&bound, &params, width, count) {
+            if !groups.is_empty() {
+                match self.send_group(&bound, &groups) {
                     Ok(reply) => in_flight.push_back(reply),
                     Err(e) => {
                         failure.get_or_insert(e);
-                        more = false;
+                        groups.stop();
                     }
                 }
             }
-            params.clear();
-            count = 0;
+            groups.clear();
             // Backpressure: no further ahead than a few groups.
-            while in_flight.len() >= GROUPS_IN_FLIGHT || (!more && !in_flight.is_empty()) {
+            while in_flight.len() >= GROUPS_IN_FLIGHT || (!groups.more() && !in_flight.is_empty()) {
                 let Some(reply) = in_flight.pop_front() else {
                     break;
                 };
@@ -231,11 +211,11 @@ impl Client {
                     Err(e) => {
                         self.forget_if_stale(std::slice::from_ref(&bound), &e);
                         failure.get_or_insert(e);
-                        more = false;
+                        groups.stop();
                     }
                 }
             }
-            if !more {
+            if !groups.more() {
                 break;
             }
         }
@@ -256,18 +236,16 @@ impl Client {
 
     /// Queues one Sync group of `execute_many`: a Bind and an Execute for each
     /// of the `count` rows of `width` parameters in `params`.
-    fn send_group<P: BorrowToSql>(
-        &self,
-        bound: &Bound,
-        params: &[P],
-        width: usize,
-        count: usize,
-    ) -> Result<Reply, Error> {
+    fn send_group<I, R, P>(&self, bound: &Bound, groups: &RowGroups<I, P>) -> Result<Reply, Error>
+    where
+        I: Iterator<Item = R>,
+        R: IntoIterator<Item = P>,
+        P: BorrowToSql,
+    {
         let statement = &bound.statement;
         self.shared.submit(Response::default(), |state, op| {
             let mut wire = state.core.request(&mut state.write_buf);
-            for i in 0..count {
-                let row = &params[i * width..(i + 1) * width];
+            for row in groups.rows() {
                 bind(&mut wire, "", statement.name(), statement.params(), row)?;
                 wire.execute("", 0)?;
             }
