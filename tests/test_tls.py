@@ -120,6 +120,30 @@ async def test_certificate_checks(tls_cluster, certs):
         await ferropg.connect(**_kw(tls_cluster, ssl=True, host="localhost"))
 
 
+async def test_system_roots(tls_cluster, certs, monkeypatch):
+    # sslrootcert=system (libpq 16): the platform's roots, verify-full by default and
+    # no weaker mode. OpenSSL's default paths honour SSL_CERT_FILE, which stands in for
+    # the platform store here: the test CA, or another one.
+    dsn = f"postgresql://postgres@localhost:{tls_cluster.port}/postgres?sslrootcert=system"
+    monkeypatch.setenv("SSL_CERT_FILE", str(certs / "ca.crt"))
+    con = await ferropg.connect(dsn)
+    assert await _tls_of(con) is True
+    await con.close()
+    con = await ferropg.connect(f"{dsn}&sslmode=verify-full")
+    assert await _tls_of(con) is True
+    await con.close()
+    # verify-full by default: the certificate does not name 127.0.0.1.
+    by_ip = dsn.replace("localhost", "127.0.0.1")
+    with pytest.raises(ssl.SSLCertVerificationError):
+        await ferropg.connect(by_ip)
+    for weak in ("disable", "prefer", "require", "verify-ca"):
+        with pytest.raises(exceptions.ClientConfigurationError, match=f'weak sslmode "{weak}"'):
+            await ferropg.connect(f"{dsn}&sslmode={weak}")
+    monkeypatch.setenv("SSL_CERT_FILE", str(certs / "other.crt"))
+    with pytest.raises(ssl.SSLCertVerificationError):
+        await ferropg.connect(dsn)
+
+
 async def test_missing_root_certificate(tls_cluster, tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
 

@@ -103,6 +103,12 @@ def _verify_locations(ctx: ssl_module.SSLContext, mode: SSLMode, rootcert: str |
     """Loads the root certificates: an explicit file must exist; the default
     ``~/.postgresql/root.crt`` may be missing with ``require``, which then checks nothing
     (libpq's rule), but not with ``verify-ca`` or ``verify-full``."""
+    if rootcert == "system":
+        # libpq 16: the roots the platform trusts (OpenSSL's default paths, which
+        # SSL_CERT_FILE and SSL_CERT_DIR override).
+        ctx.load_default_certs(ssl_module.Purpose.SERVER_AUTH)
+        ctx.verify_mode = ssl_module.CERT_REQUIRED
+        return
     if rootcert:
         ctx.load_verify_locations(cafile=rootcert)
         ctx.verify_mode = ssl_module.CERT_REQUIRED
@@ -244,6 +250,11 @@ def tls_config(
     if ssl is None:
         ssl = option("sslmode")
     asked = ssl is not None
+    if option("sslrootcert") == "system" and (ssl is None or isinstance(ssl, (str, SSLMode))):
+        # The core's rule: verify-full by default, and no weaker mode (libpq 16).
+        name = None if ssl is None else _parse_sslmode(ssl).name.replace("_", "-")
+        ssl = _native.ssl_mode(name, "system")
+        asked = True
     if ssl is None and have_tcp:
         ssl = "prefer"
 

@@ -53,6 +53,32 @@ fn ssl_request(py: Python<'_>) -> Bound<'_, pyo3::types::PyBytes> {
     pyo3::types::PyBytes::new(py, &buf)
 }
 
+/// The `sslmode` in force (the core's rule): `sslmode` as given, else `prefer`, but
+/// `verify-full` with `sslrootcert=system`, which refuses any weaker mode (libpq 16).
+/// A name libpq does not know, or a weak mode with system roots, raises
+/// ClientConfigurationError.
+#[pyfunction]
+#[pyo3(signature = (sslmode, sslrootcert))]
+fn ssl_mode(
+    py: Python<'_>,
+    sslmode: Option<&str>,
+    sslrootcert: Option<&str>,
+) -> PyResult<&'static str> {
+    let mut config = ferropg_core::config::Config {
+        sslmode: sslmode.map(str::to_owned),
+        ..Default::default()
+    };
+    if let Some(root) = sslrootcert {
+        config
+            .client_options
+            .push(("sslrootcert".to_owned(), root.to_owned()));
+    }
+    config
+        .ssl_mode()
+        .map(|mode| mode.as_str())
+        .map_err(|e| errors::client_error(py, errors::ClientError::ClientConfiguration, e.0))
+}
+
 /// Whether the statement cache takes a statement of this SQL text (the core's rule):
 /// the cache is on and the text is at most `max_chars` characters (0: no limit).
 #[pyfunction]
@@ -96,6 +122,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(quote_literal, m)?)?;
     m.add_function(wrap_pyfunction!(cancel_request, m)?)?;
     m.add_function(wrap_pyfunction!(ssl_request, m)?)?;
+    m.add_function(wrap_pyfunction!(ssl_mode, m)?)?;
     m.add_function(wrap_pyfunction!(cacheable, m)?)?;
     m.add_function(wrap_pyfunction!(unique_name, m)?)?;
     m.add("UNLOCK_ADVISORY", ferropg_core::reset::UNLOCK_ADVISORY)?;
