@@ -76,6 +76,22 @@ impl Default for ResetPolicy {
     }
 }
 
+impl ResetPolicy {
+    /// Behind a transaction-mode pooler: outside a transaction the next statement
+    /// may reach any server session, where unlocking, unlistening or resetting
+    /// would undo another client's session. Only an open transaction is ours to
+    /// end, and [`plan`] always ends one.
+    pub fn behind_pooler() -> ResetPolicy {
+        ResetPolicy {
+            advisory_locks: false,
+            close_cursors: false,
+            unlisten: false,
+            reset_settings: false,
+            temp_tables: false,
+        }
+    }
+}
+
 /// The query that releases a session's advisory locks. It costs the server a parse
 /// and a plan as a simple query, where a prepared statement costs neither: a front end
 /// runs it through its statement cache, with the rest of the reset ahead of it in the

@@ -857,6 +857,7 @@ impl Connection {
         match self.describe(name.name(), sql, types).await {
             Ok((params, columns)) => Ok(Statement::new(
                 name.into_name(),
+                sql,
                 self.id,
                 params,
                 columns,
@@ -1053,7 +1054,7 @@ impl Connection {
                 let (types, columns) = self.describe("", sql, &[]).await?;
                 check_count(types.len(), nparams)?;
                 Ok(Target::Bound {
-                    statement: Statement::unnamed(self.id, types, columns),
+                    statement: Statement::unnamed(sql, self.id, types, columns),
                     cached: false,
                 })
             }
@@ -1151,6 +1152,7 @@ impl Connection {
                     let params = params.into_iter().map(type_from_oid).collect();
                     let statement = Statement::new(
                         name.into_name(),
+                        &sql,
                         self.id,
                         params,
                         columns.clone(),

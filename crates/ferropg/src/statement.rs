@@ -79,6 +79,9 @@ pub struct Statement(Arc<Inner>);
 
 struct Inner {
     name: String,
+    /// Its SQL text, parsed again as the unnamed statement behind a transaction-mode
+    /// pooler (where the named one may not exist in the session a request reaches).
+    sql: Arc<str>,
     connection_id: u64,
     params: Vec<Type>,
     columns: Arc<[Column]>,
@@ -88,6 +91,7 @@ struct Inner {
 impl Statement {
     pub(crate) fn new(
         name: String,
+        sql: &str,
         connection_id: u64,
         params: Vec<Type>,
         columns: Arc<[Column]>,
@@ -95,6 +99,7 @@ impl Statement {
     ) -> Statement {
         Statement(Arc::new(Inner {
             name,
+            sql: Arc::from(sql),
             connection_id,
             params,
             columns,
@@ -105,12 +110,14 @@ impl Statement {
     /// The unnamed statement, just described: never closed (the next Parse of an
     /// unnamed statement replaces it).
     pub(crate) fn unnamed(
+        sql: &str,
         connection_id: u64,
         params: Vec<Type>,
         columns: Arc<[Column]>,
     ) -> Statement {
         Statement(Arc::new(Inner {
             name: String::new(),
+            sql: Arc::from(sql),
             connection_id,
             params,
             columns,
@@ -121,6 +128,11 @@ impl Statement {
     /// The statement's name on the server (empty for the unnamed statement).
     pub fn name(&self) -> &str {
         &self.0.name
+    }
+
+    /// The SQL text it was prepared from.
+    pub fn sql(&self) -> &str {
+        &self.0.sql
     }
 
     /// The parameter types, `$1` first.

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 use postgres_types::BorrowToSql;
 
-use super::requests::Bound;
+use super::requests::{bind_statement, Bound};
 use super::shared::Reply;
 use super::Client;
 use crate::batch::{Batch, BatchCollect, BatchResult, RowGroups, GROUPS_IN_FLIGHT};
@@ -43,16 +43,10 @@ impl Client {
             ..Response::default()
         };
         let reply = self.shared.submit(resp, |state, op| {
+            let pooler = state.pooler_mode;
             let mut wire = state.core.request(&mut state.write_buf);
             for (b, entry) in bound.iter().zip(&batch.entries) {
-                let statement = &b.statement;
-                bind(
-                    &mut wire,
-                    "",
-                    statement.name(),
-                    statement.params(),
-                    &entry.params,
-                )?;
+                bind_statement(&mut wire, &b.statement, &entry.params, pooler)?;
                 wire.execute("", 0)?;
                 wire.rows_of(b.columns.len());
             }
@@ -100,16 +94,10 @@ impl Client {
                 rows: entry.keep_rows.then(Vec::new),
                 ..Response::default()
             };
-            let statement = &b.statement;
             let submitted = self.shared.submit(resp, |state, op| {
+                let pooler = state.pooler_mode;
                 let mut wire = state.core.request(&mut state.write_buf);
-                bind(
-                    &mut wire,
-                    "",
-                    statement.name(),
-                    statement.params(),
-                    &entry.params,
-                )?;
+                bind_statement(&mut wire, &b.statement, &entry.params, pooler)?;
                 wire.execute("", 0)?;
                 wire.rows_of(b.columns.len());
                 wire.send(op);
@@ -244,9 +232,16 @@ impl Client {
     {
         let statement = &bound.statement;
         self.shared.submit(Response::default(), |state, op| {
+            // Behind a pooler the statement is parsed again, once for the group.
+            let unnamed = state.pooler_mode || statement.name().is_empty();
+            let name = if unnamed { "" } else { statement.name() };
             let mut wire = state.core.request(&mut state.write_buf);
+            if unnamed {
+                let types = statement.params().iter().map(postgres_types::Type::oid);
+                wire.parse("", statement.sql(), types)?;
+            }
             for row in groups.rows() {
-                bind(&mut wire, "", statement.name(), statement.params(), row)?;
+                bind(&mut wire, "", name, statement.params(), row)?;
                 wire.execute("", 0)?;
             }
             wire.rows_of(bound.columns.len());

@@ -11,12 +11,14 @@
 
 use std::sync::Arc;
 
+use ferropg_core::conn::Request as CoreRequest;
 use ferropg_core::message::frontend;
 use ferropg_core::message::TransactionStatus;
+use ferropg_core::sqlstate;
 use postgres_types::{BorrowToSql, Type};
 
 use super::feed::FeedTx;
-use super::shared::{Reply, ReplyTo};
+use super::shared::{Reply, ReplyTo, Waiting};
 use super::Client;
 use crate::connection::{bind, check_count, is_stale, NO_PARAMS};
 use crate::exchange::Response;
@@ -54,6 +56,8 @@ struct InFlight {
     adopt: Option<(String, PendingName)>,
     /// The statement came from the cache (a stale one clears the cache).
     cached: bool,
+    /// The request bound a statement by its name (see `Client::pooler_found`).
+    by_name: bool,
     /// The statement bound, kept alive until its reply.
     _statement: Option<Statement>,
 }
@@ -77,9 +81,13 @@ impl Client {
                 return Ok(resp);
             };
             let err = Error::db(db);
-            if req.cached && is_stale(&err) {
-                self.clear_statement_cache();
-                // Outside a transaction the statement can simply run again.
+            let pooler = req.by_name && self.pooler_found(&err);
+            if (req.cached && is_stale(&err)) || pooler {
+                if req.cached {
+                    self.clear_statement_cache();
+                }
+                // Outside a transaction the statement can simply run again: its
+                // Bind was refused, so nothing of it ran.
                 if !retried && self.transaction_status() == TransactionStatus::Idle {
                     retried = true;
                     continue;
@@ -100,6 +108,7 @@ impl Client {
         let params = params.into_iter().map(type_from_oid).collect();
         let statement = Statement::new(
             name.into_name(),
+            &sql,
             self.shared.id,
             params,
             columns.clone(),
@@ -126,11 +135,20 @@ impl Client {
         match target {
             Target::Bound { statement, cached } => {
                 resp.columns = Some(statement.columns_arc().clone());
-                let reply = self.shared.submit(resp, |state, op| {
+                let mut by_name = false;
+                let reply = self.shared.submit(resp, |state, mut op| {
+                    let pooler = state.pooler_mode;
                     let mut wire = state.core.request(&mut state.write_buf);
-                    bind(&mut wire, "", statement.name(), statement.params(), params)?;
+                    by_name = bind_statement(&mut wire, &statement, params, pooler)?;
+                    if by_name {
+                        wire.rows_of(statement.columns_arc().len());
+                    } else {
+                        // Parsed again: the portal's description gives the columns
+                        // as they are now, should the result type have changed.
+                        wire.describe_portal("")?;
+                        op.resp.describe = true;
+                    }
                     wire.execute("", 0)?;
-                    wire.rows_of(statement.columns_arc().len());
                     wire.send(op);
                     Ok(())
                 })?;
@@ -138,6 +156,7 @@ impl Client {
                     reply,
                     adopt: None,
                     cached,
+                    by_name,
                     _statement: Some(statement),
                 })
             }
@@ -165,6 +184,7 @@ impl Client {
                     reply,
                     adopt: name.map(|name| (sql.to_owned(), name)),
                     cached: false,
+                    by_name: false,
                     _statement: None,
                 })
             }
@@ -199,6 +219,10 @@ impl Client {
                     statement,
                     cached: true,
                 })
+            }
+            // Behind a pooler a named statement could not be bound later.
+            Ok(None) if nparams == 0 && !learn_first && self.pooler_mode() => {
+                Ok(Target::Parse { sql, name: None })
             }
             Ok(None) if nparams == 0 && !learn_first => Ok(Target::Parse {
                 sql,
@@ -246,8 +270,9 @@ impl Client {
         };
         self.shared
             .submit_to(resp, ReplyTo::Rows(feed), |state, op| {
+                let pooler = state.pooler_mode;
                 let mut wire = state.core.request(&mut state.write_buf);
-                bind(&mut wire, "", statement.name(), statement.params(), params)?;
+                bind_statement(&mut wire, &statement, params, pooler)?;
                 wire.execute("", 0)?;
                 wire.rows_of(statement.columns_arc().len());
                 wire.send(op);
@@ -291,8 +316,11 @@ impl Client {
         types: &[Type],
     ) -> Result<Statement, Error> {
         // On any error the guard closes the name: harmless if the Parse failed.
-        let name = self.shared.new_statement_name();
-        let (params, columns) = self.parse_and_describe(name.name(), sql, types).await?;
+        // Behind a pooler the statement is only described: it is parsed again,
+        // unnamed, in each request that runs it.
+        let name = (!self.pooler_mode()).then(|| self.shared.new_statement_name());
+        let server_name = name.as_ref().map_or("", PendingName::name);
+        let (params, columns) = self.parse_and_describe(server_name, sql, types).await?;
         let column_oids = columns.iter().map(|c| c.type_().oid());
         self.learn_types(params.iter().copied().chain(column_oids).collect())
             .await?;
@@ -301,13 +329,17 @@ impl Client {
             let params = params.into_iter().map(|oid| state.types.get(oid)).collect();
             (params, state.types.retype(&columns).unwrap_or(columns))
         };
-        Ok(Statement::new(
-            name.into_name(),
-            self.shared.id,
-            params,
-            columns,
-            &self.shared.close_queue,
-        ))
+        Ok(match name {
+            Some(name) => Statement::new(
+                name.into_name(),
+                sql,
+                self.shared.id,
+                params,
+                columns,
+                &self.shared.close_queue,
+            ),
+            None => Statement::unnamed(sql, self.shared.id, params, columns),
+        })
     }
 
     /// One round trip: Parse, Describe, Sync. Returns the parameter OIDs and the
@@ -389,5 +421,67 @@ impl Client {
             row.set_columns(new.clone());
         }
         Ok(())
+    }
+}
+
+/// Writes the Bind of `statement` to the unnamed portal: by its name, or behind a
+/// transaction-mode pooler (`pooler`) as the unnamed statement parsed again in the
+/// same request with the parameter types known, since the server session a request
+/// reaches may not have the named one. Returns whether it bound by name.
+pub(super) fn bind_statement<P: BorrowToSql>(
+    wire: &mut CoreRequest<'_, Waiting>,
+    statement: &Statement,
+    params: &[P],
+    pooler: bool,
+) -> Result<bool, Error> {
+    if statement.name().is_empty() || pooler {
+        wire.parse(
+            "",
+            statement.sql(),
+            statement.params().iter().map(Type::oid),
+        )?;
+        bind(wire, "", "", statement.params(), params)?;
+        return Ok(false);
+    }
+    bind(wire, "", statement.name(), statement.params(), params)?;
+    Ok(true)
+}
+
+impl Client {
+    /// Whether statements are bound as the unnamed one, parsed again in each
+    /// request: behind a transaction-mode pooler (pgbouncer's `pool_mode =
+    /// transaction`), where each request may reach another server session. The
+    /// client switches by itself the first time a statement it prepared is missing
+    /// (see [`enter_pooler_mode`](Client::enter_pooler_mode)).
+    pub fn pooler_mode(&self) -> bool {
+        self.shared.lock().pooler_mode
+    }
+
+    /// Binds every statement as the unnamed one from now on, parsed again (with
+    /// the parameter types already known) in the request that runs it, and its
+    /// portal described, so a changed result type is still seen: one round trip
+    /// per call, as before, and nothing that a server session may lack. A client
+    /// does this by itself when a named statement of its own is missing (SQLSTATE
+    /// 26000) or already there (42P05), unless a `DEALLOCATE`/`DISCARD ALL` of the
+    /// user's explains it; a [`Pool`](crate::Pool) then switches all its clients.
+    /// The failed call is run again when nothing of it ran (outside a transaction
+    /// block); inside one its error is returned.
+    pub fn enter_pooler_mode(&self) {
+        self.shared.lock().pooler_mode = true;
+    }
+
+    /// Switches to pooler mode when `err` says that a statement this client named
+    /// is not in the session its request reached (or another of that name is),
+    /// and no statement was discarded by the user's own commands. True when the
+    /// client is in pooler mode now.
+    pub(super) fn pooler_found(&self, err: &Error) -> bool {
+        let code = err.code();
+        let lost = code == Some(&sqlstate::INVALID_SQL_STATEMENT_NAME)
+            || code == Some(&sqlstate::DUPLICATE_PREPARED_STATEMENT);
+        let mut state = self.shared.lock();
+        if lost && state.core.statements_discarded() == 0 {
+            state.pooler_mode = true;
+        }
+        state.pooler_mode && lost
     }
 }

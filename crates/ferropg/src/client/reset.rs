@@ -42,6 +42,10 @@ impl Client {
             state.notice_handler = None;
             let footprint = state.core.take_footprint();
             let status = state.core.transaction_status();
+            let policy = match state.pooler_mode {
+                true => ResetPolicy::behind_pooler(),
+                false => policy,
+            };
             (reset::plan(status, footprint, policy), status)
         };
         if !plan.deferred.is_empty() {
@@ -85,10 +89,21 @@ impl Client {
         let resp = reply.response().await?;
         // The reset's own statements are no footprint of the next user's.
         self.shared.lock().core.take_footprint();
-        match resp.error {
-            Some(e) => Err(Error::db(e)),
-            None => Ok(None),
+        let Some(db) = resp.error else {
+            return Ok(None);
+        };
+        let err = Error::db(db);
+        if unlock.is_some() && self.pooler_found(&err) {
+            // The unlock statement was not in the session the request reached: a
+            // transaction-mode pooler, where the session is any client's and a
+            // reset only ends an open transaction of ours.
+            if self.transaction_status() != TransactionStatus::Idle {
+                self.batch_execute("ROLLBACK").await?;
+            }
+            self.shared.lock().core.take_footprint();
+            return Ok(None);
         }
+        Err(err)
     }
 
     /// The advisory unlock as a cached statement (prepared once per session), or

@@ -186,6 +186,9 @@ pub(crate) struct State {
     pub(crate) notice_handler: Option<NoticeHandler>,
     /// Requests written so far (a pool retires a connection after `max_queries`).
     pub(crate) requests: u64,
+    /// A transaction-mode pooler sits in between: statements are bound as the
+    /// unnamed one, parsed again in each request (see `Client::enter_pooler_mode`).
+    pub(crate) pooler_mode: bool,
 }
 
 /// Everything a Client and its driver share.
@@ -242,6 +245,7 @@ impl Shared {
                 notifications: session.notifications,
                 notice_handler: session.notice_handler,
                 requests: 0,
+                pooler_mode: false,
             }),
             id: session.id,
             close_queue: session.close_queue,

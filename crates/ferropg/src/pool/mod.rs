@@ -75,6 +75,9 @@ struct Inner {
     idle: Mutex<Vec<Member>>,
     open: Arc<AtomicUsize>,
     generation: AtomicU64,
+    /// One of its clients met a transaction-mode pooler: all of them bind their
+    /// statements unnamed (see [`Client::enter_pooler_mode`]).
+    behind_pooler: AtomicBool,
     closed: AtomicBool,
     /// Where releases and the upkeep run (a `PooledClient` may be dropped outside
     /// any runtime).
@@ -102,6 +105,7 @@ impl Pool {
             idle: Mutex::new(Vec::with_capacity(max)),
             open: Arc::new(AtomicUsize::new(0)),
             generation: AtomicU64::new(0),
+            behind_pooler: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             runtime: Handle::current(),
         });
@@ -247,6 +251,9 @@ impl Inner {
     }
 
     fn lend(self: &Arc<Self>, member: Member, permit: OwnedSemaphorePermit) -> PooledClient {
+        if self.behind_pooler.load(Ordering::Acquire) {
+            member.client.enter_pooler_mode();
+        }
         PooledClient {
             member: Some(member),
             permit: Some(permit),
@@ -274,6 +281,9 @@ impl Inner {
             || member.reset_failed()
         {
             return false;
+        }
+        if member.client.pooler_mode() {
+            self.behind_pooler.store(true, Ordering::Release);
         }
         let reset = member.client.reset_session(s.reset);
         match tokio::time::timeout(s.release_timeout, reset).await {

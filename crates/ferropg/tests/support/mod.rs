@@ -28,6 +28,7 @@
 // Each test binary uses its own part of this module.
 #![allow(dead_code)]
 
+pub mod bouncer;
 pub mod certs;
 pub mod faultproxy;
 pub mod rng;

@@ -1,0 +1,167 @@
+//! The Rust face behind a transaction-mode pgbouncer (Debian's 1.18, two server
+//! connections used round robin, so consecutive transactions of one client reach
+//! different server sessions), with no setting at all: the client finds the pooler
+//! from the first statement it prepared that goes missing, runs that call again,
+//! and binds every statement unnamed from then on; a pool switches all its
+//! clients and resets only an open transaction.
+
+mod support;
+
+use std::sync::Arc;
+
+use ferropg::{Client, Pool, SqlState};
+use futures_util::TryStreamExt;
+use support::bouncer::Bouncer;
+
+#[tokio::test]
+async fn a_client_works_through_pgbouncer_with_no_setting() {
+    let bouncer = Bouncer::start(support::shared());
+    let mut client = Client::connect(&bouncer.config()).await.unwrap();
+    // Cached statements with parameters, and text without: each call may reach
+    // the other server session.
+    for i in 0..40i32 {
+        let row = client
+            .query_one("select $1::int4 + 1", &[&i])
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, i32>(0), i + 1);
+        let row = client.query_one("select 'plain'", &[]).await.unwrap();
+        assert_eq!(row.get::<_, &str>(0), "plain");
+    }
+    assert!(client.pooler_mode(), "the pooler went unnoticed");
+
+    // A statement of the caller's own.
+    let shout = client.prepare("select $1::text || '!'").await.unwrap();
+    for word in ["a", "b", "c", "d"] {
+        let row = client.query_one(&shout, &[&word]).await.unwrap();
+        assert_eq!(row.get::<_, String>(0), format!("{word}!"));
+    }
+
+    // A table that outlives transactions (a temporary one would stay in one
+    // server session).
+    let table = format!("pooler_rows_{}", std::process::id());
+    client
+        .batch_execute(&format!("create table {table} (x int4)"))
+        .await
+        .unwrap();
+    let inserted = client
+        .execute_many(
+            format!("insert into {table} values ($1)").as_str(),
+            (0..1000i32).map(|i| [i]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(inserted, 1000);
+    let tx = client.transaction().await.unwrap();
+    tx.execute(
+        format!("delete from {table} where x >= $1").as_str(),
+        &[&500i32],
+    )
+    .await
+    .unwrap();
+    let left: i64 = tx
+        .query_one(format!("select count(*) from {table}").as_str(), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 500);
+    tx.commit().await.unwrap();
+    let rows = client
+        .query_raw(
+            format!("select x from {table} where x < $1 order by x").as_str(),
+            [10i32],
+        )
+        .await
+        .unwrap();
+    let streamed: Vec<i32> = rows
+        .map_ok(|r| r.get::<_, i32>(0))
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(streamed, (0..10).collect::<Vec<_>>());
+    let copy = client
+        .copy_out(&format!("copy (select count(*) from {table}) to stdout"))
+        .await
+        .unwrap();
+    let out: Vec<bytes::Bytes> = copy.try_collect().await.unwrap();
+    assert_eq!(out.concat(), b"500\n");
+    client
+        .batch_execute(&format!("drop table {table}"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn inside_a_transaction_the_missing_statement_fails_once_and_the_client_switches() {
+    let bouncer = Bouncer::start(support::shared());
+    let mut client = Client::connect(&bouncer.config()).await.unwrap();
+    // Prepared by name in one server session, before anything tells of a pooler.
+    let statement = client.prepare("select $1::int4 * 2").await.unwrap();
+    let mut failed = None;
+    for _ in 0..4 {
+        let tx = client.transaction().await.unwrap();
+        match tx.query_one(&statement, &[&21i32]).await {
+            Ok(row) => {
+                assert_eq!(row.get::<_, i32>(0), 42);
+                tx.commit().await.unwrap();
+            }
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    let err = failed.expect("two server sessions, and the statement is in one");
+    assert_eq!(err.code(), Some(&SqlState::INVALID_SQL_STATEMENT_NAME));
+    assert!(client.pooler_mode());
+    // The next transaction runs it unnamed, wherever it lands.
+    for _ in 0..4 {
+        let tx = client.transaction().await.unwrap();
+        let row = tx.query_one(&statement, &[&21i32]).await.unwrap();
+        assert_eq!(row.get::<_, i32>(0), 42);
+        tx.commit().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_works_through_pgbouncer_and_switches_all_its_clients() {
+    let bouncer = Bouncer::start(support::shared());
+    let pool = Pool::builder(bouncer.config())
+        .min_size(2)
+        .max_size(4)
+        .build()
+        .await
+        .unwrap();
+    let pool = Arc::new(pool);
+    let mut tasks = Vec::new();
+    for i in 0..40i64 {
+        let pool = Arc::clone(&pool);
+        tasks.push(tokio::spawn(async move {
+            let client = pool.acquire().await?;
+            let row = client.query_one("select $1::int8 * 3", &[&i]).await?;
+            Ok::<i64, ferropg::Error>(row.get(0))
+        }));
+    }
+    for (i, task) in tasks.into_iter().enumerate() {
+        assert_eq!(task.await.unwrap().unwrap(), 3 * i as i64);
+    }
+    // Every client handed out from now on is in pooler mode.
+    for _ in 0..4 {
+        let client = pool.acquire().await.unwrap();
+        assert!(client.pooler_mode());
+        client.query_one("select 1", &[]).await.unwrap();
+    }
+    assert!(pool.size() <= 4);
+}
+
+#[tokio::test]
+async fn a_deallocate_of_the_users_own_is_not_taken_for_a_pooler() {
+    let client = Client::connect(&support::shared_config()).await.unwrap();
+    let row = client.query_one("select $1::int4", &[&1i32]).await.unwrap();
+    assert_eq!(row.get::<_, i32>(0), 1);
+    client.batch_execute("deallocate all").await.unwrap();
+    // The cached statement is gone: prepared again, and run, with no switch.
+    let row = client.query_one("select $1::int4", &[&2i32]).await.unwrap();
+    assert_eq!(row.get::<_, i32>(0), 2);
+    assert!(!client.pooler_mode());
+}
