@@ -52,7 +52,13 @@ test: setup build  ## every test: lints, cargo test, fuzz smoke, pytest, the asy
 test-rust:  ## cargo tests (integration tests start their own PostgreSQL; tests/examples.rs runs examples/rust/), the type and root-certificate features' tests in one more build, and a publish dry run
 	$(CARGO) test --workspace --quiet
 	$(CARGO) test --workspace --quiet --features "$(TYPE_FEATURES) $(TLS_FEATURES)" --test type_features --test tls
-	$(CARGO) publish --dry-run --workspace --quiet --allow-dirty
+	@# The dry run verifies ferropg against the ferropg-core it just packaged, which
+	@# cargo takes for a registry crate: its unpacked copy and its build are never
+	@# refreshed for the same version. Both are dropped first; the builds go to a
+	@# target directory of their own.
+	rm -rf "$${CARGO_HOME:-$$HOME/.cargo}"/registry/src/-*/ferropg-*
+	$(CARGO) clean --quiet -p ferropg-core --target-dir target/publish
+	$(CARGO) publish --dry-run --workspace --quiet --allow-dirty --target-dir target/publish
 
 test-python:  ## pytest against a temporary cluster, on asyncio and uvloop
 	$(PY) -m pytest -q tests
