@@ -1,15 +1,16 @@
 //! The Rust face behind a transaction-mode pgbouncer (Debian's 1.18, two server
 //! connections used round robin, so consecutive transactions of one client reach
-//! different server sessions), with no setting at all: the client finds the pooler
-//! from the first statement it prepared that goes missing, runs that call again,
-//! and binds every statement unnamed from then on; a pool switches all its
-//! clients and resets only an open transaction.
+//! different server sessions), with no setting at all: the startup probe suspects
+//! the pooler (statements inside transaction blocks are bound unnamed), the first
+//! statement it prepared that goes missing confirms it (that call runs again, and
+//! every statement is bound unnamed from then on); a pool switches all its clients
+//! and resets only an open transaction.
 
 mod support;
 
 use std::sync::Arc;
 
-use ferropg::{Client, Pool, SqlState};
+use ferropg::{Client, Pool};
 use futures_util::TryStreamExt;
 use support::bouncer::Bouncer;
 
@@ -92,35 +93,30 @@ async fn a_client_works_through_pgbouncer_with_no_setting() {
 }
 
 #[tokio::test]
-async fn inside_a_transaction_the_missing_statement_fails_once_and_the_client_switches() {
+async fn a_suspected_pooler_gets_unnamed_statements_inside_transactions() {
     let bouncer = Bouncer::start(support::shared());
     let mut client = Client::connect(&bouncer.config()).await.unwrap();
-    // Prepared by name in one server session, before anything tells of a pooler.
+    // Prepared by name in one server session, before any statement went missing.
     let statement = client.prepare("select $1::int4 * 2").await.unwrap();
-    let mut failed = None;
-    for _ in 0..4 {
-        let tx = client.transaction().await.unwrap();
-        match tx.query_one(&statement, &[&21i32]).await {
-            Ok(row) => {
-                assert_eq!(row.get::<_, i32>(0), 42);
-                tx.commit().await.unwrap();
-            }
-            Err(e) => {
-                failed = Some(e);
-                break;
-            }
-        }
-    }
-    let err = failed.expect("two server sessions, and the statement is in one");
-    assert_eq!(err.code(), Some(&SqlState::INVALID_SQL_STATEMENT_NAME));
-    assert!(client.pooler_mode());
-    // The next transaction runs it unnamed, wherever it lands.
+    // The startup probe (answered with the first request) found that pgbouncer's
+    // backend key names no server process of this session.
+    assert!(client.pooler_suspected());
+    assert!(!client.pooler_mode());
+    // Inside a transaction block the statement is parsed again, unnamed, wherever
+    // the block lands: nothing fails there (a failure would abort the block).
     for _ in 0..4 {
         let tx = client.transaction().await.unwrap();
         let row = tx.query_one(&statement, &[&21i32]).await.unwrap();
         assert_eq!(row.get::<_, i32>(0), 42);
         tx.commit().await.unwrap();
     }
+    // Outside one, the missing statement is found, the call run again, and the
+    // client switched.
+    for _ in 0..4 {
+        let row = client.query_one(&statement, &[&21i32]).await.unwrap();
+        assert_eq!(row.get::<_, i32>(0), 42);
+    }
+    assert!(client.pooler_mode());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,6 +155,7 @@ async fn a_deallocate_of_the_users_own_is_not_taken_for_a_pooler() {
     let client = Client::connect(&support::shared_config()).await.unwrap();
     let row = client.query_one("select $1::int4", &[&1i32]).await.unwrap();
     assert_eq!(row.get::<_, i32>(0), 1);
+    assert!(!client.pooler_suspected());
     client.batch_execute("deallocate all").await.unwrap();
     // The cached statement is gone: prepared again, and run, with no switch.
     let row = client.query_one("select $1::int4", &[&2i32]).await.unwrap();

@@ -43,7 +43,7 @@ impl Client {
             ..Response::default()
         };
         let reply = self.shared.submit(resp, |state, op| {
-            let pooler = state.pooler_mode;
+            let pooler = state.binds_unnamed();
             let mut wire = state.core.request(&mut state.write_buf);
             for (b, entry) in bound.iter().zip(&batch.entries) {
                 bind_statement(&mut wire, &b.statement, &entry.params, pooler)?;
@@ -95,7 +95,7 @@ impl Client {
                 ..Response::default()
             };
             let submitted = self.shared.submit(resp, |state, op| {
-                let pooler = state.pooler_mode;
+                let pooler = state.binds_unnamed();
                 let mut wire = state.core.request(&mut state.write_buf);
                 bind_statement(&mut wire, &b.statement, &entry.params, pooler)?;
                 wire.execute("", 0)?;
@@ -233,7 +233,7 @@ impl Client {
         let statement = &bound.statement;
         self.shared.submit(Response::default(), |state, op| {
             // Behind a pooler the statement is parsed again, once for the group.
-            let unnamed = state.pooler_mode || statement.name().is_empty();
+            let unnamed = state.binds_unnamed() || statement.name().is_empty();
             let name = if unnamed { "" } else { statement.name() };
             let mut wire = state.core.request(&mut state.write_buf);
             if unnamed {

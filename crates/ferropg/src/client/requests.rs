@@ -137,7 +137,7 @@ impl Client {
                 resp.columns = Some(statement.columns_arc().clone());
                 let mut by_name = false;
                 let reply = self.shared.submit(resp, |state, mut op| {
-                    let pooler = state.pooler_mode;
+                    let pooler = state.binds_unnamed();
                     let mut wire = state.core.request(&mut state.write_buf);
                     by_name = bind_statement(&mut wire, &statement, params, pooler)?;
                     if by_name {
@@ -270,7 +270,7 @@ impl Client {
         };
         self.shared
             .submit_to(resp, ReplyTo::Rows(feed), |state, op| {
-                let pooler = state.pooler_mode;
+                let pooler = state.binds_unnamed();
                 let mut wire = state.core.request(&mut state.write_buf);
                 bind_statement(&mut wire, &statement, params, pooler)?;
                 wire.execute("", 0)?;
@@ -455,6 +455,15 @@ impl Client {
     /// (see [`enter_pooler_mode`](Client::enter_pooler_mode)).
     pub fn pooler_mode(&self) -> bool {
         self.shared.lock().pooler_mode
+    }
+
+    /// Whether a transaction-mode pooler may sit in between: the startup's backend
+    /// key did not name the server process that answered (pgbouncer gives clients
+    /// keys of its own). Statements are then bound unnamed inside transaction
+    /// blocks, and a pool's reset only ends an open transaction.
+    pub fn pooler_suspected(&self) -> bool {
+        let mut state = self.shared.lock();
+        state.behind_pooler() && !state.pooler_mode
     }
 
     /// Binds every statement as the unnamed one from now on, parsed again (with

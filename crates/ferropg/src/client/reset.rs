@@ -42,7 +42,7 @@ impl Client {
             state.notice_handler = None;
             let footprint = state.core.take_footprint();
             let status = state.core.transaction_status();
-            let policy = match state.pooler_mode {
+            let policy = match state.behind_pooler() {
                 true => ResetPolicy::behind_pooler(),
                 false => policy,
             };

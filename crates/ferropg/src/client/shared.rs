@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use ferropg_core::conn::{Connection as CoreConnection, Phase};
+use ferropg_core::message::TransactionStatus;
 use ferropg_core::names;
 use ferropg_core::statement_cache::{self, Lookup, StatementCache};
 use tokio::sync::{oneshot, Notify};
@@ -189,6 +190,11 @@ pub(crate) struct State {
     /// A transaction-mode pooler sits in between: statements are bound as the
     /// unnamed one, parsed again in each request (see `Client::enter_pooler_mode`).
     pub(crate) pooler_mode: bool,
+    /// The startup probe's answer, until it is looked at (see `Client::probe`).
+    probe: Option<Reply>,
+    /// The probe found the server process other than the startup's backend key
+    /// names: a pooler may sit in between.
+    pub(crate) pooler_suspected: bool,
 }
 
 /// Everything a Client and its driver share.
@@ -246,6 +252,8 @@ impl Shared {
                 notice_handler: session.notice_handler,
                 requests: 0,
                 pooler_mode: false,
+                probe: None,
+                pooler_suspected: false,
             }),
             id: session.id,
             close_queue: session.close_queue,
@@ -475,6 +483,44 @@ impl Shared {
 }
 
 impl State {
+    /// Holds a query back to ride ahead of the first request: whether the server
+    /// runs in the process the startup's backend key names. A pooler in between
+    /// (pgbouncer) answers startup with a key of its own.
+    pub(crate) fn probe_for_pooler(&mut self) {
+        let sql = format!(
+            "SELECT 1 WHERE pg_backend_pid() = {}",
+            self.core.process_id()
+        );
+        let (tx, rx) = oneshot::channel();
+        let op = Waiting::new(Response::default(), ReplyTo::Once(tx));
+        if self.core.defer_query(&sql, op).is_ok() {
+            self.probe = Some(Reply::new(rx));
+        }
+    }
+
+    /// Whether a pooler sits in between, or may: pooler mode, or the startup probe
+    /// answered with no row.
+    pub(crate) fn behind_pooler(&mut self) -> bool {
+        if let Some(outcome) = self.probe.as_mut().and_then(Reply::try_response) {
+            self.probe = None;
+            self.pooler_suspected |=
+                matches!(outcome, Ok(resp) if resp.error.is_none() && resp.rows_affected == 0);
+        }
+        self.pooler_mode || self.pooler_suspected
+    }
+
+    /// Whether statements are bound as the unnamed one, parsed again in the
+    /// request: in pooler mode, and inside a transaction block when a pooler is
+    /// suspected, where a named statement missing from the server session would
+    /// abort the transaction (outside one its failure is retried, and switches to
+    /// pooler mode). A pooler that keeps prepared statements itself (pgbouncer
+    /// 1.21's `max_prepared_statements`) never fails one, and is not taken for a
+    /// pooler that needs pooler mode.
+    pub(crate) fn binds_unnamed(&mut self) -> bool {
+        let suspected = self.behind_pooler();
+        self.pooler_mode || (suspected && self.core.transaction_status() != TransactionStatus::Idle)
+    }
+
     /// Fails if the connection is closed.
     pub(crate) fn check_open(&self) -> Result<(), Error> {
         if self.core.phase() == Phase::Closed {
