@@ -211,10 +211,13 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, ConnectionHooks, metacl
         statements unnamed inside transaction blocks, where a statement missing from
         the server session the pooler chose would abort the transaction."""
         protocol = self._protocol
-        probe = f"SELECT 1 WHERE pg_backend_pid() = {int(protocol.get_server_pid())}"
+        probe = _native.pooler_probe(int(protocol.get_server_pid()))
 
         def answered(fut: asyncio.Future) -> None:
-            if not fut.cancelled() and fut.exception() is None and fut.result() == "SELECT 0":
+            if fut.cancelled() or fut.exception() is not None:
+                return
+            tag = fut.result()
+            if tag.startswith("SELECT ") and _native.probe_says_pooler(int(tag[7:])):
                 protocol.suspect_pooler()
 
         try:

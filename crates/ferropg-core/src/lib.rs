@@ -13,6 +13,7 @@ pub mod introspect;
 pub mod message;
 pub mod names;
 pub mod placeholders;
+pub mod pooler;
 pub mod quote;
 pub mod reset;
 pub mod sqlstate;

@@ -53,6 +53,19 @@ fn ssl_request(py: Python<'_>) -> Bound<'_, pyo3::types::PyBytes> {
     pyo3::types::PyBytes::new(py, &buf)
 }
 
+/// The pooler probe for a session whose backend key named `process_id` (the
+/// core's rule).
+#[pyfunction]
+fn pooler_probe(process_id: i32) -> String {
+    ferropg_core::pooler::probe_query(process_id)
+}
+
+/// Whether a pooler probe that returned `rows` rows means a pooler.
+#[pyfunction]
+fn probe_says_pooler(rows: u64) -> bool {
+    ferropg_core::pooler::probe_says_pooler(rows)
+}
+
 /// The `sslmode` in force (the core's rule): `sslmode` as given, else `prefer`, but
 /// `verify-full` with `sslrootcert=system`, which refuses any weaker mode (libpq 16).
 /// A name libpq does not know, or a weak mode with system roots, raises
@@ -123,6 +136,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cancel_request, m)?)?;
     m.add_function(wrap_pyfunction!(ssl_request, m)?)?;
     m.add_function(wrap_pyfunction!(ssl_mode, m)?)?;
+    m.add_function(wrap_pyfunction!(pooler_probe, m)?)?;
+    m.add_function(wrap_pyfunction!(probe_says_pooler, m)?)?;
     m.add_function(wrap_pyfunction!(cacheable, m)?)?;
     m.add_function(wrap_pyfunction!(unique_name, m)?)?;
     m.add("UNLOCK_ADVISORY", ferropg_core::reset::UNLOCK_ADVISORY)?;

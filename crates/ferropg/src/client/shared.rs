@@ -15,8 +15,8 @@ use std::time::Instant;
 use bytes::{Buf, Bytes, BytesMut};
 use ferropg_core::conn::{Connection as CoreConnection, Phase};
 use ferropg_core::message::TransactionStatus;
-use ferropg_core::names;
 use ferropg_core::statement_cache::{self, Lookup, StatementCache};
+use ferropg_core::{names, pooler};
 use tokio::sync::{oneshot, Notify};
 
 use super::feed::{End, FeedTx};
@@ -487,10 +487,7 @@ impl State {
     /// runs in the process the startup's backend key names. A pooler in between
     /// (pgbouncer) answers startup with a key of its own.
     pub(crate) fn probe_for_pooler(&mut self) {
-        let sql = format!(
-            "SELECT 1 WHERE pg_backend_pid() = {}",
-            self.core.process_id()
-        );
+        let sql = pooler::probe_query(self.core.process_id());
         let (tx, rx) = oneshot::channel();
         let op = Waiting::new(Response::default(), ReplyTo::Once(tx));
         if self.core.defer_query(&sql, op).is_ok() {
@@ -503,8 +500,7 @@ impl State {
     pub(crate) fn behind_pooler(&mut self) -> bool {
         if let Some(outcome) = self.probe.as_mut().and_then(Reply::try_response) {
             self.probe = None;
-            self.pooler_suspected |=
-                matches!(outcome, Ok(resp) if resp.error.is_none() && resp.rows_affected == 0);
+            self.pooler_suspected |= matches!(outcome, Ok(resp) if resp.error.is_none() && pooler::probe_says_pooler(resp.rows_affected));
         }
         self.pooler_mode || self.pooler_suspected
     }
