@@ -13,7 +13,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::task::{ready, Context, Poll, Waker};
 
 use crate::Error;
 
@@ -221,6 +221,60 @@ impl<T> std::ops::Deref for FeedHandle<T> {
 impl<T> Drop for FeedHandle<T> {
     fn drop(&mut self) {
         self.0.close();
+    }
+}
+
+/// The consumer's side of a feed as a stream: the items in order, then the end
+/// (the row count kept, or the error as the last item). The result streams read
+/// through it.
+pub(crate) struct FeedReader<T> {
+    feed: FeedHandle<T>,
+    /// Items taken from the queue in one batch.
+    taken: VecDeque<T>,
+    rows_affected: Option<u64>,
+    done: bool,
+}
+
+impl<T> FeedReader<T> {
+    pub(crate) fn new(feed: FeedHandle<T>) -> FeedReader<T> {
+        FeedReader {
+            feed,
+            taken: VecDeque::new(),
+            rows_affected: None,
+            done: false,
+        }
+    }
+
+    /// The row count of the command tag, once the feed ended without error.
+    pub(crate) fn rows_affected(&self) -> Option<u64> {
+        self.rows_affected
+    }
+
+    /// Whether the end was read.
+    pub(crate) fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// The next item; `None` after the end.
+    pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Error>>> {
+        loop {
+            if let Some(item) = self.taken.pop_front() {
+                return Poll::Ready(Some(Ok(item)));
+            }
+            if self.done {
+                return Poll::Ready(None);
+            }
+            match ready!(self.feed.poll_take(cx, &mut self.taken)) {
+                Taken::Items => {}
+                Taken::End(end) => {
+                    self.done = true;
+                    match end {
+                        Ok(n) => self.rows_affected = Some(n),
+                        Err(e) => return Poll::Ready(Some(Err(e))),
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -5,7 +5,6 @@
 //! `feed.rs`): a consumer that lags makes the driver stop reading, so memory stays
 //! bounded whatever the size of the result.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -16,7 +15,7 @@ use bytes::Bytes;
 use futures_core::Stream;
 use tokio::sync::futures::Notified;
 
-use super::feed::{FeedHandle, Taken};
+use super::feed::{FeedHandle, FeedReader};
 use super::shared::Shared;
 use super::Client;
 use crate::connection::is_stale;
@@ -37,17 +36,13 @@ use crate::Error;
 /// Dropping it before its end is safe: the driver reads the rest of the result and
 /// discards it, without building the rows.
 pub struct ClientRowStream {
-    feed: FeedHandle<Row>,
-    /// Rows taken from the queue in one batch.
-    taken: VecDeque<Row>,
+    rows: FeedReader<Row>,
     columns: Arc<[Column]>,
     /// The statement bound, kept open until the result ends.
     _statement: Statement,
     /// The statement came from the shared cache (a stale one clears it).
     cached: bool,
     shared: Arc<Shared>,
-    rows_affected: Option<u64>,
-    done: bool,
 }
 
 impl ClientRowStream {
@@ -59,14 +54,11 @@ impl ClientRowStream {
         shared: Arc<Shared>,
     ) -> ClientRowStream {
         ClientRowStream {
-            feed,
-            taken: VecDeque::new(),
+            rows: FeedReader::new(feed),
             columns,
             _statement: statement,
             cached,
             shared,
-            rows_affected: None,
-            done: false,
         }
     }
 
@@ -77,7 +69,7 @@ impl ClientRowStream {
 
     /// The row count of the command tag, once the stream has ended without error.
     pub fn rows_affected(&self) -> Option<u64> {
-        self.rows_affected
+        self.rows.rows_affected()
     }
 
     /// The next row; `None` at the end. The same as the [`Stream`]
@@ -93,30 +85,14 @@ impl Stream for ClientRowStream {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        loop {
-            if let Some(row) = this.taken.pop_front() {
-                return Poll::Ready(Some(Ok(row)));
-            }
-            if this.done {
-                return Poll::Ready(None);
-            }
-            match ready!(this.feed.poll_take(cx, &mut this.taken)) {
-                Taken::Items => {}
-                Taken::End(end) => {
-                    this.done = true;
-                    match end {
-                        Ok(n) => this.rows_affected = Some(n),
-                        Err(e) => {
-                            if this.cached && is_stale(&e) {
-                                let dropped = this.shared.lock().cache.clear();
-                                drop(dropped);
-                            }
-                            return Poll::Ready(Some(Err(e)));
-                        }
-                    }
-                }
+        let item = ready!(this.rows.poll_next(cx));
+        if let Some(Err(e)) = &item {
+            if this.cached && is_stale(e) {
+                let dropped = this.shared.lock().cache.clear();
+                drop(dropped);
             }
         }
+        Poll::Ready(item)
     }
 }
 
@@ -124,7 +100,7 @@ impl fmt::Debug for ClientRowStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientRowStream")
             .field("columns", &self.columns)
-            .field("done", &self.done)
+            .field("done", &self.rows.is_done())
             .finish_non_exhaustive()
     }
 }
@@ -134,10 +110,7 @@ impl fmt::Debug for ClientRowStream {
 /// each a shared slice of what was read. Bounded as a [`ClientRowStream`] is, and
 /// safe to drop before its end in the same way.
 pub struct ClientCopyOut {
-    feed: FeedHandle<Bytes>,
-    taken: VecDeque<Bytes>,
-    rows_affected: Option<u64>,
-    done: bool,
+    chunks: FeedReader<Bytes>,
 }
 
 impl ClientCopyOut {
@@ -146,16 +119,13 @@ impl ClientCopyOut {
         let not_a_copy = || Error::copy("the statement did not start a COPY TO STDOUT");
         std::future::poll_fn(|cx| feed.poll_started(cx, not_a_copy)).await?;
         Ok(ClientCopyOut {
-            feed,
-            taken: VecDeque::new(),
-            rows_affected: None,
-            done: false,
+            chunks: FeedReader::new(feed),
         })
     }
 
     /// The number of rows copied, once the stream has ended without error.
     pub fn rows_affected(&self) -> Option<u64> {
-        self.rows_affected
+        self.chunks.rows_affected()
     }
 
     /// The next chunk; `None` at the end. The same as the [`Stream`]
@@ -170,32 +140,14 @@ impl Stream for ClientCopyOut {
     type Item = Result<Bytes, Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        loop {
-            if let Some(chunk) = this.taken.pop_front() {
-                return Poll::Ready(Some(Ok(chunk)));
-            }
-            if this.done {
-                return Poll::Ready(None);
-            }
-            match ready!(this.feed.poll_take(cx, &mut this.taken)) {
-                Taken::Items => {}
-                Taken::End(end) => {
-                    this.done = true;
-                    match end {
-                        Ok(n) => this.rows_affected = Some(n),
-                        Err(e) => return Poll::Ready(Some(Err(e))),
-                    }
-                }
-            }
-        }
+        self.get_mut().chunks.poll_next(cx)
     }
 }
 
 impl fmt::Debug for ClientCopyOut {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientCopyOut")
-            .field("done", &self.done)
+            .field("done", &self.chunks.is_done())
             .finish_non_exhaustive()
     }
 }
