@@ -23,6 +23,18 @@ pub(crate) const GROUP_ROWS: usize = 256;
 /// the input is read no further ahead than this.
 pub(crate) const GROUPS_IN_FLIGHT: usize = 4;
 
+/// [`GROUPS_IN_FLIGHT`], or one behind a transaction-mode pooler: pgbouncer 1.18
+/// loses its place in the client's stream, now and then, when Sync groups are
+/// pipelined past the end of each transaction it pools ("invalid frontend message
+/// type", the session closed), so each group waits for the last one's answer.
+pub(crate) fn groups_in_flight(behind_pooler: bool) -> usize {
+    if behind_pooler {
+        1
+    } else {
+        GROUPS_IN_FLIGHT
+    }
+}
+
 /// `execute_many`'s rows of parameters, taken from the caller's iterator one
 /// group at a time (never further ahead), each row checked against the first
 /// one's width. Both faces' `execute_many` read their input through it.

@@ -103,6 +103,9 @@ pub struct Connection {
     pub(crate) types: TypeCache,
     /// Cancel requests sent for this connection and not yet answered.
     pub(crate) cancel_gate: Arc<CancelGate>,
+    /// A transaction-mode pooler sits in between (see
+    /// [`enter_pooler_mode`](Connection::enter_pooler_mode)).
+    pub(crate) pooler_mode: bool,
 }
 
 /// What a request runs: a statement to bind, or SQL text parsed in the same request.
@@ -126,6 +129,8 @@ pub(crate) struct Request {
     adopt: Option<(String, PendingName)>,
     /// The statement came from the cache (a stale one clears the cache).
     cached: bool,
+    /// The request bound a statement by its name (see `pooler_found`).
+    by_name: bool,
     /// The statement bound, kept alive with the request (and with a portal on it).
     pub(crate) statement: Option<Statement>,
 }
@@ -183,6 +188,7 @@ impl Connection {
             tls: None,
             types: TypeCache::default(),
             cancel_gate: Arc::default(),
+            pooler_mode: false,
         }
     }
 
@@ -659,7 +665,12 @@ impl Connection {
         };
         let read_buf = std::mem::take(&mut self.read_buf);
         let unread = std::mem::take(&mut self.unread);
-        Ok(Client::from_session(session, socket, read_buf, unread))
+        let pooler_mode = self.pooler_mode;
+        let (client, driver) = Client::from_session(session, socket, read_buf, unread);
+        if pooler_mode {
+            client.enter_pooler_mode();
+        }
+        Ok((client, driver))
     }
 
     /// True once the connection is closed (by [`close`](Connection::close), by the
@@ -853,6 +864,11 @@ impl Connection {
         sql: &str,
         types: &[Type],
     ) -> Result<Statement, Error> {
+        if self.pooler_mode {
+            // Only described: parsed again, unnamed, in each request that runs it.
+            let (params, columns) = self.describe("", sql, types).await?;
+            return Ok(Statement::unnamed(sql, self.id, params, columns));
+        }
         let name = self.new_statement_name();
         match self.describe(name.name(), sql, types).await {
             Ok((params, columns)) => Ok(Statement::new(
@@ -1036,7 +1052,8 @@ impl Connection {
                     });
                 }
                 if nparams == 0 && !learn_first {
-                    let name = Some(self.new_statement_name());
+                    // Behind a pooler a named statement could not be bound later.
+                    let name = (!self.pooler_mode).then(|| self.new_statement_name());
                     return Ok(Target::Parse { sql, name });
                 }
                 let statement = self.prepare_named(sql, &[]).await?;
@@ -1086,18 +1103,20 @@ impl Connection {
             resp: Response::default(),
             adopt: None,
             cached: false,
+            by_name: false,
             statement: None,
         };
         let mut wire = self.core.request(&mut self.write_buf);
         match target {
             Target::Bound { statement, cached } => {
-                bind(
-                    &mut wire,
-                    portal,
-                    statement.name(),
-                    statement.params(),
-                    params,
-                )?;
+                let by_name =
+                    bind_statement(&mut wire, portal, &statement, params, self.pooler_mode)?;
+                if !by_name {
+                    // Parsed again: the portal's description gives the columns as
+                    // they are now, should the result type have changed.
+                    wire.describe_portal(portal)?;
+                    req.resp.describe = true;
+                }
                 if let Some(max) = exec.max_rows {
                     wire.execute(portal, max)?;
                 }
@@ -1105,6 +1124,7 @@ impl Connection {
                 wire.send(op);
                 req.resp.columns = Some(learned.unwrap_or_else(|| statement.columns_arc().clone()));
                 req.cached = cached;
+                req.by_name = by_name;
                 req.statement = Some(statement);
             }
             Target::Parse { sql, name } => {
@@ -1166,13 +1186,53 @@ impl Connection {
                 _ => drop(name.into_name()),
             }
         }
-        match result {
-            Err(e) if req.cached && is_stale(e) => {
-                self.clear_statement_cache();
-                self.transaction_status() == TransactionStatus::Idle
-            }
-            _ => false,
+        let Err(e) = result else {
+            return false;
+        };
+        let pooler = req.by_name && self.pooler_found(e);
+        if !(pooler || (req.cached && is_stale(e))) {
+            return false;
         }
+        if req.cached {
+            self.clear_statement_cache();
+        }
+        // Its Bind was refused, so nothing of it ran.
+        self.transaction_status() == TransactionStatus::Idle
+    }
+
+    /// Whether statements are bound as the unnamed one, parsed again in each
+    /// request: behind a transaction-mode pooler (pgbouncer's `pool_mode =
+    /// transaction`), where each request may reach another server session. The
+    /// connection switches by itself the first time a statement it prepared is
+    /// missing (see [`enter_pooler_mode`](Connection::enter_pooler_mode)).
+    pub fn pooler_mode(&self) -> bool {
+        self.pooler_mode
+    }
+
+    /// Binds every statement as the unnamed one from now on, parsed again (with
+    /// the parameter types already known) in the request that runs it, and its
+    /// portal described, so a changed result type is still seen: one round trip
+    /// per call, as before, and nothing that a server session may lack. The
+    /// connection does this by itself when a named statement of its own is
+    /// missing (SQLSTATE 26000) or already there (42P05), unless a
+    /// `DEALLOCATE`/`DISCARD ALL` of the user's explains it; the failed call is run
+    /// again when nothing of it ran (outside a transaction block), and inside one
+    /// its error is returned. A [`Client`](crate::Client) made from this
+    /// connection keeps the mode.
+    pub fn enter_pooler_mode(&mut self) {
+        self.pooler_mode = true;
+    }
+
+    /// Switches to pooler mode when `err` says that a statement this connection
+    /// named is not in the session its request reached (or another of that name
+    /// is), and no statement was discarded by the user's own commands. True when
+    /// the connection is in pooler mode now.
+    fn pooler_found(&mut self, err: &Error) -> bool {
+        let lost = statement_lost(err);
+        if lost && self.core.statements_discarded() == 0 {
+            self.pooler_mode = true;
+        }
+        self.pooler_mode && lost
     }
 }
 
@@ -1228,6 +1288,41 @@ pub(crate) const NO_PARAMS: &[&(dyn ToSql + Sync)] = &[];
 
 /// Encodes a Bind of `portal`: every parameter in binary, converted with its
 /// statement type, and every result column asked for in binary.
+/// Whether `err` says that a named statement is missing from the server session
+/// (26000) or that one of that name is already there (42P05): the signs of a
+/// transaction-mode pooler, unless the user's own `DEALLOCATE` explains them.
+pub(crate) fn statement_lost(err: &Error) -> bool {
+    let code = err.code();
+    code == Some(&sqlstate::INVALID_SQL_STATEMENT_NAME)
+        || code == Some(&sqlstate::DUPLICATE_PREPARED_STATEMENT)
+}
+
+/// Writes the Bind of `statement` to `portal`: by its name (the unnamed statement
+/// an earlier request prepared included), or behind a transaction-mode pooler
+/// (`pooler`) as the unnamed statement parsed again in the same request with the
+/// parameter types known, since the server session a request reaches may not have
+/// the one prepared. Returns whether it relied on the server having the
+/// statement already.
+pub(crate) fn bind_statement<T, P: BorrowToSql>(
+    wire: &mut CoreRequest<'_, T>,
+    portal: &str,
+    statement: &Statement,
+    params: &[P],
+    pooler: bool,
+) -> Result<bool, Error> {
+    if pooler {
+        wire.parse(
+            "",
+            statement.sql(),
+            statement.params().iter().map(Type::oid),
+        )?;
+        bind(wire, portal, "", statement.params(), params)?;
+        return Ok(false);
+    }
+    bind(wire, portal, statement.name(), statement.params(), params)?;
+    Ok(true)
+}
+
 pub(crate) fn bind<T, P: BorrowToSql>(
     req: &mut CoreRequest<'_, T>,
     portal: &str,

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use postgres_types::BorrowToSql;
 
-use crate::batch::{Batch, BatchCollect, BatchResult, RowGroups, GROUPS_IN_FLIGHT};
+use crate::batch::{groups_in_flight, Batch, BatchCollect, BatchResult, RowGroups};
 use crate::cancel::timed;
-use crate::connection::{bind, check_count, is_stale};
+use crate::connection::{bind, bind_statement, check_count, is_stale};
 use crate::exchange::Response;
 use crate::statement::{Column, Source, Statement, ToStatement};
 use crate::{Connection, Error};
@@ -34,16 +34,10 @@ impl Connection {
         timed(deadline, async {
             let bound = self.bind_all(batch).await?;
             let op = self.begin_op().await?;
+            let pooler = self.pooler_mode;
             let mut wire = self.core.request(&mut self.write_buf);
             for (b, entry) in bound.iter().zip(&batch.entries) {
-                let statement = &b.statement;
-                bind(
-                    &mut wire,
-                    "",
-                    statement.name(),
-                    statement.params(),
-                    &entry.params,
-                )?;
+                bind_statement(&mut wire, "", &b.statement, &entry.params, pooler)?;
                 wire.execute("", 0)?;
                 wire.rows_of(b.columns.len());
             }
@@ -82,16 +76,10 @@ impl Connection {
                 if i > 0 {
                     op = self.next_op_id();
                 }
+                let pooler = self.pooler_mode;
                 let mut wire = self.core.request(&mut self.write_buf);
-                let statement = &b.statement;
-                let encoded = bind(
-                    &mut wire,
-                    "",
-                    statement.name(),
-                    statement.params(),
-                    &entry.params,
-                )
-                .and_then(|()| Ok(wire.execute("", 0)?));
+                let encoded = bind_statement(&mut wire, "", &b.statement, &entry.params, pooler)
+                    .and_then(|_| Ok(wire.execute("", 0)?));
                 sent.push(encoded.map(|()| {
                     wire.rows_of(b.columns.len());
                     wire.send(op);
@@ -175,7 +163,8 @@ impl Connection {
         };
         let bound = self.bound(source, groups.width()).await?;
         let mut next_op = Some(self.begin_op().await?);
-        let mut in_flight: VecDeque<u64> = VecDeque::with_capacity(GROUPS_IN_FLIGHT);
+        let most = groups_in_flight(self.pooler_mode);
+        let mut in_flight: VecDeque<u64> = VecDeque::with_capacity(most);
         let (mut total, mut failure) = (0u64, None);
         while failure.is_none() {
             if let Err(e) = groups.fill() {
@@ -183,10 +172,17 @@ impl Connection {
             }
             if !groups.is_empty() {
                 let op = next_op.take().unwrap_or_else(|| self.next_op_id());
+                // Behind a pooler the statement is parsed again, once for the group.
+                let pooler = self.pooler_mode;
                 let mut wire = self.core.request(&mut self.write_buf);
                 let statement = &bound.statement;
+                let name = if pooler { "" } else { statement.name() };
+                if pooler {
+                    let types = statement.params().iter().map(postgres_types::Type::oid);
+                    wire.parse("", statement.sql(), types)?;
+                }
                 let encoded = groups.rows().try_for_each(|row| {
-                    bind(&mut wire, "", statement.name(), statement.params(), row)?;
+                    bind(&mut wire, "", name, statement.params(), row)?;
                     wire.execute("", 0)?;
                     Ok::<(), Error>(())
                 });
@@ -204,7 +200,7 @@ impl Connection {
                 }
             }
             groups.clear();
-            while in_flight.len() >= GROUPS_IN_FLIGHT || (!groups.more() && !in_flight.is_empty()) {
+            while in_flight.len() >= most || (!groups.more() && !in_flight.is_empty()) {
                 let Some(op) = in_flight.pop_front() else {
                     break;
                 };

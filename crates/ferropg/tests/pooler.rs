@@ -162,3 +162,55 @@ async fn a_deallocate_of_the_users_own_is_not_taken_for_a_pooler() {
     assert_eq!(row.get::<_, i32>(0), 2);
     assert!(!client.pooler_mode());
 }
+
+#[tokio::test]
+async fn an_owned_connection_works_through_pgbouncer_too() {
+    let bouncer = Bouncer::start(support::shared());
+    let mut conn = ferropg::connect(&bouncer.config()).await.unwrap();
+    for i in 0..40i32 {
+        let row = conn.query_one("select $1::int4 - 1", &[&i]).await.unwrap();
+        assert_eq!(row.get::<_, i32>(0), i - 1);
+    }
+    assert!(conn.pooler_mode(), "the pooler went unnoticed");
+    let statement = conn.prepare("select $1::text || '?'").await.unwrap();
+    for word in ["x", "y", "z"] {
+        let row = conn.query_one(&statement, &[&word]).await.unwrap();
+        assert_eq!(row.get::<_, String>(0), format!("{word}?"));
+    }
+    let table = format!("pooler_owned_{}", std::process::id());
+    conn.batch_execute(&format!("create table {table} (x int4)"))
+        .await
+        .unwrap();
+    let inserted = conn
+        .execute_many(
+            format!("insert into {table} values ($1)").as_str(),
+            (0..600i32).map(|i| [i]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(inserted, 600);
+    // A portal read in steps, inside one transaction (one server session).
+    let mut tx = conn.transaction().await.unwrap();
+    let sql = format!("select x from {table} where x < $1 order by x");
+    let mut portal = tx.bind(sql.as_str(), &[&100i32]).await.unwrap();
+    let first = portal.fetch(30).await.unwrap();
+    assert_eq!(first.len(), 30);
+    assert_eq!(first[29].get::<_, i32>(0), 29);
+    let rest = portal.fetch(0).await.unwrap();
+    assert_eq!(rest.len(), 70);
+    drop(portal);
+    tx.commit().await.unwrap();
+    // The mode goes with the session into a shared client.
+    let (client, driver) = conn.into_client().await.unwrap();
+    tokio::spawn(driver);
+    assert!(client.pooler_mode());
+    let row = client
+        .query_one(format!("select count(*) from {table}").as_str(), &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 600);
+    client
+        .batch_execute(&format!("drop table {table}"))
+        .await
+        .unwrap();
+}

@@ -6,11 +6,11 @@ use std::collections::VecDeque;
 
 use postgres_types::BorrowToSql;
 
-use super::requests::{bind_statement, Bound};
+use super::requests::Bound;
 use super::shared::Reply;
 use super::Client;
-use crate::batch::{Batch, BatchCollect, BatchResult, RowGroups, GROUPS_IN_FLIGHT};
-use crate::connection::{bind, is_stale};
+use crate::batch::{groups_in_flight, Batch, BatchCollect, BatchResult, RowGroups};
+use crate::connection::{bind, bind_statement, is_stale};
 use crate::exchange::Response;
 use crate::statement::ToStatement;
 use crate::Error;
@@ -46,7 +46,7 @@ impl Client {
             let pooler = state.binds_unnamed();
             let mut wire = state.core.request(&mut state.write_buf);
             for (b, entry) in bound.iter().zip(&batch.entries) {
-                bind_statement(&mut wire, &b.statement, &entry.params, pooler)?;
+                bind_statement(&mut wire, "", &b.statement, &entry.params, pooler)?;
                 wire.execute("", 0)?;
                 wire.rows_of(b.columns.len());
             }
@@ -97,7 +97,7 @@ impl Client {
             let submitted = self.shared.submit(resp, |state, op| {
                 let pooler = state.binds_unnamed();
                 let mut wire = state.core.request(&mut state.write_buf);
-                bind_statement(&mut wire, &b.statement, &entry.params, pooler)?;
+                bind_statement(&mut wire, "", &b.statement, &entry.params, pooler)?;
                 wire.execute("", 0)?;
                 wire.rows_of(b.columns.len());
                 wire.send(op);
@@ -170,7 +170,8 @@ impl Client {
             return Ok(0);
         };
         let bound = self.bound(statement.__source(), groups.width()).await?;
-        let mut in_flight: VecDeque<Reply> = VecDeque::with_capacity(GROUPS_IN_FLIGHT);
+        let most = groups_in_flight(self.shared.lock().behind_pooler());
+        let mut in_flight: VecDeque<Reply> = VecDeque::with_capacity(most);
         let mut total = 0u64;
         let mut failure = None;
         while failure.is_none() {
@@ -190,7 +191,7 @@ impl Client {
             }
             groups.clear();
             // Backpressure: no further ahead than a few groups.
-            while in_flight.len() >= GROUPS_IN_FLIGHT || (!groups.more() && !in_flight.is_empty()) {
+            while in_flight.len() >= most || (!groups.more() && !in_flight.is_empty()) {
                 let Some(reply) = in_flight.pop_front() else {
                     break;
                 };
@@ -233,7 +234,7 @@ impl Client {
         let statement = &bound.statement;
         self.shared.submit(Response::default(), |state, op| {
             // Behind a pooler the statement is parsed again, once for the group.
-            let unnamed = state.binds_unnamed() || statement.name().is_empty();
+            let unnamed = state.binds_unnamed();
             let name = if unnamed { "" } else { statement.name() };
             let mut wire = state.core.request(&mut state.write_buf);
             if unnamed {

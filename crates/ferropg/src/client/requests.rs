@@ -11,16 +11,14 @@
 
 use std::sync::Arc;
 
-use ferropg_core::conn::Request as CoreRequest;
 use ferropg_core::message::frontend;
 use ferropg_core::message::TransactionStatus;
-use ferropg_core::sqlstate;
 use postgres_types::{BorrowToSql, Type};
 
 use super::feed::FeedTx;
-use super::shared::{Reply, ReplyTo, Waiting};
+use super::shared::{Reply, ReplyTo};
 use super::Client;
-use crate::connection::{bind, check_count, is_stale, NO_PARAMS};
+use crate::connection::{bind, bind_statement, check_count, is_stale, statement_lost, NO_PARAMS};
 use crate::exchange::Response;
 use crate::introspect::is_placeholder;
 use crate::row::Row;
@@ -139,7 +137,7 @@ impl Client {
                 let reply = self.shared.submit(resp, |state, mut op| {
                     let pooler = state.binds_unnamed();
                     let mut wire = state.core.request(&mut state.write_buf);
-                    by_name = bind_statement(&mut wire, &statement, params, pooler)?;
+                    by_name = bind_statement(&mut wire, "", &statement, params, pooler)?;
                     if by_name {
                         wire.rows_of(statement.columns_arc().len());
                     } else {
@@ -272,7 +270,7 @@ impl Client {
             .submit_to(resp, ReplyTo::Rows(feed), |state, op| {
                 let pooler = state.binds_unnamed();
                 let mut wire = state.core.request(&mut state.write_buf);
-                bind_statement(&mut wire, &statement, params, pooler)?;
+                bind_statement(&mut wire, "", &statement, params, pooler)?;
                 wire.execute("", 0)?;
                 wire.rows_of(statement.columns_arc().len());
                 wire.send(op);
@@ -424,29 +422,6 @@ impl Client {
     }
 }
 
-/// Writes the Bind of `statement` to the unnamed portal: by its name, or behind a
-/// transaction-mode pooler (`pooler`) as the unnamed statement parsed again in the
-/// same request with the parameter types known, since the server session a request
-/// reaches may not have the named one. Returns whether it bound by name.
-pub(super) fn bind_statement<P: BorrowToSql>(
-    wire: &mut CoreRequest<'_, Waiting>,
-    statement: &Statement,
-    params: &[P],
-    pooler: bool,
-) -> Result<bool, Error> {
-    if statement.name().is_empty() || pooler {
-        wire.parse(
-            "",
-            statement.sql(),
-            statement.params().iter().map(Type::oid),
-        )?;
-        bind(wire, "", "", statement.params(), params)?;
-        return Ok(false);
-    }
-    bind(wire, "", statement.name(), statement.params(), params)?;
-    Ok(true)
-}
-
 impl Client {
     /// Whether statements are bound as the unnamed one, parsed again in each
     /// request: behind a transaction-mode pooler (pgbouncer's `pool_mode =
@@ -484,9 +459,7 @@ impl Client {
     /// and no statement was discarded by the user's own commands. True when the
     /// client is in pooler mode now.
     pub(super) fn pooler_found(&self, err: &Error) -> bool {
-        let code = err.code();
-        let lost = code == Some(&sqlstate::INVALID_SQL_STATEMENT_NAME)
-            || code == Some(&sqlstate::DUPLICATE_PREPARED_STATEMENT);
+        let lost = statement_lost(err);
         let mut state = self.shared.lock();
         if lost && state.core.statements_discarded() == 0 {
             state.pooler_mode = true;
