@@ -13,12 +13,14 @@
 //! with RST, [`FaultProxy::half_close`] sends FIN to the client.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Notify};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::listener::ListenerThread;
 
 /// How the proxy treats the bytes it carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,11 +41,9 @@ enum Cut {
 
 /// The proxy; dropped, it stops and closes every link.
 pub struct FaultProxy {
-    addr: SocketAddr,
+    listener: ListenerThread,
     mode: watch::Sender<Mode>,
     cut: watch::Sender<(u64, Cut)>,
-    stop: Arc<Notify>,
-    thread: Option<std::thread::JoinHandle<()>>,
     cuts: Mutex<u64>,
 }
 
@@ -52,41 +52,20 @@ impl FaultProxy {
     pub fn start(target: SocketAddr) -> FaultProxy {
         let (mode_tx, mode_rx) = watch::channel(Mode::Pass);
         let (cut_tx, cut_rx) = watch::channel((0, Cut::None));
-        let stop = Arc::new(Notify::new());
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let stop_rx = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("proxy runtime");
-            rt.block_on(async move {
-                let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                loop {
-                    tokio::select! {
-                        _ = stop_rx.notified() => return,
-                        accepted = listener.accept() => {
-                            let Ok((client, _)) = accepted else { continue };
-                            tokio::spawn(link(client, target, mode_rx.clone(), cut_rx.clone()));
-                        }
-                    }
-                }
-            });
+        let listener = ListenerThread::start(move |client| {
+            link(client, target, mode_rx.clone(), cut_rx.clone())
         });
         FaultProxy {
-            addr: addr_rx.recv().expect("proxy address"),
+            listener,
             mode: mode_tx,
             cut: cut_tx,
-            stop,
-            thread: Some(thread),
             cuts: Mutex::new(0),
         }
     }
 
     /// The address clients connect to.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.listener.addr()
     }
 
     /// Switches every link, open or new, to `mode`.
@@ -116,12 +95,9 @@ impl FaultProxy {
 
 impl Drop for FaultProxy {
     fn drop(&mut self) {
-        self.stop.notify_one();
+        // The links go first; the listener stops as it is dropped.
         self.mode.send_replace(Mode::Pass);
         self.send_cut(Cut::Reset);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

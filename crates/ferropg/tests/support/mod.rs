@@ -31,6 +31,7 @@
 pub mod bouncer;
 pub mod certs;
 pub mod faultproxy;
+pub mod listener;
 pub mod rng;
 
 use std::io::{self, BufRead, BufReader, Read, Write};

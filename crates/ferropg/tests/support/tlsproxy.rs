@@ -12,13 +12,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
+use tokio::net::TcpStream;
 use tokio_rustls::rustls::crypto::CryptoProvider;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use crate::support::listener::ListenerThread;
 
 /// The crypto provider of the build (ferropg's own choice of feature).
 pub fn crypto_provider() -> Arc<CryptoProvider> {
@@ -54,10 +55,8 @@ pub enum Upstream {
 
 /// The proxy; dropped, it stops.
 pub struct TlsProxy {
-    addr: SocketAddr,
+    listener: ListenerThread,
     handshakes: Arc<AtomicUsize>,
-    stop: Arc<Notify>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl TlsProxy {
@@ -88,61 +87,32 @@ impl TlsProxy {
         }
         let acceptor = TlsAcceptor::from(Arc::new(config));
         let handshakes = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(Notify::new());
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (counted, stopped) = (Arc::clone(&handshakes), Arc::clone(&stop));
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("proxy runtime");
-            rt.block_on(async move {
-                let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                loop {
-                    tokio::select! {
-                        _ = stopped.notified() => return,
-                        accepted = listener.accept() => {
-                            let Ok((client, _)) = accepted else { continue };
-                            tokio::spawn(link(
-                                client,
-                                target,
-                                acceptor.clone(),
-                                alpn,
-                                upstream.clone(),
-                                Arc::clone(&counted),
-                            ));
-                        }
-                    }
-                }
-            });
+        let counted = Arc::clone(&handshakes);
+        let listener = ListenerThread::start(move |client| {
+            link(
+                client,
+                target,
+                acceptor.clone(),
+                alpn,
+                upstream.clone(),
+                Arc::clone(&counted),
+            )
         });
         TlsProxy {
-            addr: addr_rx.recv().expect("proxy address"),
+            listener,
             handshakes,
-            stop,
-            thread: Some(thread),
         }
     }
 
     /// The port clients connect to (on 127.0.0.1, or `localhost`).
     pub fn port(&self) -> u16 {
-        self.addr.port()
+        self.listener.addr().port()
     }
 
     /// How many TLS handshakes clients completed (with ALPN `postgresql`, when the
     /// proxy asks for it).
     pub fn handshakes(&self) -> usize {
         self.handshakes.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for TlsProxy {
-    fn drop(&mut self) {
-        self.stop.notify_one();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
