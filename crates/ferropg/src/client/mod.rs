@@ -79,6 +79,12 @@ use crate::{Config, Error};
 /// flight fails with an error of kind [`Closed`](crate::ErrorKind::Closed) and so
 /// does every later one.
 ///
+/// **Behind pgbouncer** (transaction pooling) nothing needs setting: the client
+/// suspects the pooler from its startup, and switches to
+/// [`pooler_mode`](Client::pooler_mode) the first time a statement it prepared
+/// is missing, running that call again; statements are then parsed again in each
+/// request, at no extra round trip.
+///
 /// ```no_run
 /// use std::sync::Arc;
 ///

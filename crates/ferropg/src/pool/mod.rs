@@ -35,6 +35,11 @@ use crate::{Client, Config, Error};
 /// by then) and the reset waits for its end, so the next user never sees it. The
 /// pool never holds more than `max_size` connections.
 ///
+/// **Behind pgbouncer** the pool switches all its clients to
+/// [`pooler_mode`](Client::pooler_mode) once one of them finds the pooler, and its
+/// release then only ends an open transaction (a reset there would reach another
+/// client's server session).
+///
 /// **Routing.** Connections are opened with the pool's [`Config`], so
 /// `target_session_attrs` picks the server of each new connection. A connection
 /// already open is not checked again: after a failover, those to the old
