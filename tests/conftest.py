@@ -119,6 +119,13 @@ def connect_kwargs(cluster: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
+def no_env_session_attrs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``PGTARGETSESSIONATTRS`` in the caller's environment must not change the
+    outcomes of tests that route between servers."""
+    monkeypatch.delenv("PGTARGETSESSIONATTRS", raising=False)
+
+
+@pytest.fixture
 def managed_cluster(cluster: Any) -> Any:
     """The session cluster; skips the test when ``$PGDSN`` is used instead."""
     if cluster is None:

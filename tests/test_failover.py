@@ -33,15 +33,9 @@ import ferropg
 import ferropg.sync
 from ferropg import exceptions
 
-pytestmark = pytest.mark.needs_cluster
+pytestmark = [pytest.mark.needs_cluster, pytest.mark.usefixtures("no_env_session_attrs")]
 
 IN_RECOVERY = "SELECT pg_catalog.pg_is_in_recovery()"
-
-
-@pytest.fixture(autouse=True)
-def _no_env_attrs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A ``PGTARGETSESSIONATTRS`` in the caller's environment must not change outcomes."""
-    monkeypatch.delenv("PGTARGETSESSIONATTRS", raising=False)
 
 
 @pytest.fixture(scope="module")

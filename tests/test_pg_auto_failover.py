@@ -30,12 +30,7 @@ from pool_workload import (
 
 import ferropg
 
-pytestmark = pytest.mark.needs_cluster
-
-
-@pytest.fixture(autouse=True)
-def _no_env_attrs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PGTARGETSESSIONATTRS", raising=False)
+pytestmark = [pytest.mark.needs_cluster, pytest.mark.usefixtures("no_env_session_attrs")]
 
 
 @pytest.fixture(scope="module")

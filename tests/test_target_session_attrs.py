@@ -16,13 +16,9 @@ import pytest
 import ferropg
 from ferropg import exceptions
 
+pytestmark = pytest.mark.usefixtures("no_env_session_attrs")
+
 IN_RECOVERY = "SELECT pg_catalog.pg_is_in_recovery()"
-
-
-@pytest.fixture(autouse=True)
-def _no_env_attrs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A ``PGTARGETSESSIONATTRS`` in the caller's environment must not change the outcomes."""
-    monkeypatch.delenv("PGTARGETSESSIONATTRS", raising=False)
 
 
 def _with_query(dsn: str, query: str) -> str:

@@ -268,6 +268,37 @@ async def test_server_without_tls(cluster):
     await con.close()
 
 
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (b"E\x00\x00\x00\x0aSFATAL\x00\x00", "error response during SSL exchange"),
+        (b"SX", "rejected SSL upgrade"),  # a byte after the answer: injected
+        (b"N", "rejected SSL upgrade"),  # where TLS is required
+    ],
+)
+async def test_hostile_ssl_answers(answer, message):
+    # A peer that answers the SSLRequest itself, as a man in the middle could.
+    answered = asyncio.Event()
+
+    async def answer_once(reader, writer):
+        await reader.readexactly(8)
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        answered.set()
+
+    server = await asyncio.start_server(answer_once, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(ConnectionError, match=message):
+            await ferropg.connect(host="127.0.0.1", port=port, user="u", ssl="require")
+        await asyncio.wait_for(answered.wait(), 10)
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 async def test_bad_tls_options(cluster):
     kw = {"host": "127.0.0.1", "port": cluster.port, "user": cluster.user}
     with pytest.raises(exceptions.ClientConfigurationError, match="sslmode"):

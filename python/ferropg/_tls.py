@@ -285,11 +285,12 @@ class _SSLAnswer(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.answer.done():
             return
-        if data == b"S":
+        answer = _native.ssl_answer(data)
+        if answer == "tls":
             self.answer.set_result(True)
-        elif data == b"N" and self.advisory:
+        elif answer == "plain" and self.advisory:
             self.answer.set_result(False)
-        elif data[:1] == b"E":
+        elif answer == "error":
             # Nothing sent before TLS can be trusted, an error's fields included
             # (CVE-2024-10977): only say that there was one.
             self.answer.set_exception(

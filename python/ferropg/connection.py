@@ -216,8 +216,7 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, ConnectionHooks, metacl
         def answered(fut: asyncio.Future) -> None:
             if fut.cancelled() or fut.exception() is not None:
                 return
-            tag = fut.result()
-            if tag.startswith("SELECT ") and _native.probe_says_pooler(int(tag[7:])):
+            if _native.probe_says_pooler(fut.result()):
                 protocol.suspect_pooler()
 
         try:
@@ -839,7 +838,6 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, ConnectionHooks, metacl
         its settings part goes ahead of the next user's first request, in the same
         write."""
         self._check_open()
-        self._clear_listeners()
         protocol = self._protocol
         if protocol.is_in_transaction() or self._top_xact is not None:
             if self._top_xact is None or not self._top_xact._managed:
@@ -847,33 +845,27 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, ConnectionHooks, metacl
                     {"message": f"Resetting connection with an active transaction {self!r}"}
                 )
             self._top_xact = None
-        at_release, unlock, deferred = protocol.reset_plan(**self._reset_policy())
+        policy = self._reset_policy()
         stmt = None
-        if unlock and self._stmt_cache_enabled:
+        if policy["advisory_locks"] and self._stmt_cache_enabled:
             stmt = protocol.cache_get(_native.UNLOCK_ADVISORY)
             # Prepared once per connection, never in a transaction block left open: an
             # aborted one would refuse the Parse (the ROLLBACK comes in the reset).
             if stmt is None and not protocol.is_in_transaction():
                 stmt = await self._get_statement(_native.UNLOCK_ADVISORY, timeout)
-        if stmt is not None:
-            # One request: the rest of the reset, then the unlock as a cached prepared
-            # statement (as a simple query it costs the server a parse and a plan).
-            fut = protocol.reset_request(at_release.splitlines(), stmt)
+        if policy["advisory_locks"] and stmt is None:
+            # No prepared unlock to bind: the whole reset runs as one script.
+            self._clear_listeners()
+            at_release, _unlock, _deferred = protocol.reset_plan(**policy)
+            await self.execute(f"{at_release}\n{_native.UNLOCK_ADVISORY};", timeout=timeout)
+        else:
+            fut, at_release = self._send_reset(policy, stmt, defer=self._pooled)
+            if fut is None:
+                return
             try:
                 await self._wait(fut, timeout)
             except prepared_stmt.STATEMENT_LOST:
                 await self._reset_after_lost_statement(at_release, timeout)
-        elif unlock:
-            await self.execute(f"{at_release}\n{_native.UNLOCK_ADVISORY};", timeout=timeout)
-        elif at_release:
-            await self.execute(at_release, timeout=timeout)
-        elif deferred and self._pooled:
-            protocol.defer_script(deferred).add_done_callback(self._deferred_reset_done)
-            return
-        elif deferred:
-            await self.execute(deferred, timeout=timeout)
-        else:
-            return
         # The reset's own statements are no footprint of the next user's.
         protocol.clear_footprint()
 
@@ -912,13 +904,26 @@ class Connection(CallbacksMixin, CopyMixin, CodecsMixin, ConnectionHooks, metacl
                 stmt = protocol.cache_get(_native.UNLOCK_ADVISORY)
             if stmt is None:
                 return None
+        return self._send_reset(policy, stmt, defer=True)
+
+    def _send_reset(
+        self, policy: dict, unlock_stmt: Any, *, defer: bool
+    ) -> tuple[asyncio.Future | None, str]:
+        """Plans the reset under ``policy`` and sends what is due: the utility
+        statements and ``unlock_stmt`` (the prepared advisory unlock, when the policy
+        asks for it) in one request. A plan with nothing due at release rides ahead of
+        the next request when ``defer`` (a pool's release), else is sent now. Returns
+        ``(future, at_release)`` for the request sent, or ``(None, "")``."""
+        protocol = self._protocol
         self._clear_listeners()
         at_release, unlock, deferred = protocol.reset_plan(**policy)
         if unlock or at_release:
-            fut = protocol.reset_request(at_release.splitlines(), stmt if unlock else None)
+            fut = protocol.reset_request(at_release.splitlines(), unlock_stmt if unlock else None)
             return fut, at_release
-        if deferred:
+        if deferred and defer:
             protocol.defer_script(deferred).add_done_callback(self._deferred_reset_done)
+        elif deferred:
+            return protocol.reset_request(deferred.splitlines()), deferred
         return None, ""
 
     def _deferred_reset_done(self, fut: asyncio.Future) -> None:

@@ -53,6 +53,20 @@ fn ssl_request(py: Python<'_>) -> Bound<'_, pyo3::types::PyBytes> {
     pyo3::types::PyBytes::new(py, &buf)
 }
 
+/// The answer to an SSLRequest in `received` (every byte read for it), by the
+/// core's rule: `"tls"`, `"plain"`, `"error"` (an ErrorResponse, whose fields may
+/// not be trusted) or `"unexpected"`.
+#[pyfunction]
+fn ssl_answer(received: &[u8]) -> &'static str {
+    use ferropg_core::message::{ssl_answer, SslAnswer};
+    match ssl_answer(received) {
+        SslAnswer::Tls => "tls",
+        SslAnswer::Plain => "plain",
+        SslAnswer::Error => "error",
+        SslAnswer::Unexpected => "unexpected",
+    }
+}
+
 /// The pooler probe for a session whose backend key named `process_id` (the
 /// core's rule).
 #[pyfunction]
@@ -60,10 +74,10 @@ fn pooler_probe(process_id: i32) -> String {
     ferropg_core::pooler::probe_query(process_id)
 }
 
-/// Whether a pooler probe that returned `rows` rows means a pooler.
+/// Whether the pooler probe's command tag (`SELECT n`) means a pooler.
 #[pyfunction]
-fn probe_says_pooler(rows: u64) -> bool {
-    ferropg_core::pooler::probe_says_pooler(rows)
+fn probe_says_pooler(tag: &str) -> bool {
+    ferropg_core::pooler::probe_tag_says_pooler(tag)
 }
 
 /// The `sslmode` in force (the core's rule): `sslmode` as given, else `prefer`, but
@@ -138,6 +152,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ssl_mode, m)?)?;
     m.add_function(wrap_pyfunction!(pooler_probe, m)?)?;
     m.add_function(wrap_pyfunction!(probe_says_pooler, m)?)?;
+    m.add_function(wrap_pyfunction!(ssl_answer, m)?)?;
     m.add_function(wrap_pyfunction!(cacheable, m)?)?;
     m.add_function(wrap_pyfunction!(unique_name, m)?)?;
     m.add("UNLOCK_ADVISORY", ferropg_core::reset::UNLOCK_ADVISORY)?;

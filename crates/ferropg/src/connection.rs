@@ -14,7 +14,7 @@ use ferropg_core::conn::{
 use ferropg_core::message::frontend::{self, BindFailure};
 use ferropg_core::message::TransactionStatus;
 use ferropg_core::statement_cache::{self, Lookup, StatementCache};
-use ferropg_core::{names, sqlstate, DbError};
+use ferropg_core::{names, pooler, sqlstate, DbError};
 use postgres_types::{BorrowToSql, IsNull, ToSql, Type};
 
 use crate::cancel::{timed, CancelGate, CancelToken, Deadline};
@@ -1229,7 +1229,7 @@ impl Connection {
     /// the connection is in pooler mode now.
     fn pooler_found(&mut self, err: &Error) -> bool {
         let lost = statement_lost(err);
-        if lost && self.core.statements_discarded() == 0 {
+        if lost && pooler::loss_means_pooler(self.core.statements_discarded()) {
             self.pooler_mode = true;
         }
         self.pooler_mode && lost
@@ -1286,15 +1286,11 @@ pub(crate) fn encode_typed<T>(
 /// No parameters, for [`bind`].
 pub(crate) const NO_PARAMS: &[&(dyn ToSql + Sync)] = &[];
 
-/// Encodes a Bind of `portal`: every parameter in binary, converted with its
-/// statement type, and every result column asked for in binary.
 /// Whether `err` says that a named statement is missing from the server session
 /// (26000) or that one of that name is already there (42P05): the signs of a
 /// transaction-mode pooler, unless the user's own `DEALLOCATE` explains them.
 pub(crate) fn statement_lost(err: &Error) -> bool {
-    let code = err.code();
-    code == Some(&sqlstate::INVALID_SQL_STATEMENT_NAME)
-        || code == Some(&sqlstate::DUPLICATE_PREPARED_STATEMENT)
+    err.code().is_some_and(pooler::statement_lost)
 }
 
 /// Writes the Bind of `statement` to `portal`: by its name (the unnamed statement
@@ -1323,6 +1319,34 @@ pub(crate) fn bind_statement<T, P: BorrowToSql>(
     Ok(true)
 }
 
+/// Writes an `execute_many` group: a Bind and an Execute of `statement` for each
+/// of `rows`, by its name, or behind a transaction-mode pooler (`pooler`) after one
+/// Parse of it as the unnamed statement for the whole group (see [`bind_statement`]).
+pub(crate) fn execute_rows<'r, T, P: BorrowToSql + 'r>(
+    wire: &mut CoreRequest<'_, T>,
+    statement: &Statement,
+    rows: impl IntoIterator<Item = &'r [P]>,
+    pooler: bool,
+) -> Result<(), Error> {
+    let name = if pooler {
+        wire.parse(
+            "",
+            statement.sql(),
+            statement.params().iter().map(Type::oid),
+        )?;
+        ""
+    } else {
+        statement.name()
+    };
+    for row in rows {
+        bind(wire, "", name, statement.params(), row)?;
+        wire.execute("", 0)?;
+    }
+    Ok(())
+}
+
+/// Encodes a Bind of `portal`: every parameter in binary, converted with its
+/// statement type, and every result column asked for in binary.
 pub(crate) fn bind<T, P: BorrowToSql>(
     req: &mut CoreRequest<'_, T>,
     portal: &str,

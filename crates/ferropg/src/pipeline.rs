@@ -9,7 +9,7 @@ use postgres_types::BorrowToSql;
 
 use crate::batch::{groups_in_flight, Batch, BatchCollect, BatchResult, RowGroups};
 use crate::cancel::timed;
-use crate::connection::{bind, bind_statement, check_count, is_stale};
+use crate::connection::{bind_statement, check_count, execute_rows, is_stale};
 use crate::exchange::Response;
 use crate::statement::{Column, Source, Statement, ToStatement};
 use crate::{Connection, Error};
@@ -172,21 +172,9 @@ impl Connection {
             }
             if !groups.is_empty() {
                 let op = next_op.take().unwrap_or_else(|| self.next_op_id());
-                // Behind a pooler the statement is parsed again, once for the group.
                 let pooler = self.pooler_mode;
                 let mut wire = self.core.request(&mut self.write_buf);
-                let statement = &bound.statement;
-                let name = if pooler { "" } else { statement.name() };
-                if pooler {
-                    let types = statement.params().iter().map(postgres_types::Type::oid);
-                    wire.parse("", statement.sql(), types)?;
-                }
-                let encoded = groups.rows().try_for_each(|row| {
-                    bind(&mut wire, "", name, statement.params(), row)?;
-                    wire.execute("", 0)?;
-                    Ok::<(), Error>(())
-                });
-                match encoded {
+                match execute_rows(&mut wire, &bound.statement, groups.rows(), pooler) {
                     Ok(()) => {
                         wire.rows_of(bound.columns.len());
                         wire.send(op);

@@ -273,6 +273,37 @@ async fn server_without_tls() {
     );
 }
 
+/// A peer that answers the SSLRequest itself, as a man in the middle could: an
+/// ErrorResponse, or `S` with a byte behind it, is an error, never a session.
+#[tokio::test]
+async fn hostile_ssl_answers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    for (answer, says) in [
+        (
+            &b"E\0\0\0\x0aSFATAL\0\0"[..],
+            "answered the SSLRequest with an error",
+        ),
+        (&b"SX"[..], ""),
+    ] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let peer = tokio::spawn(async move {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 8];
+            tcp.read_exact(&mut request).await.unwrap();
+            tcp.write_all(answer).await.unwrap();
+            let mut rest = Vec::new();
+            let _ = tcp.read_to_end(&mut rest).await;
+        });
+        let err = ferropg::connect(&via(port, "u", "sslmode=require"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains(says), "{answer:?}: {err}");
+        peer.await.unwrap();
+    }
+}
+
 /// The shared client's driver writes through the TLS layer by hand (write, then
 /// flush what TLS holds back): many concurrent requests, large ones among them,
 /// all answered.

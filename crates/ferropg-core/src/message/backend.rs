@@ -439,6 +439,42 @@ pub fn message_len(buf: &[u8]) -> Option<usize> {
     frame_len(buf).ok().flatten()
 }
 
+/// The server's answer to an SSLRequest, read by [`ssl_answer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslAnswer {
+    /// `S`: the TLS handshake comes next.
+    Tls,
+    /// `N`: the server will not do TLS; the startup may go on in plain text.
+    Plain,
+    /// An ErrorResponse (a server too old for the request, or one refusing it). Its
+    /// fields come before any TLS, so nothing in them may be trusted or shown.
+    Error,
+    /// Anything else, including bytes after `S` or `N`: what the server sent ahead
+    /// of the handshake could have been injected by a man in the middle
+    /// (CVE-2021-23222).
+    Unexpected,
+}
+
+/// Reads the answer to an SSLRequest from all the bytes received for it.
+///
+/// ```
+/// use ferropg_core::message::{ssl_answer, SslAnswer};
+///
+/// assert_eq!(ssl_answer(b"S"), SslAnswer::Tls);
+/// assert_eq!(ssl_answer(b"N"), SslAnswer::Plain);
+/// assert_eq!(ssl_answer(b"E\0\0\0\x08x"), SslAnswer::Error);
+/// assert_eq!(ssl_answer(b"SR"), SslAnswer::Unexpected);
+/// assert_eq!(ssl_answer(b""), SslAnswer::Unexpected);
+/// ```
+pub fn ssl_answer(received: &[u8]) -> SslAnswer {
+    match received {
+        [b'S'] => SslAnswer::Tls,
+        [b'N'] => SslAnswer::Plain,
+        [b'E', ..] => SslAnswer::Error,
+        _ => SslAnswer::Unexpected,
+    }
+}
+
 fn parse_body(tag: u8, body: &[u8]) -> Result<Message<'_>, ParseError> {
     let msg = match tag {
         b'R' => Message::Authentication(parse_auth(body)?),

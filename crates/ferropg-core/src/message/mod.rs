@@ -13,8 +13,8 @@ pub mod backend;
 pub(crate) mod backend;
 pub mod frontend;
 
-pub(crate) use backend::{Authentication, ErrorFields};
 pub use backend::{
-    DataRow, DataRowValues, FieldDescription, ParameterDescription, ParseError, RowDescription,
-    TransactionStatus, MAX_MESSAGE_LEN,
+    ssl_answer, DataRow, DataRowValues, FieldDescription, ParameterDescription, ParseError,
+    RowDescription, SslAnswer, TransactionStatus, MAX_MESSAGE_LEN,
 };
+pub(crate) use backend::{Authentication, ErrorFields};

@@ -21,8 +21,8 @@ use bytes::BytesMut;
 use ferropg_core::auth::ChannelBindingMode;
 use ferropg_core::conn::{Connection, Phase, StartupParams};
 use ferropg_core::message::{frontend, TransactionStatus};
-use ferropg_core::names;
 use ferropg_core::reset::{self, ResetPolicy, SessionFootprint};
+use ferropg_core::{names, pooler};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple, PyType};
@@ -267,7 +267,7 @@ impl CoreProtocol {
         };
         // Lost after a DEALLOCATE or DISCARD ALL of the user's, a statement says
         // nothing of a pooler: the caller drops the cache and prepares again.
-        if named_statement_lost && self.conn.statements_discarded() == 0 {
+        if named_statement_lost && pooler::loss_means_pooler(self.conn.statements_discarded()) {
             self.enter_pooler();
         }
         if let Some(op) = self.conn.head_mut() {

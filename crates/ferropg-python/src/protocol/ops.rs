@@ -5,7 +5,7 @@
 use ferropg_core::conn::{CopyIn, Events, Flow, Outcome};
 use ferropg_core::message::frontend::EncodeError;
 use ferropg_core::message::{DataRow, ParameterDescription, RowDescription};
-use ferropg_core::DbError;
+use ferropg_core::{pooler, DbError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple, PyType};
@@ -297,7 +297,7 @@ impl Events<Op> for Sink<'_, '_> {
             OpKind::Prepare { name, .. } => !name.is_empty(),
             _ => false,
         };
-        if named && matches!(error.code().code(), "26000" | "42P05") {
+        if named && pooler::statement_lost(error.code()) {
             *self.named_statement_lost = true;
         }
     }

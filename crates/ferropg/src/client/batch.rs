@@ -10,7 +10,7 @@ use super::requests::Bound;
 use super::shared::Reply;
 use super::Client;
 use crate::batch::{groups_in_flight, Batch, BatchCollect, BatchResult, RowGroups};
-use crate::connection::{bind, bind_statement, is_stale};
+use crate::connection::{bind_statement, execute_rows, is_stale};
 use crate::exchange::Response;
 use crate::statement::ToStatement;
 use crate::Error;
@@ -233,18 +233,9 @@ impl Client {
     {
         let statement = &bound.statement;
         self.shared.submit(Response::default(), |state, op| {
-            // Behind a pooler the statement is parsed again, once for the group.
             let unnamed = state.binds_unnamed();
-            let name = if unnamed { "" } else { statement.name() };
             let mut wire = state.core.request(&mut state.write_buf);
-            if unnamed {
-                let types = statement.params().iter().map(postgres_types::Type::oid);
-                wire.parse("", statement.sql(), types)?;
-            }
-            for row in groups.rows() {
-                bind(&mut wire, "", name, statement.params(), row)?;
-                wire.execute("", 0)?;
-            }
+            execute_rows(&mut wire, statement, groups.rows(), unnamed)?;
             wire.rows_of(bound.columns.len());
             wire.send(op);
             Ok(())

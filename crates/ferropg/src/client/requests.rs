@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use ferropg_core::message::frontend;
 use ferropg_core::message::TransactionStatus;
+use ferropg_core::pooler;
 use postgres_types::{BorrowToSql, Type};
 
 use super::feed::FeedTx;
@@ -461,7 +462,7 @@ impl Client {
     pub(super) fn pooler_found(&self, err: &Error) -> bool {
         let lost = statement_lost(err);
         let mut state = self.shared.lock();
-        if lost && state.core.statements_discarded() == 0 {
+        if lost && pooler::loss_means_pooler(state.core.statements_discarded()) {
             state.pooler_mode = true;
         }
         state.pooler_mode && lost

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use ferropg_core::config::{RootCert, SslNegotiation, ALPN_PROTOCOL};
 use ferropg_core::message::frontend;
+use ferropg_core::message::{ssl_answer, SslAnswer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -170,11 +171,16 @@ async fn ssl_request(tcp: &mut TcpStream) -> Result<bool, Error> {
         .read_u8()
         .await
         .map_err(|e| Error::io("reading the answer to the SSLRequest", e))?;
-    match answer {
-        b'S' => Ok(true),
-        b'N' => Ok(false),
+    // One byte is read: whatever follows it stays in the socket, where the TLS
+    // handshake refuses it.
+    match ssl_answer(&[answer]) {
+        SslAnswer::Tls => Ok(true),
+        SslAnswer::Plain => Ok(false),
         // Nothing before the handshake can be trusted, an error's text included.
-        _ => Err(Error::protocol(
+        SslAnswer::Error => Err(Error::protocol(
+            "the server answered the SSLRequest with an error; check the server's log",
+        )),
+        SslAnswer::Unexpected => Err(Error::protocol(
             "unexpected answer to the SSLRequest; check the server's log",
         )),
     }
