@@ -1,22 +1,217 @@
-//! [`BinaryCopyOutStream`]: the rows of a `COPY ... TO STDOUT (FORMAT binary)`,
-//! decoded with [`FromSql`] by the column types the caller gives.
+//! Binary COPY rows: [`BinaryCopyIn`] encodes rows of [`ToSql`] values into a
+//! `COPY ... FROM STDIN (FORMAT binary)`, on a [`Connection`](crate::Connection) or
+//! a shared [`Client`](crate::Client); [`BinaryCopyOutStream`] decodes the rows of
+//! a `COPY ... TO STDOUT (FORMAT binary)` with [`FromSql`].
 //!
 //! The format: a header (signature, flags, extension), tuples of a field count
-//! and length-prefixed values, and a trailer (a field count of -1). The server
-//! sends a tuple per CopyData message, so a row is normally a slice of the chunk
-//! it came in; a tuple split across chunks is put together in a copy.
+//! and length-prefixed values, and a trailer (a field count of -1); the core
+//! frames them (`ferropg_core::types::copy_binary`). The server sends a tuple per
+//! CopyData message, so a row read is normally a slice of the chunk it came in; a
+//! tuple split across chunks is put together in a copy.
 
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use bytes::{Bytes, BytesMut};
-use ferropg_core::types::copy_binary::HEADER;
-use futures_core::Stream;
-use postgres_types::{FromSql, Type, WrongType};
+use std::future::Future;
 
+use bytes::{Bytes, BytesMut};
+use ferropg_core::message::frontend;
+use ferropg_core::types::copy_binary::{self, HEADER};
+use futures_core::Stream;
+use postgres_types::{FromSql, IsNull, ToSql, Type, WrongType};
+
+use crate::client::ClientCopyIn;
+use crate::copy::{CopyIn, FLUSH_AT};
 use crate::Error;
+
+/// Room for a batch of rows: a flush's worth, and the row that crosses the mark.
+const BATCH_CAPACITY: usize = FLUSH_AT + 8 * 1024;
+
+/// Rows of [`ToSql`] values written as binary COPY data into a COPY started with
+/// `COPY ... FROM STDIN (FORMAT binary)`: a [`Connection`](crate::Connection)'s
+/// [`CopyIn`] or a [`Client`](crate::Client)'s [`ClientCopyIn`] (tokio-postgres
+/// calls it `BinaryCopyInWriter`).
+///
+/// The column types are the caller's to give (COPY does not report them), in the
+/// order of the COPY's column list; each value is encoded as its type's binary
+/// form, so a Rust type that does not match fails with an error of kind
+/// [`ToSql`](crate::ErrorKind::ToSql) before anything of that row is sent.
+///
+/// ```no_run
+/// # async fn f(conn: &mut ferropg::Connection) -> Result<(), ferropg::Error> {
+/// use ferropg::{BinaryCopyIn, Type};
+///
+/// let copy = conn.copy_in("copy item (id, name) from stdin (format binary)").await?;
+/// let mut writer = BinaryCopyIn::new(copy, &[Type::INT4, Type::TEXT]);
+/// writer.write(&[&1i32, &"apple"]).await?;
+/// writer.write(&[&2i32, &None::<&str>]).await?;
+/// assert_eq!(writer.finish().await?, 2);
+/// # Ok(()) }
+/// ```
+///
+/// On a shared client, other tasks' requests wait until the COPY ends:
+///
+/// ```no_run
+/// # async fn f(client: &ferropg::Client) -> Result<(), ferropg::Error> {
+/// use ferropg::{BinaryCopyIn, Type};
+///
+/// let copy = client.copy_in("copy item (id, name) from stdin (format binary)").await?;
+/// let mut writer = BinaryCopyIn::new(copy, &[Type::INT4, Type::TEXT]);
+/// writer.write(&[&3i32, &"plum"]).await?;
+/// assert_eq!(writer.finish().await?, 1);
+/// # Ok(()) }
+/// ```
+pub struct BinaryCopyIn<C> {
+    copy: C,
+    types: Vec<Type>,
+    /// One CopyData message being filled with rows.
+    buf: BytesMut,
+    /// Where that message starts in `buf`.
+    frame: usize,
+}
+
+impl<C: CopyTarget> BinaryCopyIn<C> {
+    /// Wraps `copy`, for rows of values of `types`.
+    pub fn new(copy: C, types: &[Type]) -> BinaryCopyIn<C> {
+        let mut buf = BytesMut::with_capacity(BATCH_CAPACITY);
+        let frame = frontend::begin_copy_data(&mut buf);
+        copy_binary::put_header(&mut buf);
+        BinaryCopyIn {
+            copy,
+            types: types.to_vec(),
+            buf,
+            frame,
+        }
+    }
+
+    /// Encodes one row; rows are sent in large batches.
+    pub async fn write(&mut self, row: &[&(dyn ToSql + Sync)]) -> Result<(), Error> {
+        if row.len() != self.types.len() {
+            return Err(Error::parameter_count(self.types.len(), row.len()));
+        }
+        let mark = self.buf.len();
+        if let Err(e) = encode_row(&mut self.buf, &self.types, row) {
+            self.buf.truncate(mark);
+            return Err(e);
+        }
+        if self.buf.len() >= FLUSH_AT {
+            self.send_batch().await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the batch of rows encoded so far and starts the next.
+    async fn send_batch(&mut self) -> Result<(), Error> {
+        frontend::end_copy_data(self.frame, &mut self.buf)?;
+        self.copy.send_frame(&mut self.buf).await?;
+        // The buffer handed back is the connection's, written out: room is made
+        // while it is empty, where growing it copies nothing, and not in the middle
+        // of a row.
+        self.buf.reserve(BATCH_CAPACITY);
+        self.frame = frontend::begin_copy_data(&mut self.buf);
+        Ok(())
+    }
+
+    /// Writes the trailer and finishes the COPY ([`CopyIn::finish`],
+    /// [`ClientCopyIn::finish`]): the number of rows copied.
+    pub async fn finish(mut self) -> Result<u64, Error> {
+        copy_binary::put_trailer(&mut self.buf);
+        self.send_batch().await?;
+        self.copy.finish().await
+    }
+
+    /// Aborts the COPY ([`CopyIn::abort`], [`ClientCopyIn::abort`]); rows not sent
+    /// yet are discarded.
+    pub async fn abort(self, message: &str) -> Result<(), Error> {
+        self.copy.abort(message).await
+    }
+}
+
+impl<C> fmt::Debug for BinaryCopyIn<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BinaryCopyIn")
+            .field("types", &self.types)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One binary COPY tuple: the field count, then each value as a length (-1 for
+/// NULL) and its binary form.
+fn encode_row(
+    buf: &mut BytesMut,
+    types: &[Type],
+    row: &[&(dyn ToSql + Sync)],
+) -> Result<(), Error> {
+    copy_binary::begin_tuple(buf, row.len()).map_err(|e| Error::encode(e.0))?;
+    for (i, (value, ty)) in row.iter().zip(types).enumerate() {
+        let at = copy_binary::begin_field(buf);
+        let null = match value.to_sql_checked(ty, buf) {
+            Ok(is_null) => matches!(is_null, IsNull::Yes),
+            Err(e) => return Err(Error::to_sql(i, e)),
+        };
+        copy_binary::end_field(buf, at, null)
+            .map_err(|e| Error::encode(format!("value {}: {e}", i + 1)))?;
+    }
+    Ok(())
+}
+
+/// A `COPY ... FROM STDIN` that [`BinaryCopyIn`] writes into: a
+/// [`Connection`](crate::Connection)'s [`CopyIn`] or a
+/// [`Client`](crate::Client)'s [`ClientCopyIn`]. This trait is sealed.
+pub trait CopyTarget: target::Sealed {}
+
+impl CopyTarget for CopyIn<'_> {}
+impl CopyTarget for ClientCopyIn<'_> {}
+
+mod target {
+    use super::*;
+
+    /// What [`BinaryCopyIn`] needs of a COPY, kept out of the public API.
+    pub trait Sealed {
+        /// Queues a whole CopyData message, leaving `frame` empty (and perhaps
+        /// holding the COPY's spent buffer, to fill again).
+        fn send_frame(
+            &mut self,
+            frame: &mut BytesMut,
+        ) -> impl Future<Output = Result<(), Error>> + Send;
+        /// Ends the data and waits for the server: the number of rows copied.
+        fn finish(self) -> impl Future<Output = Result<u64, Error>> + Send;
+        /// Makes the COPY fail with `message`.
+        fn abort(self, message: &str) -> impl Future<Output = Result<(), Error>> + Send;
+    }
+
+    impl Sealed for CopyIn<'_> {
+        fn send_frame(
+            &mut self,
+            frame: &mut BytesMut,
+        ) -> impl Future<Output = Result<(), Error>> + Send {
+            CopyIn::send_frame(self, frame)
+        }
+        fn finish(self) -> impl Future<Output = Result<u64, Error>> + Send {
+            CopyIn::finish(self)
+        }
+        fn abort(self, message: &str) -> impl Future<Output = Result<(), Error>> + Send {
+            CopyIn::abort(self, message)
+        }
+    }
+
+    impl Sealed for ClientCopyIn<'_> {
+        fn send_frame(
+            &mut self,
+            frame: &mut BytesMut,
+        ) -> impl Future<Output = Result<(), Error>> + Send {
+            ClientCopyIn::send_frame(self, frame)
+        }
+        fn finish(self) -> impl Future<Output = Result<u64, Error>> + Send {
+            ClientCopyIn::finish(self)
+        }
+        fn abort(self, message: &str) -> impl Future<Output = Result<(), Error>> + Send {
+            ClientCopyIn::abort(self, message)
+        }
+    }
+}
 
 /// The signature that opens binary COPY data (the first 11 bytes of the header).
 const SIGNATURE: &[u8] = HEADER.split_at(11).0;

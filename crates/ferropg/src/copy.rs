@@ -1,5 +1,6 @@
-//! COPY: [`CopyIn`] feeds `COPY ... FROM STDIN`, [`BinaryCopyIn`] encodes its rows
-//! in binary format from [`ToSql`] values, [`CopyOut`] reads `COPY ... TO STDOUT`.
+//! COPY on a [`Connection`]: [`CopyIn`] feeds `COPY ... FROM STDIN` (and
+//! [`BinaryCopyIn`](crate::BinaryCopyIn) writes rows into it), [`CopyOut`] reads
+//! `COPY ... TO STDOUT`.
 //!
 //! Both directions use the simple query protocol. After an error (or a CopyFail)
 //! the server answers ErrorResponse and ReadyForQuery at once and ignores any
@@ -12,19 +13,17 @@ use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use ferropg_core::message::frontend;
 use ferropg_core::sqlstate;
-use ferropg_core::types::copy_binary;
 use futures_core::Stream;
 use futures_sink::Sink;
-use postgres_types::{IsNull, ToSql, Type};
 
 use crate::cancel::{timed, StepTimer};
 use crate::exchange::Response;
 use crate::{Connection, Error};
 
-/// Buffered COPY data is written out once it reaches this size.
-const FLUSH_AT: usize = 128 * 1024;
+/// Buffered COPY data is written out once it reaches this size (on a shared
+/// client: a sender waits for the driver beyond it).
+pub(crate) const FLUSH_AT: usize = 128 * 1024;
 
 /// How often a COPY whose data trickles in looks at what the server said, so that a
 /// server error or a lost connection ends it even before a buffer fills.
@@ -359,114 +358,6 @@ impl Drop for CopyIn<'_> {
                 .copy_fail("the COPY was abandoned by the client", &mut conn.write_buf);
         }
     }
-}
-
-/// Rows of [`ToSql`] values written as binary COPY data into a [`CopyIn`] started
-/// with `COPY ... FROM STDIN (FORMAT binary)`.
-///
-/// The column types are the caller's to give (COPY does not report them), in the
-/// order of the COPY's column list; each value is encoded as its type's binary
-/// form, so a Rust type that does not match fails with an error of kind
-/// [`ToSql`](crate::ErrorKind::ToSql) before anything of that row is sent.
-///
-/// ```no_run
-/// # async fn f(conn: &mut ferropg::Connection) -> Result<(), ferropg::Error> {
-/// use ferropg::{BinaryCopyIn, Type};
-///
-/// let copy = conn.copy_in("copy item (id, name) from stdin (format binary)").await?;
-/// let mut writer = BinaryCopyIn::new(copy, &[Type::INT4, Type::TEXT]);
-/// writer.write(&[&1i32, &"apple"]).await?;
-/// writer.write(&[&2i32, &None::<&str>]).await?;
-/// assert_eq!(writer.finish().await?, 2);
-/// # Ok(()) }
-/// ```
-pub struct BinaryCopyIn<'a> {
-    copy: CopyIn<'a>,
-    types: Vec<Type>,
-    /// One CopyData message being filled with rows.
-    buf: BytesMut,
-    /// Where that message starts in `buf`.
-    frame: usize,
-}
-
-impl<'a> BinaryCopyIn<'a> {
-    /// Wraps `copy`, for rows of values of `types`.
-    pub fn new(copy: CopyIn<'a>, types: &[Type]) -> BinaryCopyIn<'a> {
-        let mut buf = BytesMut::with_capacity(FLUSH_AT + 8 * 1024);
-        let frame = frontend::begin_copy_data(&mut buf);
-        copy_binary::put_header(&mut buf);
-        BinaryCopyIn {
-            copy,
-            types: types.to_vec(),
-            buf,
-            frame,
-        }
-    }
-
-    /// Encodes one row; rows are sent in large batches.
-    pub async fn write(&mut self, row: &[&(dyn ToSql + Sync)]) -> Result<(), Error> {
-        if row.len() != self.types.len() {
-            return Err(Error::parameter_count(self.types.len(), row.len()));
-        }
-        let mark = self.buf.len();
-        if let Err(e) = encode_row(&mut self.buf, &self.types, row) {
-            self.buf.truncate(mark);
-            return Err(e);
-        }
-        if self.buf.len() >= FLUSH_AT {
-            self.send_batch().await?;
-        }
-        Ok(())
-    }
-
-    /// Sends the batch of rows encoded so far and starts the next.
-    async fn send_batch(&mut self) -> Result<(), Error> {
-        frontend::end_copy_data(self.frame, &mut self.buf)?;
-        self.copy.send_frame(&mut self.buf).await?;
-        self.frame = frontend::begin_copy_data(&mut self.buf);
-        Ok(())
-    }
-
-    /// Writes the trailer and [`finish`](CopyIn::finish)es the COPY: the number of
-    /// rows copied.
-    pub async fn finish(mut self) -> Result<u64, Error> {
-        copy_binary::put_trailer(&mut self.buf);
-        self.send_batch().await?;
-        self.copy.finish().await
-    }
-
-    /// [`abort`](CopyIn::abort)s the COPY; rows not sent yet are discarded.
-    pub async fn abort(self, message: &str) -> Result<(), Error> {
-        self.copy.abort(message).await
-    }
-}
-
-impl fmt::Debug for BinaryCopyIn<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BinaryCopyIn")
-            .field("types", &self.types)
-            .finish_non_exhaustive()
-    }
-}
-
-/// One binary COPY tuple: the field count, then each value as a length (-1 for
-/// NULL) and its binary form.
-fn encode_row(
-    buf: &mut BytesMut,
-    types: &[Type],
-    row: &[&(dyn ToSql + Sync)],
-) -> Result<(), Error> {
-    copy_binary::begin_tuple(buf, row.len()).map_err(|e| Error::encode(e.0))?;
-    for (i, (value, ty)) in row.iter().zip(types).enumerate() {
-        let at = copy_binary::begin_field(buf);
-        let null = match value.to_sql_checked(ty, buf) {
-            Ok(is_null) => matches!(is_null, IsNull::Yes),
-            Err(e) => return Err(Error::to_sql(i, e)),
-        };
-        copy_binary::end_field(buf, at, null)
-            .map_err(|e| Error::encode(format!("value {}: {e}", i + 1)))?;
-    }
-    Ok(())
 }
 
 /// A `COPY ... TO STDOUT` in progress, from [`Connection::copy_out`]: the data in

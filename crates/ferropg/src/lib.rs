@@ -315,7 +315,7 @@ mod transaction;
 pub mod types;
 
 pub use batch::{Batch, BatchResult};
-pub use binary_copy::{BinaryCopyOutRow, BinaryCopyOutStream};
+pub use binary_copy::{BinaryCopyIn, BinaryCopyOutRow, BinaryCopyOutStream, CopyTarget};
 pub use cancel::CancelToken;
 pub use client::{
     connect_client, Client, ClientCopyIn, ClientCopyOut, ClientDriver, ClientNotifications,
@@ -324,7 +324,7 @@ pub use client::{
 pub use config::Config;
 pub use connect::connect;
 pub use connection::Connection;
-pub use copy::{BinaryCopyIn, CopyIn, CopyOut};
+pub use copy::{CopyIn, CopyOut};
 pub use error::{Error, ErrorKind};
 pub use ferropg_core::message::TransactionStatus;
 /// Quoting for SQL text built from values (literals and identifiers), safe under every

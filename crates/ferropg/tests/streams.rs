@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferropg::{
-    BinaryCopyOutStream, Client, Connection, ErrorKind, SimpleQueryMessage, SqlState, ToSql, Type,
+    BinaryCopyIn, BinaryCopyOutStream, Client, Connection, ErrorKind, SimpleQueryMessage, SqlState,
+    ToSql, Type,
 };
 use futures_util::{SinkExt, StreamExt, TryStreamExt};
 
@@ -554,4 +555,80 @@ async fn a_client_copy_in_that_fails_or_is_dropped_lets_the_others_go() {
     let expected: Vec<i32> = (100..150).chain(200..250).collect();
     assert_eq!(ids, expected);
     assert!(!client.is_closed());
+}
+
+/// `BinaryCopyIn` over a shared client's COPY: batches of rows large enough to
+/// take several flushes (the buffers swapped with the driver's), NULLs, other
+/// tasks held back until the end, then an abort that keeps nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_copy_in_on_a_shared_client() {
+    let client = Arc::new(client().await);
+    client
+        .batch_execute(
+            "create table if not exists client_bin (id int4, name text, score float8); \
+             truncate client_bin",
+        )
+        .await
+        .unwrap();
+    let copy = client
+        .copy_in("copy client_bin (id, name, score) from stdin (format binary)")
+        .await
+        .unwrap();
+    let mut writer = BinaryCopyIn::new(copy, &[Type::INT4, Type::TEXT, Type::FLOAT8]);
+    let other = {
+        let client = Arc::clone(&client);
+        tokio::spawn(async move {
+            client
+                .query_one("select count(*) from client_bin", &[])
+                .await
+        })
+    };
+    for i in 0..50_000i32 {
+        let name = (i % 4 != 0).then(|| format!("name {i}"));
+        writer
+            .write(&[&i, &name, &(f64::from(i) * 0.25)])
+            .await
+            .unwrap();
+    }
+    let err = writer
+        .write(&[&1.5f64, &None::<&str>, &0.0f64])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ToSql, "{err}");
+    assert!(!other.is_finished(), "a request went out during the COPY");
+    assert_eq!(writer.finish().await.unwrap(), 50_000);
+    // The held query ran after the COPY: it sees every row.
+    assert_eq!(other.await.unwrap().unwrap().get::<_, i64>(0), 50_000);
+    let row = client
+        .query_one(
+            "select sum(id)::int8, count(name), sum(score), min(name) from client_bin",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 49_999 * 50_000 / 2);
+    assert_eq!(row.get::<_, i64>(1), 37_500);
+    assert_eq!(row.get::<_, f64>(2), 49_999.0 * 50_000.0 / 8.0);
+    assert_eq!(row.get::<_, &str>(3), "name 1");
+
+    let copy = client
+        .copy_in("copy client_bin (id, name, score) from stdin (format binary)")
+        .await
+        .unwrap();
+    let mut writer = BinaryCopyIn::new(copy, &[Type::INT4, Type::TEXT, Type::FLOAT8]);
+    // Its futures may move between a runtime's threads.
+    fn sendable<F: std::future::Future + Send>(f: F) -> F {
+        f
+    }
+    sendable(writer.write(&[&-1i32, &"gone", &0.0f64]))
+        .await
+        .unwrap();
+    sendable(writer.abort("not wanted")).await.unwrap();
+    let count: i64 = client
+        .query_one("select count(*) from client_bin where id < 0", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 0);
+    client.batch_execute("drop table client_bin").await.unwrap();
 }

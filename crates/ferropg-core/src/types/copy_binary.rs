@@ -37,6 +37,7 @@ pub fn put_trailer(buf: &mut BytesMut) {
 
 /// Starts a tuple of `fields` fields (a table has at most 1600 columns; the count
 /// is an Int16).
+#[inline]
 pub fn begin_tuple(buf: &mut BytesMut, fields: usize) -> Result<(), EncodeError> {
     let count = i16::try_from(fields)
         .map_err(|_| EncodeError(format!("a COPY row cannot have {fields} columns")))?;
@@ -46,12 +47,14 @@ pub fn begin_tuple(buf: &mut BytesMut, fields: usize) -> Result<(), EncodeError>
 
 /// Reserves a field's length prefix; returns where its value starts, for
 /// [`end_field`].
+#[inline]
 pub fn begin_field(buf: &mut BytesMut) -> usize {
     begin_length(buf)
 }
 
 /// Ends the field that began at `start`: its length, or -1 for NULL (whatever was
 /// written after `start` is then dropped).
+#[inline]
 pub fn end_field(buf: &mut BytesMut, start: usize, null: bool) -> Result<(), EncodeError> {
     if null {
         buf.truncate(start);

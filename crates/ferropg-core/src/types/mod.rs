@@ -46,12 +46,14 @@ impl std::error::Error for EncodeError {}
 
 /// Reserves an Int32 length prefix for a value about to be written; returns where the
 /// value starts, for [`end_length`].
+#[inline]
 pub fn begin_length(buf: &mut BytesMut) -> usize {
     buf.put_i32(0);
     buf.len()
 }
 
 /// Fills in the length prefix of the value that began at `start` (see [`begin_length`]).
+#[inline]
 pub fn end_length(buf: &mut BytesMut, start: usize) -> Result<(), EncodeError> {
     let len = i32::try_from(buf.len() - start)
         .map_err(|_| EncodeError("value too large for its length prefix".into()))?;

@@ -12,17 +12,15 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use ferropg_core::sqlstate;
 use futures_sink::Sink;
 use tokio::sync::oneshot;
 
 use super::shared::Outcome;
 use super::Client;
+use crate::copy::FLUSH_AT;
 use crate::Error;
-
-/// The output the COPY data may fill before a sender waits for the driver.
-const FLUSH_AT: usize = 128 * 1024;
 
 /// A `COPY ... FROM STDIN` in progress on a [`Client`], from [`Client::copy_in`]:
 /// a [`Sink`] of [`Bytes`] in the COPY's format (text, csv, binary), with
@@ -121,6 +119,25 @@ impl<'a> ClientCopyIn<'a> {
             let mut state = self.client.shared.lock();
             let state = &mut *state;
             state.core.copy_data(data.as_ref(), &mut state.write_buf)?;
+            state.wake_driver();
+        }
+        std::future::poll_fn(|cx| self.poll_room(cx, FLUSH_AT)).await
+    }
+
+    /// Queues a whole CopyData message (a batch of binary rows), without copying it
+    /// when nothing else waits to be written; `frame` is left empty.
+    pub(crate) async fn send_frame(&mut self, frame: &mut BytesMut) -> Result<(), Error> {
+        self.check()?;
+        {
+            let mut state = self.client.shared.lock();
+            let out = &mut state.write_buf;
+            if out.is_empty() {
+                // The two buffers take turns: the one the driver wrote out comes back.
+                std::mem::swap(out, frame);
+            } else {
+                out.extend_from_slice(frame);
+            }
+            frame.clear();
             state.wake_driver();
         }
         std::future::poll_fn(|cx| self.poll_room(cx, FLUSH_AT)).await
