@@ -17,7 +17,8 @@
 //! may have changed ([`ResetPolicy`]); acquire and release are cancel-safe.
 //!
 //! [`GenericClient`] takes a connection or a client (`&mut *pooled` for a pooled
-//! one), and their transactions.
+//! one), and their transactions: the query methods, the raw ones (parameters from
+//! an iterator), `query_typed` and `simple_query`.
 //!
 //! Runnable examples are in the repository's `examples/rust/`: `tour` (a
 //! [`Connection`] end to end), `web_pool` (an HTTP handler on a [`Pool`]),
