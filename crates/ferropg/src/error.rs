@@ -54,7 +54,8 @@ pub enum ErrorKind {
     /// The number of parameters given differs from the number the statement takes.
     /// Nothing was sent; the connection is unaffected.
     ParameterCount,
-    /// A [`Statement`](crate::Statement) prepared on one connection was used on another.
+    /// A [`Statement`](crate::Statement) prepared on one connection was used on
+    /// another (or a [`ClientPortal`](crate::ClientPortal) bound on one client).
     WrongConnection,
     /// A message could not be encoded (a query string with a NUL byte, too many
     /// parameters). Nothing was sent.
@@ -240,6 +241,15 @@ impl Error {
         Error::new(
             ErrorKind::WrongConnection,
             Some("the statement was prepared on a different connection".into()),
+            None,
+        )
+    }
+
+    /// A portal bound on one client, fetched through another.
+    pub(crate) fn wrong_client_portal() -> Error {
+        Error::new(
+            ErrorKind::WrongConnection,
+            Some("the portal was bound on a different client".into()),
             None,
         )
     }

@@ -17,7 +17,8 @@
 //! may have changed ([`ResetPolicy`]); acquire and release are cancel-safe.
 //!
 //! [`GenericClient`] takes a connection or a client (`&mut *pooled` for a pooled
-//! one), and their transactions.
+//! one), and their transactions: the query methods, the raw ones (parameters from
+//! an iterator), `query_typed` and `simple_query`.
 //!
 //! Runnable examples are in the repository's `examples/rust/`: `tour` (a
 //! [`Connection`] end to end), `web_pool` (an HTTP handler on a [`Pool`]),
@@ -65,7 +66,8 @@
 //!   [`Connection::prepare_cached`] hands out the cached statement.
 //! - [`Connection::query_stream`] and `query_raw` (parameters from an iterator)
 //!   yield rows as they arrive ([`RowStream`]); [`Transaction::bind`] makes a
-//!   [`Portal`] to fetch in steps.
+//!   [`Portal`] to fetch in steps ([`ClientTransaction::bind`] a [`ClientPortal`],
+//!   on a [`Client`]).
 //! - [`Connection::copy_in`] ([`CopyIn`], [`BinaryCopyIn`]) and
 //!   [`Connection::copy_out`] ([`CopyOut`], [`BinaryCopyOutStream`]) run COPY.
 //! - The streams are `futures` [`Stream`](futures_core::Stream)s and [`CopyIn`]
@@ -116,10 +118,12 @@
 //! whose bounded queue makes the driver stop reading while its reader lags),
 //! COPY OUT ([`ClientCopyOut`]) and COPY IN ([`ClientCopyIn`], during which other
 //! tasks' requests wait), notifications as a stream ([`ClientNotifications`]),
-//! batches and `execute_many`, and [`Client::build_transaction`]. Over TCP and
-//! Unix sockets a caller whose request finds the connection idle writes it
-//! itself, without waking the driver. Portals and per-call timeouts are on
-//! [`Connection`] only; there is no pool yet.
+//! batches and `execute_many`, [`Client::build_transaction`], and portals inside
+//! a transaction ([`ClientTransaction::bind`] and
+//! [`query_portal`](ClientTransaction::query_portal), each step pipelined with
+//! the other calls). Over TCP and Unix sockets a caller whose request finds the
+//! connection idle writes it itself, without waking the driver. Per-call
+//! timeouts are on [`Connection`] only.
 //!
 //! ```no_run
 //! use futures_util::TryStreamExt;
@@ -305,6 +309,7 @@ mod introspect;
 mod notification;
 mod pipeline;
 mod pool;
+mod portal;
 mod row;
 mod simple;
 mod socket;
@@ -319,7 +324,7 @@ pub use binary_copy::{BinaryCopyIn, BinaryCopyOutRow, BinaryCopyOutStream, CopyT
 pub use cancel::CancelToken;
 pub use client::{
     connect_client, Client, ClientCopyIn, ClientCopyOut, ClientDriver, ClientNotifications,
-    ClientRowStream, ClientTransaction, ClientTransactionBuilder,
+    ClientPortal, ClientRowStream, ClientTransaction, ClientTransactionBuilder,
 };
 pub use config::Config;
 pub use connect::connect;

@@ -11,7 +11,7 @@ use postgres_types::{BorrowToSql, ToSql};
 
 use crate::cancel::{timed, StepTimer};
 use crate::connection::{Exec, Request};
-use crate::exchange::Response;
+use crate::portal::{fetched, Fetch};
 use crate::row::Row;
 use crate::statement::{Column, Source, Statement, ToStatement};
 use crate::transaction::Transaction;
@@ -153,7 +153,8 @@ impl fmt::Debug for RowStream<'_> {
 
 /// A named portal: a query bound with its parameters inside a transaction, whose
 /// rows are fetched in steps with [`fetch`](Portal::fetch) (an Execute with a row
-/// limit each time). Made by [`Transaction::bind`].
+/// limit each time). Made by [`Transaction::bind`]; a [`Client`](crate::Client)'s
+/// are [`ClientPortal`](crate::ClientPortal)s.
 ///
 /// The portal borrows the transaction; run other statements in between through
 /// [`transaction`](Portal::transaction). It is closed on the server when dropped
@@ -227,24 +228,20 @@ impl<'t, 'c> Portal<'t, 'c> {
     }
 
     async fn fetch_inner(&mut self, max_rows: usize) -> Result<Vec<Row>, Error> {
-        let max = i32::try_from(max_rows).unwrap_or(i32::MAX);
+        let fetch = Fetch::new(&self.name, &self.columns, Fetch::limit(max_rows));
         let conn = self.tx.conn_mut();
         let op = conn.begin_op().await?;
         let mut req = conn.core.request(&mut conn.write_buf);
-        req.execute(&self.name, max)?;
-        req.rows_of(self.columns.len());
+        fetch.write(&mut req)?;
         req.send(op);
-        let mut resp = Response {
-            columns: Some(self.columns.clone()),
-            rows: Some(Vec::with_capacity(max_rows.clamp(1, 1024))),
-            ..Response::default()
-        };
+        let mut resp = fetch.response(true);
         let result = conn.finish(op, &mut resp).await;
-        if result.is_err() || !resp.suspended {
+        let (rows, more) = fetched(&mut resp);
+        if result.is_err() || !more {
             self.done = true;
         }
         result?;
-        Ok(resp.rows.unwrap_or_default())
+        Ok(rows)
     }
 
     /// True once the portal has given its last row (or failed).

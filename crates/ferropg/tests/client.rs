@@ -404,6 +404,45 @@ async fn add_one(db: &mut impl GenericClient, n: i32) -> i32 {
     by_text
 }
 
+/// The raw and typed methods, through one function: rows streamed with the
+/// parameters from an iterator, a row count, parameter types given beside the
+/// values, and the simple query protocol's messages.
+async fn raw_and_typed(db: &mut impl GenericClient, n: i32) -> (Vec<i32>, u64, String, usize) {
+    use futures_util::TryStreamExt;
+
+    let stream = db
+        .query_raw(
+            "select g from generate_series($1::int4, $2::int4) g",
+            [n, n + 2],
+        )
+        .await
+        .unwrap();
+    let series: Vec<i32> = stream
+        .map_ok(|r| r.get::<_, i32>(0))
+        .try_collect()
+        .await
+        .unwrap();
+    let params: Vec<Box<dyn ferropg::ToSql + Send + Sync>> = vec![Box::new(n), Box::new(n + 4)];
+    let affected = db
+        .execute_raw("select generate_series($1::int4, $2::int4)", params)
+        .await
+        .unwrap();
+    let typed = db
+        .query_typed("select $1 || '!'", &[(&n.to_string(), ferropg::Type::TEXT)])
+        .await
+        .unwrap();
+    let shout: String = typed[0].get(0);
+    let messages = db
+        .simple_query("select 1 union all select 2; select 'three'")
+        .await
+        .unwrap();
+    let rows = messages
+        .iter()
+        .filter(|m| matches!(m, ferropg::SimpleQueryMessage::Row(_)))
+        .count();
+    (series, affected, shout, rows)
+}
+
 #[tokio::test]
 async fn generic_code_runs_on_connections_clients_and_their_transactions() {
     let mut conn = ferropg::connect(&support::shared_config()).await.unwrap();
@@ -417,6 +456,37 @@ async fn generic_code_runs_on_connections_clients_and_their_transactions() {
     let mut tx = client.transaction().await.unwrap();
     assert_eq!(add_one(&mut tx, 4).await, 5);
     tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn generic_raw_and_typed_methods_run_on_all_four_kinds_of_session() {
+    let expected = |n: i32| (vec![n, n + 1, n + 2], 5, format!("{n}!"), 3);
+    let mut conn = ferropg::connect(&support::shared_config()).await.unwrap();
+    assert_eq!(raw_and_typed(&mut conn, 1).await, expected(1));
+    let mut tx = conn.transaction().await.unwrap();
+    assert_eq!(raw_and_typed(&mut tx, 2).await, expected(2));
+    tx.commit().await.unwrap();
+
+    let mut client = client().await;
+    assert_eq!(raw_and_typed(&mut client, 3).await, expected(3));
+    let mut tx = client.transaction().await.unwrap();
+    assert_eq!(raw_and_typed(&mut tx, 4).await, expected(4));
+    tx.commit().await.unwrap();
+}
+
+#[test]
+fn generic_futures_are_send() {
+    fn sendable<T: Send>(_: &T) {}
+    async fn through(db: &mut impl GenericClient) -> usize {
+        let stream = db.query_raw("select 1", [0i32; 0]).await.unwrap();
+        drop(stream);
+        db.simple_query("select 1").await.unwrap().len()
+    }
+    let run = async {
+        let mut client = client().await;
+        through(&mut client).await
+    };
+    sendable(&run);
 }
 
 /// Callers write their own requests when nothing else is queued (the fast path),

@@ -119,6 +119,43 @@ async fn a_suspected_pooler_gets_unnamed_statements_inside_transactions() {
     assert!(client.pooler_mode());
 }
 
+/// A portal on a client behind pgbouncer: its transaction holds one server
+/// session, so the named portal stays there between steps; the statement bound
+/// is parsed again in the bind, as the client's other calls do, both while the
+/// pooler is only suspected and in pooler mode.
+#[tokio::test]
+async fn a_client_portal_is_read_in_steps_through_pgbouncer() {
+    let bouncer = Bouncer::start(support::shared());
+    let mut client = Client::connect(&bouncer.config()).await.unwrap();
+    // Named, in whichever server session the prepare reached.
+    let statement = client
+        .prepare("select g from generate_series(1, $1::int4) g")
+        .await
+        .unwrap();
+    assert!(client.pooler_suspected());
+    for round in 0..2 {
+        if round == 1 {
+            client.enter_pooler_mode();
+        }
+        for _ in 0..3 {
+            let tx = client.transaction().await.unwrap();
+            let portal = tx.bind(&statement, &[&25i32]).await.unwrap();
+            let mut seen = Vec::new();
+            loop {
+                let rows = tx.query_portal(&portal, 10).await.unwrap();
+                if rows.is_empty() {
+                    break;
+                }
+                seen.extend(rows.iter().map(|r| r.get::<_, i32>(0)));
+            }
+            assert_eq!(seen, (1..=25).collect::<Vec<_>>());
+            drop(portal);
+            tx.commit().await.unwrap();
+        }
+    }
+    assert!(client.pooler_mode());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_works_through_pgbouncer_and_switches_all_its_clients() {
     let bouncer = Bouncer::start(support::shared());

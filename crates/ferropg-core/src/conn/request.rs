@@ -108,6 +108,35 @@ impl<'a, T> Request<'a, T> {
         whole(self.out, |out| frontend::execute(portal, max_rows, out))
     }
 
+    /// Fetch the next `max_rows` rows (0 or less: all the rest) of `portal`, a
+    /// portal an earlier request bound and described as having `columns` columns:
+    /// an Execute with that row limit, its rows checked against that width since
+    /// no Describe in this request announces it. A
+    /// [`portal_suspended`](super::Events::portal_suspended) event says the portal
+    /// stopped at the limit with rows left; a command completion, that it ran out.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use ferropg_core::conn::{Connection, StartupParams};
+    ///
+    /// let mut conn: Connection<&str> = Connection::new(StartupParams::default());
+    /// let mut out = BytesMut::new();
+    /// let mut req = conn.request(&mut out);
+    /// req.fetch("p1", 100, 3).unwrap();
+    /// req.send("next 100 rows of p1");
+    /// assert_eq!(out[0], b'E');
+    /// ```
+    pub fn fetch(
+        &mut self,
+        portal: &str,
+        max_rows: i32,
+        columns: usize,
+    ) -> Result<(), EncodeError> {
+        self.execute(portal, max_rows)?;
+        self.rows_of(columns);
+        Ok(())
+    }
+
     /// Close statement `name` on the server.
     pub fn close_statement(&mut self, name: &str) -> Result<(), EncodeError> {
         whole(self.out, |out| frontend::close(b'S', name, out))

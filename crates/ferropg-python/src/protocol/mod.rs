@@ -895,8 +895,8 @@ impl CoreProtocol {
             this.ensure_open(py)?;
             let fut = this.new_future(py)?;
             let mut req = this.conn.request(&mut this.out);
-            req.execute(portal, limit).map_err(|e| enc_err(py, e))?;
-            req.rows_of(stmt.get().columns.len());
+            req.fetch(portal, limit, stmt.get().columns.len())
+                .map_err(|e| enc_err(py, e))?;
             let query = Some(stmt.get().query.clone());
             let kind = OpKind::execute(py, stmt, ResultShape::Portal);
             req.send(Op::new(fut.clone_ref(py), query, kind));

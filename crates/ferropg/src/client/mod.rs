@@ -4,6 +4,7 @@ mod batch;
 mod copy_in;
 mod driver;
 mod feed;
+mod portal;
 mod requests;
 mod reset;
 mod shared;
@@ -23,6 +24,7 @@ use postgres_types::{BorrowToSql, ToSql, Type};
 pub use copy_in::ClientCopyIn;
 pub use driver::ClientDriver;
 use feed::FeedHandle;
+pub use portal::ClientPortal;
 pub(crate) use reset::DeferredReset;
 use shared::{ReplyTo, Shared};
 pub(crate) use shared::{Session, Waiting};
@@ -68,8 +70,8 @@ use crate::{Config, Error};
 /// Rows can be streamed ([`query_raw`](Client::query_raw)), COPY run both ways
 /// ([`copy_in`](Client::copy_in), [`copy_out`](Client::copy_out)), statements sent
 /// as a [`Batch`](crate::Batch) or run for many rows of parameters
-/// ([`execute_many`](Client::execute_many)). Portals are on
-/// [`Connection`](crate::Connection) only.
+/// ([`execute_many`](Client::execute_many)), and a transaction's rows fetched in
+/// steps from a portal ([`ClientTransaction::bind`], [`ClientPortal`]).
 ///
 /// Over TCP and Unix sockets, a request that finds the connection idle is written
 /// by its caller, without waking the driver (which reads the reply); under load the

@@ -80,20 +80,29 @@ impl Client {
                 return Ok(resp);
             };
             let err = Error::db(db);
-            let pooler = req.by_name && self.pooler_found(&err);
-            if (req.cached && is_stale(&err)) || pooler {
-                if req.cached {
-                    self.clear_statement_cache();
-                }
-                // Outside a transaction the statement can simply run again: its
-                // Bind was refused, so nothing of it ran.
-                if !retried && self.transaction_status() == TransactionStatus::Idle {
-                    retried = true;
-                    continue;
-                }
+            if self.statement_failed(&err, req.cached, req.by_name) && !retried {
+                retried = true;
+                continue;
             }
             return Err(err);
         }
+    }
+
+    /// Learns what a request's error says of the statement it bound: one bound by
+    /// name (`by_name`) and missing from the session means a pooler (see
+    /// [`pooler_found`](Client::pooler_found)); a stale one from the cache
+    /// (`cached`) clears the cache. True when the request may simply run again:
+    /// its Bind was refused, so nothing of it ran, and outside a transaction
+    /// nothing else was lost either.
+    pub(super) fn statement_failed(&self, err: &Error, cached: bool, by_name: bool) -> bool {
+        let pooler = by_name && self.pooler_found(err);
+        if !((cached && is_stale(err)) || pooler) {
+            return false;
+        }
+        if cached {
+            self.clear_statement_cache();
+        }
+        self.transaction_status() == TransactionStatus::Idle
     }
 
     /// Caches a statement a request parsed under a new name, once the server
@@ -299,7 +308,10 @@ impl Client {
 
     /// `columns` with every type the catalog knows, asking it about those nothing
     /// is known of yet.
-    async fn learned_columns(&self, columns: &Arc<[Column]>) -> Result<Arc<[Column]>, Error> {
+    pub(super) async fn learned_columns(
+        &self,
+        columns: &Arc<[Column]>,
+    ) -> Result<Arc<[Column]>, Error> {
         if columns.iter().any(|c| is_placeholder(c.type_())) {
             self.learn_types(columns.iter().map(|c| c.type_().oid()).collect())
                 .await?;

@@ -185,6 +185,9 @@ pub(crate) struct State {
     pub(crate) types: TypeCache,
     pub(crate) notifications: VecDeque<Notification>,
     pub(crate) notice_handler: Option<NoticeHandler>,
+    /// Portals dropped while open, to close with the next request (see
+    /// `ClientPortal`).
+    pub(crate) portals_to_close: Vec<String>,
     /// Requests written so far (a pool retires a connection after `max_queries`).
     pub(crate) requests: u64,
     /// A transaction-mode pooler sits in between: statements are bound as the
@@ -250,6 +253,7 @@ impl Shared {
                 types: session.types,
                 notifications: session.notifications,
                 notice_handler: session.notice_handler,
+                portals_to_close: Vec::new(),
                 requests: 0,
                 pooler_mode: false,
                 probe: None,
@@ -562,17 +566,21 @@ impl State {
         }
     }
 
-    /// Queues the Close of every statement dropped since the last request, as one
-    /// request nobody waits for.
+    /// Queues the Close of every portal and statement dropped since the last
+    /// request, as one request nobody waits for.
     fn write_cleanup(&mut self, close_queue: &CloseQueue) -> Result<(), Error> {
         let names = {
             let mut queue = close_queue.lock().unwrap_or_else(PoisonError::into_inner);
-            if queue.is_empty() {
-                return Ok(());
-            }
             std::mem::take(&mut *queue)
         };
+        if names.is_empty() && self.portals_to_close.is_empty() {
+            return Ok(());
+        }
+        let portals = std::mem::take(&mut self.portals_to_close);
         let mut req = self.core.request(&mut self.write_buf);
+        for name in &portals {
+            req.close_portal(name)?;
+        }
         for name in &names {
             req.close_statement(name)?;
         }
