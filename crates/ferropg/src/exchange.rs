@@ -60,12 +60,14 @@ pub(crate) struct Response {
     pub(crate) batch: Option<BatchCollect>,
     /// The row counts of every CommandComplete, added up (`execute_many`).
     pub(crate) total_affected: u64,
-    /// Hand rows out one at a time, through `next_row`, instead of collecting them.
+    /// Hand rows out one at a time, through `streamed`, instead of collecting them.
     pub(crate) stream_rows: bool,
     /// Hand COPY data out one chunk at a time, through `next_chunk`.
     pub(crate) stream_copy: bool,
-    /// The row just read, for a stream.
-    pub(crate) next_row: Option<Row>,
+    /// The rows of the last read not handed out yet, for a stream: slices of that
+    /// one read, so a stream holds no more than one read's worth. Taking all of
+    /// them in one pass costs a row what a collected result's row costs.
+    pub(crate) streamed: VecDeque<Row>,
     /// The COPY data just read, for a stream.
     pub(crate) next_chunk: Option<Bytes>,
     /// The parameter types from a ParameterDescription.
@@ -245,8 +247,8 @@ impl Events<u64> for Collector<'_> {
         };
         let row = Row::new(columns.clone(), self.share(row.raw()), &row);
         if self.resp.stream_rows {
-            self.resp.next_row = Some(row);
-            return Flow::Pause;
+            self.resp.streamed.push_back(row);
+            return Flow::Continue;
         }
         if let Some(rows) = &mut self.resp.rows {
             rows.push(row);

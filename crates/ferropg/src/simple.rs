@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use ferropg_core::message::DataRow;
 
-use crate::row::{value_at, value_offsets, RowIndex};
+use crate::row::{value_at, value_offsets, RowIndex, ValueOffsets};
 use crate::statement::Column;
 use crate::Error;
 
@@ -31,7 +31,7 @@ pub enum SimpleQueryMessage {
 pub struct SimpleQueryRow {
     columns: Arc<[Column]>,
     body: Bytes,
-    offsets: Vec<u32>,
+    offsets: ValueOffsets,
 }
 
 impl SimpleQueryRow {

@@ -24,8 +24,8 @@ use crate::{Connection, Error};
 /// It is a [`Stream`] of rows (use `futures::StreamExt` or `TryStreamExt` on it),
 /// and has its own [`next`](RowStream::next) for use without the `futures` crate.
 ///
-/// Nothing is buffered beyond what one socket read brings, so a result of any size
-/// takes bounded memory (the server waits while the rows are not read).
+/// Nothing is buffered beyond the rows one socket read brings, so a result of any
+/// size takes bounded memory (the server waits while the rows are not read).
 ///
 /// Dropping the stream before its end is safe: the connection's next call reads
 /// and discards the rest of the result first.
@@ -79,9 +79,7 @@ impl<'a> RowStream<'a> {
         let conn = &mut *self.conn;
         conn.check_open()?;
         loop {
-            ready!(conn.poll_flush(cx))?;
-            ready!(conn.poll_events(cx, self.req.op, &mut self.req.resp))?;
-            if let Some(row) = self.req.resp.next_row.take() {
+            if let Some(row) = self.req.resp.streamed.pop_front() {
                 return Poll::Ready(Ok(Some(row)));
             }
             if self.req.resp.ended {
@@ -93,6 +91,8 @@ impl<'a> RowStream<'a> {
                 conn.complete(&mut self.req, &result);
                 return Poll::Ready(result.map(|()| None));
             }
+            ready!(conn.poll_flush(cx))?;
+            ready!(conn.poll_events(cx, self.req.op, &mut self.req.resp))?;
         }
     }
 

@@ -911,3 +911,47 @@ async fn futures_are_send() {
     });
     assert_eq!(handle.await.unwrap(), 11);
 }
+
+/// Rows of every width around the one kept without an allocation (12 values),
+/// with NULLs and values of several lengths, read back value by value: collected,
+/// streamed, and as simple-query text rows.
+#[tokio::test]
+async fn rows_of_every_width_read_back_value_by_value() {
+    let mut conn = connect().await;
+    for width in [0usize, 1, 11, 12, 13, 40] {
+        // Column i holds repeat('x', i), NULL for every third column.
+        let columns: Vec<String> = (0..width)
+            .map(|i| match i % 3 {
+                2 => format!("null::text as c{i}"),
+                _ => format!("repeat('x', {i}) as c{i}"),
+            })
+            .collect();
+        let sql = format!("select {} from generate_series(1, 3)", columns.join(", "));
+        let check = |values: Vec<Option<String>>| {
+            assert_eq!(values.len(), width);
+            for (i, value) in values.into_iter().enumerate() {
+                let expected = (i % 3 != 2).then(|| "x".repeat(i));
+                assert_eq!(value, expected, "width {width}, column {i}");
+            }
+        };
+        let rows = conn.query(sql.as_str(), &[]).await.unwrap();
+        assert_eq!(rows.len(), 3);
+        for row in &rows {
+            assert_eq!(row.len(), width);
+            check((0..width).map(|i| row.get(i)).collect());
+        }
+        let mut stream = conn.query_stream(sql.as_str(), &[]).await.unwrap();
+        let mut streamed = 0;
+        while let Some(row) = stream.next().await {
+            let row = row.unwrap();
+            check((0..width).map(|i| row.get(i)).collect());
+            streamed += 1;
+        }
+        assert_eq!(streamed, 3);
+        for message in conn.simple_query(&sql).await.unwrap() {
+            if let ferropg::SimpleQueryMessage::Row(row) = message {
+                check((0..width).map(|i| row.get(i).map(str::to_owned)).collect());
+            }
+        }
+    }
+}
