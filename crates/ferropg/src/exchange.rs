@@ -234,10 +234,14 @@ impl Events<u64> for Collector<'_> {
         if !self.ours(*op) {
             return Flow::Continue;
         }
-        match self.resp.route_row(self.chunk, &row) {
-            Ok(true) => return Flow::Continue,
-            Ok(false) => {}
-            Err(e) => return self.fail(e),
+        // Most rows are a query's or a stream's: the rest is looked at only for the
+        // others.
+        if self.resp.batch.is_some() || self.resp.simple.is_some() {
+            match self.resp.route_row(self.chunk, &row) {
+                Ok(true) => return Flow::Continue,
+                Ok(false) => {}
+                Err(e) => return self.fail(e),
+            }
         }
         if !(self.resp.stream_rows || self.resp.rows.is_some()) {
             return Flow::Continue;
