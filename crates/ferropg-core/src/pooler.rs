@@ -7,6 +7,7 @@
 //! asks the server whether it runs in that process; it rides ahead of the first
 //! request, in the same write, so it costs no round trip.
 
+use crate::message::TransactionStatus;
 use crate::sqlstate::{self, SqlState};
 
 /// The probe for a session whose startup's backend key named `process_id`: one
@@ -59,4 +60,25 @@ pub fn statement_lost(code: &SqlState) -> bool {
 /// explained, and the caller prepares again instead.
 pub fn loss_means_pooler(statements_discarded: u64) -> bool {
     statements_discarded == 0
+}
+
+/// Whether a statement is bound as the unnamed one, parsed again in the request
+/// that runs it: in pooler mode, and inside a transaction block when a pooler is
+/// only suspected (the probe found one). Inside a block a named statement that is
+/// missing from the server session would abort the transaction, where outside one
+/// its failure is retried (and switches to pooler mode); a pooler that keeps
+/// prepared statements itself (pgbouncer 1.21's `max_prepared_statements`) never
+/// fails it, and is not taken for one that needs pooler mode.
+///
+/// ```
+/// use ferropg_core::message::TransactionStatus;
+/// use ferropg_core::pooler::binds_unnamed;
+///
+/// assert!(binds_unnamed(true, false, TransactionStatus::Idle));
+/// assert!(!binds_unnamed(false, true, TransactionStatus::Idle));
+/// assert!(binds_unnamed(false, true, TransactionStatus::InTransaction));
+/// assert!(!binds_unnamed(false, false, TransactionStatus::InTransaction));
+/// ```
+pub fn binds_unnamed(pooler_mode: bool, suspected: bool, status: TransactionStatus) -> bool {
+    pooler_mode || (suspected && status != TransactionStatus::Idle)
 }

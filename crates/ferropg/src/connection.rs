@@ -106,6 +106,19 @@ pub struct Connection {
     /// A transaction-mode pooler sits in between (see
     /// [`enter_pooler_mode`](Connection::enter_pooler_mode)).
     pub(crate) pooler_mode: bool,
+    /// The startup probe for a pooler in between, and what it found.
+    pub(crate) probe: Probe,
+}
+
+/// The startup probe of a connection (`ferropg_core::pooler`): the operation
+/// that carries it until its answer is in, and whether the answer suspected a
+/// pooler.
+#[derive(Debug, Default)]
+pub(crate) struct Probe {
+    /// The probe's operation while it is unanswered; `NO_OP` after.
+    pub(crate) op: u64,
+    /// The server process was not the one the startup's backend key named.
+    pub(crate) suspected: bool,
 }
 
 /// What a request runs: a statement to bind, or SQL text parsed in the same request.
@@ -189,6 +202,7 @@ impl Connection {
             types: TypeCache::default(),
             cancel_gate: Arc::default(),
             pooler_mode: false,
+            probe: Probe::default(),
         }
     }
 
@@ -202,9 +216,31 @@ impl Connection {
             self.flush().await?;
             self.read_events(NO_OP, &mut resp).await?;
             if resp.started {
+                self.probe_for_pooler();
                 return Ok(());
             }
         }
+    }
+
+    /// Holds a query back to ride ahead of the first request: whether the server
+    /// runs in the process the startup's backend key names. A pooler in between
+    /// (pgbouncer) answers startup with a key of its own.
+    fn probe_for_pooler(&mut self) {
+        let sql = pooler::probe_query(self.core.process_id());
+        let op = self.next_op_id();
+        if self.core.defer_query(&sql, op).is_ok() {
+            self.probe.op = op;
+        }
+    }
+
+    /// Whether statements are bound as the unnamed one, parsed again in the
+    /// request that runs them (the core's `pooler::binds_unnamed`).
+    pub(crate) fn binds_unnamed(&self) -> bool {
+        pooler::binds_unnamed(
+            self.pooler_mode,
+            self.probe.suspected,
+            self.core.transaction_status(),
+        )
     }
 
     /// Runs a statement and returns all its rows.
@@ -648,7 +684,18 @@ impl Connection {
         // The shell left behind is closed: its Drop sends nothing.
         let mut shell = CoreConnection::new(StartupParams::default());
         shell.mark_closed();
-        let core = std::mem::replace(&mut self.core, shell).map_ops(|_| Waiting::unheard());
+        // The startup probe, if unanswered, is answered to the client.
+        let probe = std::mem::take(&mut self.probe);
+        let mut probe_reply = None;
+        let core = std::mem::replace(&mut self.core, shell).map_ops(|op| {
+            if op == probe.op && op != NO_OP {
+                let (waiting, reply) = Waiting::replying();
+                probe_reply = Some(reply);
+                waiting
+            } else {
+                Waiting::unheard()
+            }
+        });
         let empty_cache = StatementCache::new(0, 0.0);
         let session = Session {
             core,
@@ -662,6 +709,8 @@ impl Connection {
             max_cacheable: self.max_cacheable,
             clock: self.clock,
             cancel,
+            probe: probe_reply,
+            pooler_suspected: probe.suspected,
         };
         let read_buf = std::mem::take(&mut self.read_buf);
         let unread = std::mem::take(&mut self.unread);
@@ -1106,11 +1155,11 @@ impl Connection {
             by_name: false,
             statement: None,
         };
+        let unnamed = self.binds_unnamed();
         let mut wire = self.core.request(&mut self.write_buf);
         match target {
             Target::Bound { statement, cached } => {
-                let by_name =
-                    bind_statement(&mut wire, portal, &statement, params, self.pooler_mode)?;
+                let by_name = bind_statement(&mut wire, portal, &statement, params, unnamed)?;
                 if !by_name {
                     // Parsed again: the portal's description gives the columns as
                     // they are now, should the result type have changed.
@@ -1207,6 +1256,16 @@ impl Connection {
     /// missing (see [`enter_pooler_mode`](Connection::enter_pooler_mode)).
     pub fn pooler_mode(&self) -> bool {
         self.pooler_mode
+    }
+
+    /// Whether a transaction-mode pooler may sit in between: the startup's backend
+    /// key did not name the server process that answered (pgbouncer gives clients
+    /// keys of its own). The probe rides ahead of the first request; once its
+    /// answer is in, statements are bound unnamed inside transaction blocks, where
+    /// a statement missing from the server session a request reaches would abort
+    /// the transaction.
+    pub fn pooler_suspected(&self) -> bool {
+        self.probe.suspected && !self.pooler_mode
     }
 
     /// Binds every statement as the unnamed one from now on, parsed again (with

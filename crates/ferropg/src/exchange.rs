@@ -19,10 +19,10 @@ use bytes::{Buf, Bytes};
 use ferropg_core::conn::{CopyIn, Events, Flow, Outcome};
 use ferropg_core::message::frontend::EncodeError;
 use ferropg_core::message::{DataRow, ParameterDescription, RowDescription};
-use ferropg_core::DbError;
+use ferropg_core::{pooler, DbError};
 
 use crate::batch::BatchCollect;
-use crate::connection::NoticeHandler;
+use crate::connection::{NoticeHandler, Probe};
 use crate::notification::Notification;
 use crate::row::Row;
 use crate::simple::{SimpleQueryMessage, SimpleQueryRow};
@@ -163,6 +163,8 @@ struct Collector<'a> {
     chunk: &'a Bytes,
     notifications: &'a mut VecDeque<Notification>,
     notice_handler: &'a mut Option<NoticeHandler>,
+    /// The startup probe, whose answer is taken wherever it comes.
+    probe: &'a mut Probe,
     /// What ends the connection: a FATAL error, or rows the face cannot place.
     failure: Option<Error>,
 }
@@ -287,6 +289,8 @@ impl Events<u64> for Collector<'_> {
     fn command_complete(&mut self, op: &mut u64, _tag: &str, rows: Option<u64>) {
         if self.ours(*op) {
             self.resp.command_complete(rows);
+        } else if *op == self.probe.op && *op != NO_OP {
+            self.probe.suspected |= rows.is_some_and(pooler::probe_says_pooler);
         }
     }
 
@@ -305,6 +309,9 @@ impl Events<u64> for Collector<'_> {
     }
 
     fn done(&mut self, op: u64, _outcome: Outcome) -> Flow {
+        if op == self.probe.op {
+            self.probe.op = NO_OP;
+        }
         if self.ours(op) {
             self.resp.ended = true;
             Flow::Pause
@@ -507,6 +514,7 @@ impl Connection {
             chunk: &chunk,
             notifications: &mut self.notifications,
             notice_handler: &mut self.notice_handler,
+            probe: &mut self.probe,
             failure: None,
         };
         let result = self

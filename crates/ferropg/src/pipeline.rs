@@ -34,7 +34,7 @@ impl Connection {
         timed(deadline, async {
             let bound = self.bind_all(batch).await?;
             let op = self.begin_op().await?;
-            let pooler = self.pooler_mode;
+            let pooler = self.binds_unnamed();
             let mut wire = self.core.request(&mut self.write_buf);
             for (b, entry) in bound.iter().zip(&batch.entries) {
                 bind_statement(&mut wire, "", &b.statement, &entry.params, pooler)?;
@@ -76,7 +76,7 @@ impl Connection {
                 if i > 0 {
                     op = self.next_op_id();
                 }
-                let pooler = self.pooler_mode;
+                let pooler = self.binds_unnamed();
                 let mut wire = self.core.request(&mut self.write_buf);
                 let encoded = bind_statement(&mut wire, "", &b.statement, &entry.params, pooler)
                     .and_then(|_| Ok(wire.execute("", 0)?));
@@ -163,7 +163,7 @@ impl Connection {
         };
         let bound = self.bound(source, groups.width()).await?;
         let mut next_op = Some(self.begin_op().await?);
-        let most = groups_in_flight(self.pooler_mode);
+        let most = groups_in_flight(self.pooler_mode || self.probe.suspected);
         let mut in_flight: VecDeque<u64> = VecDeque::with_capacity(most);
         let (mut total, mut failure) = (0u64, None);
         while failure.is_none() {
@@ -172,7 +172,7 @@ impl Connection {
             }
             if !groups.is_empty() {
                 let op = next_op.take().unwrap_or_else(|| self.next_op_id());
-                let pooler = self.pooler_mode;
+                let pooler = self.binds_unnamed();
                 let mut wire = self.core.request(&mut self.write_buf);
                 match execute_rows(&mut wire, &bound.statement, groups.rows(), pooler) {
                     Ok(()) => {

@@ -251,3 +251,35 @@ async fn an_owned_connection_works_through_pgbouncer_too() {
         .await
         .unwrap();
 }
+
+/// The owned connection probes for a pooler at startup as the client does: behind
+/// pgbouncer its statements are then bound unnamed inside transaction blocks, so
+/// none fails there; straight to the server nothing is suspected. What the probe
+/// found goes with the session into a shared client.
+#[tokio::test]
+async fn an_owned_connection_suspects_a_pooler_from_its_startup_probe() {
+    let mut direct = ferropg::connect(&support::shared_config()).await.unwrap();
+    direct.query_one("select 1", &[]).await.unwrap();
+    assert!(!direct.pooler_suspected());
+
+    let bouncer = Bouncer::start(support::shared());
+    let mut conn = ferropg::connect(&bouncer.config()).await.unwrap();
+    let statement = conn.prepare("select $1::int4 * 2").await.unwrap();
+    assert!(conn.pooler_suspected());
+    assert!(!conn.pooler_mode());
+    for _ in 0..4 {
+        let mut tx = conn.transaction().await.unwrap();
+        let row = tx.query_one(&statement, &[&21i32]).await.unwrap();
+        assert_eq!(row.get::<_, i32>(0), 42);
+        tx.commit().await.unwrap();
+    }
+    assert!(
+        !conn.pooler_mode(),
+        "a statement went missing in a transaction"
+    );
+    let (client, driver) = conn.into_client().await.unwrap();
+    tokio::spawn(driver);
+    assert!(client.pooler_suspected());
+    let row = client.query_one("select 5", &[]).await.unwrap();
+    assert_eq!(row.get::<_, i32>(0), 5);
+}

@@ -285,15 +285,13 @@ impl CoreProtocol {
     }
 
     /// Whether statements are bound as the unnamed one, parsed again in the request:
-    /// in pooler mode, and inside a transaction block when a pooler is suspected. A
-    /// named statement that is missing there would abort the transaction, where
-    /// outside one its failure is retried (and switches to pooler mode); a pooler
-    /// that keeps prepared statements itself (pgbouncer 1.21's
-    /// `max_prepared_statements`) never fails it, and is not taken for one that
-    /// needs pooler mode.
+    /// by the core's rule (`pooler::binds_unnamed`).
     fn binds_unnamed(&self) -> bool {
-        self.pooler_mode
-            || (self.pooler_suspected && self.conn.transaction_status() != TransactionStatus::Idle)
+        pooler::binds_unnamed(
+            self.pooler_mode,
+            self.pooler_suspected,
+            self.conn.transaction_status(),
+        )
     }
 
     /// From now on every statement is bound as the unnamed one, parsed again in the

@@ -150,7 +150,6 @@ impl Client {
     ) -> (Client, ClientDriver) {
         let (transport, writer) = Transport::new(socket);
         let shared = Shared::new(session, writer);
-        shared.lock().probe_for_pooler();
         let driver = ClientDriver::new(Arc::clone(&shared), transport, read_buf, unread);
         (Client { shared }, driver)
     }

@@ -14,7 +14,6 @@ use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use ferropg_core::conn::{Connection as CoreConnection, Phase};
-use ferropg_core::message::TransactionStatus;
 use ferropg_core::statement_cache::{self, Lookup, StatementCache};
 use ferropg_core::{names, pooler};
 use tokio::sync::{oneshot, Notify};
@@ -87,6 +86,16 @@ fn feed_end(outcome: Outcome) -> End {
 }
 
 impl Waiting {
+    /// A request whose whole response its caller takes through the [`Reply`].
+    pub(crate) fn replying() -> (Waiting, Reply) {
+        let (tx, rx) = oneshot::channel();
+        let waiting = Waiting {
+            resp: Response::default(),
+            reply: ReplyTo::Once(tx),
+        };
+        (waiting, Reply::new(rx))
+    }
+
     /// A request nobody will wait for.
     pub(crate) fn unheard() -> Waiting {
         Waiting {
@@ -193,7 +202,7 @@ pub(crate) struct State {
     /// A transaction-mode pooler sits in between: statements are bound as the
     /// unnamed one, parsed again in each request (see `Client::enter_pooler_mode`).
     pub(crate) pooler_mode: bool,
-    /// The startup probe's answer, until it is looked at (see `Client::probe`).
+    /// The startup probe's answer, until it is looked at.
     probe: Option<Reply>,
     /// The probe found the server process other than the startup's backend key
     /// names: a pooler may sit in between.
@@ -232,6 +241,10 @@ pub(crate) struct Session {
     pub(crate) max_cacheable: usize,
     pub(crate) clock: Instant,
     pub(crate) cancel: CancelToken,
+    /// The startup probe's answer, still to come (see `Connection::probe_for_pooler`).
+    pub(crate) probe: Option<Reply>,
+    /// What the probe found, if its answer came before the session became a client.
+    pub(crate) pooler_suspected: bool,
 }
 
 impl Shared {
@@ -256,8 +269,8 @@ impl Shared {
                 portals_to_close: Vec::new(),
                 requests: 0,
                 pooler_mode: false,
-                probe: None,
-                pooler_suspected: false,
+                probe: session.probe,
+                pooler_suspected: session.pooler_suspected,
             }),
             id: session.id,
             close_queue: session.close_queue,
@@ -487,18 +500,6 @@ impl Shared {
 }
 
 impl State {
-    /// Holds a query back to ride ahead of the first request: whether the server
-    /// runs in the process the startup's backend key names. A pooler in between
-    /// (pgbouncer) answers startup with a key of its own.
-    pub(crate) fn probe_for_pooler(&mut self) {
-        let sql = pooler::probe_query(self.core.process_id());
-        let (tx, rx) = oneshot::channel();
-        let op = Waiting::new(Response::default(), ReplyTo::Once(tx));
-        if self.core.defer_query(&sql, op).is_ok() {
-            self.probe = Some(Reply::new(rx));
-        }
-    }
-
     /// Whether a pooler sits in between, or may: pooler mode, or the startup probe
     /// answered with no row.
     pub(crate) fn behind_pooler(&mut self) -> bool {
@@ -510,15 +511,11 @@ impl State {
     }
 
     /// Whether statements are bound as the unnamed one, parsed again in the
-    /// request: in pooler mode, and inside a transaction block when a pooler is
-    /// suspected, where a named statement missing from the server session would
-    /// abort the transaction (outside one its failure is retried, and switches to
-    /// pooler mode). A pooler that keeps prepared statements itself (pgbouncer
-    /// 1.21's `max_prepared_statements`) never fails one, and is not taken for a
-    /// pooler that needs pooler mode.
+    /// request: by the core's rule (`pooler::binds_unnamed`), once the startup
+    /// probe's answer is in.
     pub(crate) fn binds_unnamed(&mut self) -> bool {
         let suspected = self.behind_pooler();
-        self.pooler_mode || (suspected && self.core.transaction_status() != TransactionStatus::Idle)
+        pooler::binds_unnamed(self.pooler_mode, suspected, self.core.transaction_status())
     }
 
     /// Fails if the connection is closed.
