@@ -73,11 +73,12 @@ soak: setup build-release  ## leak soak, both faces: RSS and descriptors over 1M
 	$(PY) tests/soak.py $(SOAK_ARGS)
 	FERROPG_SOAK_SCALE=1 $(CARGO) test --release --quiet -p ferropg --test soak -- --nocapture
 
-lint:  ## rustfmt, clippy with warnings as errors (also with the type and root features), the aws-lc-rs build checked, ruff, every generator's --check, stubtest of _native
+lint:  ## rustfmt, clippy with warnings as errors (also with the type and root features), the aws-lc-rs build checked, rustdoc with warnings as errors, ruff, every generator's --check, stubtest of _native
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 	$(CARGO) clippy --workspace --all-targets --quiet --features "$(TYPE_FEATURES) $(TLS_FEATURES)" -- -D warnings
 	$(CARGO) check -p ferropg --quiet --no-default-features --features aws-lc-rs
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --quiet --no-deps -p ferropg-core -p ferropg --features "ferropg/native-roots ferropg/webpki-roots"
 	$(VENV)/bin/ruff check python tests tools examples benches
 	$(VENV)/bin/ruff format --check python tests tools examples benches
 	$(PY) tools/gen_sqlstate.py --check

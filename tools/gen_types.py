@@ -178,7 +178,7 @@ def rust(types: list[PgType], ranges: list[tuple[str, str, str]]) -> str:
         "",
     ]
     for t in types:
-        descr = t.descr.replace("\\", "\\\\") or t.name
+        descr = t.descr.replace("\\", "\\\\").replace("<", "&lt;").replace(">", "&gt;") or t.name
         out.append(f"/// `{t.name}`: {descr}")
         out.append(f"pub const {names[t.oid]}: u32 = {t.oid};")
     out += ["", "/// Every built-in array type: `(array OID, element OID)`, by array OID."]

@@ -198,7 +198,7 @@ pub const TIME_ARRAY: u32 = 1183;
 pub const TIMESTAMPTZ: u32 = 1184;
 /// `_timestamptz`: array of timestamptz
 pub const TIMESTAMPTZ_ARRAY: u32 = 1185;
-/// `interval`: @ <number> <units>, time interval
+/// `interval`: @ &lt;number&gt; &lt;units&gt;, time interval
 pub const INTERVAL: u32 = 1186;
 /// `_interval`: array of interval
 pub const INTERVAL_ARRAY: u32 = 1187;
