@@ -258,7 +258,7 @@ pub(crate) struct StepTimer {
 impl StepTimer {
     /// Polled when a step is not ready: the timeout error once `limit` has passed
     /// since the step began (the running query is then being cancelled).
-    pub(crate) fn poll_expired(
+    fn poll_expired(
         &mut self,
         cx: &mut Context<'_>,
         limit: Option<Duration>,
@@ -281,8 +281,26 @@ impl StepTimer {
     }
 
     /// The step ended: the next one gets its own limit.
-    pub(crate) fn step_done(&mut self) {
+    fn step_done(&mut self) {
         self.armed = false;
+    }
+
+    /// A step's outcome within `limit`: its own once it is ready, or, while it is
+    /// not, the timeout error once `limit` has passed since the step began (the
+    /// running query is then being cancelled, through `token`'s CancelRequest).
+    pub(crate) fn bound<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        step: Poll<Result<T, Error>>,
+        limit: Option<Duration>,
+        token: impl FnOnce() -> CancelToken,
+    ) -> Poll<Result<T, Error>> {
+        let result = match step {
+            Poll::Ready(result) => result,
+            Poll::Pending => Err(ready!(self.poll_expired(cx, limit, token))),
+        };
+        self.step_done();
+        Poll::Ready(result)
     }
 }
 

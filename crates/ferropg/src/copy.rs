@@ -239,18 +239,10 @@ impl CopyIn<'_> {
         cx: &mut Context<'_>,
         step: impl FnOnce(&mut Self, &mut Context<'_>) -> Poll<Result<(), Error>>,
     ) -> Poll<Result<(), Error>> {
-        let result = match step(self, cx) {
-            Poll::Ready(result) => result,
-            Poll::Pending => {
-                let conn = &*self.conn;
-                let expired = self
-                    .timer
-                    .poll_expired(cx, conn.timeout(), || conn.cancel_token());
-                Err(ready!(expired))
-            }
-        };
-        self.timer.step_done();
-        Poll::Ready(result)
+        let step = step(self, cx);
+        let conn = &*self.conn;
+        self.timer
+            .bound(cx, step, conn.timeout(), || conn.cancel_token())
     }
 
     /// Writes everything buffered, then takes in what the server said so far.
@@ -455,17 +447,11 @@ impl Stream for CopyOut<'_> {
         if this.done {
             return Poll::Ready(None);
         }
-        let result = match this.poll_step(cx) {
-            Poll::Ready(result) => result,
-            Poll::Pending => {
-                let conn = &*this.conn;
-                let expired = this
-                    .timer
-                    .poll_expired(cx, conn.timeout(), || conn.cancel_token());
-                Err(ready!(expired))
-            }
-        };
-        this.timer.step_done();
+        let step = this.poll_step(cx);
+        let conn = &*this.conn;
+        let result = ready!(this
+            .timer
+            .bound(cx, step, conn.timeout(), || conn.cancel_token()));
         Poll::Ready(match result {
             Ok(chunk) => chunk.map(Ok),
             Err(e) => {

@@ -117,17 +117,11 @@ impl Stream for RowStream<'_> {
         if this.done {
             return Poll::Ready(None);
         }
-        let result = match this.poll_step(cx) {
-            Poll::Ready(result) => result,
-            Poll::Pending => {
-                let conn = &*this.conn;
-                let expired = this
-                    .timer
-                    .poll_expired(cx, conn.timeout(), || conn.cancel_token());
-                Err(ready!(expired))
-            }
-        };
-        this.timer.step_done();
+        let step = this.poll_step(cx);
+        let conn = &*this.conn;
+        let result = ready!(this
+            .timer
+            .bound(cx, step, conn.timeout(), || conn.cancel_token()));
         Poll::Ready(match result {
             Ok(row) => row.map(Ok),
             Err(e) => {
