@@ -310,6 +310,8 @@ class CallbacksMixin:
 
     def _warn_dangling_listeners(self, stacklevel: int = 1) -> None:
         """Warns (InterfaceWarning) about listeners left on a connection a pool takes back."""
+        if not (self._listeners or self._log_listeners):
+            return  # every release passes here
         notification = sum(len(cbs) for cbs in self._listeners.values())
         for count, kind in ((notification, "notification"), (len(self._log_listeners), "log")):
             if count:

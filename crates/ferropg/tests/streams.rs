@@ -632,3 +632,37 @@ async fn binary_copy_in_on_a_shared_client() {
     assert_eq!(count, 0);
     client.batch_execute("drop table client_bin").await.unwrap();
 }
+
+/// A row stream dropped after its first row, when the whole result (and its end)
+/// came in the same read as that row, or when more reads were still to come: the
+/// next calls find the connection in step, with their own rows.
+#[tokio::test]
+async fn a_row_stream_dropped_early_leaves_the_connection_in_step() {
+    let mut conn = ferropg::connect(&support::shared_config()).await.unwrap();
+    for rows in [3i32, 50_000] {
+        for _ in 0..3 {
+            let mut stream = conn
+                .query_stream("select g from generate_series(1, $1) g", &[&rows])
+                .await
+                .unwrap();
+            let first = stream.next().await.unwrap().unwrap();
+            assert_eq!(first.get::<_, i32>(0), 1);
+            drop(stream);
+            let row = conn
+                .query_one("select $1::int4 + 1", &[&rows])
+                .await
+                .unwrap();
+            assert_eq!(row.get::<_, i32>(0), rows + 1);
+        }
+    }
+    let mut stream = conn
+        .query_stream("select g from generate_series(1, 5) g", &[])
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while let Some(row) = stream.next().await {
+        seen.push(row.unwrap().get::<_, i32>(0));
+    }
+    assert_eq!(seen, [1, 2, 3, 4, 5]);
+    assert_eq!(stream.rows_affected(), Some(5));
+}
