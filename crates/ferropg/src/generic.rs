@@ -56,8 +56,25 @@ mod private {
 /// }
 /// ```
 ///
-/// There is no `transaction()` here: the two faces' transactions are types of
-/// their own, and generic code could not commit one without a second trait.
+/// [`transaction`](GenericClient::transaction) opens the implementor's own
+/// transaction (a savepoint inside one), named [`GenericClient::Transaction`];
+/// [`GenericTransaction`] ends it:
+///
+/// ```no_run
+/// use ferropg::{Error, GenericClient, GenericTransaction};
+///
+/// async fn move_stock(db: &mut impl GenericClient, from: i32, to: i32) -> Result<(), Error> {
+///     let mut tx = db.transaction().await?;
+///     tx.execute("update item set stock = stock - 1 where id = $1", &[&from]).await?;
+///     tx.execute("update item set stock = stock + 1 where id = $1", &[&to]).await?;
+///     tx.commit().await
+/// }
+/// ```
+///
+/// A savepoint opened through the trait inside such a transaction (its own
+/// `transaction()`) works, but a future that does so is not provably `Send`
+/// (rustc's limit on higher-ranked lifetimes in async code, rust-lang/rust#100013):
+/// in code that must be spawned, open the savepoint on the concrete type.
 ///
 /// A [`PooledClient`](crate::PooledClient) lends its client as `&mut *pooled`.
 /// (It does not implement the trait itself: with the trait in scope, its calls
@@ -71,6 +88,17 @@ pub trait GenericClient: private::Sealed {
     type RowStream<'s>: Stream<Item = Result<Row, Error>> + Send + Unpin
     where
         Self: 's;
+
+    /// The transaction [`transaction`](GenericClient::transaction) opens: a
+    /// [`Transaction`] on a [`Connection`] or inside one, a [`ClientTransaction`]
+    /// on a [`Client`] or inside one.
+    type Transaction<'t>: GenericTransaction
+    where
+        Self: 't;
+
+    /// Starts a transaction, or a savepoint inside one. Dropped without
+    /// [`commit`](GenericTransaction::commit), it rolls back.
+    fn transaction(&mut self) -> impl Future<Output = Result<Self::Transaction<'_>, Error>> + Send;
 
     /// Runs a statement and returns all its rows.
     fn query<T>(
@@ -164,15 +192,32 @@ pub trait GenericClient: private::Sealed {
     ) -> impl Future<Output = Result<Statement, Error>> + Send;
 }
 
+/// The end of a transaction opened through [`GenericClient::transaction`]: a
+/// [`Transaction`] or a [`ClientTransaction`]. This trait is sealed.
+pub trait GenericTransaction: GenericClient + Sized {
+    /// Commits the transaction (releases the savepoint).
+    fn commit(self) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Rolls the transaction back (to the savepoint).
+    fn rollback(self) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
 /// Implements the trait by calling the type's own methods of the same names;
 /// each type comes with the stream its `query_raw` returns, which may borrow it
-/// for `'s`.
+/// for `'s`, and the transaction its `transaction` opens, borrowing it for `'t`.
 macro_rules! generic_client {
-    ($($ty:ty => <$s:lifetime> $stream:ty),*) => {$(
+    ($($ty:ty => <$s:lifetime> $stream:ty, <$t:lifetime> $tx:ty),*) => {$(
         impl private::Sealed for $ty {}
 
         impl GenericClient for $ty {
             type RowStream<$s> = $stream where Self: $s;
+            type Transaction<$t> = $tx where Self: $t;
+
+            fn transaction(
+                &mut self,
+            ) -> impl Future<Output = Result<Self::Transaction<'_>, Error>> + Send {
+                <$ty>::transaction(self)
+            }
 
             fn query<T>(
                 &mut self,
@@ -279,8 +324,25 @@ macro_rules! generic_client {
 }
 
 generic_client!(
-    Connection => <'s> RowStream<'s>,
-    Transaction<'_> => <'s> RowStream<'s>,
-    Client => <'s> ClientRowStream,
-    ClientTransaction<'_> => <'s> ClientRowStream
+    Connection => <'s> RowStream<'s>, <'t> Transaction<'t>,
+    Transaction<'_> => <'s> RowStream<'s>, <'t> Transaction<'t>,
+    Client => <'s> ClientRowStream, <'t> ClientTransaction<'t>,
+    ClientTransaction<'_> => <'s> ClientRowStream, <'t> ClientTransaction<'t>
 );
+
+/// Ends a transaction through the type's own `commit` and `rollback`.
+macro_rules! generic_transaction {
+    ($($ty:ty),*) => {$(
+        impl GenericTransaction for $ty {
+            fn commit(self) -> impl Future<Output = Result<(), Error>> + Send {
+                <$ty>::commit(self)
+            }
+
+            fn rollback(self) -> impl Future<Output = Result<(), Error>> + Send {
+                <$ty>::rollback(self)
+            }
+        }
+    )*};
+}
+
+generic_transaction!(Transaction<'_>, ClientTransaction<'_>);

@@ -338,7 +338,7 @@ pub use ferropg_core::quote;
 pub use ferropg_core::reset::ResetPolicy;
 pub use ferropg_core::sqlstate::{self, SqlState};
 pub use ferropg_core::{DbError, ErrorPosition, Severity};
-pub use generic::GenericClient;
+pub use generic::{GenericClient, GenericTransaction};
 pub use notification::{Notification, Notifications};
 pub use pool::{HookFuture, Pool, PoolBuilder, PooledClient};
 pub use postgres_types::{FromSql, ToSql, Type};

@@ -8,7 +8,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferropg::{Client, Config, ErrorKind, GenericClient, SqlState};
+use ferropg::{Client, Config, ErrorKind, GenericClient, GenericTransaction, SqlState};
 use support::faultproxy::{FaultProxy, Mode};
 use support::rng::XorShift;
 
@@ -474,6 +474,64 @@ async fn generic_raw_and_typed_methods_run_on_all_four_kinds_of_session() {
     tx.commit().await.unwrap();
 }
 
+/// A generic transaction: one committed and one rolled back, each with a nested
+/// one (a savepoint) of its own, in a temporary table of the session; returns the
+/// rows that stayed.
+async fn transactions(db: &mut impl GenericClient) -> Vec<i32> {
+    db.batch_execute("create temp table if not exists kept (x int4); truncate kept")
+        .await
+        .unwrap();
+    let mut tx = db.transaction().await.unwrap();
+    tx.execute("insert into kept values (1)", &[])
+        .await
+        .unwrap();
+    let mut inner = tx.transaction().await.unwrap();
+    inner
+        .execute("insert into kept values (2)", &[])
+        .await
+        .unwrap();
+    inner.rollback().await.unwrap();
+    let mut inner = tx.transaction().await.unwrap();
+    inner
+        .execute("insert into kept values (3)", &[])
+        .await
+        .unwrap();
+    inner.commit().await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = db.transaction().await.unwrap();
+    tx.execute("insert into kept values (4)", &[])
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    {
+        // Dropped: rolled back.
+        let mut tx = db.transaction().await.unwrap();
+        tx.execute("insert into kept values (5)", &[])
+            .await
+            .unwrap();
+    }
+    let rows = db
+        .query("select x from kept order by x", &[])
+        .await
+        .unwrap();
+    rows.iter().map(|r| r.get(0)).collect()
+}
+
+#[tokio::test]
+async fn generic_transactions_commit_roll_back_and_nest_on_all_four_kinds_of_session() {
+    let mut conn = ferropg::connect(&support::shared_config()).await.unwrap();
+    assert_eq!(transactions(&mut conn).await, [1, 3]);
+    let mut outer = conn.transaction().await.unwrap();
+    assert_eq!(transactions(&mut outer).await, [1, 3]);
+    outer.commit().await.unwrap();
+
+    let mut client = client().await;
+    assert_eq!(transactions(&mut client).await, [1, 3]);
+    let mut outer = client.transaction().await.unwrap();
+    assert_eq!(transactions(&mut outer).await, [1, 3]);
+    outer.commit().await.unwrap();
+}
+
 #[test]
 fn generic_futures_are_send() {
     fn sendable<T: Send>(_: &T) {}
@@ -487,6 +545,20 @@ fn generic_futures_are_send() {
         through(&mut client).await
     };
     sendable(&run);
+    // One level of generic transaction is Send. (A savepoint opened through the
+    // trait inside it, a transaction's transaction, is not provably so: rustc's
+    // limit on higher-ranked lifetimes in async code, rust-lang/rust#100013.)
+    async fn one_level(db: &mut impl GenericClient) -> u64 {
+        let mut tx = db.transaction().await.unwrap();
+        let n = tx.execute("select 1", &[]).await.unwrap();
+        tx.commit().await.unwrap();
+        n
+    }
+    let transaction = async {
+        let mut client = client().await;
+        one_level(&mut client).await
+    };
+    sendable(&transaction);
 }
 
 /// Callers write their own requests when nothing else is queued (the fast path),
