@@ -77,11 +77,13 @@ impl<'a> RowStream<'a> {
     /// Reads up to the next row or the end.
     fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Row>, Error>> {
         let conn = &mut *self.conn;
-        conn.check_open()?;
         loop {
+            // Rows already read are handed out before anything else is looked at
+            // (a connection that failed after them has ended the stream already).
             if let Some(row) = self.req.resp.streamed.pop_front() {
                 return Poll::Ready(Ok(Some(row)));
             }
+            conn.check_open()?;
             if self.req.resp.ended {
                 self.done = true;
                 let result = match self.req.resp.error.take() {
