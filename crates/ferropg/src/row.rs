@@ -118,22 +118,36 @@ impl Row {
 const INLINE_VALUES: usize = 12;
 
 /// Where each value of a row starts in its bytes: inline for rows of up to
-/// [`INLINE_VALUES`] values, so that most rows cost no allocation beyond the `Row`
-/// itself (a result streamed or collected makes one per row, and the allocator's
-/// share of a narrow row's cost was about a fifth); on the heap for wider rows.
+/// [`INLINE_VALUES`] values whose bytes fit in 64 KiB, so that most rows cost no
+/// allocation beyond the `Row` itself (a result streamed or collected makes one per
+/// row, and the allocator's share of a narrow row's cost was about a fifth), in 16
+/// bits each to keep a `Row` small (it is moved once or twice on its way out); on
+/// the heap for other rows.
 #[derive(Clone)]
 pub(crate) enum ValueOffsets {
-    Inline { len: u8, at: [u32; INLINE_VALUES] },
+    Inline { len: u8, at: [u16; INLINE_VALUES] },
     Heap(Box<[u32]>),
 }
 
-impl std::ops::Deref for ValueOffsets {
-    type Target = [u32];
-
-    fn deref(&self) -> &[u32] {
+impl ValueOffsets {
+    /// The number of values.
+    pub(crate) fn len(&self) -> usize {
         match self {
-            ValueOffsets::Inline { len, at } => &at[..usize::from(*len)],
-            ValueOffsets::Heap(at) => at,
+            ValueOffsets::Inline { len, .. } => usize::from(*len),
+            ValueOffsets::Heap(at) => at.len(),
+        }
+    }
+
+    /// True for a row of no values.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Where value `i` starts.
+    fn get(&self, i: usize) -> Option<usize> {
+        match self {
+            ValueOffsets::Inline { len, at } => (i < usize::from(*len)).then(|| usize::from(at[i])),
+            ValueOffsets::Heap(at) => at.get(i).map(|&pos| pos as usize),
         }
     }
 }
@@ -152,10 +166,10 @@ pub(crate) fn value_offsets(row: &DataRow<'_>) -> ValueOffsets {
     };
     let count = row.len();
     let mut pos = 0usize;
-    if count <= INLINE_VALUES {
-        let mut at = [0u32; INLINE_VALUES];
+    if count <= INLINE_VALUES && raw.len() <= usize::from(u16::MAX) {
+        let mut at = [0u16; INLINE_VALUES];
         for slot in &mut at[..count] {
-            *slot = pos as u32;
+            *slot = pos as u16;
             pos = after(pos);
         }
         ValueOffsets::Inline {
@@ -176,9 +190,9 @@ pub(crate) fn value_offsets(row: &DataRow<'_>) -> ValueOffsets {
 }
 
 /// Value `i` of a DataRow's `body` (`None` for NULL or past the end).
-pub(crate) fn value_at<'b>(body: &'b [u8], offsets: &[u32], i: usize) -> Option<&'b [u8]> {
+pub(crate) fn value_at<'b>(body: &'b [u8], offsets: &ValueOffsets, i: usize) -> Option<&'b [u8]> {
     // The DataRow was validated when parsed: every offset and length is in bounds.
-    let pos = *offsets.get(i)? as usize;
+    let pos = offsets.get(i)?;
     let len = body.get(pos..pos + 4)?;
     let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
     let len = usize::try_from(len).ok()?;

@@ -955,3 +955,22 @@ async fn rows_of_every_width_read_back_value_by_value() {
         }
     }
 }
+
+/// A narrow row whose bytes pass 64 KiB (its value offsets no longer fit in 16
+/// bits) reads back whole, collected and streamed, with the values after the
+/// large one in place.
+#[tokio::test]
+async fn a_narrow_row_past_64_kib_reads_back_whole() {
+    let mut conn = connect().await;
+    let sql = "select repeat('y', 70000) as big, 7::int4 as n, null::text as none, 'z' as z";
+    let check = |row: &ferropg::Row| {
+        assert_eq!(row.get::<_, String>(0).len(), 70_000);
+        assert_eq!(row.get::<_, i32>(1), 7);
+        assert_eq!(row.get::<_, Option<String>>(2), None);
+        assert_eq!(row.get::<_, &str>(3), "z");
+    };
+    check(&conn.query_one(sql, &[]).await.unwrap());
+    let mut stream = conn.query_stream(sql, &[]).await.unwrap();
+    check(&stream.next().await.unwrap().unwrap());
+    assert!(stream.next().await.is_none());
+}
